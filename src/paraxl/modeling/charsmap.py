@@ -99,8 +99,13 @@ class _DoubleArray:
             self.place(node.children[label], base ^ label)
 
     def trimmed_units(self) -> list[int]:
+        """Units up to the end of the last used 256-block.
+
+        Readers index ``base ^ byte`` without a bounds check (spm_precompiled panics out of
+        range), and ``base ^ byte`` stays inside ``base``'s block, so whole blocks are kept.
+        """
         last_used = len(self.used) - 1 - self.used[::-1].index(1)
-        return self.units[: last_used + 1]
+        return self.units[: (last_used | 0xFF) + 1]
 
 
 def with_canonical_compositions(table: dict[int, str]) -> dict[str, str]:

@@ -1,0 +1,167 @@
+"""The ``paraxl`` command. Only this layer parses arguments, reads the environment and sets up logging."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from paraxl.errors import InputError, ParaxlError
+
+app = typer.Typer(
+    name="paraxl",
+    help="Cross-lingual paraphrase identification and multilingual sentence embeddings.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="bundled:NAME, a model folder, or hub:ORG/NAME[@REV]")]
+DEFAULT_MODEL = "bundled:multilingual-e5-small"
+
+
+def _quiet_libraries() -> None:
+    """Keep third-party chatter (load reports, download bars) off the user's terminal."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn paraxl's own errors into one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        _quiet_libraries()
+        try:
+            return command(*args, **kwargs)
+        except ParaxlError as exc:
+            errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def _load(spec: str):  # type: ignore[no-untyped-def]  # returns BiEncoder; imported lazily (torch is slow to import)
+    from paraxl.modeling.sources import load_encoder
+
+    with console.status(f"loading {spec}"):
+        return load_encoder(spec)
+
+
+@app.command()
+@cli_errors
+def models(
+    prepare: Annotated[bool, typer.Option("--prepare", help="build the bundled models now (cached afterwards)")] = False,
+) -> None:
+    """List the bundled offline models and whether they are built."""
+    from paraxl.modeling.bundled import BUNDLED_MODELS, bundled_folder, prepare_bundled
+
+    table = Table("model", "description", "status")
+    for name, model in BUNDLED_MODELS.items():
+        folder = bundled_folder(name)
+        if prepare and not (folder / "modules.json").is_file():
+            start = time.perf_counter()
+            with console.status(f"building bundled:{name}"):
+                folder = prepare_bundled(name)
+            status = f"built in {time.perf_counter() - start:.1f} s: {folder}"
+        elif (folder / "modules.json").is_file():
+            status = f"ready: {folder}"
+        else:
+            status = "not built (paraxl models --prepare, or built on first use)"
+        table.add_row(f"bundled:{name}", model.description, status)
+    console.print(table)
+
+
+@app.command()
+@cli_errors
+def encode(
+    input_file: Annotated[Path, typer.Argument(help="texts: .txt (one per line), .tsv (header), .jsonl")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="embeddings: .npy or .parquet")],
+    model: ModelOption = DEFAULT_MODEL,
+    column: Annotated[str | None, typer.Option(help="TSV column / JSONL key holding the text")] = None,
+    input_format: Annotated[str | None, typer.Option("--format", help="txt, tsv or jsonl (default: by extension)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    prompt_name: Annotated[str | None, typer.Option(help="prompt to prefix (e5: query or passage)")] = None,
+) -> None:
+    """Embed every text of a file into a .npy matrix or a parquet table."""
+    from paraxl.io.outputs import check_embedding_output, write_embeddings
+    from paraxl.io.text_input import read_texts
+
+    check_embedding_output(output)
+    texts = read_texts(input_file, input_format, column)
+    encoder = _load(model)
+    start = time.perf_counter()
+    embeddings = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt_name, show_progress=True)
+    seconds = time.perf_counter() - start
+    write_embeddings(output, embeddings, texts)
+    console.print(
+        f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {output} "
+        f"({embeddings.shape[0] / max(seconds, 1e-9):.1f} texts/s)"
+    )
+
+
+@app.command()
+@cli_errors
+def similarity(
+    sentences: Annotated[list[str] | None, typer.Argument(help="two sentences to compare")] = None,
+    pairs: Annotated[Path | None, typer.Option(help="TSV of pairs (sentence1/sentence2 columns, or 2 fields)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write a TSV instead of printing")] = None,
+    model: ModelOption = DEFAULT_MODEL,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+) -> None:
+    """Cosine similarity of two sentences, or of every pair in a TSV file."""
+    from paraxl.io.outputs import write_tsv
+    from paraxl.io.text_input import read_pairs
+    from paraxl.similarity import paired_cosine
+
+    if (pairs is None) == (not sentences):
+        raise InputError("give either two sentences or --pairs FILE")
+    if pairs is not None:
+        loaded = read_pairs(pairs)
+        first, second = [p.first for p in loaded], [p.second for p in loaded]
+    else:
+        assert sentences is not None
+        if len(sentences) != 2 or not all(s.strip() for s in sentences):
+            raise InputError(f"expected two non-empty sentences, got {len(sentences)}")
+        first, second = [sentences[0]], [sentences[1]]
+    encoder = _load(model)
+    embedded = encoder.encode(first + second, batch_size=batch_size)
+    scores = paired_cosine(embedded[: len(first)], embedded[len(first) :])
+    if output is not None:
+        write_tsv(output, ["sentence1", "sentence2", "cosine"], [(a, b, f"{s:.6f}") for a, b, s in zip(first, second, scores, strict=True)])
+        console.print(f"wrote {len(scores)} scores to {output}")
+    elif pairs is None:
+        console.print(f"{scores[0]:.4f}")
+    else:
+        sys.stdout.write("sentence1\tsentence2\tcosine\n")
+        for a, b, s in zip(first, second, scores, strict=True):
+            sys.stdout.write(f"{a}\t{b}\t{s:.6f}\n")
+
+
+@app.command()
+@cli_errors
+def demo(model: ModelOption = DEFAULT_MODEL) -> None:
+    """Prepare the bundled model and show cross-lingual similarities (the README's main job)."""
+    from paraxl.cli.demo import run_demo
+
+    run_demo(console, _load(model))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,48 @@
+"""Write embeddings and scores; every writer goes through a temporary file renamed on success."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from paraxl.errors import InputError
+from paraxl.io.atomic import atomic_path
+
+EMBEDDING_SUFFIXES = (".npy", ".parquet")
+
+
+def check_embedding_output(path: Path) -> None:
+    """Fail before any work is done when the output cannot be written."""
+    if path.suffix.lower() not in EMBEDDING_SUFFIXES:
+        raise InputError(f"output must end in {' or '.join(EMBEDDING_SUFFIXES)}", path)
+    if path.is_dir():
+        raise InputError("output is a directory", path)
+    if not path.parent.exists():
+        raise InputError(f"output folder {path.parent} does not exist", path)
+
+
+def write_embeddings(path: Path, embeddings: np.ndarray, texts: Sequence[str]) -> None:
+    """``.npy``: the (n, dim) float32 matrix; ``.parquet``: columns ``text`` and ``embedding``."""
+    check_embedding_output(path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        if path.suffix.lower() == ".npy":
+            with tmp.open("wb") as handle:
+                np.save(handle, embeddings.astype(np.float32), allow_pickle=False)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            dim = embeddings.shape[1]
+            flat = pa.array(embeddings.astype(np.float32).reshape(-1))
+            column = pa.FixedSizeListArray.from_arrays(flat, dim)
+            pq.write_table(pa.table({"text": list(texts), "embedding": column}), tmp)
+
+
+def write_tsv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    with atomic_path(path, suffix=".tsv") as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
+        writer.writerow(header)
+        writer.writerows(rows)
