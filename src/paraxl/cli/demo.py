@@ -23,7 +23,11 @@ SENTENCES = {
 
 # PAWS-style pairs: high word overlap; only the first is a paraphrase.
 PAWS_STYLE = [
-    ("Flights from New York to Florida are cheap in May.", "In May, flights from New York to Florida are cheap.", "paraphrase"),
+    (
+        "Flights from New York to Florida are cheap in May.",
+        "In May, flights from New York to Florida are cheap.",
+        "paraphrase",
+    ),
     ("Flights from New York to Florida are cheap in May.", "Flights from Florida to New York are cheap in May.", "not"),
     ("The cat chased the dog.", "The dog chased the cat.", "not"),
 ]

@@ -67,7 +67,9 @@ def _load(spec: str):  # type: ignore[no-untyped-def]  # returns BiEncoder; impo
 @app.command()
 @cli_errors
 def models(
-    prepare: Annotated[bool, typer.Option("--prepare", help="build the bundled models now (cached afterwards)")] = False,
+    prepare: Annotated[
+        bool, typer.Option("--prepare", help="build the bundled models now (cached afterwards)")
+    ] = False,
 ) -> None:
     """List the bundled offline models and whether they are built."""
     from paraxl.modeling.bundled import BUNDLED_MODELS, bundled_folder, prepare_bundled
@@ -95,7 +97,9 @@ def encode(
     output: Annotated[Path, typer.Option("--output", "-o", help="embeddings: .npy or .parquet")],
     model: ModelOption = DEFAULT_MODEL,
     column: Annotated[str | None, typer.Option(help="TSV column / JSONL key holding the text")] = None,
-    input_format: Annotated[str | None, typer.Option("--format", help="txt, tsv or jsonl (default: by extension)")] = None,
+    input_format: Annotated[
+        str | None, typer.Option("--format", help="txt, tsv or jsonl (default: by extension)")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     prompt_name: Annotated[str | None, typer.Option(help="prompt to prefix (e5: query or passage)")] = None,
 ) -> None:
@@ -144,7 +148,11 @@ def similarity(
     embedded = encoder.encode(first + second, batch_size=batch_size)
     scores = paired_cosine(embedded[: len(first)], embedded[len(first) :])
     if output is not None:
-        write_tsv(output, ["sentence1", "sentence2", "cosine"], [(a, b, f"{s:.6f}") for a, b, s in zip(first, second, scores, strict=True)])
+        write_tsv(
+            output,
+            ["sentence1", "sentence2", "cosine"],
+            [(a, b, f"{s:.6f}") for a, b, s in zip(first, second, scores, strict=True)],
+        )
         console.print(f"wrote {len(scores)} scores to {output}")
     elif pairs is None:
         console.print(f"{scores[0]:.4f}")

@@ -36,7 +36,9 @@ class BiEncoder(torch.nn.Module):
         (2, 384)
     """
 
-    def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, settings: EncoderSettings) -> None:
+    def __init__(
+        self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, settings: EncoderSettings
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.tokenizer = tokenizer
@@ -202,4 +204,3 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
-

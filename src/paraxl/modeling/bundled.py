@@ -39,7 +39,9 @@ class BundledModel:
 BUNDLED_MODELS: dict[str, BundledModel] = {
     model.name: model
     for model in (
-        BundledModel("multilingual-e5-small", "e5-small-q4.bin", "multilingual-e5-small, 118M params, 384-dim, ~100 languages"),
+        BundledModel(
+            "multilingual-e5-small", "e5-small-q4.bin", "multilingual-e5-small, 118M params, 384-dim, ~100 languages"
+        ),
         BundledModel(
             "multilingual-e5-small-enpt",
             "e5-small-enpt-q4.bin",

@@ -172,7 +172,9 @@ def dequantize_q4_0(raw: np.ndarray, count: int) -> np.ndarray:
     """
     n_blocks = count // QUANT_BLOCK
     if raw.size != n_blocks * _Q4_BLOCK_BYTES or count % QUANT_BLOCK:
-        raise ModelFormatError(f"Q4_0 tensor of {count} values needs {n_blocks * _Q4_BLOCK_BYTES} bytes, got {raw.size}")
+        raise ModelFormatError(
+            f"Q4_0 tensor of {count} values needs {n_blocks * _Q4_BLOCK_BYTES} bytes, got {raw.size}"
+        )
     blocks = raw.reshape(n_blocks, _Q4_BLOCK_BYTES)
     scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)  # (n_blocks, 1)
     packed = blocks[:, 2:]  # (n_blocks, 16)

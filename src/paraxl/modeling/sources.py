@@ -36,14 +36,15 @@ def resolve_model_folder(spec: str) -> Path:
     path = Path(spec).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelSpecError(f"{spec}: is a file; a model spec names a folder, 'bundled:NAME' or 'hub:ORG/NAME'")
+            raise ModelSpecError(f"{spec}: is a file; a model spec is a folder, 'bundled:NAME' or 'hub:ORG/NAME'")
         return path
     if spec in BUNDLED_MODELS:
         raise ModelSpecError(f"unknown model {spec!r}; did you mean 'bundled:{spec}'?")
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
         return _download(spec)
     raise ModelSpecError(
-        f"unknown model {spec!r}: not a folder, not 'bundled:NAME' ({', '.join(BUNDLED_MODELS)}), not 'hub:ORG/NAME[@REV]'"
+        f"unknown model {spec!r}: not a folder, not 'bundled:NAME' ({', '.join(BUNDLED_MODELS)}), "
+        "not 'hub:ORG/NAME[@REV]'"
     )
 
 
@@ -70,5 +71,7 @@ def _download(repo: str) -> Path:
             allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "1_Pooling/*", "2_Normalize/*"],
         )
     except Exception as exc:  # network, auth, missing repo: all become one clear line
-        raise ModelSpecError(f"cannot fetch {repo_id!r} from the Hugging Face Hub: {type(exc).__name__}: {exc}") from exc
+        raise ModelSpecError(
+            f"cannot fetch {repo_id!r} from the Hugging Face Hub: {type(exc).__name__}: {exc}"
+        ) from exc
     return Path(folder)

@@ -42,7 +42,9 @@ class EncoderSettings:
         if self.max_seq_length < 2:
             raise ModelFormatError(f"max_seq_length must be >= 2, got {self.max_seq_length}")
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise ModelFormatError(f"default prompt {self.default_prompt_name!r} is not among prompts {sorted(self.prompts)}")
+            raise ModelFormatError(
+                f"default prompt {self.default_prompt_name!r} is not among prompts {sorted(self.prompts)}"
+            )
 
 
 def write_st_files(folder: Path, settings: EncoderSettings, dimension: int) -> None:
@@ -52,7 +54,9 @@ def write_st_files(folder: Path, settings: EncoderSettings, dimension: int) -> N
         {"idx": 1, "name": "1", "path": _POOLING_DIR, "type": "sentence_transformers.models.Pooling"},
     ]
     if settings.normalize:
-        modules.append({"idx": 2, "name": "2", "path": _NORMALIZE_DIR, "type": "sentence_transformers.models.Normalize"})
+        modules.append(
+            {"idx": 2, "name": "2", "path": _NORMALIZE_DIR, "type": "sentence_transformers.models.Normalize"}
+        )
         (folder / _NORMALIZE_DIR).mkdir(exist_ok=True)
     _dump(folder / "modules.json", modules)
     _dump(folder / "sentence_bert_config.json", {"max_seq_length": settings.max_seq_length, "do_lower_case": False})

