@@ -1,0 +1,1 @@
+"""Hard-negative mining: a pure selection function and the mega-batch orchestration."""
