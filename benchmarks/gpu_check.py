@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 import torch
+from tests.tiny import build_tiny_encoder
 
 from paraxl.losses import additive_margin_loss
 from paraxl.losses.cached import cached_backward
-from tests.tiny import build_tiny_encoder
 
 TEXTS = [
     ["the cat sat", "the dog ran", "le chat", "der hund", "cat on mat", "dog on mat"],
