@@ -48,7 +48,7 @@ def main() -> None:
         float((p.grad - expected[n]).abs().max()) for n, p in model.named_parameters() if p.grad is not None
     )
 
-    with torch.autocast("cuda", dtype=torch.bfloat16):
+    with torch.autocast("cuda", dtype=torch.bfloat16), torch.no_grad():
         bf16 = gpu_model({k: v.cuda() for k, v in gpu_model.tokenize(flat).items()}).float().cpu().numpy()
     result = {
         "device": torch.cuda.get_device_name(0),
