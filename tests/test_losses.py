@@ -162,11 +162,14 @@ def test_mega_batch_never_mines_own_group() -> None:
     assert all(groups[j] != groups[i] for i in range(8) for j in chosen[i].tolist() if j >= 0)
 
 
-def run_cached_vs_full(mini_batches: list[list[str]], make_loss, train: bool) -> None:  # type: ignore[no-untyped-def]
-    """Both paths start from the same RNG state, so dropout masks coincide."""
-    model = build_tiny_encoder(seed=5).double()
+def run_cached_vs_full(mini_batches: list[list[str]], make_loss, train: bool, device: str = "cpu") -> float:  # type: ignore[no-untyped-def]
+    """Assert GradCache == one full backward for the loss and every gradient; return the max grad diff.
+
+    Both paths start from the same RNG state, so dropout masks coincide.
+    """
+    model = build_tiny_encoder(seed=5).double().to(device)
     model.train(train)
-    features = [model.tokenize(texts) for texts in mini_batches]
+    features = [{k: v.to(device) for k, v in model.tokenize(texts).items()} for texts in mini_batches]
     torch.manual_seed(123)
     full = make_loss(torch.cat([model(f) for f in features]))
     full.backward()
@@ -179,6 +182,7 @@ def run_cached_vs_full(mini_batches: list[list[str]], make_loss, train: bool) ->
     assert got.keys() == expected.keys() and len(got) > 10
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-9, atol=1e-12, msg=name)
+    return max(float((got[name] - expected[name]).abs().max()) for name in expected)
 
 
 PAIRS = [
