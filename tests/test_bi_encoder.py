@@ -111,3 +111,18 @@ def test_load_refuses_pickled_weights(tiny_model_dir: Path, tmp_path: Path) -> N
         BiEncoder.load(folder)
     with pytest.raises(ModelFormatError, match=r"no config\.json"):
         BiEncoder.load(tmp_path)
+
+
+def test_progress_bar_counts_every_text(tiny_encoder: BiEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.progress import Progress
+
+    advanced: list[float] = []
+    original = Progress.advance
+    monkeypatch.setattr(Progress, "advance", lambda self, task, n: (advanced.append(n), original(self, task, n)))
+    texts = [f"cat {i}" for i in range(300)]  # above the automatic threshold
+    shown = tiny_encoder.encode(texts, batch_size=64)
+    assert sum(advanced) == 300
+    advanced.clear()
+    quiet = tiny_encoder.encode(texts, batch_size=64, show_progress=False)
+    assert advanced == []
+    np.testing.assert_array_equal(shown, quiet)
