@@ -170,5 +170,36 @@ def demo(model: ModelOption = DEFAULT_MODEL) -> None:
     run_demo(console, _load(model))
 
 
+@app.command()
+@cli_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="training config (YAML); see configs/")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="key.path=value overrides, e.g. loss.margin=0.2 max_steps=50")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="benchmark data folder (default: $PARAXL_DATA_DIR)")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="start over in an output_dir that holds a finished run")] = False,
+) -> None:
+    """Fine-tune a bi-encoder (resumes automatically from the output folder's last checkpoint).
+
+    Several processes: ``torchrun --nproc-per-node N -m paraxl.cli.main train CONFIG``.
+    """
+    from paraxl.training.config import load_config
+    from paraxl.training.trainer import train as run_training
+
+    settings = load_config(config, overrides or [])
+    summary = run_training(settings, data_dir=data_dir, overwrite=overwrite, console=errors)
+    line = f"{summary.steps} steps, {summary.examples} groups, {summary.examples_per_second:.1f} groups/s"
+    if summary.first_validation is not None and summary.last_validation is not None:
+        line += (
+            f"; validation accuracy {summary.first_validation['accuracy']:.4f} -> "
+            f"{summary.last_validation['accuracy']:.4f} (best {summary.best_metric:.4f} at step {summary.best_step})"
+        )
+    console.print(line, highlight=False)
+    console.print(f"model: {Path(summary.output_dir) / 'final'}", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -12,12 +12,12 @@ Empty or whitespace-only texts are errors: they have no meaning to embed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from paraxl.errors import InputError
+from paraxl.io.rows import iter_lines, iter_rows, read_header
 
 TextFormat = Literal["txt", "tsv", "jsonl"]
 _EXTENSIONS: dict[str, TextFormat] = {".txt": "txt", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -42,29 +42,6 @@ def detect_format(path: Path, explicit: str | None = None) -> TextFormat:
     return fmt
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, text)`` for each line, decoding strictly as UTF-8 line by line."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, expected a file", path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", path) from None
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]  # UTF-8 byte-order mark
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # a final newline ends the last line; it does not start a new one
-    for number, chunk in enumerate(lines, start=1):
-        try:
-            text = chunk.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"not valid UTF-8 (byte {exc.start + 1} of the line)", path, number) from None
-        yield number, text.removesuffix("\r")
-
-
 def read_texts(path: str | Path, fmt: str | None = None, column: str | None = None) -> list[str]:
     """All texts of ``path``; raises :class:`InputError` at the first bad line."""
     path = Path(path)
@@ -83,44 +60,23 @@ def read_texts(path: str | Path, fmt: str | None = None, column: str | None = No
 def read_pairs(path: str | Path) -> list[SentencePair]:
     """Sentence pairs from a TSV: ``sentence1``/``sentence2`` columns, or two fields per row."""
     path = Path(path)
-    lines = list(iter_lines(path))
-    if not lines:
-        raise InputError("no sentence pairs found (the file is empty)", path)
-    header = lines[0][1].split("\t")
-    if all(name in header for name in PAIR_COLUMNS):
-        first_col, second_col = (header.index(name) for name in PAIR_COLUMNS)
-        width, body = len(header), lines[1:]
-    else:
-        first_col, second_col, width, body = 0, 1, 2, lines
+    named = all(name in read_header(path, "tsv") for name in PAIR_COLUMNS)
+    rows = iter_rows(path, "tsv", header=True if named else PAIR_COLUMNS, columns=PAIR_COLUMNS)
     pairs = []
-    for number, text in body:
-        fields = text.split("\t")
-        if len(fields) != width:
-            raise InputError(f"expected {width} tab-separated fields, found {len(fields)}", path, number)
-        first = _non_empty(fields[first_col], path, number)
-        second = _non_empty(fields[second_col], path, number)
-        pairs.append(SentencePair(first, second, number))
+    for row in rows:
+        first, second = (_non_empty(row.fields[name], path, row.line) for name in PAIR_COLUMNS)
+        pairs.append(SentencePair(first, second, row.line))
     if not pairs:
         raise InputError("no sentence pairs found (header only)", path)
     return pairs
 
 
 def _tsv_texts(path: Path, column: str | None) -> list[str]:
-    lines = list(iter_lines(path))
-    if not lines:
-        raise InputError("no texts found (the file is empty)", path)
-    header = lines[0][1].split("\t")
+    header = read_header(path, "tsv")
     wanted = column or ("text" if "text" in header or len(header) != 1 else header[0])
     if wanted not in header:
         raise InputError(f"no column {wanted!r} in header {header}; pass --column", path, 1)
-    index, width = header.index(wanted), len(header)
-    texts = []
-    for number, text in lines[1:]:
-        fields = text.split("\t")
-        if len(fields) != width:
-            raise InputError(f"expected {width} tab-separated fields, found {len(fields)}", path, number)
-        texts.append(_non_empty(fields[index], path, number))
-    return texts
+    return [_non_empty(row.fields[wanted], path, row.line) for row in iter_rows(path, "tsv", columns=(wanted,))]
 
 
 def _json_text(line: str, path: Path, number: int, key: str) -> str:

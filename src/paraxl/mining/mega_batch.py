@@ -13,16 +13,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from paraxl.losses.additive_margin import additive_margin_loss
+from paraxl.losses.additive_margin import Direction, additive_margin_loss
 from paraxl.mining.hard_negatives import gather_negatives, mine_hard_negatives
 
 
 @dataclass(frozen=True)
 class MegaBatchConfig:
     mini_batch_size: int
-    top_k: int = 1
+    top_k: int = 1  # 0: no mining (in-batch + explicit negatives only)
     margin: float = 0.3
     scale: float = 20.0
+    direction: Direction = "both"
     ceiling: float | None = None
     relative_ceiling: float | None = None
 
@@ -39,31 +40,40 @@ def mega_batch_loss(
     Shapes: anchors, positives (N, dim) row-aligned; groups (N,); explicit_negatives
     (N, e, dim) with NaN padding, or None. Mini-batch b is rows ``[b*B, (b+1)*B)``.
     """
-    with torch.no_grad():
-        scores = F.normalize(anchors, dim=-1) @ F.normalize(positives, dim=-1).T  # (N, N)
-        same_group = groups[:, None] == groups[None, :]  # includes each anchor's own positive
-        mined = mine_hard_negatives(
-            scores,
-            same_group,
-            config.top_k,
-            ceiling=config.ceiling,
-            positive_scores=scores.diagonal(),
-            relative_ceiling=config.relative_ceiling,
-        )  # (N, k)
+    mined = _mine(anchors, positives, groups, config) if config.top_k > 0 else None  # (N, k)
     losses = []
     for start in range(0, anchors.shape[0], config.mini_batch_size):
         rows = slice(start, start + config.mini_batch_size)
-        extra = gather_negatives(positives, mined[rows])  # (B, k, dim)
-        if explicit_negatives is not None:
-            extra = torch.cat([explicit_negatives[rows], extra], dim=1)
+        parts = [] if explicit_negatives is None else [explicit_negatives[rows]]
+        if mined is not None:
+            parts.append(gather_negatives(positives, mined[rows]))  # (B, k, dim)
+        extra = torch.cat(parts, dim=1) if parts else None
         losses.append(
             additive_margin_loss(
                 anchors[rows],
                 positives[rows],
                 margin=config.margin,
                 scale=config.scale,
+                direction=config.direction,
                 extra_negatives=extra,
                 groups=groups[rows],
             )
         )
     return torch.stack(losses).mean()
+
+
+@torch.no_grad()
+def _mine(
+    anchors: torch.Tensor, positives: torch.Tensor, groups: torch.Tensor, config: MegaBatchConfig
+) -> torch.Tensor:
+    """Indices (N, k) into ``positives`` of each anchor's hardest other-group candidates."""
+    scores = F.normalize(anchors, dim=-1) @ F.normalize(positives, dim=-1).T  # (N, N)
+    same_group = groups[:, None] == groups[None, :]  # includes each anchor's own positive
+    return mine_hard_negatives(
+        scores,
+        same_group,
+        config.top_k,
+        ceiling=config.ceiling,
+        positive_scores=scores.diagonal(),
+        relative_ceiling=config.relative_ceiling,
+    )

@@ -1,0 +1,111 @@
+"""Training-data readers for the benchmark layouts, on top of the generic pair and aligned readers.
+
+Layout under ``data_dir`` (see ``shared/data/README.md``):
+    ``pawsx/resplit/{lang}/{train,validation,test}.tsv``   leak-free resplit of PAWS-X dev+test;
+    ``pawsx/official/{lang}/{dev_2k,test_2k,test_2k.derived}.tsv``;
+    ``xnli/{dev,test}-{lang}.tsv``                         15-way line-aligned, ``premise hypothesis label``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from paraxl.data.aligned import AlignedCollector, read_aligned_files, read_parallel
+from paraxl.data.pairs import LabeledPair, groups_from_pairs, read_labeled_pairs
+from paraxl.data.records import TrainingData
+from paraxl.errors import InputError
+from paraxl.io.rows import RowPolicy
+
+__all__ = [
+    "PAWSX_LANGUAGES",
+    "XNLI_LANGUAGES",
+    "LabeledPair",
+    "groups_from_pairs",
+    "read_aligned_files",
+    "read_labeled_pairs",
+    "read_parallel",
+    "read_pawsx",
+    "read_pawsx_pairs",
+    "read_xnli",
+]
+
+PAWSX_LANGUAGES = ("en", "de", "es", "fr", "ja", "ko", "zh")
+XNLI_LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
+PawsxProtocol = Literal["resplit", "official"]
+PAWSX_SPLITS: dict[str, tuple[str, ...]] = {
+    "resplit": ("train", "validation", "test"),
+    "official": ("dev_2k", "test_2k", "test_2k.derived"),
+}
+
+
+def read_pawsx_pairs(
+    data_dir: str | Path,
+    split: str,
+    languages: Sequence[str] = PAWSX_LANGUAGES,
+    protocol: PawsxProtocol = "resplit",
+    policy: RowPolicy | None = None,
+) -> dict[str, list[LabeledPair]]:
+    """Labeled pairs per language, in ``languages`` order (evaluation needs them as pairs)."""
+    splits = PAWSX_SPLITS.get(protocol)
+    if splits is None:
+        raise InputError(f"unknown PAWS-X protocol {protocol!r}; use resplit or official")
+    if split not in splits:
+        raise InputError(f"unknown PAWS-X {protocol} split {split!r}; use one of {', '.join(splits)}")
+    _check_languages(languages, PAWSX_LANGUAGES, "PAWS-X")
+    policy = policy or RowPolicy()
+    root = Path(data_dir) / "pawsx" / protocol
+    return {
+        language: read_labeled_pairs(root / language / f"{split}.tsv", language=language, policy=policy)
+        for language in languages
+    }
+
+
+def read_pawsx(
+    data_dir: str | Path,
+    split: str,
+    languages: Sequence[str] = PAWSX_LANGUAGES,
+    protocol: PawsxProtocol = "resplit",
+    policy: RowPolicy | None = None,
+) -> TrainingData:
+    """PAWS-X as groups: paraphrase components per language, translations sharing a group id by ``id``."""
+    policy = policy or RowPolicy()
+    before = policy.skipped
+    pairs = read_pawsx_pairs(data_dir, split, languages, protocol, policy)
+    groups, dropped = groups_from_pairs(pairs)
+    sources = [pair_list[0].path for pair_list in pairs.values() if pair_list]
+    if not groups:
+        raise InputError(f"no training groups in PAWS-X {protocol}/{split} under {data_dir}")
+    return TrainingData(groups, policy.skipped - before, dropped, sources)
+
+
+def read_xnli(
+    data_dir: str | Path,
+    splits: Sequence[str] = ("dev", "test"),
+    languages: Sequence[str] = XNLI_LANGUAGES,
+    columns: Sequence[str] = ("premise", "hypothesis"),
+    policy: RowPolicy | None = None,
+) -> TrainingData:
+    """XNLI's 15-way translations as groups, premises and hypotheses each their own units.
+
+    Duplicates are merged within and across splits (each premise appears once per hypothesis).
+    """
+    _check_languages(languages, XNLI_LANGUAGES, "XNLI")
+    if not splits:
+        raise InputError("no XNLI splits given")
+    policy = policy or RowPolicy()
+    collector = AlignedCollector()
+    root = Path(data_dir) / "xnli"
+    for split in splits:
+        paths = [root / f"{split}-{language}.tsv" for language in languages]
+        collector.read(paths, languages=languages, columns=columns, header=True, policy=policy)
+    return collector.finish(what=f"XNLI {', '.join(splits)} under {data_dir}")
+
+
+def _check_languages(languages: Sequence[str], known: Sequence[str], name: str) -> None:
+    unknown = [language for language in languages if language not in known]
+    if unknown or not languages:
+        raise InputError(f"unknown {name} language(s) {unknown}; use some of {' '.join(known)}")
+    if len(set(languages)) != len(languages):
+        raise InputError(f"{name} languages repeat: {list(languages)}")

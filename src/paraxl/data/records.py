@@ -1,0 +1,58 @@
+"""What the training-data readers produce: sampling units grouped by meaning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TextGroup:
+    """A sampling unit: texts that mean the same thing, plus explicit non-paraphrases of them.
+
+    ``group_id`` is the semantic identity: units that share it are translations or duplicates of
+    each other, so they must never share a batch nor serve as each other's negatives. Texts are
+    distinct and stripped; ``languages`` is parallel to ``texts`` (``""`` where unknown).
+    ``negatives`` are explicit hard negatives (PAWS-X label-0 partners), in the unit's language(s).
+    """
+
+    group_id: int
+    texts: tuple[str, ...]
+    languages: tuple[str, ...]
+    negatives: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.texts) < 2 or len(set(self.texts)) != len(self.texts):
+            raise ValueError(f"a TextGroup needs at least two distinct texts, got {self.texts!r}")
+        if len(self.languages) != len(self.texts):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.languages)} languages")
+
+
+@dataclass
+class TrainingData:
+    """Units ready for a :class:`~paraxl.data.sampler.GroupBatchSampler`, and what was left out.
+
+    ``skipped_rows``: malformed rows skipped under a ``skip`` policy (for line-aligned files, row
+    positions dropped from every file). ``dropped_units``: units with fewer than two distinct texts
+    (e.g. a PAWS-X sentence1 whose only partners are label-0). ``duplicate_units``: units identical
+    to an earlier one and merged into it (XNLI repeats each premise three times).
+    """
+
+    groups: list[TextGroup]
+    skipped_rows: int
+    dropped_units: int
+    sources: list[Path] = field(default_factory=list)
+    duplicate_units: int = 0
+
+    def group_ids(self) -> list[int]:
+        """One group id per unit, in unit order: the sampler's input."""
+        return [group.group_id for group in self.groups]
+
+    def summary(self) -> str:
+        """One line for a log."""
+        distinct = len(set(self.group_ids()))
+        return (
+            f"{len(self.groups)} units in {distinct} groups from {len(self.sources)} file(s); "
+            f"{self.skipped_rows} rows skipped, {self.dropped_units} units with < 2 texts dropped, "
+            f"{self.duplicate_units} duplicate units merged"
+        )

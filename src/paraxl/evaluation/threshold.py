@@ -1,0 +1,72 @@
+"""Decision thresholds for "paraphrase or not" from similarity scores.
+
+A pair is predicted a paraphrase when ``score >= threshold``. The sweep visits every
+distinct way of cutting the sorted scores (O(n log n), vectorised); the chosen threshold
+is the midpoint between the two scores it separates, so it does not sit exactly on a
+fitting example's score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ThresholdSweep:
+    """Accuracy for each candidate threshold, ascending thresholds."""
+
+    thresholds: FloatArray  # (c,)
+    accuracy: FloatArray  # (c,)
+
+    def best(self) -> tuple[float, float]:
+        """``(threshold, accuracy)`` of the highest accuracy; ties go to the lowest threshold."""
+        index = int(np.argmax(self.accuracy))
+        return float(self.thresholds[index]), float(self.accuracy[index])
+
+
+def _validated(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    score_array = np.asarray(scores, dtype=np.float64).reshape(-1)
+    label_array = np.asarray(labels).reshape(-1)
+    if score_array.shape != label_array.shape:
+        raise ValueError(f"{score_array.size} scores but {label_array.size} labels")
+    if score_array.size == 0:
+        raise ValueError("no scores")
+    if not np.isfinite(score_array).all():
+        raise ValueError("scores must be finite")
+    if not np.isin(label_array, (0, 1)).all():
+        raise ValueError("labels must be 0 or 1")
+    return score_array, label_array.astype(bool)
+
+
+def accuracy_sweep(scores: npt.ArrayLike, labels: npt.ArrayLike) -> ThresholdSweep:
+    """Accuracy of ``score >= t`` for every distinct cut of the scores.
+
+    Candidates: below the lowest score (everything positive), each midpoint between
+    consecutive distinct scores, and above the highest (everything negative).
+    """
+    score_array, positive = _validated(scores, labels)
+    distinct = np.unique(score_array)  # ascending
+    thresholds = np.concatenate([[distinct[0] - 1.0], (distinct[:-1] + distinct[1:]) / 2, [distinct[-1] + 1.0]])
+    positive_scores = np.sort(score_array[positive])
+    negative_scores = np.sort(score_array[~positive])
+    # true positives: positives with score >= t; true negatives: negatives with score < t
+    true_pos = positive_scores.size - np.searchsorted(positive_scores, thresholds, side="left")
+    true_neg = np.searchsorted(negative_scores, thresholds, side="left")
+    accuracy = (true_pos + true_neg) / score_array.size
+    return ThresholdSweep(thresholds=thresholds, accuracy=accuracy.astype(np.float64))
+
+
+def best_threshold(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[float, float]:
+    """``(threshold, accuracy)`` maximising accuracy on these scores (fit it on validation data only)."""
+    return accuracy_sweep(scores, labels).best()
+
+
+def accuracy_at(scores: npt.ArrayLike, labels: npt.ArrayLike, threshold: float) -> float:
+    """Accuracy of ``score >= threshold``."""
+    score_array, positive = _validated(scores, labels)
+    return float(np.mean((score_array >= threshold) == positive))

@@ -1,0 +1,43 @@
+"""Turn the config's ``data`` section into training groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paraxl.data.readers import LabeledPair, groups_from_pairs, read_labeled_pairs, read_parallel, read_pawsx, read_xnli
+from paraxl.data.records import TrainingData
+from paraxl.errors import InputError
+from paraxl.io.rows import RowPolicy
+from paraxl.training.config import TrainData
+from paraxl.data.readers import PAWSX_LANGUAGES
+
+
+def load_training_data(spec: TrainData, data_dir: Path | None) -> TrainingData:
+    policy = RowPolicy(on_error=spec.on_error)
+    if spec.kind == "pawsx":
+        assert data_dir is not None
+        languages = spec.languages or list(PAWSX_LANGUAGES)
+        data = read_pawsx(data_dir, spec.split, languages, protocol=spec.protocol, policy=policy)
+    elif spec.kind == "xnli":
+        assert data_dir is not None
+        if spec.languages is None:
+            data = read_xnli(data_dir, splits=tuple(spec.splits), policy=policy)
+        else:
+            data = read_xnli(data_dir, splits=tuple(spec.splits), languages=tuple(spec.languages), policy=policy)
+    elif spec.kind == "parallel":
+        languages = spec.languages or [f"lang{i}" for i in range(len(spec.paths))]
+        data = read_parallel([Path(p) for p in spec.paths], languages, policy=policy)
+    else:
+        languages = spec.languages or [""] * len(spec.paths)
+        pairs: dict[str, list[LabeledPair]] = {}
+        for path, language in zip(spec.paths, languages, strict=True):
+            pairs.setdefault(language, []).extend(
+                read_labeled_pairs(
+                    Path(path), first=spec.first, second=spec.second, label=spec.label, language=language, policy=policy
+                )
+            )
+        groups, dropped = groups_from_pairs(pairs)
+        data = TrainingData(groups, policy.skipped, dropped, [Path(p) for p in spec.paths])
+    if len(data.groups) < 2:
+        raise InputError(f"only {len(data.groups)} training group(s) with a positive; nothing to contrast")
+    return data
