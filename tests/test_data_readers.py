@@ -69,6 +69,9 @@ def test_labeled_pairs_in_every_format(tmp_path: Path) -> None:
         tmp_path, "p.jsonl", '{"sentence1": "a", "sentence2": "b", "label": 0}\n{"sentence1": "c", "sentence2": "d"}\n'
     )
     assert [(p.label, p.key) for p in read_labeled_pairs(jsonl)] == [(0, None), (None, None)]
+    null = write(tmp_path, "n.jsonl", '{"sentence1": "a", "sentence2": "b", "label": null}\n')
+    with pytest.raises(InputError, match=r"n\.jsonl:1: key 'label' holds NoneType"):
+        read_labeled_pairs(null)
     assert all(p.label is None for p in read_labeled_pairs(tsv, label=None))
 
 
@@ -326,10 +329,33 @@ def test_aligned_files_from_odd_rows(tmp_path: Path, rows: list[tuple[str, str |
     assert len(data.groups) + data.duplicate_units + data.dropped_units == kept_rows
 
 
+def test_benchmark_layouts_on_small_files(tmp_path: Path) -> None:
+    paws(tmp_path, "pawsx/resplit/en/train.tsv", [("1", "A", "B", 1), ("2", "C", "D", 1), ("3", "E", "F", 1)])
+    paws(tmp_path, "pawsx/resplit/de/train.tsv", [("1", "a", "b", 1), ("2", "NS", "d", 1), ("3", "e", "oops")])
+    policy = RowPolicy("skip")
+    data = read_pawsx(tmp_path, "train", ["en", "de"], policy=policy)
+    assert [(g.group_id, g.texts) for g in data.groups] == [
+        (0, ("A", "B")),
+        (1, ("C", "D")),
+        (2, ("E", "F")),
+        (0, ("a", "b")),
+    ]
+    assert data.skipped_rows == 2 and policy.skipped == 1  # "NS" is untranslated, not malformed
+    for language in ("en", "de"):
+        write(tmp_path, f"xnli/dev-{language}.tsv", f"premise\thypothesis\tlabel\nP{language}\tH{language}\tneutral\n")
+    xnli = read_xnli(tmp_path, splits=("dev",), languages=("en", "de"))
+    assert [g.texts for g in xnli.groups] == [("Pen", "Pde"), ("Hen", "Hde")]
+    with pytest.raises(InputError, match=r"unknown XNLI language\(s\) \['xx'\]"):
+        read_xnli(tmp_path, languages=("en", "xx"))
+    with pytest.raises(InputError, match=r"test-en\.tsv: no such file"):
+        read_xnli(tmp_path, languages=("en", "de"))
+
+
 def test_real_pawsx_resplit_train(data_dir: Path) -> None:
     data = read_pawsx(data_dir, "train")
     check_groups(data.groups)
-    assert data.skipped_rows == 0 and len(data.sources) == 7
+    assert 100 < data.skipped_rows < 400 and len(data.sources) == 7  # pairs with an untranslated "NS"
+    assert not any("NS" in (*g.texts, *g.negatives) for g in data.groups)
     per_language = Counter(g.languages[0] for g in data.groups)
     assert set(per_language) == set(PAWSX_LANGUAGES)
     assert all(700 <= count <= 1300 for count in per_language.values()), per_language

@@ -48,8 +48,11 @@ def test_jsonl_values(tmp_path: Path) -> None:
         (1, {"s": "x", "label": "1", "ok": "true"}),
         (2, {"s": "y", "label": "0", "ok": "false"}),
     ]
-    mixed = write(tmp_path, "b.jsonl", '{"s": "x", "meta": {"a": 1}}\n')
-    assert rows_of(mixed, "jsonl", columns=("s",)) == [(1, {"s": "x"})]  # other keys may be anything
+    mixed = write(tmp_path, "b.jsonl", '{"s": "x", "meta": {"a": 1}}\n{"s": "y", "id": 7}\n{"s": "z", "id": null}\n')
+    policy = RowPolicy("skip")
+    rows = rows_of(mixed, "jsonl", columns=("s",), optional=("id",), policy=policy)
+    assert rows == [(1, {"s": "x"}), (2, {"s": "y", "id": "7"})]  # other keys may hold anything
+    assert str(policy.first_errors[0]).endswith("b.jsonl:3: key 'id' holds NoneType, expected a string or an integer")
 
 
 @pytest.mark.parametrize(

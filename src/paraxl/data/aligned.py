@@ -49,7 +49,7 @@ class AlignedCollector:
         _check_lengths(files, results, header)
         self.sources.extend(files)
         for position in range(len(results[0])):
-            rows = self._good_rows([result[position] for result in results], files, columns, policy)
+            rows = _good_rows([result[position] for result in results], files, columns, policy)
             if rows is None:
                 self.skipped_rows += 1
                 continue
@@ -60,28 +60,6 @@ class AlignedCollector:
                     self.builder.link(nodes[0], node)
                 self.units.append(nodes)
 
-    def _good_rows(
-        self,
-        results: list[Row | InputError],
-        files: list[Path],
-        columns: Sequence[str] | None,
-        policy: RowPolicy,
-    ) -> list[Row] | None:
-        """The row of every file at one position, or None after reporting each file's problem."""
-        rows: list[Row] = []
-        bad = False
-        for result, path in zip(results, files, strict=True):
-            if isinstance(result, Row):
-                empty = [column for column in columns or (None,) if not _text(result, column).strip()]
-                if not empty:
-                    rows.append(result)
-                    continue
-                where = f" in column {empty[0]!r}" if empty[0] is not None else ""
-                result = InputError(f"empty text{where}", path, result.line)
-            policy.reject(result)
-            bad = True
-        return None if bad else rows
-
     def finish(self, *, what: str) -> TrainingData:
         """Everything read so far as training data; no groups at all is an error."""
         built = self.builder.build(self.units)
@@ -91,6 +69,28 @@ class AlignedCollector:
                 f"{built.dropped_units} unit(s) with fewer than two distinct texts)"
             )
         return TrainingData(built.groups, self.skipped_rows, built.dropped_units, self.sources, built.duplicate_units)
+
+
+def _good_rows(
+    results: list[Row | InputError],
+    files: list[Path],
+    columns: Sequence[str] | None,
+    policy: RowPolicy,
+) -> list[Row] | None:
+    """The row of every file at one position, or None after reporting each file's problem."""
+    rows: list[Row] = []
+    bad = False
+    for result, path in zip(results, files, strict=True):
+        if isinstance(result, Row):
+            empty = [column for column in columns or (None,) if not _text(result, column).strip()]
+            if not empty:
+                rows.append(result)
+                continue
+            where = f" in column {empty[0]!r}" if empty[0] is not None else ""
+            result = InputError(f"empty text{where}", path, result.line)
+        policy.reject(result)
+        bad = True
+    return None if bad else rows
 
 
 def _text(row: Row, column: str | None) -> str:

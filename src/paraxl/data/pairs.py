@@ -74,7 +74,8 @@ def read_labeled_pairs(
     if header is not None and label is not None and label not in header:
         label = None
     pairs = []
-    for row in iter_rows(path, kind, policy=policy, columns=(first, second)):
+    optional = (KEY_COLUMN,) if label is None else (label, KEY_COLUMN)
+    for row in iter_rows(path, kind, policy=policy, columns=(first, second), optional=optional):
         try:
             pairs.append(_pair(row, path, first, second, label, language))
         except InputError as error:

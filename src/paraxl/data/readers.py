@@ -33,6 +33,7 @@ __all__ = [
 
 PAWSX_LANGUAGES = ("en", "de", "es", "fr", "ja", "ko", "zh")
 XNLI_LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
+UNTRANSLATED = "NS"  # PAWS-X's placeholder for a sentence left untranslated (hundreds in de/ja/ko/zh)
 PawsxProtocol = Literal["resplit", "official"]
 PAWSX_SPLITS: dict[str, tuple[str, ...]] = {
     "resplit": ("train", "validation", "test"),
@@ -69,15 +70,24 @@ def read_pawsx(
     protocol: PawsxProtocol = "resplit",
     policy: RowPolicy | None = None,
 ) -> TrainingData:
-    """PAWS-X as groups: paraphrase components per language, translations sharing a group id by ``id``."""
+    """PAWS-X as groups: paraphrase components per language, translations sharing a group id by ``id``.
+
+    Pairs with the untranslated placeholder ``NS`` on either side are left out and counted in
+    ``skipped_rows``: kept, one placeholder would be a "paraphrase" of whatever it was linked to.
+    """
     policy = policy or RowPolicy()
     before = policy.skipped
     pairs = read_pawsx_pairs(data_dir, split, languages, protocol, policy)
-    groups, dropped = groups_from_pairs(pairs)
-    sources = [pair_list[0].path for pair_list in pairs.values() if pair_list]
+    translated = {
+        language: [pair for pair in rows if UNTRANSLATED not in (pair.first.strip(), pair.second.strip())]
+        for language, rows in pairs.items()
+    }
+    untranslated = sum(len(pairs[language]) - len(rows) for language, rows in translated.items())
+    groups, dropped = groups_from_pairs(translated)
+    sources = [rows[0].path for rows in pairs.values() if rows]
     if not groups:
         raise InputError(f"no training groups in PAWS-X {protocol}/{split} under {data_dir}")
-    return TrainingData(groups, policy.skipped - before, dropped, sources)
+    return TrainingData(groups, policy.skipped - before + untranslated, dropped, sources)
 
 
 def read_xnli(

@@ -33,9 +33,10 @@ class TrainingData:
     """Units ready for a :class:`~paraxl.data.sampler.GroupBatchSampler`, and what was left out.
 
     ``skipped_rows``: malformed rows skipped under a ``skip`` policy (for line-aligned files, row
-    positions dropped from every file). ``dropped_units``: units with fewer than two distinct texts
-    (e.g. a PAWS-X sentence1 whose only partners are label-0). ``duplicate_units``: units identical
-    to an earlier one and merged into it (XNLI repeats each premise three times).
+    positions dropped from every file; for PAWS-X, also rows with an untranslated sentence).
+    ``dropped_units``: units with fewer than two distinct texts (e.g. a PAWS-X sentence1 whose only
+    partners are label-0). ``duplicate_units``: units identical to an earlier one and merged into
+    it (XNLI repeats each premise three times).
     """
 
     groups: list[TextGroup]

@@ -172,6 +172,7 @@ def iter_rows(
     header: bool | Sequence[str] = True,
     policy: RowPolicy | None = None,
     columns: Sequence[str] | None = None,
+    optional: Sequence[str] = (),
 ) -> Iterator[Row]:
     """The good rows of ``path``; bad ones go to ``policy`` (default: raise at the first).
 
@@ -180,11 +181,13 @@ def iter_rows(
             ``"1"``, ... and the first good row fixes the width; a sequence: these names, this
             width, no header row in the file. Ignored for ``jsonl``.
         columns: columns that must exist (a missing header column raises; for ``jsonl`` a row
-            without the key, or with a value that is no string or integer, is a bad row; other
-            keys are kept when their values are text). ``None``: for ``jsonl``, every key.
+            without the key, or with a value that is no string or integer, is a bad row).
+            ``None``: for ``jsonl``, every key of the object.
+        optional: ``jsonl`` keys that may be missing but must be text where present (a label,
+            an id); other keys are ignored. TSV and CSV rows always carry every column.
     """
     policy = policy or RowPolicy()
-    for result in iter_row_results(path, fmt, header=header, columns=columns):
+    for result in iter_row_results(path, fmt, header=header, columns=columns, optional=optional):
         if isinstance(result, InputError):
             policy.reject(result)
         else:
@@ -197,13 +200,14 @@ def iter_row_results(
     *,
     header: bool | Sequence[str] = True,
     columns: Sequence[str] | None = None,
+    optional: Sequence[str] = (),
 ) -> Iterator[Row | InputError]:
     """Every data record in order, good or bad: for readers that must keep row positions aligned."""
     path = Path(path)
     if fmt not in ROW_FORMATS:
         raise InputError(f"unknown row format {fmt!r}; use one of {', '.join(ROW_FORMATS)}", path)
     if fmt == "jsonl":
-        yield from _jsonl_rows(path, columns)
+        yield from _jsonl_rows(path, columns, optional)
         return
     records = _split_records(path, fmt)
     names: list[str] | None = None
@@ -238,13 +242,15 @@ def _checked_names(names: list[str], columns: Sequence[str] | None, path: Path, 
     return names
 
 
-def _jsonl_rows(path: Path, columns: Sequence[str] | None) -> Iterator[Row | InputError]:
+def _jsonl_rows(path: Path, columns: Sequence[str] | None, optional: Sequence[str]) -> Iterator[Row | InputError]:
     for number, chunk in enumerate(_non_empty_lines(path), start=1):
         text, error = _decode(chunk, path, number)
-        yield error or _json_row(text, path, number, columns)
+        yield error or _json_row(text, path, number, columns, optional)
 
 
-def _json_row(text: str, path: Path, number: int, columns: Sequence[str] | None) -> Row | InputError:
+def _json_row(
+    text: str, path: Path, number: int, columns: Sequence[str] | None, optional: Sequence[str]
+) -> Row | InputError:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -253,8 +259,9 @@ def _json_row(text: str, path: Path, number: int, columns: Sequence[str] | None)
         return InputError(f"invalid JSON ({type(exc).__name__})", path, number)
     if not isinstance(record, dict):
         return InputError(f"expected a JSON object, found {type(record).__name__}", path, number)
-    required = record.keys() if columns is None else columns
-    for key in required:
+    wanted = list(record) if columns is None else [*columns, *(key for key in optional if key in record)]
+    fields = {}
+    for key in wanted:
         if key not in record:
             return InputError(f"no key {key!r} in the object", path, number)
         value = _json_scalar(record[key])
@@ -263,11 +270,7 @@ def _json_row(text: str, path: Path, number: int, columns: Sequence[str] | None)
             return InputError(f"key {key!r} holds {kind}, expected a string or an integer", path, number)
         if not _encodable(value):
             return InputError(f"key {key!r} holds a lone surrogate, not valid Unicode text", path, number)
-    fields = {}
-    for key, raw in record.items():  # optional keys (label, id) ride along when they are text
-        value = _json_scalar(raw)
-        if value is not None and _encodable(value) and _encodable(key):
-            fields[key] = value
+        fields[key] = value
     return Row(number, fields)
 
 

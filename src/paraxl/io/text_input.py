@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Literal
 
 from paraxl.errors import InputError
-from paraxl.io.rows import iter_lines, iter_rows, read_header
+from paraxl.io.rows import iter_lines as iter_lines  # re-exported: it used to live here
+from paraxl.io.rows import iter_rows, read_header
 
 TextFormat = Literal["txt", "tsv", "jsonl"]
 _EXTENSIONS: dict[str, TextFormat] = {".txt": "txt", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}

@@ -182,6 +182,12 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
         target[parts[-1]] = yaml.safe_load(value)
     except yaml.YAMLError:
         raise InputError(f"override {override!r}: the value is not valid YAML") from None
+    if len(parts) == 1 and parts[0] in _EXCLUSIVE:
+        raw.pop(_EXCLUSIVE[parts[0]], None)  # `max_steps=50` on a config with `epochs` replaces it
+
+
+# the run length is one of these; overriding one drops the other
+_EXCLUSIVE = {"max_steps": "epochs", "epochs": "max_steps"}
 
 
 def _override_for(location: tuple[str, ...], overrides: Sequence[str]) -> str | None:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paraxl.data.readers import LabeledPair, groups_from_pairs, read_labeled_pairs, read_parallel, read_pawsx, read_xnli
+from paraxl.data.readers import (
+    PAWSX_LANGUAGES,
+    LabeledPair,
+    groups_from_pairs,
+    read_labeled_pairs,
+    read_parallel,
+    read_pawsx,
+    read_xnli,
+)
 from paraxl.data.records import TrainingData
 from paraxl.errors import InputError
 from paraxl.io.rows import RowPolicy
 from paraxl.training.config import TrainData
-from paraxl.data.readers import PAWSX_LANGUAGES
 
 
 def load_training_data(spec: TrainData, data_dir: Path | None) -> TrainingData:
@@ -36,7 +43,8 @@ def load_training_data(spec: TrainData, data_dir: Path | None) -> TrainingData:
                     Path(path), first=spec.first, second=spec.second, label=spec.label, language=language, policy=policy
                 )
             )
-        groups, dropped = groups_from_pairs(pairs)
+        # files of distinct languages are aligned by their `id` column (translations share a group)
+        groups, dropped = groups_from_pairs(pairs, align_by_key=len(pairs) == len(spec.paths) and len(pairs) > 1)
         data = TrainingData(groups, policy.skipped, dropped, [Path(p) for p in spec.paths])
     if len(data.groups) < 2:
         raise InputError(f"only {len(data.groups)} training group(s) with a positive; nothing to contrast")

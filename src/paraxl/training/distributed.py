@@ -53,17 +53,17 @@ class DistContext:
         """All-reduce (sum) the local gradient shares into the global gradient."""
         if not self.active:
             return
+        grads = []
         for parameter in parameters:
             if parameter.grad is None:
                 parameter.grad = torch.zeros_like(parameter)
-        flat = torch.cat([parameter.grad.reshape(-1) for parameter in parameters])  # one message, not hundreds
+            grads.append(parameter.grad)
+        flat = torch.cat([grad.reshape(-1) for grad in grads])  # one message, not one per tensor
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         offset = 0
-        for parameter in parameters:
-            assert parameter.grad is not None
-            size = parameter.grad.numel()
-            parameter.grad.copy_(flat[offset : offset + size].view_as(parameter.grad))
-            offset += size
+        for grad in grads:
+            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
 
     def barrier(self) -> None:
         if self.active:

@@ -46,7 +46,8 @@ def accumulate_step_gradient(
 
     def embed(features: dict[str, torch.Tensor]) -> torch.Tensor:
         with autocast():
-            return model(features)  # (chunk, dim)
+            embeddings: torch.Tensor = model(features)  # (chunk, dim)
+        return embeddings
 
     def global_loss(local_reps: torch.Tensor) -> torch.Tensor:
         return loss_on_reps(context.gather(local_reps, total))

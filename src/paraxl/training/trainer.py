@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from paraxl.data.sampler import GroupBatchSampler
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import get_scheduler
 
 from paraxl.data.records import TextGroup, TrainingData
+from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
 from paraxl.modeling.bi_encoder import BiEncoder
@@ -326,9 +326,8 @@ class _Run:
     def _describe_data(self, data: TrainingData, batches_per_epoch: int, total_steps: int) -> None:
         config = self.config
         self._say(
-            f"{len(data.groups)} training groups ({data.skipped_rows} malformed rows skipped, "
-            f"{data.dropped_units} without a positive dropped); {batches_per_epoch} mini-batches of "
-            f"{config.batch_size} per epoch; {total_steps} steps of {config.mini_batches_per_step} mini-batch(es)"
+            f"training data: {data.summary()}; {batches_per_epoch} mini-batches of {config.batch_size} per epoch; "
+            f"{total_steps} steps of {config.mini_batches_per_step} mini-batch(es)"
         )
 
     def _progress(self, total: int, done: int) -> _StepProgress:
