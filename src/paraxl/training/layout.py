@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from paraxl.data.sampler import draw_texts
 
 from paraxl.data.records import TextGroup
+from paraxl.data.sampler import draw_texts
 
 
 @dataclass(frozen=True)
