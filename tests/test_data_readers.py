@@ -98,7 +98,7 @@ def test_labeled_pairs_skip_policy_and_format_errors(tmp_path: Path) -> None:
     assert policy.skipped == 3 and [e.line for e in policy.first_errors] == [3, 4, 5]
     with pytest.raises(InputError, match=r"cannot tell the format from extension '\.txt'"):
         read_labeled_pairs(tmp_path / "p.txt")
-    with pytest.raises(InputError, match="unknown pair format 'xml'"):
+    with pytest.raises(InputError, match="unknown format 'xml'"):
         read_labeled_pairs(path, fmt="xml")
 
 

@@ -278,3 +278,38 @@ def test_torchrun_two_processes_train_like_one(tmp_path: Path) -> None:
     assert finals[0].keys() == finals[1].keys()
     for name, tensor in finals[0].items():
         torch.testing.assert_close(finals[1][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_pair_validation_uses_one_pooled_threshold(tiny_encoder: BiEncoder, tmp_path: Path) -> None:
+    from paraxl.data.readers import read_labeled_pairs
+    from paraxl.evaluation.threshold import accuracy_at, best_threshold
+    from paraxl.similarity import paired_cosine
+    from paraxl.training.validation import PairValidation
+
+    pairs = read_labeled_pairs(write_pairs(tmp_path / "v.tsv"), language="en")
+    by_language = {"en": pairs[:20], "de": pairs[20:]}
+    result = PairValidation(by_language).evaluate(tiny_encoder)
+    scores, labels = {}, {}
+    for lang, group in by_language.items():
+        first = tiny_encoder.encode([p.first for p in group])
+        second = tiny_encoder.encode([p.second for p in group])
+        scores[lang], labels[lang] = paired_cosine(first, second), np.array([p.label for p in group])
+    threshold, accuracy = best_threshold(np.concatenate(list(scores.values())), np.concatenate(list(labels.values())))
+    assert result["accuracy"] == pytest.approx(accuracy)
+    assert result["threshold"] == pytest.approx(threshold, abs=1e-6)
+    for lang in by_language:
+        assert result[f"accuracy_{lang}"] == pytest.approx(accuracy_at(scores[lang], labels[lang], threshold))
+
+
+def test_validation_on_real_pawsx_selects_best(tiny_model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+    data = {"kind": "pairs", "paths": [str(write_pairs(tmp_path / "pairs.tsv"))]}
+    validation = {"split": "validation", "languages": ["en", "de"], "every_steps": 1}
+    config = tiny_config(tiny_model_dir, tmp_path / "run", data, validation=validation, max_steps=2)
+    summary = train(config, data_dir=data_dir, show_progress=False)
+    assert summary.first_validation is not None and summary.last_validation is not None
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    checked = [r["step"] for r in records if "validation" in r]
+    assert checked == [0, 1, 2]
+    best = json.loads((tmp_path / "run" / "best" / "paraxl_validation.json").read_text())
+    assert best["step"] == summary.best_step and best["accuracy"] == summary.best_metric
+    assert summary.best_metric == max(r["validation"]["accuracy"] for r in records if "validation" in r)

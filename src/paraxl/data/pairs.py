@@ -15,7 +15,7 @@ from typing import Literal
 from paraxl.data.grouping import GroupBuilder
 from paraxl.data.records import TextGroup
 from paraxl.errors import InputError
-from paraxl.io.rows import Row, RowPolicy, iter_rows, read_header
+from paraxl.io.rows import Row, RowPolicy, choose_format, iter_rows, read_header
 
 PairFormat = Literal["tsv", "csv", "jsonl"]
 _EXTENSIONS: dict[str, PairFormat] = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl"}
@@ -41,14 +41,7 @@ class LabeledPair:
 
 def pair_format(path: Path, fmt: str | None = None) -> PairFormat:
     """``fmt`` checked, or the format named by the extension (.tsv, .csv, .jsonl)."""
-    if fmt is not None:
-        if fmt not in _EXTENSIONS.values():
-            raise InputError(f"unknown pair format {fmt!r}; use one of tsv, csv, jsonl", path)
-        return fmt  # type: ignore[return-value]
-    found = _EXTENSIONS.get(path.suffix.lower())
-    if found is None:
-        raise InputError(f"cannot tell the format from extension {path.suffix!r}; use .tsv, .csv or .jsonl", path)
-    return found
+    return choose_format(path, fmt, _EXTENSIONS, "use .tsv, .csv or .jsonl")  # type: ignore[return-value]
 
 
 def read_labeled_pairs(

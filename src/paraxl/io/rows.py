@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -70,6 +70,22 @@ class RowPolicy:
         if not self.skipped:
             return "no malformed rows"
         return f"skipped {self.skipped} malformed row(s); first: {self.first_errors[0]}"
+
+
+def choose_format(path: Path, explicit: str | None, extensions: Mapping[str, str], hint: str) -> str:
+    """``explicit`` if it is one of ``extensions``' formats, else the format its suffix names.
+
+    ``hint`` says how the user can name the format (``--format ...`` or the suffixes).
+    """
+    known = sorted(set(extensions.values()))
+    if explicit is not None:
+        if explicit not in known:
+            raise InputError(f"unknown format {explicit!r}; use one of {', '.join(known)}", path)
+        return explicit
+    found = extensions.get(path.suffix.lower())
+    if found is None:
+        raise InputError(f"cannot tell the format from extension {path.suffix!r}; {hint}", path)
+    return found
 
 
 def read_raw_lines(path: Path) -> list[bytes]:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Literal
 
 from paraxl.errors import InputError
+from paraxl.io.rows import choose_format, iter_rows, read_header
 from paraxl.io.rows import iter_lines as iter_lines  # re-exported: it used to live here
-from paraxl.io.rows import iter_rows, read_header
 
 TextFormat = Literal["txt", "tsv", "jsonl"]
 _EXTENSIONS: dict[str, TextFormat] = {".txt": "txt", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -33,14 +33,7 @@ class SentencePair:
 
 
 def detect_format(path: Path, explicit: str | None = None) -> TextFormat:
-    if explicit is not None:
-        if explicit not in _EXTENSIONS.values():
-            raise InputError(f"unknown input format {explicit!r}; use one of txt, tsv, jsonl", path)
-        return explicit  # type: ignore[return-value]
-    fmt = _EXTENSIONS.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(f"cannot tell the format from extension {path.suffix!r}; pass --format txt|tsv|jsonl", path)
-    return fmt
+    return choose_format(path, explicit, _EXTENSIONS, "pass --format txt|tsv|jsonl")  # type: ignore[return-value]
 
 
 def read_texts(path: str | Path, fmt: str | None = None, column: str | None = None) -> list[str]:

@@ -111,7 +111,7 @@ class _Run:
         self.console = console
         self.show_progress = show_progress and context.is_main
         self.output = Path(config.output_dir)
-        self.eval_seconds = 0.0
+        self.eval_seconds = 0.0  # set again when the training loop starts
         needs_data_dir = config.data.kind in ("pawsx", "xnli") or config.validation is not None
         folder = data_dir if data_dir is not None else config.data_dir
         self.data_dir = resolve_data_dir(folder) if needs_data_dir else None
@@ -218,8 +218,9 @@ class _Run:
         stream = self._batches(sampler, state)
         resumed_from = state.step if checkpoint else None
         started, base_elapsed, start_examples = time.perf_counter(), state.elapsed_s, state.examples
-        self.eval_seconds = 0.0  # validation time is not training time
+        self.eval_seconds = 0.0  # validation time from here on is left out of training time
         trainable = [p for p in model.parameters() if p.requires_grad]
+        validate_every = config.validation.every_steps if config.validation else 0
         with self._progress(total_steps, state.step) as progress:
             while state.step < total_steps:
                 step_batches = [next(stream) for _ in range(config.mini_batches_per_step)]
@@ -253,7 +254,7 @@ class _Run:
                     record = {"step": state.step, "loss": loss, "lr": scheduler.get_last_lr()[0]}
                     record |= {"grad_norm": grad_norm, "examples_per_s": rate, "epoch": state.epoch}
                     self._log(record)
-                if validation is not None and (state.step % validation_every(config) == 0 or state.step == total_steps):
+                if validation is not None and (state.step % validate_every == 0 or state.step == total_steps):
                     last_validation = self._validate(model, validation, state, optimizer, scheduler)
                 if state.step % config.checkpoint_every == 0 or state.step == total_steps:
                     state.elapsed_s = base_elapsed + time.perf_counter() - started - self.eval_seconds
@@ -332,10 +333,6 @@ class _Run:
 
     def _progress(self, total: int, done: int) -> _StepProgress:
         return _StepProgress(total, done, self.show_progress, self.console)
-
-
-def validation_every(config: TrainConfig) -> int:
-    return config.validation.every_steps if config.validation else 0
 
 
 class _StepProgress:
