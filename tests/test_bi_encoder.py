@@ -126,3 +126,16 @@ def test_progress_bar_counts_every_text(tiny_encoder: BiEncoder, monkeypatch: py
     quiet = tiny_encoder.encode(texts, batch_size=64, show_progress=False)
     assert advanced == []
     np.testing.assert_array_equal(shown, quiet)
+
+
+def test_tokenize_by_length_equals_tokenize_per_chunk(tiny_encoder: BiEncoder) -> None:
+    texts = ["the cat sat on the mat", "le", "der hund ran on the mat and sat", "猫", "the dog", "chat chat chat"]
+    order, chunks = tiny_encoder.tokenize_by_length(texts, chunk_size=4, prompt_name="passage")
+    assert sorted(order.tolist()) == list(range(len(texts)))
+    lengths = [int(chunk["attention_mask"][i].sum()) for chunk in chunks for i in range(chunk["input_ids"].shape[0])]
+    assert lengths == sorted(lengths)
+    for start, chunk in zip(range(0, len(texts), 4), chunks, strict=True):
+        expected = tiny_encoder.tokenize([texts[i] for i in order[start : start + 4].tolist()], "passage")
+        assert chunk.keys() == expected.keys()
+        for key in expected:
+            assert torch.equal(chunk[key], expected[key]), key

@@ -150,11 +150,7 @@ class GroupBatchSampler:
             return rest
 
         for unit in order.tolist():
-            if len(current) < size and group[unit] not in used:
-                current.append(unit)
-                used.add(group[unit])
-            else:
-                pending.append(unit)
+            pending += fill([unit])
             while len(current) == size:
                 batches.append(current.copy())
                 current.clear()

@@ -87,6 +87,29 @@ class BiEncoder(torch.nn.Module):
         )
         return {key: batch[key] for key in ("input_ids", "attention_mask")}
 
+    def tokenize_by_length(
+        self, texts: Sequence[str], chunk_size: int, prompt_name: str | None = None
+    ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+        """Tokenize once, sort by token count, pad per chunk (little padding in each).
+
+        Returns ``(order, chunks)``: chunk ``i`` holds ``texts[order[i*chunk_size : (i+1)*chunk_size]]``,
+        tokenized exactly as :meth:`tokenize` would. The sort is stable (ties keep input order).
+        """
+        prefix = self.prompt_prefix(prompt_name)
+        encoded = self.tokenizer(
+            [prefix + text for text in texts], truncation=True, max_length=self.max_seq_length
+        )  # unpadded lists
+        order = torch.sort(torch.tensor([len(ids) for ids in encoded["input_ids"]]), stable=True).indices
+        chunks = []
+        for start in range(0, len(texts), chunk_size):
+            rows = order[start : start + chunk_size].tolist()
+            batch = self.tokenizer.pad(
+                {key: [encoded[key][i] for i in rows] for key in ("input_ids", "attention_mask")},
+                return_tensors="pt",
+            )
+            chunks.append({key: batch[key] for key in ("input_ids", "attention_mask")})
+        return order, chunks
+
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Shapes: input_ids/attention_mask (batch, seq) -> embeddings (batch, dim)."""
         outputs = self.backbone(input_ids=features["input_ids"], attention_mask=features["attention_mask"])

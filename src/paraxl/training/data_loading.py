@@ -44,7 +44,7 @@ def load_training_data(spec: TrainData, data_dir: Path | None) -> TrainingData:
                 )
             )
         # files of distinct languages are aligned by their `id` column (translations share a group)
-        groups, dropped = groups_from_pairs(pairs, align_by_key=len(pairs) == len(spec.paths) and len(pairs) > 1)
+        groups, dropped = groups_from_pairs(pairs, align_by_key=len(pairs) == len(spec.paths))
         data = TrainingData(groups, policy.skipped, dropped, [Path(p) for p in spec.paths])
     if len(data.groups) < 2:
         raise InputError(f"only {len(data.groups)} training group(s) with a positive; nothing to contrast")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -38,14 +38,10 @@ def accumulate_step_gradient(
     if total < context.world_size:
         raise ValueError(f"a step of {total} texts cannot be split over {context.world_size} processes")
     local_texts = layout.texts[context.text_slices(total)[context.rank]]
-    order = _by_token_count(model, local_texts, prompt_name)  # (local_n,)
+    order, token_chunks = model.tokenize_by_length(local_texts, chunk_size, prompt_name)  # order: (local_n,)
     restore = torch.empty_like(order)
     restore[order] = torch.arange(order.numel())
-    ordered = [local_texts[i] for i in order.tolist()]
-    chunks = [
-        _to(model.tokenize(ordered[i : i + chunk_size], prompt_name), model.device)
-        for i in range(0, len(ordered), chunk_size)
-    ]
+    chunks = [_to(features, model.device) for features in token_chunks]
 
     def embed(features: dict[str, torch.Tensor]) -> torch.Tensor:
         with autocast():
@@ -63,14 +59,6 @@ def accumulate_step_gradient(
         loss.backward()
     context.sum_gradients([p for p in model.parameters() if p.requires_grad])
     return float(loss.detach())
-
-
-def _by_token_count(model: BiEncoder, texts: Sequence[str], prompt_name: str | None) -> torch.Tensor:
-    """Indices that sort ``texts`` by (truncated) token count; stable, so ties keep their order."""
-    prefix = model.prompt_prefix(prompt_name)
-    ids = model.tokenizer([prefix + text for text in texts], truncation=True, max_length=model.max_seq_length)
-    lengths = torch.tensor([len(row) for row in ids["input_ids"]])
-    return torch.sort(lengths, stable=True).indices
 
 
 def _to(features: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

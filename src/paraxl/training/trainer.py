@@ -214,7 +214,7 @@ class _Run:
 
         first_validation = last_validation = None
         if validation is not None and state.step == 0:
-            first_validation = last_validation = self._validate(model, validation, state, optimizer, scheduler)
+            first_validation = last_validation = self._validate(model, validation, state)
         stream = self._batches(sampler, state)
         resumed_from = state.step if checkpoint else None
         started, base_elapsed, start_examples = time.perf_counter(), state.elapsed_s, state.examples
@@ -255,7 +255,7 @@ class _Run:
                     record |= {"grad_norm": grad_norm, "examples_per_s": rate, "epoch": state.epoch}
                     self._log(record)
                 if validation is not None and (state.step % validate_every == 0 or state.step == total_steps):
-                    last_validation = self._validate(model, validation, state, optimizer, scheduler)
+                    last_validation = self._validate(model, validation, state)
                 if state.step % config.checkpoint_every == 0 or state.step == total_steps:
                     state.elapsed_s = base_elapsed + time.perf_counter() - started - self.eval_seconds
                     self._checkpoint(model, optimizer, scheduler, state)
@@ -288,9 +288,7 @@ class _Run:
         assert self.data_dir is not None
         return PairValidation.pawsx(self.data_dir, spec.split, spec.protocol, spec.languages, spec.batch_size)
 
-    def _validate(
-        self, model: BiEncoder, validation: PairValidation, state: TrainerState, optimizer: Any, scheduler: Any
-    ) -> dict[str, float]:
+    def _validate(self, model: BiEncoder, validation: PairValidation, state: TrainerState) -> dict[str, float]:
         began = time.perf_counter()
         metrics = validation.evaluate(model, self.config.model.prompt_name)
         self._log({"step": state.step, "validation": metrics})

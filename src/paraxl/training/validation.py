@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from paraxl.data.readers import LabeledPair, read_pawsx_pairs
+from paraxl.data.readers import PAWSX_LANGUAGES, LabeledPair, read_pawsx_pairs
 from paraxl.evaluation.threshold import accuracy_at, best_threshold
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.similarity import paired_cosine
-
-PAWSX_LANGUAGES = ("en", "de", "es", "fr", "ja", "ko", "zh")
 
 
 class PairValidation:
