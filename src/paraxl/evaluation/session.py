@@ -1,0 +1,122 @@
+"""``paraxl eval`` as a library call: resolve the model and data, run tasks, write the report.
+
+Everything is checked before the model loads (tasks, protocol, data folder), so a typo costs
+seconds, not a model load. The summary covers every result file in the output folder that
+belongs to the same model and protocol, so tasks may be run one at a time into one folder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paraxl.errors import InputError
+from paraxl.evaluation.embeddings import CachedEmbedder, Embedder, cache_folder
+from paraxl.evaluation.report import summary_markdown, write_plots
+from paraxl.evaluation.results import ModelInfo, read_document
+from paraxl.evaluation.runner import parse_task_list, run_tasks
+from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol
+from paraxl.evaluation.tasks.registry import TASKS
+from paraxl.io.atomic import atomic_path
+from paraxl.io.hashing import model_folder_fingerprint
+from paraxl.modeling.bi_encoder import BiEncoder
+from paraxl.modeling.sources import resolve_model_folder
+from paraxl.paths import cache_dir, data_dir
+
+PROTOCOLS: tuple[PawsxProtocol, ...] = ("resplit", "official")
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    model: str
+    tasks: str = "all"
+    protocol: str = "resplit"
+    data_dir: Path | None = None
+    output_dir: Path | None = None
+    seed: int = 0
+    batch_size: int = 64
+    use_cache: bool = True
+    plots: bool = True
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    output_dir: Path
+    documents: list[dict[str, Any]]
+    plots: list[Path]
+
+
+def resolve_data_dir(explicit: Path | None) -> Path:
+    folder = data_dir(explicit)
+    if folder is None:
+        raise InputError("no benchmark data folder: pass --data-dir or set PARAXL_DATA_DIR")
+    if not folder.is_dir():
+        raise InputError("benchmark data folder not found", folder)
+    return folder
+
+
+def default_output_dir(model: str, protocol: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model.strip().rstrip("/")).strip("_") or "model"
+    return Path("runs") / "eval" / f"{slug[-60:]}-{protocol}"
+
+
+def run_evaluation(request: EvalRequest, log: Callable[[str], None] = lambda message: None) -> EvalOutcome:
+    """Load the model named by ``request`` and evaluate it (see module docstring)."""
+    task_names = parse_task_list(request.tasks)
+    if request.protocol not in PROTOCOLS:
+        raise InputError(f"unknown PAWS-X protocol {request.protocol!r}; use {' or '.join(PROTOCOLS)}")
+    protocol: PawsxProtocol = "official" if request.protocol == "official" else "resplit"
+    folder = resolve_data_dir(request.data_dir)
+    output_dir = request.output_dir or default_output_dir(request.model, protocol)
+    model_folder = resolve_model_folder(request.model)
+    log(f"loading {request.model} from {model_folder}")
+    encoder = BiEncoder.load(model_folder)
+    fingerprint = model_folder_fingerprint(model_folder)
+    embedder = CachedEmbedder(
+        encoder,
+        cache_folder(cache_dir(), fingerprint) if request.use_cache else None,
+        batch_size=request.batch_size,
+    )
+    if len(embedder):
+        log(f"{len(embedder)} embeddings of this model already cached")
+    model = ModelInfo(spec=request.model, folder=str(model_folder), fingerprint=fingerprint)
+    return evaluate_embedder(embedder, model, task_names, protocol, folder, output_dir, request, log)
+
+
+def evaluate_embedder(
+    embedder: Embedder,
+    model: ModelInfo,
+    task_names: list[str],
+    protocol: PawsxProtocol,
+    folder: Path,
+    output_dir: Path,
+    request: EvalRequest,
+    log: Callable[[str], None] = lambda message: None,
+) -> EvalOutcome:
+    """Run ``task_names`` on any embedder and write results, summary and plots into ``output_dir``."""
+    context = EvalContext(data_dir=folder, protocol=protocol, seed=request.seed, progress=log)
+    documents = run_tasks(embedder, model, task_names, context, output_dir)
+    written: list[Path] = []
+    if request.plots:
+        for document in documents:
+            written += write_plots(document, output_dir / "plots")
+    summary = summary_markdown(_related_documents(output_dir, model, protocol))
+    with atomic_path(output_dir / "summary.md", suffix=".md") as tmp:
+        tmp.write_text(summary, encoding="utf-8")
+    return EvalOutcome(output_dir, documents, written)
+
+
+def _related_documents(output_dir: Path, model: ModelInfo, protocol: str) -> list[dict[str, Any]]:
+    """Result files in ``output_dir`` of this model (by fingerprint) and protocol, in registry order."""
+    found = {}
+    for name in TASKS:
+        path = output_dir / f"{name}.json"
+        if not path.is_file():
+            continue
+        document = read_document(path)
+        if document["model"].get("fingerprint") == model.fingerprint and document.get("protocol") == protocol:
+            found[name] = document
+    return list(found.values())

@@ -1,0 +1,83 @@
+"""Evaluation tasks: a declarative record (``TaskSpec``) plus one ``run`` over an ``Embedder``.
+
+A task reads its data, embeds through the embedder it is given, and scores with the functions
+in ``paraxl.evaluation.metrics``; it never writes files. The results layer turns a
+``TaskResult`` into a JSON document with provenance, the report layer into tables and plots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from paraxl.evaluation.embeddings import Embedder
+
+TaskType = Literal["pair_classification", "geometry", "bitext_mining", "retrieval", "sts", "classification"]
+PawsxProtocol = Literal["resplit", "official"]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task measures, in one record: the result file repeats it."""
+
+    name: str
+    task_type: TaskType
+    description: str
+    main_score: str  # what the headline number is, in words
+    languages: tuple[str, ...]
+    reference: str
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """Everything a task may depend on besides the embedder."""
+
+    data_dir: Path
+    protocol: PawsxProtocol = "resplit"
+    seed: int = 0
+    progress: Progress = field(default=lambda message: None)
+
+
+@dataclass
+class TaskResult:
+    """Scores of one task run. ``scores`` and ``details`` hold JSON-ready values only.
+
+    ``scores``: the numbers a reader compares (per language / pair / track, means, baselines).
+    ``details``: larger material kept for plots and audits (threshold sweeps, per-pair scores).
+    """
+
+    task: str
+    main_score: float
+    scores: dict[str, Any]
+    files: list[Path]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(Protocol):
+    spec: TaskSpec
+
+    def run(self, embedder: Embedder, context: EvalContext) -> TaskResult: ...
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float64), so dot products are cosines."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    unit: np.ndarray = matrix / np.maximum(norms, 1e-12)
+    return unit
+
+
+def rounded(values: Sequence[float] | np.ndarray, digits: int = 5) -> list[float]:
+    """A JSON-friendly list of floats, rounded so result files stay readable and small."""
+    return [round(float(value), digits) for value in np.asarray(values, dtype=np.float64).reshape(-1)]
+
+
+def mean(values: Sequence[float]) -> float:
+    """Plain mean; NaN for no values (JSON writes it as null)."""
+    return float(np.mean(values)) if len(values) else float("nan")
