@@ -19,10 +19,38 @@ from paraxl.evaluation.loaders.sts import STSB_MULTI_MT_LANGUAGES
 from paraxl.evaluation.loaders.tatoeba import TATOEBA_LANGUAGES
 
 DIMENSION = 24
-WORDS = (
-    "river bank money city king queen music paper stone light garden table window story winter summer "
-    "forest school market train church bridge island mountain village doctor teacher museum harbour castle"
-).split()
+WORDS = [
+    "river",
+    "bank",
+    "money",
+    "city",
+    "king",
+    "queen",
+    "music",
+    "paper",
+    "stone",
+    "light",
+    "garden",
+    "table",
+    "window",
+    "story",
+    "winter",
+    "summer",
+    "forest",
+    "school",
+    "market",
+    "train",
+    "church",
+    "bridge",
+    "island",
+    "mountain",
+    "village",
+    "doctor",
+    "teacher",
+    "museum",
+    "harbour",
+    "castle",
+]
 
 
 class BagOfWordsEmbedder:
@@ -71,7 +99,9 @@ def write_pawsx(root: Path, rng: np.random.Generator) -> None:
             else:
                 other = list(words)
                 replacements = [w for w in WORDS if w not in words]
-                for position, replacement in zip(rng.choice(6, 3, replace=False), rng.choice(replacements, 3), strict=True):
+                for position, replacement in zip(
+                    rng.choice(6, 3, replace=False), rng.choice(replacements, 3), strict=True
+                ):
                     other[position] = str(replacement)
             base.append((f"{split[0]}{index}", words, other, label))
         for language in PAWSX_LANGUAGES:

@@ -64,16 +64,16 @@ def _brute_force_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[floa
 
 def test_pawsx_matches_brute_force_threshold_search(bench_dir: Path, results: dict[str, TaskResult]) -> None:
     scores = results["pawsx"].scores
-    pairs = {
-        split: read_pawsx_pairs(bench_dir, split, PAWSX_LANGUAGES, "resplit") for split in ("validation", "test")
-    }
+    pairs = {split: read_pawsx_pairs(bench_dir, split, PAWSX_LANGUAGES, "resplit") for split in ("validation", "test")}
 
     def split_scores(split: str, language: str) -> tuple[np.ndarray, np.ndarray]:
         rows = pairs[split][language]
         return _cosines([p.first for p in rows], [p.second for p in rows]), np.array([p.label for p in rows])
 
     pooled = [split_scores("validation", language) for language in PAWSX_LANGUAGES]
-    threshold, _ = _brute_force_threshold(np.concatenate([s for s, _ in pooled]), np.concatenate([l for _, l in pooled]))
+    threshold, _ = _brute_force_threshold(
+        np.concatenate([s for s, _ in pooled]), np.concatenate([l for _, l in pooled])
+    )
     assert scores["pooled_threshold"] == pytest.approx(threshold, abs=1e-6)
     accuracies = []
     for language in PAWSX_LANGUAGES:
@@ -124,7 +124,9 @@ def test_bucc_held_out_protocol_by_hand(bench_dir: Path, results: dict[str, Task
     """Recompute both folds with explicit sets and a loop over thresholds (highest on ties)."""
     corpus = read_bucc(bench_dir, "zh-en", "sample")
     embedder = BagOfWordsEmbedder()
-    mined = ratio_margin_candidates(embedder.embed(list(corpus.source_texts)), embedder.embed(list(corpus.target_texts)))
+    mined = ratio_margin_candidates(
+        embedder.embed(list(corpus.source_texts)), embedder.embed(list(corpus.target_texts))
+    )
     candidates = [
         (corpus.source_ids[i], corpus.target_ids[j], float(score))
         for i, j, score in zip(mined.source_index, mined.target_index, mined.score, strict=True)
