@@ -72,7 +72,7 @@ def test_pawsx_matches_brute_force_threshold_search(bench_dir: Path, results: di
 
     pooled = [split_scores("validation", language) for language in PAWSX_LANGUAGES]
     threshold, _ = _brute_force_threshold(
-        np.concatenate([s for s, _ in pooled]), np.concatenate([l for _, l in pooled])
+        np.concatenate([s for s, _ in pooled]), np.concatenate([labels for _, labels in pooled])
     )
     assert scores["pooled_threshold"] == pytest.approx(threshold, abs=1e-6)
     accuracies = []
