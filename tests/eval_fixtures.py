@@ -9,6 +9,7 @@ non-paraphrase shares some words. That gives every task non-trivial, predictable
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -211,6 +212,50 @@ def write_sib200(root: Path, rng: np.random.Generator) -> None:
             lines = ["index_id\tcategory\ttext"]
             lines += [f"{i}\t{topic}\t{_translate(list(words), language)}" for i, (topic, words) in enumerate(rows)]
             (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_mtop(root: Path, rng: np.random.Generator) -> None:
+    """MTOP en and de in the published 8-column layout; the domain is readable from the words."""
+    vocab = {"alarm": WORDS[:10], "music": WORDS[10:20], "weather": WORDS[20:]}
+    for language in ("en", "de"):
+        folder = root / "mtop" / language
+        folder.mkdir(parents=True)
+        for split, count in (("train", 18), ("eval", 6), ("test", 9)):
+            lines = []
+            for index in range(count):
+                domain = list(vocab)[index % 3]
+                words = [*rng.choice(vocab[domain], 3, replace=False), *rng.choice(WORDS, 1)]
+                text = _translate(list(words), language)
+                tokens = json.dumps({"tokens": text.split()})
+                lines.append(f"{index}\tIN:GET_{domain.upper()}\t\t{text}\t{domain}\t{language}_XX\t[IN:X ]\t{tokens}")
+            (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_sts22(root: Path, rng: np.random.Generator) -> None:
+    """STS22 as MTEB publishes it: jsonl rows with a ``lang`` field, scores 1-4."""
+    folder = root / "sts22"
+    folder.mkdir()
+    rows = []
+    for language in ("de", "de-en"):
+        first, second = (language, language) if "-" not in language else language.split("-")
+        for a, b, gold in _scored_pairs(rng, 10):
+            rows.append(
+                {
+                    "sentence1": _translate(a, first),
+                    "sentence2": _translate(b, second),
+                    "score": 1 + 3 * gold / 5,
+                    "lang": language,
+                }
+            )
+    (folder / "test.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+
+
+def write_user_data(root: Path, seed: int = 1) -> Path:
+    """The files a user downloads for ``mtop`` and ``sts22`` (not in the offline data dir)."""
+    rng = np.random.default_rng(seed)
+    write_mtop(root, rng)
+    write_sts22(root, rng)
+    return root
 
 
 def write_benchmark_data(root: Path, seed: int = 0) -> Path:

@@ -20,12 +20,12 @@ from paraxl.evaluation.loaders.bucc import read_bucc
 from paraxl.evaluation.metrics.bitext import ratio_margin_candidates, split_by_hash
 from paraxl.evaluation.tasks.base import EvalContext, TaskResult
 from paraxl.evaluation.tasks.bitext import BuccTask, TatoebaTask
-from paraxl.evaluation.tasks.classification import Sib200Task
+from paraxl.evaluation.tasks.classification import MtopTask, Sib200Task
 from paraxl.evaluation.tasks.geometry import AlignmentUniformityTask
 from paraxl.evaluation.tasks.pawsx import PawsxTask
-from paraxl.evaluation.tasks.sts import StsTask
+from paraxl.evaluation.tasks.sts import StsTask, sts22_task
 
-from .eval_fixtures import BagOfWordsEmbedder, write_benchmark_data
+from .eval_fixtures import BagOfWordsEmbedder, write_benchmark_data, write_user_data
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +202,16 @@ GOLDEN = {
 def test_golden_main_scores(results: dict[str, TaskResult]) -> None:
     for name, expected in GOLDEN.items():
         assert results[name].main_score == pytest.approx(expected, abs=1e-9), name
+
+
+def test_user_data_tasks_mtop_and_sts22(tmp_path: Path) -> None:
+    root = write_user_data(tmp_path)
+    context = EvalContext(data_dir=root)
+    mtop = MtopTask().run(BagOfWordsEmbedder(), context)
+    assert set(mtop.scores["per_language"]) == {"en", "de"}
+    assert mtop.scores["source_language"] == "en"
+    assert mtop.main_score > 60  # 3 domains, words tell them apart
+    sts22 = sts22_task().run(BagOfWordsEmbedder(), context)
+    assert set(sts22.scores["sets"]) == {"de", "de-en"}
+    assert all(s["n"] == 10 for s in sts22.scores["sets"].values())
+    assert sts22.main_score > 50

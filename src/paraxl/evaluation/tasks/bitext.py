@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from paraxl.evaluation.embeddings import Embedder
-from paraxl.evaluation.loaders.bucc import read_bucc
+from paraxl.evaluation.loaders.bucc import BUCC_PAIRS, read_bucc
 from paraxl.evaluation.loaders.tatoeba import TATOEBA_LANGUAGES, TATOEBA_XTREME36, read_tatoeba
 from paraxl.evaluation.metrics.bitext import (
     best_f1,
@@ -45,15 +45,22 @@ class BuccTask:
         reference="Zweigenbaum et al. 2018 (BUCC); Artetxe & Schwenk 2019 (arXiv:1811.01136)",
     )
 
-    def __init__(self, pairs: tuple[str, ...] = ("zh-en",), split: str = "sample") -> None:
-        self.pairs = pairs
+    def __init__(self, pairs: tuple[str, ...] | None = None, split: str = "sample") -> None:
+        self.pairs = pairs  # None: every BUCC pair whose files for ``split`` are in the data dir
         self.split = split
+
+    def _pairs(self, context: EvalContext) -> tuple[str, ...]:
+        if self.pairs is not None:
+            return self.pairs
+        root = context.data_dir / "bucc2018"
+        found = tuple(pair for pair in BUCC_PAIRS if (root / pair / f"{pair}.{self.split}.en").is_file())
+        return found or ("zh-en",)  # none found: read zh-en, whose loader names the missing file
 
     def run(self, embedder: Embedder, context: EvalContext) -> TaskResult:
         per_pair: dict[str, dict[str, Any]] = {}
         details: dict[str, Any] = {}
         files = []
-        for pair in self.pairs:
+        for pair in self._pairs(context):
             corpus = read_bucc(context.data_dir, pair, self.split)
             files += list(corpus.files)
             context.progress(f"bucc {pair}: embedding {len(corpus.source_texts) + len(corpus.target_texts)} sentences")
