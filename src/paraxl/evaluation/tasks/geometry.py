@@ -29,7 +29,7 @@ class AlignmentUniformityTask:
         name="align",
         task_type="geometry",
         description="alignment (paraphrase and translation pairs) and uniformity on PAWS-X test sentences",
-        main_score="mean over languages of paraphrase alignment (lower is better)",
+        main_score="mean over languages of paraphrase alignment",
         languages=PAWSX_LANGUAGES,
         reference="Wang & Isola 2020, Understanding contrastive representation learning (arXiv:2005.10242)",
         higher_is_better=False,
