@@ -65,9 +65,7 @@ def label_source(protocol: PawsxProtocol, language: str) -> str:
     return "derived" if protocol == "official" and language not in EXACT_TEST_LANGUAGES else "human"
 
 
-def load_split(
-    embedder: Embedder, context: EvalContext, language: str, split: str
-) -> tuple[EmbeddedSplit, list[LabeledPair]]:
+def load_split(embedder: Embedder, context: EvalContext, language: str, split: str) -> EmbeddedSplit:
     pairs = read_pawsx_pairs(context.data_dir, split, (language,), context.protocol)[language]
     if not pairs:
         raise InputError(
@@ -79,7 +77,7 @@ def load_split(
     first = unit_rows(embedder.embed([pair.first for pair in pairs]))
     second = unit_rows(embedder.embed([pair.second for pair in pairs]))
     labels = np.array([pair.label for pair in pairs], dtype=np.int64)
-    return EmbeddedSplit(pairs, first, second, labels), pairs
+    return EmbeddedSplit(pairs, first, second, labels)
 
 
 def pairs_path(context: EvalContext, language: str, split: str) -> str:
@@ -107,9 +105,9 @@ class PawsxTask:
         for language in self.languages:
             context.progress(f"pawsx: embedding {language}")
             fit_split, test_split = split_names(context.protocol, language)
-            fit[language], fit_pairs = load_split(embedder, context, language, fit_split)
-            test[language], test_pairs = load_split(embedder, context, language, test_split)
-            files += [fit_pairs[0].path, test_pairs[0].path]
+            fit[language] = load_split(embedder, context, language, fit_split)
+            test[language] = load_split(embedder, context, language, test_split)
+            files += [fit[language].pairs[0].path, test[language].pairs[0].path]
 
         pooled_threshold, pooled_fit_accuracy = best_threshold(
             np.concatenate([fit[lang].scores for lang in self.languages]),
