@@ -43,6 +43,20 @@ def _validated(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[FloatArray
     return score_array, label_array.astype(bool)
 
 
+def candidate_thresholds(scores: FloatArray) -> FloatArray:
+    """Every distinct cut of ``scores``, ascending: below the lowest score, each midpoint between
+    consecutive distinct scores, and above the highest."""
+    distinct = np.unique(scores)  # ascending
+    cuts: FloatArray = np.concatenate([[distinct[0] - 1.0], (distinct[:-1] + distinct[1:]) / 2, [distinct[-1] + 1.0]])
+    return cuts
+
+
+def count_at_or_above(sorted_values: FloatArray, thresholds: FloatArray) -> npt.NDArray[np.int64]:
+    """How many of ``sorted_values`` (ascending) are ``>= t``, for each threshold ``t``."""
+    counts: npt.NDArray[np.int64] = sorted_values.size - np.searchsorted(sorted_values, thresholds, side="left")
+    return counts
+
+
 def accuracy_sweep(scores: npt.ArrayLike, labels: npt.ArrayLike) -> ThresholdSweep:
     """Accuracy of ``score >= t`` for every distinct cut of the scores.
 
@@ -50,12 +64,11 @@ def accuracy_sweep(scores: npt.ArrayLike, labels: npt.ArrayLike) -> ThresholdSwe
     consecutive distinct scores, and above the highest (everything negative).
     """
     score_array, positive = _validated(scores, labels)
-    distinct = np.unique(score_array)  # ascending
-    thresholds = np.concatenate([[distinct[0] - 1.0], (distinct[:-1] + distinct[1:]) / 2, [distinct[-1] + 1.0]])
+    thresholds = candidate_thresholds(score_array)
     positive_scores = np.sort(score_array[positive])
     negative_scores = np.sort(score_array[~positive])
     # true positives: positives with score >= t; true negatives: negatives with score < t
-    true_pos = positive_scores.size - np.searchsorted(positive_scores, thresholds, side="left")
+    true_pos = count_at_or_above(positive_scores, thresholds)
     true_neg = np.searchsorted(negative_scores, thresholds, side="left")
     accuracy = (true_pos + true_neg) / score_array.size
     return ThresholdSweep(thresholds=thresholds, accuracy=accuracy.astype(np.float64))

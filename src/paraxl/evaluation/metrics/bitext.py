@@ -34,6 +34,7 @@ from paraxl.evaluation.metrics._checks import (
     row_chunk,
     same_dimension,
 )
+from paraxl.evaluation.threshold import candidate_thresholds, count_at_or_above
 
 Backend = Literal["auto", "exact", "faiss"]
 Pair = tuple[str, str]
@@ -269,12 +270,9 @@ def f1_at_thresholds(
     unique_scores = np.fromiter(best.values(), dtype=np.float64, count=len(best))
     correct = np.fromiter((pair in gold_pairs for pair in best), dtype=bool, count=len(best))
 
-    distinct = np.unique(unique_scores)  # ascending
-    thresholds = np.concatenate([[distinct[0] - 1.0], (distinct[:-1] + distinct[1:]) / 2, [distinct[-1] + 1.0]])
-    sorted_scores = np.sort(unique_scores)
-    correct_scores = np.sort(unique_scores[correct])
-    predicted = sorted_scores.size - np.searchsorted(sorted_scores, thresholds, side="left")
-    true_pos = correct_scores.size - np.searchsorted(correct_scores, thresholds, side="left")
+    thresholds = candidate_thresholds(unique_scores)
+    predicted = count_at_or_above(np.sort(unique_scores), thresholds)
+    true_pos = count_at_or_above(np.sort(unique_scores[correct]), thresholds)
     precision = np.divide(true_pos, predicted, out=np.zeros(thresholds.size), where=predicted > 0)
     recall = true_pos / len(gold_pairs)
     # F1 = 2 TP / (predicted + gold); the denominator is >= |gold| > 0

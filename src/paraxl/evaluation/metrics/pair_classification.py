@@ -17,6 +17,7 @@ import numpy.typing as npt
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_score, recall_score
 
 from paraxl.evaluation.metrics._checks import BoolArray, FloatArray, binary_labels, finite_vector
+from paraxl.evaluation.threshold import candidate_thresholds, count_at_or_above
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,10 @@ def best_f1_threshold(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[flo
         labels: ``(n,)`` 0/1 labels with at least one 1.
     """
     score_array, positive = _validated(scores, labels)
-    distinct = np.unique(score_array)  # ascending
-    thresholds = np.concatenate([[distinct[0] - 1.0], (distinct[:-1] + distinct[1:]) / 2, [distinct[-1] + 1.0]])
-    sorted_scores = np.sort(score_array)
+    thresholds = candidate_thresholds(score_array)
     positive_scores = np.sort(score_array[positive])
-    predicted = sorted_scores.size - np.searchsorted(sorted_scores, thresholds, side="left")
-    true_pos = positive_scores.size - np.searchsorted(positive_scores, thresholds, side="left")
+    predicted = count_at_or_above(np.sort(score_array), thresholds)
+    true_pos = count_at_or_above(positive_scores, thresholds)
     # F1 = 2 TP / (2 TP + FP + FN) = 2 TP / (predicted positives + actual positives); the
     # denominator is >= the (non-zero) number of positives, so it never divides by zero.
     f1 = 2.0 * true_pos / (predicted + positive_scores.size)
