@@ -128,3 +128,51 @@ def test_result_json_is_strict(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no task"):
         read_document(tmp_path / "other.json")
     assert os.path.exists(tmp_path / "other.json")
+
+
+def test_mine_reproduces_the_bucc_task(tiny_model_dir: Path, bench_dir: Path, tmp_path: Path) -> None:
+    """``paraxl mine`` and the BUCC task share one function: same pairs, same margins, same F1."""
+    from paraxl.evaluation.embeddings import CachedEmbedder
+    from paraxl.evaluation.metrics.bitext import precision_recall_f1
+    from paraxl.evaluation.tasks.base import EvalContext
+    from paraxl.evaluation.tasks.bitext import BuccTask
+
+    folder = bench_dir / "bucc2018" / "zh-en"
+    out = tmp_path / "mined.tsv"
+    code, output = _mine(tiny_model_dir, folder / "zh-en.sample.zh", folder / "zh-en.sample.en", out)
+    assert code == 0, output
+    rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()[1:]]
+    mined = {(row[0], row[1]): float(row[2]) for row in rows}
+    task = BuccTask(("zh-en",)).run(CachedEmbedder(BiEncoder.load(tiny_model_dir)), EvalContext(data_dir=bench_dir))
+    gold = [tuple(line.split("\t")) for line in (folder / "zh-en.sample.gold").read_text().splitlines()]
+    scores = task.scores["per_pair"]["zh-en"]
+    assert len(mined) == scores["n_candidates"]
+    threshold = scores["oracle_threshold"]
+    assert precision_recall_f1([pair for pair, margin in mined.items() if margin >= threshold], gold)[2] == (
+        pytest.approx(scores["oracle_f1_fit_on_gold"], abs=1e-6)
+    )
+
+
+def _mine(model: Path, source: Path, target: Path, out: Path) -> tuple[int, str]:
+    result = runner.invoke(app, ["mine", str(source), str(target), "--ids", "-o", str(out), "--model", str(model)])
+    return result.exit_code, result.output
+
+
+def test_mine_plain_text_with_threshold_and_bad_output(tiny_model_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "src.txt"
+    target = tmp_path / "tgt.txt"
+    source.write_text("a red house\nthe river bank\n", encoding="utf-8")
+    target.write_text("the river bank\na red house\nsomething else\n", encoding="utf-8")
+    out = tmp_path / "pairs.tsv"
+    result = runner.invoke(
+        app, ["mine", str(source), str(target), "-o", str(out), "--model", str(tiny_model_dir), "--k", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()[1:]]
+    assert {(row[0], row[1]) for row in rows} == {("1", "2"), ("2", "1")}  # identical sentences pair up
+    result = runner.invoke(
+        app, ["mine", str(source), str(target), "-o", str(out), "--model", str(tiny_model_dir), "--threshold", "99"]
+    )
+    assert result.exit_code == 0 and out.read_text(encoding="utf-8").splitlines()[1:] == []
+    result = runner.invoke(app, ["mine", str(source), str(target), "-o", str(tmp_path / "x.csv")])
+    assert result.exit_code == 2 and "must be a .tsv" in result.output

@@ -201,6 +201,56 @@ def train(
     console.print(f"model: {Path(summary.output_dir) / 'final'}", highlight=False)
 
 
+@app.command()
+@cli_errors
+def mine(
+    source: Annotated[Path, typer.Argument(help="source sentences: .txt (one per line) or, with --ids, id<TAB>text")],
+    target: Annotated[Path, typer.Argument(help="target sentences, same layout")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="scored pairs (.tsv)")],
+    model: ModelOption = DEFAULT_MODEL,
+    ids: Annotated[bool, typer.Option("--ids", help="lines are id<TAB>text (the BUCC layout)")] = False,
+    threshold: Annotated[
+        float | None, typer.Option(help="keep pairs with ratio margin >= this (default: all 1-to-1 candidates)")
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, help="nearest neighbours per side for the margin")] = 4,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+) -> None:
+    """Mine translation pairs between two corpora (ratio margin, k nearest neighbours both ways, 1-to-1)."""
+    from paraxl.evaluation.embeddings import CachedEmbedder
+    from paraxl.evaluation.loaders.bucc import read_id_text_file
+    from paraxl.io.outputs import write_tsv
+    from paraxl.io.text_input import read_texts
+    from paraxl.mining.bitext import mine_bitext
+
+    if output.suffix != ".tsv":
+        raise InputError("output must be a .tsv file", output)
+    corpora = []
+    for path in (source, target):
+        if ids:
+            corpora.append(read_id_text_file(path))
+        else:
+            texts = tuple(read_texts(path, "txt"))
+            corpora.append((tuple(str(number) for number in range(1, len(texts) + 1)), texts))
+    (source_ids, source_texts), (target_ids, target_texts) = corpora
+    embedder = CachedEmbedder(_load(model), batch_size=batch_size, show_progress=True)
+    pairs = mine_bitext(embedder, source_texts, target_texts, k=k, threshold=threshold)
+    write_tsv(
+        output,
+        ["source_id", "target_id", "margin", "source", "target"],
+        [
+            [
+                source_ids[p.source_index],
+                target_ids[p.target_index],
+                f"{p.score:.6f}",
+                source_texts[p.source_index],
+                target_texts[p.target_index],
+            ]
+            for p in pairs
+        ],
+    )
+    console.print(f"wrote {len(pairs)} pairs to {output}", highlight=False)
+
+
 @app.command("eval")
 @cli_errors
 def evaluate(

@@ -38,8 +38,8 @@ def read_bucc(data_dir: str | Path, pair: str = "zh-en", split: str = "sample") 
     stem = f"bucc2018/{pair}/{pair}.{split}"
     source_path = data_file(data_dir, f"{stem}.{language}", f"BUCC {pair} {split} {language} corpus")
     target_path = data_file(data_dir, f"{stem}.en", f"BUCC {pair} {split} English corpus")
-    source_ids, source_texts = _read_corpus(source_path)
-    target_ids, target_texts = _read_corpus(target_path)
+    source_ids, source_texts = read_id_text_file(source_path)
+    target_ids, target_texts = read_id_text_file(target_path)
     files = [source_path, target_path]
     gold: tuple[tuple[str, str], ...] = ()
     gold_path = Path(data_dir) / f"{stem}.gold"
@@ -58,7 +58,7 @@ def read_bucc(data_dir: str | Path, pair: str = "zh-en", split: str = "sample") 
     )
 
 
-def _read_corpus(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def read_id_text_file(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(ids, texts)`` of one ``id<TAB>sentence`` file; an empty or repeated id is an error."""
     first_line: dict[str, int] = {}
     texts: list[str] = []

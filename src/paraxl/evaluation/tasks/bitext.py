@@ -26,11 +26,11 @@ from paraxl.evaluation.metrics.bitext import (
     best_f1,
     f1_at_thresholds,
     precision_recall_f1,
-    ratio_margin_candidates,
     split_by_hash,
 )
 from paraxl.evaluation.metrics.retrieval import nearest_neighbor_accuracy
 from paraxl.evaluation.tasks.base import EvalContext, TaskResult, TaskSpec, mean, rounded, unit_rows
+from paraxl.mining.bitext import mine_bitext
 
 MARGIN_NEIGHBOURS = 4
 
@@ -64,14 +64,10 @@ class BuccTask:
             corpus = read_bucc(context.data_dir, pair, self.split)
             files += list(corpus.files)
             context.progress(f"bucc {pair}: embedding {len(corpus.source_texts) + len(corpus.target_texts)} sentences")
-            source = unit_rows(embedder.embed(list(corpus.source_texts)))
-            target = unit_rows(embedder.embed(list(corpus.target_texts)))
-            mined = ratio_margin_candidates(source, target, k=MARGIN_NEIGHBOURS)
-            candidates = [
-                (corpus.source_ids[i], corpus.target_ids[j])
-                for i, j in zip(mined.source_index.tolist(), mined.target_index.tolist(), strict=True)
-            ]
-            per_pair[pair], details[pair] = score_mining(candidates, mined.score, list(corpus.gold))
+            mined = mine_bitext(embedder, corpus.source_texts, corpus.target_texts, k=MARGIN_NEIGHBOURS)
+            candidates = [(corpus.source_ids[m.source_index], corpus.target_ids[m.target_index]) for m in mined]
+            scores = np.array([m.score for m in mined], dtype=np.float64)
+            per_pair[pair], details[pair] = score_mining(candidates, scores, list(corpus.gold))
         main = mean([scores["f1"] for scores in per_pair.values()])
         return TaskResult("bucc", main, {"per_pair": per_pair, "split": self.split}, sorted(set(files)), details)
 
