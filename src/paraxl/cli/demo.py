@@ -7,7 +7,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from paraxl.modeling.bi_encoder import BiEncoder
+from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.similarity import cosine_matrix, paired_cosine
 
 # One statement in six languages, and an unrelated one.
@@ -33,7 +33,7 @@ PAWS_STYLE = [
 ]
 
 
-def run_demo(console: Console, encoder: BiEncoder) -> None:
+def run_demo(console: Console, encoder: SentenceEncoder) -> None:
     start = time.perf_counter()
     names = list(SENTENCES)
     embeddings = encoder.encode(list(SENTENCES.values()))

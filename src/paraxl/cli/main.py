@@ -2,65 +2,25 @@
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from paraxl.errors import InputError, ParaxlError
-from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.modeling.sources import DEFAULT_MODEL, load_encoder
-
-app = typer.Typer(
-    name="paraxl",
-    help="Cross-lingual paraphrase identification and multilingual sentence embeddings.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from paraxl.cli.common import (
+    BackendOption,
+    ModelOption,
+    app,
+    cli_errors,
+    console,
+    errors,
+    load_model,
 )
-console = Console()
-errors = Console(stderr=True)
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="bundled:NAME, a model folder, or hub:ORG/NAME[@REV]")]
-
-
-def _quiet_libraries() -> None:
-    """Keep third-party chatter (load reports, download bars) off the user's terminal."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
-def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn paraxl's own errors into one line on stderr and exit code 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        _quiet_libraries()
-        try:
-            return command(*args, **kwargs)
-        except ParaxlError as exc:
-            errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
-
-    return wrapper
-
-
-def _load(spec: str) -> BiEncoder:
-    with console.status(f"loading {spec}"):
-        return load_encoder(spec)
+from paraxl.errors import InputError
+from paraxl.modeling.sources import DEFAULT_MODEL
 
 
 @app.command()
@@ -95,6 +55,7 @@ def encode(
     input_file: Annotated[Path, typer.Argument(help="texts: .txt (one per line), .tsv (header), .jsonl")],
     output: Annotated[Path, typer.Option("--output", "-o", help="embeddings: .npy or .parquet")],
     model: ModelOption = DEFAULT_MODEL,
+    backend: BackendOption = "torch",
     column: Annotated[str | None, typer.Option(help="TSV column / JSONL key holding the text")] = None,
     input_format: Annotated[
         str | None, typer.Option("--format", help="txt, tsv or jsonl (default: by extension)")
@@ -108,7 +69,7 @@ def encode(
 
     check_embedding_output(output)
     texts = read_texts(input_file, input_format, column)
-    encoder = _load(model)
+    encoder = load_model(model, backend)
     start = time.perf_counter()
     embeddings = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt_name, show_progress=True)
     seconds = time.perf_counter() - start
@@ -126,6 +87,7 @@ def similarity(
     pairs: Annotated[Path | None, typer.Option(help="TSV of pairs (sentence1/sentence2 columns, or 2 fields)")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write a TSV instead of printing")] = None,
     model: ModelOption = DEFAULT_MODEL,
+    backend: BackendOption = "torch",
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
 ) -> None:
     """Cosine similarity of two sentences, or of every pair in a TSV file."""
@@ -143,7 +105,7 @@ def similarity(
         if len(sentences) != 2 or not all(s.strip() for s in sentences):
             raise InputError(f"expected two non-empty sentences, got {len(sentences)}")
         first, second = [sentences[0]], [sentences[1]]
-    encoder = _load(model)
+    encoder = load_model(model, backend)
     embedded = encoder.encode(first + second, batch_size=batch_size)
     scores = paired_cosine(embedded[: len(first)], embedded[len(first) :])
     if output is not None:
@@ -163,11 +125,11 @@ def similarity(
 
 @app.command()
 @cli_errors
-def demo(model: ModelOption = DEFAULT_MODEL) -> None:
+def demo(model: ModelOption = DEFAULT_MODEL, backend: BackendOption = "torch") -> None:
     """Prepare the bundled model and show cross-lingual similarities (the README's main job)."""
     from paraxl.cli.demo import run_demo
 
-    run_demo(console, _load(model))
+    run_demo(console, load_model(model, backend))
 
 
 @app.command()
@@ -208,6 +170,7 @@ def mine(
     target: Annotated[Path, typer.Argument(help="target sentences, same layout")],
     output: Annotated[Path, typer.Option("--output", "-o", help="scored pairs (.tsv)")],
     model: ModelOption = DEFAULT_MODEL,
+    backend: BackendOption = "torch",
     ids: Annotated[bool, typer.Option("--ids", help="lines are id<TAB>text (the BUCC layout)")] = False,
     threshold: Annotated[
         float | None, typer.Option(help="keep pairs with ratio margin >= this (default: all 1-to-1 candidates)")
@@ -232,7 +195,7 @@ def mine(
             texts = tuple(read_texts(path, "txt"))
             corpora.append((tuple(str(number) for number in range(1, len(texts) + 1)), texts))
     (source_ids, source_texts), (target_ids, target_texts) = corpora
-    embedder = CachedEmbedder(_load(model), batch_size=batch_size, show_progress=True)
+    embedder = CachedEmbedder(load_model(model, backend), batch_size=batch_size, show_progress=True)
     pairs = mine_bitext(embedder, source_texts, target_texts, k=k, threshold=threshold)
     write_tsv(
         output,
@@ -303,6 +266,9 @@ def _score_text(document: dict[str, object]) -> str:
 
     return main_score_text(document)
 
+
+# the other command modules register on the same app (imported for that side effect)
+from paraxl.cli import onnx_commands, pi_commands, search_commands, serve_command  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     app()

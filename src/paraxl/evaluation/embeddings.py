@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paraxl.io.atomic import atomic_path
-from paraxl.modeling.bi_encoder import BiEncoder
+from paraxl.modeling.protocol import SentenceEncoder
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class CachedEmbedder:
 
     def __init__(
         self,
-        encoder: BiEncoder,
+        encoder: SentenceEncoder,
         folder: Path | None = None,
         batch_size: int = 64,
         prompt_name: str | None = None,

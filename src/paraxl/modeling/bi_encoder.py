@@ -43,6 +43,8 @@ class BiEncoder(torch.nn.Module):
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.settings = settings
+        # the folder this model was loaded from: its files decide the embeddings until it is trained
+        self.source_folder: Path | None = None
         if settings.freeze_word_embeddings:
             self.freeze_word_embeddings()
 
@@ -58,6 +60,13 @@ class BiEncoder(torch.nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
+
+    @property
+    def fingerprint(self) -> str | None:
+        """sha256 of the files it was loaded from (``None`` if built in memory); stale once trained."""
+        from paraxl.io.hashing import model_folder_fingerprint
+
+        return None if self.source_folder is None else model_folder_fingerprint(self.source_folder)
 
     def freeze_word_embeddings(self) -> None:
         """Stop gradients into the input word-embedding matrix (paper 1 trains the rest)."""
@@ -203,7 +212,9 @@ class BiEncoder(torch.nn.Module):
         tokenizer = AutoTokenizer.from_pretrained(folder)
         limit = int(getattr(backbone.config, "max_position_embeddings", 512))
         settings = read_settings(folder, fallback_max_length=min(limit, int(tokenizer.model_max_length)))
-        return cls(backbone, tokenizer, settings)
+        encoder = cls(backbone, tokenizer, settings)
+        encoder.source_folder = folder
+        return encoder
 
 
 class _progress:

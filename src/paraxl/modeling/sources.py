@@ -12,13 +12,16 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from paraxl.errors import ModelSpecError
+from paraxl.errors import InputError, ModelSpecError
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.modeling.bundled import BUNDLED_MODELS, prepare_bundled
+from paraxl.modeling.protocol import SentenceEncoder
 
 BUNDLED_PREFIX = "bundled:"
 HUB_PREFIX = "hub:"
 DEFAULT_MODEL = "bundled:multilingual-e5-small"
+# torch: the PyTorch BiEncoder; onnx / onnx-int8: ONNX Runtime, fp32 or int8 dynamic quantization
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def resolve_model_folder(spec: str) -> Path:
@@ -48,9 +51,18 @@ def resolve_model_folder(spec: str) -> Path:
     )
 
 
-def load_encoder(spec: str = DEFAULT_MODEL) -> BiEncoder:
-    """Load a :class:`BiEncoder` from any supported spec (see module docstring)."""
+def load_bi_encoder(spec: str = DEFAULT_MODEL) -> BiEncoder:
+    """The trainable PyTorch model for ``spec``."""
     return BiEncoder.load(resolve_model_folder(spec))
+
+
+def load_encoder(spec: str = DEFAULT_MODEL, backend: str = "torch") -> SentenceEncoder:
+    """Load an encoder for any supported spec (see module docstring) on ``backend`` (see ``BACKENDS``)."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return load_bi_encoder(spec)
+    raise InputError(f"backend {backend!r} is not available yet")  # the ONNX backend plugs in here
 
 
 def _unknown_bundled(name: str) -> str:

@@ -37,7 +37,7 @@ from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
 from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.modeling.sources import load_encoder
+from paraxl.modeling.sources import load_bi_encoder
 from paraxl.paths import data_dir as resolve_data_dir
 from paraxl.training.checkpoint import (
     TrainerState,
@@ -135,7 +135,7 @@ class _Run:
             )
 
     def _load_model(self, checkpoint: Path | None) -> BiEncoder:
-        model = BiEncoder.load(checkpoint / "model") if checkpoint else load_encoder(self.config.model.name)
+        model = BiEncoder.load(checkpoint / "model") if checkpoint else load_bi_encoder(self.config.model.name)
         if checkpoint is None:
             length = self.config.model.max_seq_length
             if length is not None:

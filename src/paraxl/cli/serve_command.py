@@ -1,0 +1,3 @@
+"""serve_command: registered on paraxl.cli.common.app (filled in by its issue-6 part)."""
+
+from __future__ import annotations
