@@ -1,3 +1,328 @@
-"""search_commands: registered on paraxl.cli.common.app (filled in by its issue-6 part)."""
+"""``paraxl index build|add|rebuild`` and ``paraxl search``: semantic search over an embedded corpus.
+
+The index records the model (spec + fingerprints), the inference backend and the prompt it was built
+with; ``add`` and ``search`` default to all three, so corpus and queries are embedded alike. For e5
+models the default prompt (``query``) on both sides is what symmetric, cross-lingual retrieval wants.
+(``--backend`` is the *inference* backend here as everywhere; the index structure is ``--index-type``.)
+"""
 
 from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from paraxl.cli.common import app, cli_errors, console, errors, load_model
+from paraxl.errors import InputError
+from paraxl.modeling.sources import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from paraxl.modeling.protocol import SentenceEncoder
+    from paraxl.serving.index import SearchHit, VectorIndex
+
+index_app = typer.Typer(help="Build and extend vector indexes for `paraxl search`.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+FormatOption = Annotated[str | None, typer.Option("--format", help="txt, tsv or jsonl (default: by extension)")]
+ColumnOption = Annotated[str | None, typer.Option(help="TSV column / JSONL key holding the text (default: text)")]
+IdColumnOption = Annotated[
+    str | None, typer.Option(help="TSV column / JSONL key holding the id (default: the line number)")
+]
+IdPrefixOption = Annotated[str, typer.Option(help="prefix for line-number ids (keeps a second file's ids apart)")]
+BatchOption = Annotated[int, typer.Option(min=1, help="texts per encoder batch")]
+NprobeOption = Annotated[int | None, typer.Option(min=1, help="ivf: cells searched per query (recall vs speed)")]
+EfSearchOption = Annotated[int | None, typer.Option(min=1, help="hnsw: candidate list size (recall vs speed)")]
+
+
+@index_app.command("build")
+@cli_errors
+def build_index(
+    corpus: Annotated[Path, typer.Argument(help="texts: .txt (one per line), .tsv (header), .jsonl")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="index folder (created or replaced)")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="bundled:NAME, a model folder, or hub:ORG/NAME[@REV]")
+    ] = DEFAULT_MODEL,
+    backend: Annotated[str, typer.Option(help="inference backend: torch, onnx, onnx-int8")] = "torch",
+    index_type: Annotated[
+        str, typer.Option("--index-type", help="auto, exact, flat, ivf or hnsw (auto: by corpus size)")
+    ] = "auto",
+    input_format: FormatOption = None,
+    column: ColumnOption = None,
+    id_column: IdColumnOption = None,
+    id_prefix: IdPrefixOption = "",
+    prompt_name: Annotated[
+        str | None, typer.Option(help="prompt for the corpus and, later, the queries (default: the model's)")
+    ] = None,
+    batch_size: BatchOption = 32,
+    nlist: Annotated[int | None, typer.Option(min=1, help="ivf: number of cells (default ~4·sqrt(n))")] = None,
+    nprobe: NprobeOption = None,
+    hnsw_m: Annotated[int | None, typer.Option("--hnsw-m", min=2, help="hnsw: links per node (default 32)")] = None,
+    ef_construction: Annotated[int | None, typer.Option(min=1, help="hnsw: build-time candidate list")] = None,
+    ef_search: EfSearchOption = None,
+    seed: Annotated[int, typer.Option(help="seed of ivf's training sample and k-means")] = 0,
+) -> None:
+    """Embed a corpus and save a vector index of it (ids and texts kept)."""
+    from paraxl.serving.corpus import read_corpus
+    from paraxl.serving.index import INDEX_BACKENDS, VectorIndex
+    from paraxl.serving.index_files import check_target
+
+    if index_type not in INDEX_BACKENDS:
+        raise InputError(f"unknown --index-type {index_type!r}; use one of {', '.join(INDEX_BACKENDS)}")
+    check_target(output)
+    ids, texts = read_corpus(corpus, input_format, column, id_column, id_prefix)
+    params = _build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search)
+    encoder = load_model(model, backend)
+    prompt = prompt_name if prompt_name is not None else encoder.settings.default_prompt_name
+    encoder.prompt_prefix(prompt)  # an unknown prompt fails here, before the corpus is embedded
+    start = time.perf_counter()
+    vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt, show_progress=True)
+    encoded = time.perf_counter()
+    index = VectorIndex.build(
+        vectors,
+        ids,
+        texts,
+        index_type,
+        model=_recorded_spec(model),
+        model_fingerprint=encoder.fingerprint,
+        prompt_name=prompt,
+        seed=seed,
+        weights_fingerprint=_weights_fingerprint(encoder, model),
+        inference_backend=backend,
+        **params,
+    )
+    built = time.perf_counter()
+    index.save(output)
+    console.print(
+        f"indexed {len(index)} texts ({index.info.backend} index, {index.dimension}-d) into {output} in "
+        f"{time.perf_counter() - start:.1f} s (embedding {encoded - start:.1f} s, index {built - encoded:.1f} s)",
+        highlight=False,
+        markup=False,
+    )
+
+
+@index_app.command("add")
+@cli_errors
+def add_to_index(
+    index_dir: Annotated[Path, typer.Argument(help="an index folder from `paraxl index build`")],
+    corpus: Annotated[Path, typer.Argument(help="more texts: .txt, .tsv, .jsonl")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="default: the model recorded in the index")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="inference backend (default: the one recorded in the index)")
+    ] = None,
+    input_format: FormatOption = None,
+    column: ColumnOption = None,
+    id_column: IdColumnOption = None,
+    id_prefix: IdPrefixOption = "",
+    batch_size: BatchOption = 32,
+) -> None:
+    """Embed more texts with the index's model and append them (ids must be new)."""
+    from paraxl.serving.corpus import read_corpus
+    from paraxl.serving.index import VectorIndex
+
+    start = time.perf_counter()
+    index = VectorIndex.load(index_dir)
+    ids, texts = read_corpus(corpus, input_format, column, id_column, id_prefix)
+    index.check_new_ids(ids)
+    # adding vectors of another model would silently spoil every later search: no override here
+    encoder = _query_encoder(index, model, backend, allow_mismatch=False)
+    vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=index.info.prompt_name, show_progress=True)
+    index.add(vectors, ids, texts)
+    index.save(index_dir)
+    if index.info.backend == "ivf":
+        errors.print(
+            "[yellow]note:[/] IVF cells were trained on the first corpus and are not retrained on add; "
+            f"after large additions run `paraxl index rebuild {index_dir} --index-type ivf`",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"added {len(ids)} texts to {index_dir}: {len(index)} in all ({index.info.backend} index) "
+        f"in {time.perf_counter() - start:.1f} s",
+        highlight=False,
+        markup=False,
+    )
+
+
+@index_app.command("rebuild")
+@cli_errors
+def rebuild_index(
+    index_dir: Annotated[Path, typer.Argument(help="an index folder from `paraxl index build`")],
+    index_type: Annotated[str, typer.Option("--index-type", help="auto, exact, flat, ivf or hnsw")] = "auto",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="new folder (default: in place)")] = None,
+    nlist: Annotated[int | None, typer.Option(min=1, help="ivf: number of cells (default ~4·sqrt(n))")] = None,
+    nprobe: NprobeOption = None,
+    hnsw_m: Annotated[int | None, typer.Option("--hnsw-m", min=2, help="hnsw: links per node (default 32)")] = None,
+    ef_construction: Annotated[int | None, typer.Option(min=1, help="hnsw: build-time candidate list")] = None,
+    ef_search: EfSearchOption = None,
+    seed: Annotated[int, typer.Option(help="seed of ivf's training sample and k-means")] = 0,
+) -> None:
+    """Rebuild an index as another type, or retrain IVF cells after many additions (no re-embedding)."""
+    from paraxl.serving.index import VectorIndex
+    from paraxl.serving.index_files import check_target
+
+    target = output if output is not None else index_dir
+    check_target(target)
+    start = time.perf_counter()
+    index = VectorIndex.load(index_dir).rebuild(
+        index_type, seed=seed, **_build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search)
+    )
+    index.save(target)
+    console.print(
+        f"rebuilt {len(index)} items ({index.info.backend} index) in {target} ({time.perf_counter() - start:.1f} s)",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _build_params(
+    nlist: int | None, nprobe: int | None, hnsw_m: int | None, ef_construction: int | None, ef_search: int | None
+) -> dict[str, object]:
+    """The index parameters the user set (the rest keep their defaults)."""
+    named = {"nlist": nlist, "nprobe": nprobe, "M": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
+    return {name: value for name, value in named.items() if value is not None}
+
+
+@app.command("search")
+@cli_errors
+def search(
+    index_dir: Annotated[Path, typer.Argument(help="an index folder from `paraxl index build`")],
+    query: Annotated[str | None, typer.Argument(help="the query text (or --queries FILE)")] = None,
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="hits per query")] = 10,
+    queries: Annotated[Path | None, typer.Option(help="a .txt file of queries, one per line")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write hits to a .tsv (or .jsonl) file")] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="print one JSON object per hit")] = False,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="query model (default: the one recorded in the index)")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="inference backend (default: the one recorded in the index)")
+    ] = None,
+    prompt_name: Annotated[
+        str | None, typer.Option(help="query prompt (default: the one the corpus was embedded with)")
+    ] = None,
+    allow_model_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--allow-model-mismatch", help="search even if the query model is not the index's (scores are suspect)"
+        ),
+    ] = False,
+    nprobe: NprobeOption = None,
+    ef_search: EfSearchOption = None,
+    batch_size: BatchOption = 32,
+) -> None:
+    """Find the indexed texts closest in meaning to a query (cosine similarity), in any language."""
+    from paraxl.io.text_input import read_texts
+    from paraxl.serving.index import VectorIndex
+
+    if (query is None) == (queries is None):
+        raise InputError("give either a query or --queries FILE")
+    if query is not None and not query.strip():
+        raise InputError("empty query")
+    if output is not None and output.suffix.lower() not in (".tsv", ".jsonl"):
+        raise InputError("output must be a .tsv or .jsonl file", output)
+    if queries is not None:
+        texts = read_texts(queries, "txt")
+    else:
+        assert query is not None
+        texts = [query]
+    index = VectorIndex.load(index_dir)
+    search_params = {name: value for name, value in (("nprobe", nprobe), ("ef_search", ef_search)) if value}
+    if search_params:
+        index.set_search_params(**search_params)
+    encoder = _query_encoder(index, model, backend, allow_mismatch=allow_model_mismatch)
+    prompt = prompt_name if prompt_name is not None else index.info.prompt_name
+    start = time.perf_counter()
+    vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt)
+    results = index.search(vectors, k)
+    seconds = time.perf_counter() - start
+    rows = [(text, hit) for text, hits in zip(texts, results, strict=True) for hit in hits]
+    if output is not None:
+        _write_hits(output, rows)
+        console.print(f"wrote {len(rows)} hits for {len(texts)} queries to {output} ({seconds:.2f} s)", markup=False)
+    elif json_lines:
+        for text, hit in rows:
+            sys.stdout.write(_hit_json(text, hit) + "\n")
+    elif queries is not None:
+        _print_tsv(rows)
+    else:
+        table = Table("rank", "score", "id", "text", title=f"{len(index)} items, {index.info.backend} index")
+        for _, hit in rows:
+            # Text(): a stored text is shown as is, never read as rich markup
+            table.add_row(str(hit.rank), f"{hit.score:.4f}", Text(hit.id), Text(hit.text or ""))
+        console.print(table)
+
+
+HIT_COLUMNS = ("query", "rank", "id", "score", "text")
+
+
+def _query_encoder(index: VectorIndex, model: str | None, backend: str | None, allow_mismatch: bool) -> SentenceEncoder:
+    """The encoder for new texts of ``index``: its recorded model and backend unless overridden, checked."""
+    from paraxl.serving.index import check_query_model
+
+    info = index.info
+    spec = model if model is not None else info.model
+    if spec is None:
+        raise InputError("the index records no model; pass --model")
+    encoder = load_model(spec, backend if backend is not None else (info.inference_backend or "torch"))
+    note = check_query_model(
+        info,
+        encoder.fingerprint,
+        _weights_fingerprint(encoder, spec),
+        model=spec,
+        dimension=encoder.dimension,
+        allow_mismatch=allow_mismatch,
+    )
+    if note is not None:
+        errors.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    return encoder
+
+
+def _recorded_spec(spec: str) -> str:
+    """The spec to record: a folder as an absolute path (a relative one breaks from another directory)."""
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.is_dir() else spec
+
+
+def _weights_fingerprint(encoder: SentenceEncoder, spec: str) -> str | None:
+    """The model folder's fingerprint (the weights alone, whatever the inference backend)."""
+    from paraxl.io.hashing import model_folder_fingerprint
+    from paraxl.modeling.sources import resolve_model_folder
+
+    folder = getattr(encoder, "source_folder", None)
+    if folder is None:
+        folder = resolve_model_folder(spec)  # cached for bundled models and folders; no download twice
+    return model_folder_fingerprint(folder)
+
+
+def _hit_row(query: str, hit: SearchHit) -> tuple[str, int, str, str, str]:
+    return (query, hit.rank, hit.id, f"{hit.score:.6f}", hit.text if hit.text is not None else "")
+
+
+def _hit_json(query: str, hit: SearchHit) -> str:
+    record = {"query": query, "rank": hit.rank, "id": hit.id, "score": round(hit.score, 6), "text": hit.text}
+    return json.dumps(record, ensure_ascii=False)
+
+
+def _print_tsv(rows: list[tuple[str, SearchHit]]) -> None:
+    # the dialect of paraxl.io.outputs.write_tsv: no quoting, a tab or newline inside a field is escaped
+    writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
+    writer.writerow(HIT_COLUMNS)
+    writer.writerows(_hit_row(text, hit) for text, hit in rows)
+
+
+def _write_hits(path: Path, rows: list[tuple[str, SearchHit]]) -> None:
+    from paraxl.io.atomic import atomic_path
+    from paraxl.io.outputs import write_tsv
+
+    if path.suffix.lower() == ".tsv":
+        write_tsv(path, HIT_COLUMNS, [_hit_row(text, hit) for text, hit in rows])
+        return
+    with atomic_path(path, suffix=".jsonl") as tmp, tmp.open("w", encoding="utf-8", newline="\n") as handle:
+        handle.writelines(_hit_json(text, hit) + "\n" for text, hit in rows)

@@ -1,3 +1,138 @@
-"""serve_command: registered on paraxl.cli.common.app (filled in by its issue-6 part)."""
+"""``paraxl serve``: the HTTP service (library: ``paraxl.serving``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from paraxl.cli.common import BackendOption, app, cli_errors, console, errors, load_model
+from paraxl.errors import InputError, ModelFormatError
+from paraxl.modeling.sources import DEFAULT_MODEL
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+if TYPE_CHECKING:
+    from paraxl.modeling.protocol import SentenceEncoder
+    from paraxl.serving.service import Decider, Searcher
+
+
+@app.command("serve")
+@cli_errors
+def serve(
+    model: Annotated[str, typer.Argument(help="bundled:NAME, a model folder, or hub:ORG/NAME[@REV]")] = DEFAULT_MODEL,
+    index: Annotated[
+        Path | None, typer.Option("--index", help="vector index folder built with this model; enables POST /search")
+    ] = None,
+    host: Annotated[
+        str,
+        typer.Option(help="address to bind; 0.0.0.0 exposes the service (no authentication) to your whole network"),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port)")] = 8000,
+    backend: BackendOption = "torch",
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="decide paraphrases at this cosine threshold (overrides the calibration's; works without one)"
+        ),
+    ] = None,
+    max_batch: Annotated[int, typer.Option(min=1, help="most texts, pairs or queries per request")] = 256,
+    max_text_chars: Annotated[int, typer.Option(min=1, help="longest text in characters (longer: 413)")] = 2000,
+    max_k: Annotated[int, typer.Option(min=1, help="most search hits per query")] = 100,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="largest request body (checked before parsing)")
+    ] = 1_000_000,
+    batch_size: Annotated[int, typer.Option(min=1, help="encoder batch size")] = 32,
+    micro_batch: Annotated[
+        bool, typer.Option(help="merge requests that queue up while the encoder is busy into one forward pass")
+    ] = True,
+    log_level: Annotated[str, typer.Option(help=f"uvicorn log level: {', '.join(LOG_LEVELS)}")] = "info",
+) -> None:
+    """Serve embeddings, similarity, paraphrase decisions and search over HTTP (one process).
+
+    Endpoints: GET /health, POST /embed, /similarity, /paraphrase (needs a calibration or
+    --threshold), /search (needs --index); OpenAPI docs at /docs. One process uses all cores for
+    each forward pass (requests are batched together), so there is no --workers: more processes
+    would each hold a copy of the model and compete for the same cores.
+    """
+    import uvicorn
+
+    from paraxl import __version__
+    from paraxl.serving.app import create_app
+    from paraxl.serving.limits import ServiceLimits
+    from paraxl.serving.service import ParaxlService
+
+    if threshold is not None and not -1.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold is a cosine similarity in [-1, 1], got {threshold}")
+    if log_level not in LOG_LEVELS:
+        raise InputError(f"unknown --log-level {log_level!r}; use one of {', '.join(LOG_LEVELS)}")
+    limits = ServiceLimits(
+        max_batch=max_batch, max_text_chars=max_text_chars, max_k=max_k, max_body_bytes=max_body_bytes
+    )
+    decider = _decider(model, backend, threshold)
+    encoder = load_model(model, backend)
+    searcher = _searcher(index, model, encoder) if index is not None else None
+    service = ParaxlService(
+        encoder,
+        model_name=model,
+        decider=decider,
+        searcher=searcher,
+        limits=limits,
+        batch_size=batch_size,
+        backend=backend,
+        micro_batch=micro_batch,
+        version=__version__,
+    )
+    paraphrase = f"threshold {decider.threshold:.4f} ({decider.method})" if decider else "off (no calibration)"
+    search = f"{len(searcher)} vectors from {index}" if searcher is not None else "off (no --index)"
+    console.print(
+        f"serving {model} ({backend}) on http://{host}:{port}  docs: /docs\n"
+        f"  /paraphrase: {paraphrase}\n  /search: {search}",
+        highlight=False,
+        markup=False,
+    )
+    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level)
+
+
+def _decider(model: str, backend: str, threshold: float | None) -> Decider | None:
+    """The model's calibration (checked against its weights), overridden or replaced by ``--threshold``."""
+    from paraxl.decision.calibration import check_compatible, load_calibration
+    from paraxl.io.hashing import model_folder_fingerprint
+    from paraxl.modeling.sources import resolve_model_folder
+    from paraxl.serving.service import FixedThreshold
+
+    folder = resolve_model_folder(model)
+    calibration = load_calibration(folder)
+    if calibration is not None:
+        try:
+            note = check_compatible(calibration, model_folder_fingerprint(folder), backend, model)
+        except ModelFormatError:
+            if threshold is None:
+                raise
+            note = f"note: the calibration of {model} is for other weights; deciding at --threshold, no probabilities"
+            calibration = None
+        if note:
+            errors.print(note, highlight=False, soft_wrap=True)
+    if threshold is not None:
+        return FixedThreshold(threshold, calibration)
+    return calibration
+
+
+def _searcher(index: Path, model: str, encoder: SentenceEncoder) -> Searcher:
+    """The index at ``index``, refused (one line, exit 2) if its vectors come from another model."""
+    from paraxl.io.hashing import model_folder_fingerprint
+    from paraxl.modeling.sources import resolve_model_folder
+    from paraxl.serving.index import VectorIndex, check_query_model
+
+    loaded = VectorIndex.load(index)
+    note = check_query_model(
+        loaded.info,
+        encoder.fingerprint,
+        model_folder_fingerprint(resolve_model_folder(model)),
+        model=model,
+        dimension=encoder.dimension,
+    )
+    if note:
+        errors.print(f"note: {note}", highlight=False, soft_wrap=True)
+    return loaded

@@ -1,0 +1,294 @@
+"""FastAPI adapter over :class:`~paraxl.serving.service.ParaxlService`: JSON in, JSON out, nothing else.
+
+Endpoints: ``GET /health``, ``POST /embed``, ``POST /similarity``, ``POST /paraphrase``, ``POST /search``
+(OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``).
+
+Errors always come back as ``{"error": "<one readable line>", "detail": [...]}``:
+
+* 413: body over ``max_body_bytes`` (refused from its ``Content-Length`` before a byte is read, and
+  by counting the bytes of a chunked body, before any JSON is parsed: :class:`BodySizeLimit`), too
+  many items, a text over ``max_text_chars``;
+* 422: malformed JSON, wrong types, unknown fields, empty texts, bad ``k`` or prompt name;
+* 409: ``/paraphrase`` without a calibration, ``/search`` without an index;
+* 404 / 405: unknown route / wrong method;
+* 500: only for a bug, logged with its traceback; bad input never causes one.
+
+Endpoints are plain ``def``: FastAPI runs them in its thread pool, where validation runs in
+parallel and the service's ``SerialEncoder`` serialises (and merges) the forward passes. No
+endpoint takes a file path, and CORS is off (add a middleware yourself to expose it to browsers).
+"""
+
+import logging
+from typing import Annotated, Any, Self
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paraxl.serving.service import DEFAULT_K, ParaxlService, ServiceError
+
+log = logging.getLogger("paraxl.serving")
+
+
+class ErrorResponse(BaseModel):
+    """Every error: one line for people, and pydantic's per-field details for validation errors."""
+
+    error: str = Field(description="what was wrong, in one line")
+    detail: list[dict[str, Any]] = Field(default_factory=list, description="per-field problems (loc, msg, type)")
+
+
+class Calibration(BaseModel):
+    method: str
+    threshold: float
+
+
+class IndexSummary(BaseModel):
+    count: int
+    backend: str
+    prompt_name: str | None
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(examples=["ok"])
+    version: str | None
+    model: str = Field(description="the model spec this server was started with")
+    backend: str | None = Field(description="inference backend: torch, onnx or onnx-int8")
+    fingerprint: str | None = Field(description="sha256 over the model files that decide its vectors")
+    dimension: int
+    max_seq_length: int = Field(description="tokens per text; longer texts are truncated by the model")
+    prompts: list[str]
+    default_prompt_name: str | None
+    calibration: Calibration | None = Field(description="null: /paraphrase answers 409")
+    index: IndexSummary | None = Field(description="null: /search answers 409")
+    limits: dict[str, int]
+
+
+class EmbedResponse(BaseModel):
+    model: str
+    dimension: int
+    embeddings: list[list[float]] = Field(description="one vector per text, in input order")
+
+
+class SimilarityResponse(BaseModel):
+    model: str
+    scores: list[float] = Field(description="cosine similarity of each pair, in input order")
+
+
+class ParaphraseResult(BaseModel):
+    score: float = Field(description="cosine similarity")
+    probability: float | None = Field(description="calibrated probability of paraphrase; null for a fixed threshold")
+    is_paraphrase: bool
+    threshold: float = Field(description="score >= threshold decides is_paraphrase")
+
+
+class ParaphraseResponse(BaseModel):
+    model: str
+    method: str = Field(description="how the decision was calibrated")
+    results: list[ParaphraseResult]
+
+
+class SearchHit(BaseModel):
+    rank: int = Field(description="1 = best")
+    id: str
+    text: str | None
+    score: float = Field(description="cosine similarity")
+
+
+class SearchResponse(BaseModel):
+    model: str
+    results: list[list[SearchHit]] = Field(description="one ranked hit list per query, in input order")
+
+
+def create_app(service: ParaxlService) -> FastAPI:
+    """The HTTP application for ``service``; request schemas carry the service's limits."""
+    limits = service.limits
+    Text = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_text_chars)]
+    Pair = tuple[Text, Text]
+    most = limits.max_batch
+    prompt_field = Field(
+        default=None,
+        description="prompt to prefix, e.g. query or passage for e5 (default: the model's default prompt)",
+    )
+    # lax mode (JSON arrays must become tuples), but no coercion where it would hide a client bug:
+    # pydantic never turns numbers into strings, and k is strict (no "5" or true for 5 or 1)
+    strict = ConfigDict(extra="forbid")
+
+    class EmbedRequest(BaseModel):
+        model_config = ConfigDict(
+            **strict, json_schema_extra={"examples": [{"texts": ["The cat sits.", "Le chat est assis."]}]}
+        )
+        texts: list[Text] = Field(description=f"1 to {limits.max_batch} non-empty texts", min_length=1, max_length=most)
+        prompt_name: str | None = prompt_field
+
+    class PairsRequest(BaseModel):
+        model_config = ConfigDict(
+            **strict, json_schema_extra={"examples": [{"pairs": [["The cat sits.", "Le chat est assis."]]}]}
+        )
+        pairs: list[Pair] = Field(
+            description=f"1 to {limits.max_batch} [first, second] text pairs", min_length=1, max_length=most
+        )
+
+    class SearchRequest(BaseModel):
+        model_config = ConfigDict(
+            **strict, json_schema_extra={"examples": [{"query": "a cat on a mat", "k": 5}, {"queries": ["a", "b"]}]}
+        )
+        query: Text | None = Field(default=None, description="one query (give this or queries)")
+        queries: list[Text] | None = Field(
+            default=None, description="several queries (give this or query)", min_length=1, max_length=most
+        )
+        k: int = Field(
+            default=min(DEFAULT_K, limits.max_k),
+            strict=True,
+            ge=1,
+            le=limits.max_k,
+            description=f"hits per query, 1 to {limits.max_k}",
+        )
+        prompt_name: str | None = prompt_field
+
+        @model_validator(mode="after")
+        def _one_of(self) -> Self:
+            if (self.query is None) == (self.queries is None):
+                raise ValueError("give exactly one of query or queries")
+            return self
+
+    app = FastAPI(
+        title="paraxl",
+        version=service.version or "0",
+        description="Multilingual sentence embeddings and cross-lingual paraphrase identification "
+        f"with {service.model_name}. Errors: 413 too large, 422 invalid, 409 feature not configured.",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
+    errors: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (409, 413, 422)}
+
+    @app.get("/health", response_model=HealthResponse, summary="What is served, and the limits")
+    def health() -> dict[str, object]:
+        return service.health()
+
+    @app.post("/embed", response_model=EmbedResponse, responses=errors, summary="Embed texts")
+    def embed(request: EmbedRequest) -> dict[str, object]:
+        matrix = service.embed(request.texts, request.prompt_name)  # (n, dim) float32
+        return {"model": service.model_name, "dimension": int(matrix.shape[1]), "embeddings": matrix.tolist()}
+
+    @app.post("/similarity", response_model=SimilarityResponse, responses=errors, summary="Cosine of text pairs")
+    def similarity(request: PairsRequest) -> dict[str, object]:
+        return {"model": service.model_name, "scores": service.similarity(request.pairs)}
+
+    @app.post(
+        "/paraphrase",
+        response_model=ParaphraseResponse,
+        responses=errors,
+        summary="Decide whether text pairs are paraphrases (needs a calibration or --threshold)",
+    )
+    def paraphrase(request: PairsRequest) -> dict[str, object]:
+        results = service.paraphrase(request.pairs)
+        method = service.decider.method if service.decider is not None else ""
+        return {"model": service.model_name, "method": method, "results": results}
+
+    @app.post(
+        "/search", response_model=SearchResponse, responses=errors, summary="Nearest indexed texts (needs --index)"
+    )
+    def search(request: SearchRequest) -> dict[str, object]:
+        queries = request.queries if request.queries is not None else [request.query or ""]
+        return {"model": service.model_name, "results": service.search(queries, request.k, request.prompt_name)}
+
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return _error(exc.status, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"loc": list(error.get("loc", ())), "msg": _message(error), "type": error.get("type", "")}
+            for error in exc.errors()
+        ]
+        too_large = any(_over_limit(problem) for problem in problems)
+        first = problems[0] if problems else {"loc": [], "msg": "invalid request", "type": ""}
+        where = ".".join(str(part) for part in first["loc"][1:]) or "body"
+        if first["type"] == "json_invalid":
+            where = "body"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return _error(413 if too_large else 422, f"{where}: {first['msg']}{more}", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal server error (logged on the server)")
+
+
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body over the limit of {max_bytes} bytes")
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a body over ``max_bytes``, before the JSON parser sees it.
+
+    A declared ``Content-Length`` over the limit is answered at once, without reading the body; a
+    chunked body is counted as it arrives and refused as soon as it passes the limit (FastAPI turns
+    the :class:`BodyTooLarge` raised from ``receive`` into a response through our handlers).
+    FastAPI's own ``max_body_size`` does the same, but answers the first case with a plain-text
+    body from outside the app's exception handlers; this keeps every error in the JSON shape above.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            error = BodyTooLarge(self.max_bytes)
+            await _error(error.status_code, str(error.detail))(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _over_limit(problem: dict[str, Any]) -> bool:
+    """A text over max_text_chars, or a top-level list (``body.texts``) over max_batch: 413, not 422.
+
+    A pair with three members is also "too_long" for pydantic, but that is malformed, not large.
+    """
+    return problem["type"] == "string_too_long" or (problem["type"] == "too_long" and len(problem["loc"]) == 2)
+
+
+def _message(error: Any) -> str:
+    """pydantic's message, with the JSON decoder's reason for malformed JSON."""
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        return f"invalid JSON at character {error['loc'][-1]}: {reason}"
+    if error.get("type") == "model_attributes_type" and tuple(error.get("loc", ())) == ("body",):
+        return "the body must be a JSON object, sent with Content-Type: application/json"
+    return str(error.get("msg", "invalid"))
+
+
+def _error(
+    status: int, message: str, detail: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message, "detail": detail or []}, headers=headers)

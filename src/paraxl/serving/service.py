@@ -1,0 +1,417 @@
+"""The service behind ``paraxl serve``, with no web framework in it: validation, encoding, answers.
+
+Everything a request can get wrong is checked here, so it is testable without HTTP and the same
+for any front end; the FastAPI adapter (``paraxl.serving.app``) only maps JSON to these calls and
+:class:`ServiceError` to a status code.
+
+Concurrency: the web server calls these methods from many threads at once (FastAPI runs sync
+endpoints in a thread pool). Validation runs in those threads in parallel, but every forward
+pass goes through one :class:`SerialEncoder`: one batch at a time, because the PyTorch encoder
+flips train/eval mode inside ``encode`` (shared state) and already spreads one batch over all
+cores, so two concurrent forwards on a 2-core machine only contend. Requests that queue up while
+a batch runs are merged into the next forward pass (micro-batching, see ``SerialEncoder``; one
+encode call over many requests' texts beats one call per request because each forward pass has a
+fixed cost; ``benchmarks/bench_service.py --micro-batch both`` measures it end to end).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from paraxl.errors import InputError, ParaxlError
+from paraxl.modeling.protocol import SentenceEncoder
+from paraxl.serving.limits import ServiceLimits
+from paraxl.similarity import paired_cosine
+
+__all__ = [
+    "Decider",
+    "FixedThreshold",
+    "ParaxlService",
+    "SearchHitLike",
+    "Searcher",
+    "SerialEncoder",
+    "ServiceError",
+    "ServiceLimits",
+]
+
+# Status codes: 413 for anything over a size limit, 422 for invalid input, 409 when the request
+# needs a feature this server was started without (no index / no calibration): the client's
+# request conflicts with the server's configuration, and retrying it will not help (unlike 503).
+TOO_LARGE = 413
+INVALID = 422
+NOT_CONFIGURED = 409
+DEFAULT_K = 10
+
+
+class ServiceError(ParaxlError):
+    """A request the service refuses: ``status`` is the HTTP status code, ``message`` says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# ---------------------------------------------------------------- what the service needs from others
+
+
+class Decider(Protocol):
+    """Turns cosine scores into paraphrase decisions (``paraxl.decision.calibration.Calibration``)."""
+
+    @property
+    def threshold(self) -> float: ...
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def prompt_name(self) -> str | None:
+        """The prompt the scores were calibrated with ("" = none, None = the model's default)."""
+        ...
+
+    def probability(self, scores: np.ndarray) -> np.ndarray: ...
+
+    def decide(self, scores: np.ndarray) -> np.ndarray: ...
+
+
+class SearchHitLike(Protocol):
+    """One search result (``paraxl.serving.index.SearchHit``)."""
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def text(self) -> str | None: ...
+
+    @property
+    def score(self) -> float: ...
+
+
+class IndexInfoLike(Protocol):
+    """What an index records about itself (``paraxl.serving.index.IndexInfo``)."""
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def prompt_name(self) -> str | None: ...
+
+
+class Searcher(Protocol):
+    """A vector index searched with query embeddings (``paraxl.serving.index.VectorIndex``)."""
+
+    @property
+    def info(self) -> IndexInfoLike: ...
+
+    def __len__(self) -> int: ...
+
+    def search(self, queries: np.ndarray, k: int) -> Sequence[Sequence[SearchHitLike]]: ...
+
+
+@dataclass(frozen=True)
+class FixedThreshold:
+    """A decider from an explicit threshold (``paraxl serve --threshold T``): paraphrase iff score >= T.
+
+    Probabilities (and the prompt) come from ``calibration`` when the model has one, as in
+    ``paraxl pi --threshold``; without it ``probability`` is NaN, which the service reports as null.
+    """
+
+    threshold: float
+    calibration: Decider | None = None
+
+    @property
+    def method(self) -> str:
+        return (
+            "fixed-threshold" if self.calibration is None else f"fixed-threshold, {self.calibration.method} probability"
+        )
+
+    @property
+    def prompt_name(self) -> str | None:
+        return None if self.calibration is None else self.calibration.prompt_name
+
+    def probability(self, scores: np.ndarray) -> np.ndarray:
+        if self.calibration is not None:
+            return self.calibration.probability(scores)
+        return np.full(np.shape(scores), np.nan)
+
+    def decide(self, scores: np.ndarray) -> np.ndarray:
+        decided: np.ndarray = np.asarray(scores) >= self.threshold
+        return decided
+
+
+# ---------------------------------------------------------------- one encoder, one batch at a time
+
+
+@dataclass(eq=False)
+class _Job:
+    """One caller's texts waiting for a forward pass; filled in by whichever thread runs it."""
+
+    texts: list[str]
+    prompt_name: str | None
+    result: np.ndarray | None = None
+    error: BaseException | None = None
+    finished: bool = False
+
+
+@dataclass
+class SerialEncoder:
+    """Runs ``encoder.encode`` for many threads, one call at a time, merging calls that queue up.
+
+    Each caller enqueues its job, then waits for the run lock. The thread that gets it encodes its
+    own job together with the queued jobs of the same prompt (up to ``max_merged_texts`` texts) in
+    one ``encode`` call; callers whose job was taken along find it finished and return at once.
+    No background thread is involved, and a lone caller gets exactly ``encoder.encode(texts)``.
+    Merged calls differ from separate ones only by float rounding (other batch shapes, ~1e-7).
+    """
+
+    encoder: SentenceEncoder
+    batch_size: int = 32
+    max_merged_texts: int = 256
+    merge: bool = True
+    _queue: list[_Job] = field(default_factory=list, init=False, repr=False)
+    _queue_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _run_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def encode(self, texts: list[str], prompt_name: str | None = None) -> np.ndarray:
+        """Texts -> float32 (n, dim), as ``encoder.encode`` would give them."""
+        job = _Job(texts, prompt_name)
+        with self._queue_lock:
+            self._queue.append(job)
+        with self._run_lock:
+            if not job.finished:
+                self._run(self._take(job))
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _take(self, job: _Job) -> list[_Job]:
+        """Our job first (so every caller makes progress), then queued jobs that fit beside it."""
+        with self._queue_lock:
+            self._queue.remove(job)
+            batch, total = [job], len(job.texts)
+            if self.merge:
+                for other in list(self._queue):
+                    if other.prompt_name == job.prompt_name and total + len(other.texts) <= self.max_merged_texts:
+                        self._queue.remove(other)
+                        batch.append(other)
+                        total += len(other.texts)
+        return batch
+
+    def _run(self, batch: list[_Job]) -> None:
+        texts = [text for job in batch for text in job.texts]
+        try:
+            matrix = self.encoder.encode(
+                texts, batch_size=self.batch_size, prompt_name=batch[0].prompt_name, show_progress=False
+            )  # (sum of texts, dim)
+        except BaseException as exc:  # every waiting caller must hear of it, not just this thread
+            for job in batch:
+                job.error, job.finished = exc, True
+            return
+        start = 0
+        for job in batch:
+            job.result = matrix[start : start + len(job.texts)]
+            job.finished = True
+            start += len(job.texts)
+
+
+# ---------------------------------------------------------------- the service
+
+
+class ParaxlService:
+    """Embeddings, similarities, paraphrase decisions and search for one model, with input validation.
+
+    ``decider`` (a calibration or a fixed threshold) enables :meth:`paraphrase`, ``searcher`` (a
+    vector index built with the same model) enables :meth:`search`; without them those methods
+    answer 409. Construction fails with an :class:`InputError` if the index vectors have another
+    dimension; whether they come from the same model is the caller's check (``paraxl serve`` uses
+    ``paraxl.serving.index.check_query_model``, the rule ``paraxl search`` applies too).
+    """
+
+    def __init__(
+        self,
+        encoder: SentenceEncoder,
+        *,
+        model_name: str,
+        decider: Decider | None = None,
+        searcher: Searcher | None = None,
+        limits: ServiceLimits | None = None,
+        batch_size: int = 32,
+        backend: str | None = None,
+        micro_batch: bool = True,
+        version: str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self.encoder = encoder
+        self.model_name = model_name
+        self.decider = decider
+        self.searcher = searcher
+        self.limits = limits if limits is not None else ServiceLimits()
+        self.backend = backend
+        self.version = version
+        # hashing the model folder is done once here, not per /health call
+        self.fingerprint = encoder.fingerprint
+        if searcher is not None and searcher.info.dimension != encoder.dimension:
+            raise InputError(
+                f"the index holds {searcher.info.dimension}-dimensional vectors but model {model_name} gives "
+                f"{encoder.dimension}; rebuild the index with this model"
+            )
+        self._encoder = SerialEncoder(
+            encoder, batch_size=batch_size, max_merged_texts=max(self.limits.max_batch, batch_size), merge=micro_batch
+        )
+
+    # ------------------------------------------------------------ endpoints
+
+    def health(self) -> dict[str, object]:
+        """What this server serves and accepts (cheap: no encoding)."""
+        settings = self.encoder.settings
+        calibration = None
+        if self.decider is not None:
+            calibration = {"method": self.decider.method, "threshold": float(self.decider.threshold)}
+        index = None
+        if self.searcher is not None:
+            info = self.searcher.info
+            index = {"count": len(self.searcher), "backend": info.backend, "prompt_name": info.prompt_name}
+        return {
+            "status": "ok",
+            "version": self.version,
+            "model": self.model_name,
+            "backend": self.backend,
+            "fingerprint": self.fingerprint,
+            "dimension": self.encoder.dimension,
+            "max_seq_length": settings.max_seq_length,
+            "prompts": sorted(settings.prompts),
+            "default_prompt_name": settings.default_prompt_name,
+            "calibration": calibration,
+            "index": index,
+            "limits": self.limits.as_dict(),
+        }
+
+    def embed(self, texts: Sequence[str], prompt_name: str | None = None) -> np.ndarray:
+        """Texts -> float32 (n, dim) embeddings in input order (L2-normalised if the model normalises)."""
+        checked = self._texts(texts, "texts")
+        return self._encoder.encode(checked, self._prompt(prompt_name))
+
+    def similarity(self, pairs: Sequence[Sequence[str]]) -> list[float]:
+        """Cosine similarity of each (first, second) pair; both sides use the model's default prompt."""
+        return [float(score) for score in self._pair_scores(pairs)]
+
+    def paraphrase(self, pairs: Sequence[Sequence[str]]) -> list[dict[str, object]]:
+        """Per pair: cosine ``score``, calibrated ``probability`` (None without a probability model),
+        ``is_paraphrase`` and the ``threshold`` it was decided with."""
+        if self.decider is None:
+            raise ServiceError(
+                NOT_CONFIGURED,
+                f"model {self.model_name} has no calibration, so this server cannot decide paraphrases; "
+                "calibrate the model, or restart the server with --threshold T",
+            )
+        # score with the prompt the calibration was fitted with, or its threshold would not apply
+        scores = self._pair_scores(pairs, self.decider.prompt_name)  # (n,)
+        probabilities = np.asarray(self.decider.probability(scores), dtype=np.float64)
+        decisions = np.asarray(self.decider.decide(scores), dtype=bool)
+        threshold = float(self.decider.threshold)
+        return [
+            {
+                "score": float(score),
+                "probability": float(p) if np.isfinite(p) else None,
+                "is_paraphrase": bool(decided),
+                "threshold": threshold,
+            }
+            for score, p, decided in zip(scores, probabilities, decisions, strict=True)
+        ]
+
+    def search(
+        self, queries: Sequence[str], k: int | None = None, prompt_name: str | None = None
+    ) -> list[list[dict[str, object]]]:
+        """The ``k`` nearest indexed texts of each query, best first (fewer if the index is smaller).
+
+        ``k`` defaults to 10 (or ``max_k`` if that is smaller); ``prompt_name`` to the index's prompt.
+        """
+        if self.searcher is None:
+            raise ServiceError(
+                NOT_CONFIGURED, "this server has no index; restart it with --index DIR to enable /search"
+            )
+        checked = self._texts(queries, "queries")
+        if k is None:
+            k = min(DEFAULT_K, self.limits.max_k)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.limits.max_k:
+            raise ServiceError(INVALID, f"k must be an integer from 1 to {self.limits.max_k}, got {k!r}")
+        # like `paraxl search`: queries take the prompt the index was built with unless the request names one
+        recorded = self.searcher.info.prompt_name
+        prompt = self._prompt(prompt_name) if prompt_name is not None or recorded is None else recorded
+        embedded = self._encoder.encode(checked, prompt)  # (q, dim)
+        k = min(k, len(self.searcher))
+        if k == 0:
+            return [[] for _ in checked]
+        hits = self.searcher.search(embedded, k)
+        return [
+            [{"rank": int(h.rank), "id": str(h.id), "text": h.text, "score": float(h.score)} for h in row]
+            for row in hits
+        ]
+
+    # ------------------------------------------------------------ validation
+
+    def _pair_scores(self, pairs: Sequence[Sequence[str]], prompt_name: str | None = None) -> np.ndarray:
+        first, second = self._pairs(pairs)
+        prompt = self._prompt(None) if prompt_name is None else prompt_name  # "" = no prompt
+        embedded = self._encoder.encode(first + second, prompt)  # (2n, dim)
+        return paired_cosine(embedded[: len(first)], embedded[len(first) :])
+
+    def _count(self, items: object, name: str) -> Sequence[object]:
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            raise ServiceError(INVALID, f"{name} must be a list, got {type(items).__name__}")
+        if not items:
+            raise ServiceError(INVALID, f"{name} is empty; send at least one")
+        if len(items) > self.limits.max_batch:
+            raise ServiceError(
+                TOO_LARGE, f"{name} has {len(items)} items; this server accepts at most {self.limits.max_batch}"
+            )
+        return items
+
+    def _text(self, text: object, where: str) -> str:
+        if not isinstance(text, str):
+            raise ServiceError(INVALID, f"{where} must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise ServiceError(INVALID, f"{where} is empty or only whitespace")
+        if len(text) > self.limits.max_text_chars:
+            raise ServiceError(
+                TOO_LARGE,
+                f"{where} has {len(text)} characters; the limit is {self.limits.max_text_chars} "
+                "(long texts are rejected, not truncated)",
+            )
+        return text
+
+    def _texts(self, texts: object, name: str) -> list[str]:
+        return [self._text(text, f"{name}[{i}]") for i, text in enumerate(self._count(texts, name))]
+
+    def _pairs(self, pairs: object) -> tuple[list[str], list[str]]:
+        first: list[str] = []
+        second: list[str] = []
+        for i, pair in enumerate(self._count(pairs, "pairs")):
+            if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
+                raise ServiceError(INVALID, f"pairs[{i}] must be a list of two texts")
+            first.append(self._text(pair[0], f"pairs[{i}][0]"))
+            second.append(self._text(pair[1], f"pairs[{i}][1]"))
+        return first, second
+
+    def _prompt(self, prompt_name: str | None) -> str | None:
+        """The prompt to encode with: the named one, else the model's default (None if it has none)."""
+        prompts = self.encoder.settings.prompts
+        if prompt_name is None:
+            return self.encoder.settings.default_prompt_name
+        if not isinstance(prompt_name, str) or prompt_name not in prompts:
+            known = ", ".join(sorted(prompts)) or "none"
+            raise ServiceError(INVALID, f"unknown prompt_name {prompt_name!r}; this model has: {known}")
+        return prompt_name
