@@ -117,7 +117,8 @@ def paraphrase_identification(
 
     Output TSV: the input columns, then score, probability (nan if uncalibrated), label (1 paraphrase, 0 not).
     """
-    from paraxl.decision.pairs import decision_columns, decision_rows, read_pair_table, score_pairs, write_plain_tsv
+    from paraxl.decision.pairs import decision_columns, decision_rows, read_pair_table, score_pairs
+    from paraxl.io.outputs import tsv_field, write_tsv
 
     if (pairs is None) == (not sentences):
         raise InputError("give either two sentences or --pairs FILE")
@@ -156,9 +157,9 @@ def paraphrase_identification(
     rows = decision_rows(table, scores, probabilities, decided)
     if output is None:
         for fields in (header, *rows):
-            sys.stdout.write("\t".join(fields) + "\n")
+            sys.stdout.write("\t".join(tsv_field(field) for field in fields) + "\n")
         return
-    write_plain_tsv(output, header, rows)
+    write_tsv(output, header, rows)
     console.print(
         f"wrote {len(rows)} decisions to {output} ({int(decided.sum())} paraphrases at threshold {threshold:.4f})",
         highlight=False,

@@ -8,7 +8,6 @@ models the default prompt (``query``) on both sides is what symmetric, cross-lin
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import time
@@ -311,10 +310,10 @@ def _hit_json(query: str, hit: SearchHit) -> str:
 
 
 def _print_tsv(rows: list[tuple[str, SearchHit]]) -> None:
-    # the dialect of paraxl.io.outputs.write_tsv: no quoting, a tab or newline inside a field is escaped
-    writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
-    writer.writerow(HIT_COLUMNS)
-    writer.writerows(_hit_row(text, hit) for text, hit in rows)
+    from paraxl.io.outputs import tsv_field
+
+    for fields in (HIT_COLUMNS, *(_hit_row(text, hit) for text, hit in rows)):
+        sys.stdout.write("\t".join(tsv_field(field) for field in fields) + "\n")
 
 
 def _write_hits(path: Path, rows: list[tuple[str, SearchHit]]) -> None:

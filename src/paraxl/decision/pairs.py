@@ -20,7 +20,6 @@ import numpy.typing as npt
 from paraxl.data.pairs import read_labeled_pairs
 from paraxl.data.readers import UNTRANSLATED
 from paraxl.errors import InputError
-from paraxl.io.atomic import atomic_path
 from paraxl.io.rows import RowPolicy, iter_rows, read_header
 from paraxl.io.text_input import PAIR_COLUMNS, read_pairs
 from paraxl.modeling.protocol import SentenceEncoder
@@ -149,11 +148,3 @@ def decision_rows(
         probability = "nan" if probabilities is None else f"{probabilities[index]:.6f}"
         out.append([*values, f"{scores[index]:.6f}", probability, "1" if decided[index] else "0"])
     return out
-
-
-def write_plain_tsv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Tab-joined lines, atomically. Fields come from tab-split lines, so none holds a tab or newline;
-    no quoting or escaping, so every sentence comes back byte for byte as it was read."""
-    with atomic_path(path, suffix=".tsv") as tmp, tmp.open("w", encoding="utf-8", newline="\n") as handle:
-        for fields in (header, *rows):
-            handle.write("\t".join(fields) + "\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,8 +40,18 @@ def write_embeddings(path: Path, embeddings: np.ndarray, texts: Sequence[str]) -
             pq.write_table(pa.table({"text": list(texts), "embedding": column}), tmp)
 
 
+# Only the three characters that would break a TSV row are escaped. Quotes and backslashes are
+# written as they are, so any text read from a line-based file comes back byte for byte.
+_TSV_ESCAPES = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def tsv_field(value: object) -> str:
+    """One TSV field: ``str(value)`` with tab, newline and carriage return written as ``\\t \\n \\r``."""
+    return str(value).translate(_TSV_ESCAPES)
+
+
 def write_tsv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    with atomic_path(path, suffix=".tsv") as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
-        writer.writerow(header)
-        writer.writerows(rows)
+    """A header and rows as tab-separated lines, atomically; no quoting (see ``tsv_field``)."""
+    with atomic_path(path, suffix=".tsv") as tmp, tmp.open("w", encoding="utf-8", newline="\n") as handle:
+        for fields in (header, *rows):
+            handle.write("\t".join(tsv_field(field) for field in fields) + "\n")
