@@ -238,6 +238,7 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     cache: Annotated[bool, typer.Option(help="reuse embeddings cached on disk per (model, text)")] = True,
     plots: Annotated[bool, typer.Option(help="draw PNG plots beside the results")] = True,
+    backend: BackendOption = "torch",
 ) -> None:
     """Evaluate a model: one result JSON per task, summary.md and plots in the output folder."""
     from paraxl.evaluation.session import EvalRequest, run_evaluation
@@ -252,6 +253,7 @@ def evaluate(
         batch_size=batch_size,
         use_cache=cache,
         plots=plots,
+        backend=backend,
     )
     outcome = run_evaluation(request, log=lambda message: errors.print(f"[dim]{message}[/]", highlight=False))
     table = Table("task", "main score", "seconds")

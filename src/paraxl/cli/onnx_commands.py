@@ -1,3 +1,41 @@
-"""onnx_commands: registered on paraxl.cli.common.app (filled in by its issue-6 part)."""
+"""``paraxl export-onnx``: write a model folder's ONNX files for ``--backend onnx`` / ``onnx-int8``."""
 
 from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from paraxl.cli.common import app, cli_errors, console
+
+
+@app.command("export-onnx")
+@cli_errors
+def export_onnx_command(
+    model: Annotated[str, typer.Argument(help="a model folder, bundled:NAME or hub:ORG/NAME[@REV]")],
+    int8: Annotated[
+        bool, typer.Option("--int8/--no-int8", help="also write the int8 model (dynamic quantization)")
+    ] = True,
+    force: Annotated[bool, typer.Option("--force", help="re-export even if the files are up to date")] = False,
+) -> None:
+    """Export a model to ONNX (MODEL/onnx/model.onnx, and model_qint8.onnx with --int8) for fast CPU inference."""
+    from paraxl.inference.onnx_export import BACKEND_FILES, export_onnx, manifest_path
+    from paraxl.modeling.sources import resolve_model_folder
+
+    folder = resolve_model_folder(model)
+    with console.status(f"exporting {model} to ONNX"):
+        report = export_onnx(folder, int8=int8, force=force)
+    if report.up_to_date:
+        console.print(f"{folder}: ONNX export up to date (--force to redo it)", highlight=False)
+        return
+    table = Table("backend", "file", "MB")
+    for backend, name in BACKEND_FILES.items():
+        path = folder / name
+        if path in report.written:
+            table.add_row(backend, str(path), f"{path.stat().st_size / 1e6:.1f}")
+    console.print(table)
+    console.print(
+        f"exported in {report.seconds:.1f} s; record: {manifest_path(folder)}; use --backend onnx or onnx-int8",
+        highlight=False,
+    )

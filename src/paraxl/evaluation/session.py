@@ -21,9 +21,8 @@ from paraxl.evaluation.runner import parse_task_list, run_tasks
 from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol
 from paraxl.evaluation.tasks.registry import TASKS
 from paraxl.io.atomic import atomic_path
-from paraxl.io.hashing import model_folder_fingerprint
-from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.modeling.sources import resolve_model_folder
+from paraxl.modeling.protocol import SentenceEncoder
+from paraxl.modeling.sources import BACKENDS, load_encoder, resolve_model_folder
 from paraxl.paths import cache_dir, data_dir
 
 PROTOCOLS: tuple[PawsxProtocol, ...] = ("resplit", "official")
@@ -40,6 +39,7 @@ class EvalRequest:
     batch_size: int = 64
     use_cache: bool = True
     plots: bool = True
+    backend: str = "torch"  # see paraxl.modeling.sources.BACKENDS
 
 
 @dataclass(frozen=True)
@@ -68,22 +68,35 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = lambda mes
     task_names = parse_task_list(request.tasks)
     if request.protocol not in PROTOCOLS:
         raise InputError(f"unknown PAWS-X protocol {request.protocol!r}; use {' or '.join(PROTOCOLS)}")
+    if request.backend not in BACKENDS:
+        raise InputError(f"unknown backend {request.backend!r}; use one of {', '.join(BACKENDS)}")
     protocol: PawsxProtocol = "official" if request.protocol == "official" else "resplit"
     folder = resolve_data_dir(request.data_dir)
     output_dir = request.output_dir or default_output_dir(request.model, protocol)
-    model_folder = resolve_model_folder(request.model)
-    log(f"loading {request.model} from {model_folder}")
-    encoder = BiEncoder.load(model_folder)
-    fingerprint = model_folder_fingerprint(model_folder)
+    encoder, model = load_eval_encoder(request, log)
     embedder = CachedEmbedder(
         encoder,
-        cache_folder(cache_dir(), fingerprint) if request.use_cache else None,
+        cache_folder(cache_dir(), model.fingerprint) if request.use_cache and model.fingerprint else None,
         batch_size=request.batch_size,
     )
     if len(embedder):
         log(f"{len(embedder)} embeddings of this model already cached")
-    model = ModelInfo(spec=request.model, folder=str(model_folder), fingerprint=fingerprint)
     return evaluate_embedder(embedder, model, task_names, protocol, folder, output_dir, request, log)
+
+
+def load_eval_encoder(
+    request: EvalRequest, log: Callable[[str], None] = lambda message: None
+) -> tuple[SentenceEncoder, ModelInfo]:
+    """The encoder of ``request`` on its backend and the model record its results carry.
+
+    The record's fingerprint is the encoder's, which differs per backend (torch, onnx,
+    onnx-int8): the embedding cache and the summary never mix vectors of two backends.
+    """
+    model_folder = resolve_model_folder(request.model)
+    log(f"loading {request.model} from {model_folder} ({request.backend})")
+    encoder = load_encoder(request.model, request.backend)
+    model = ModelInfo(spec=request.model, folder=str(model_folder), fingerprint=encoder.fingerprint)
+    return encoder, model
 
 
 def evaluate_embedder(

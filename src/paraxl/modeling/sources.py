@@ -16,6 +16,7 @@ from paraxl.errors import InputError, ModelSpecError
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.modeling.bundled import BUNDLED_MODELS, prepare_bundled
 from paraxl.modeling.protocol import SentenceEncoder
+from paraxl.paths import cache_dir
 
 BUNDLED_PREFIX = "bundled:"
 HUB_PREFIX = "hub:"
@@ -62,7 +63,27 @@ def load_encoder(spec: str = DEFAULT_MODEL, backend: str = "torch") -> SentenceE
         raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if backend == "torch":
         return load_bi_encoder(spec)
-    raise InputError(f"backend {backend!r} is not available yet")  # the ONNX backend plugs in here
+    return _load_onnx(resolve_model_folder(spec), backend)
+
+
+def _load_onnx(folder: Path, backend: str) -> SentenceEncoder:
+    """ONNX Runtime encoder; bundled models (paraxl's own cache) are exported on first use.
+
+    A user's folder is never written to behind their back: without an up-to-date export it
+    raises ModelFormatError naming the ``paraxl export-onnx`` command to run.
+    """
+    from paraxl.inference.onnx_encoder import OnnxEncoder
+
+    if _owned_by_paraxl(folder):
+        from paraxl.inference.onnx_export import ensure_export
+
+        ensure_export(folder, backend)
+    return OnnxEncoder.load(folder, backend)
+
+
+def _owned_by_paraxl(folder: Path) -> bool:
+    """Whether ``folder`` lies in paraxl's cache (bundled models), where paraxl may write."""
+    return folder.resolve().is_relative_to(cache_dir().resolve())
 
 
 def _unknown_bundled(name: str) -> str:

@@ -1,0 +1,201 @@
+"""``OnnxEncoder``: a model folder's ONNX export on ONNX Runtime, behind ``SentenceEncoder``.
+
+The graph computes the transformer's token states; pooling and L2 normalisation follow the
+folder's sentence-transformers settings here in numpy (see ``onnx_export`` for the layout).
+Encoding matches ``BiEncoder.encode``: prompt prefix, truncation to ``max_seq_length``,
+length-sorted batches (little padding), input order restored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from paraxl.errors import InputError, ModelFormatError
+from paraxl.inference.onnx_export import INPUT_NAMES, OUTPUT_NAME, locate_export
+from paraxl.io.hashing import model_folder_fingerprint
+from paraxl.modeling.bi_encoder import PROGRESS_THRESHOLD, _progress
+from paraxl.modeling.pooling import PoolingMode
+from paraxl.modeling.st_layout import EncoderSettings, read_settings
+
+FloatMatrix = npt.NDArray[np.float32]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)  # pragma: no cover (macOS, Windows)
+
+
+def session_options() -> onnxruntime.SessionOptions:
+    """All graph optimisations, one intra-op thread per available core, warnings only."""
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = available_cores()
+    options.inter_op_num_threads = 1  # one sequential graph: parallelism is inside the matmuls
+    options.log_severity_level = 3  # errors only: no optimizer chatter on the user's terminal
+    return options
+
+
+def pool_hidden_states(
+    hidden: FloatMatrix, attention_mask: npt.NDArray[np.int64], mode: PoolingMode, normalize: bool
+) -> FloatMatrix:
+    """numpy twin of ``pooling.pool`` (+ ``F.normalize``): (batch, seq, dim), (batch, seq) -> (batch, dim).
+
+    ``mean`` averages non-padding tokens (count clamped to >= 1), ``cls`` takes token 0;
+    normalisation divides by ``max(||x||, 1e-12)`` as torch does.
+    """
+    if mode == "cls":
+        pooled = hidden[:, 0]
+    elif mode == "mean":
+        mask = attention_mask.astype(np.float32)  # (batch, seq)
+        summed = np.einsum("bsd,bs->bd", hidden, mask)  # (batch, dim)
+        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
+    else:
+        raise ValueError(f"unknown pooling mode {mode!r}")
+    pooled = pooled.astype(np.float32, copy=False)
+    if normalize:
+        pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return pooled
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Right-pad token id lists to the longest: ``(input_ids, attention_mask)``, both (batch, seq) int64."""
+    width = max(len(row) for row in rows)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    attention_mask = np.zeros((len(rows), width), dtype=np.int64)
+    for index, row in enumerate(rows):
+        input_ids[index, : len(row)] = row
+        attention_mask[index, : len(row)] = 1
+    return input_ids, attention_mask
+
+
+class OnnxEncoder:
+    """ONNX Runtime inference for a model folder exported by ``paraxl export-onnx``.
+
+    ``fingerprint`` = sha256 of (model folder fingerprint, backend name, sha256 of the .onnx
+    file), so caches never mix fp32, int8 and torch vectors. ``encode`` may be called from
+    several threads: ONNX Runtime's ``run`` is thread-safe, tokenization is serialised (a
+    Rust fast tokenizer refuses concurrent calls that change its padding/truncation state).
+    """
+
+    def __init__(
+        self,
+        session: onnxruntime.InferenceSession,
+        tokenizer: PreTrainedTokenizerBase,
+        settings: EncoderSettings,
+        dimension: int,
+        backend: str,
+        fingerprint: str,
+    ) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.backend = backend
+        self._dimension = dimension
+        self._fingerprint = fingerprint
+        self._pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
+        self._tokenizer_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, folder: str | Path, backend: str = "onnx") -> OnnxEncoder:
+        """Load ``folder``'s verified export for ``backend`` ("onnx" or "onnx-int8")."""
+        folder = Path(folder)
+        exported = locate_export(folder, backend)
+        config = _read_config(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        limit = int(config.get("max_position_embeddings", 512))
+        settings = read_settings(folder, fallback_max_length=min(limit, int(tokenizer.model_max_length)))
+        session = onnxruntime.InferenceSession(
+            str(exported.path), session_options(), providers=["CPUExecutionProvider"]
+        )
+        names = [node.name for node in session.get_inputs()]
+        if sorted(names) != sorted(INPUT_NAMES):
+            raise ModelFormatError(f"{exported.path}: inputs {names}, expected {list(INPUT_NAMES)}")
+        width = session.get_outputs()[0].shape[-1]
+        dimension = width if isinstance(width, int) else int(config["hidden_size"])
+        digest = hashlib.sha256(
+            f"{model_folder_fingerprint(folder)}\0{backend}\0{exported.sha256}".encode()
+        ).hexdigest()
+        return cls(session, tokenizer, settings, dimension, backend, digest)
+
+    # ------------------------------------------------------------ SentenceEncoder
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self._fingerprint
+
+    def prompt_prefix(self, prompt_name: str | None = None) -> str:
+        """The prefix for ``prompt_name`` (default: the model's default prompt; ``""`` for none)."""
+        name = prompt_name if prompt_name is not None else self.settings.default_prompt_name
+        if name is None or name == "":
+            return ""
+        if name not in self.settings.prompts:
+            raise InputError(f"unknown prompt name {name!r}; this model has {sorted(self.settings.prompts) or 'none'}")
+        return self.settings.prompts[name]
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        prompt_name: str | None = None,
+        show_progress: bool | None = None,
+    ) -> FloatMatrix:
+        """Embed ``texts`` -> float32 (n, dim), in input order (see the class docstring)."""
+        if isinstance(texts, str):
+            raise InputError("encode() takes a list of texts, not a single string")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InputError(f"text {index} is {type(text).__name__}, not str")
+        prefix = self.prompt_prefix(prompt_name)
+        result = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return result
+        token_ids = self._tokenize([prefix + text for text in texts])
+        # longest first (stable): each batch pads to a similar length; rows go back by index
+        order = np.argsort([-len(ids) for ids in token_ids], kind="stable")
+        show = len(texts) > PROGRESS_THRESHOLD if show_progress is None else show_progress
+        settings = self.settings
+        with _progress(show, len(texts)) as advance:
+            for start in range(0, len(texts), batch_size):
+                rows = order[start : start + batch_size]
+                input_ids, attention_mask = pad_batch([token_ids[i] for i in rows], self._pad_id)
+                feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+                hidden = self.session.run([OUTPUT_NAME], feeds)[0]  # (batch, seq, dim)
+                result[rows] = pool_hidden_states(hidden, attention_mask, settings.pooling, settings.normalize)
+                advance(len(rows))
+        return result
+
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids per text (special tokens added, truncated to ``max_seq_length``), unpadded."""
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(texts, truncation=True, max_length=self.settings.max_seq_length)
+        ids: list[list[int]] = encoded["input_ids"]
+        return ids
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{path}: unreadable model config ({exc})") from exc
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"{path}: expected a JSON object")
+    return config
