@@ -23,3 +23,15 @@ def test_pairs_written_by_write_tsv_read_back_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "pairs.tsv"
     write_tsv(path, ["sentence1", "sentence2"], pairs)
     assert [(p.first, p.second) for p in read_pairs(path)] == pairs
+
+
+def test_atomic_outputs_get_normal_file_rights(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = tmp_path / "rights.tsv"
+        write_tsv(path, ["a"], [("b",)])
+        assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    finally:
+        os.umask(umask)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -169,7 +168,6 @@ def export_onnx(folder: Path, int8: bool = True, force: bool = False) -> ExportR
     if written:
         with atomic_path(manifest_path(folder), suffix=".json") as tmp:
             tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-            _readable(tmp)
     return ExportReport(folder, written, time.perf_counter() - start)
 
 
@@ -265,7 +263,6 @@ def _export_fp32(folder: Path) -> dict[str, Any]:
         )
         wrapper.eval()  # export restores the wrapper's flag recursively; keep the reference in eval mode
         difference = _check_against_torch(tmp, wrapper, _features(encoder, _CHECK_TEXTS), folder)
-        _readable(tmp)
     return _file_entry(folder, "onnx", checked_max_abs_diff=difference)
 
 
@@ -323,15 +320,7 @@ def _quantize(folder: Path) -> dict[str, Any]:
             reduce_range=QUANTIZATION["reduce_range"],
             op_types_to_quantize=list(QUANTIZATION["op_types_to_quantize"]),
         )
-        _readable(tmp)
     return _file_entry(folder, "onnx-int8", quantization=dict(QUANTIZATION))
-
-
-def _readable(path: Path) -> None:
-    """Normal file rights (mkstemp makes 0600): a model folder may be shared by several users."""
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)
 
 
 @contextlib.contextmanager
