@@ -21,11 +21,12 @@ import numpy.typing as npt
 import onnxruntime
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from paraxl.errors import InputError, ModelFormatError
+from paraxl.errors import ModelFormatError
 from paraxl.inference.onnx_export import INPUT_NAMES, OUTPUT_NAME, locate_export
 from paraxl.io.hashing import model_folder_fingerprint
 from paraxl.modeling.bi_encoder import PROGRESS_THRESHOLD, _progress
 from paraxl.modeling.pooling import PoolingMode
+from paraxl.modeling.protocol import check_encode_arguments
 from paraxl.modeling.st_layout import EncoderSettings, read_settings
 
 FloatMatrix = npt.NDArray[np.float32]
@@ -141,12 +142,7 @@ class OnnxEncoder:
 
     def prompt_prefix(self, prompt_name: str | None = None) -> str:
         """The prefix for ``prompt_name`` (default: the model's default prompt; ``""`` for none)."""
-        name = prompt_name if prompt_name is not None else self.settings.default_prompt_name
-        if name is None or name == "":
-            return ""
-        if name not in self.settings.prompts:
-            raise InputError(f"unknown prompt name {name!r}; this model has {sorted(self.settings.prompts) or 'none'}")
-        return self.settings.prompts[name]
+        return self.settings.prompt_prefix(prompt_name)
 
     def encode(
         self,
@@ -156,13 +152,7 @@ class OnnxEncoder:
         show_progress: bool | None = None,
     ) -> FloatMatrix:
         """Embed ``texts`` -> float32 (n, dim), in input order (see the class docstring)."""
-        if isinstance(texts, str):
-            raise InputError("encode() takes a list of texts, not a single string")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InputError(f"text {index} is {type(text).__name__}, not str")
+        check_encode_arguments(texts, batch_size)
         prefix = self.prompt_prefix(prompt_name)
         result = np.empty((len(texts), self.dimension), dtype=np.float32)
         if not texts:

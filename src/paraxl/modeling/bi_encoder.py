@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from paraxl.errors import InputError, ModelFormatError
+from paraxl.errors import ModelFormatError
 from paraxl.io.atomic import atomic_directory
 from paraxl.modeling.pooling import pool
+from paraxl.modeling.protocol import check_encode_arguments
 from paraxl.modeling.st_layout import EncoderSettings, read_settings, write_st_files
 
 _Advance = Callable[[int], None]
@@ -77,12 +78,7 @@ class BiEncoder(torch.nn.Module):
     # ------------------------------------------------------------ tokenize / forward
     def prompt_prefix(self, prompt_name: str | None = None) -> str:
         """The prefix for ``prompt_name`` (default: the model's default prompt; ``""`` for none)."""
-        name = prompt_name if prompt_name is not None else self.settings.default_prompt_name
-        if name is None or name == "":
-            return ""
-        if name not in self.settings.prompts:
-            raise InputError(f"unknown prompt name {name!r}; this model has {sorted(self.settings.prompts) or 'none'}")
-        return self.settings.prompts[name]
+        return self.settings.prompt_prefix(prompt_name)
 
     def tokenize(self, texts: Sequence[str], prompt_name: str | None = None) -> dict[str, torch.Tensor]:
         """Tokenize with the prompt prefix, truncating to ``max_seq_length``; padded to the longest."""
@@ -164,13 +160,7 @@ class BiEncoder(torch.nn.Module):
         original order is restored. The model is put in eval mode for the call and its
         previous mode restored afterwards.
         """
-        if isinstance(texts, str):
-            raise InputError("encode() takes a list of texts, not a single string")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InputError(f"text {index} is {type(text).__name__}, not str")
+        check_encode_arguments(texts, batch_size)
         order = np.argsort([-len(text) for text in texts], kind="stable")
         chunks: list[torch.Tensor] = []
         was_training = self.training

@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from paraxl.errors import InputError
 from paraxl.modeling.st_layout import EncoderSettings
 
 
@@ -36,3 +37,14 @@ class SentenceEncoder(Protocol):
         prompt_name: str | None = None,
         show_progress: bool | None = None,
     ) -> np.ndarray: ...
+
+
+def check_encode_arguments(texts: Sequence[str], batch_size: int) -> None:
+    """The argument checks every ``encode`` implementation makes before any work."""
+    if isinstance(texts, str):
+        raise InputError("encode() takes a list of texts, not a single string")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"text {index} is {type(text).__name__}, not str")

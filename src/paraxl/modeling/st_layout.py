@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paraxl.errors import ModelFormatError
+from paraxl.errors import InputError, ModelFormatError
 from paraxl.modeling.pooling import POOLING_MODES, PoolingMode
 
 PARAXL_CONFIG = "paraxl_config.json"
@@ -45,6 +45,15 @@ class EncoderSettings:
             raise ModelFormatError(
                 f"default prompt {self.default_prompt_name!r} is not among prompts {sorted(self.prompts)}"
             )
+
+    def prompt_prefix(self, prompt_name: str | None = None) -> str:
+        """The prefix for ``prompt_name`` (default: the default prompt; ``""`` for none)."""
+        name = prompt_name if prompt_name is not None else self.default_prompt_name
+        if name is None or name == "":
+            return ""
+        if name not in self.prompts:
+            raise InputError(f"unknown prompt name {name!r}; this model has {sorted(self.prompts) or 'none'}")
+        return self.prompts[name]
 
 
 def write_st_files(folder: Path, settings: EncoderSettings, dimension: int) -> None:
