@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from paraxl.errors import InputError
+from paraxl.errors import InputError, ParaxlError
 from paraxl.evaluation.session import resolve_data_dir
 from paraxl.experiments.report import write_report
 from paraxl.experiments.runner import run_table
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_models=args.keep_models,
             log=lambda m: print(m, flush=True),
         )
-    except InputError as exc:
+    except ParaxlError as exc:  # bad table, data folder, model name, ...: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     json_path, md_path = write_report(table.spec.name, table.spec.title, records, args.results_dir)

@@ -68,6 +68,9 @@ def run_one(
         log(f"{variant.name} seed {seed}: done before, reading {record_path}")
         return dict(json.loads(record_path.read_text(encoding="utf-8")))
     config = table.config(variant, seed, folder / "train")
+    # no record: never finished. Start it over rather than resume a checkpoint that an
+    # edited table may no longer describe (a run is a pure function of config and seed).
+    shutil.rmtree(folder / "train", ignore_errors=True)
     began = time.perf_counter()
     training: dict[str, Any] | None = None
     if variant.trainer == "none":

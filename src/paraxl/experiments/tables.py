@@ -93,13 +93,20 @@ def load_table(path: str | Path) -> Table:
         raise InputError("no such experiment table", path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML ({exc})", path, mark.line + 1 if mark else None) from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"not valid YAML ({problem})", path, mark.line + 1 if mark else None) from None
+    if not isinstance(raw, dict):
+        kind = "empty" if raw is None else f"a {type(raw).__name__}"
+        raise InputError(
+            f"an experiment table must be a mapping of keys (name, base, variants, ...); this one is {kind}", path
+        )
     try:
         spec = TableSpec.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise InputError(f"{where}: {first['msg']}", path) from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise InputError(f"{where}: {message}" if where else message, path) from None
     table = Table(spec, path)
     if not table.base_config.is_file():
         raise InputError(f"base config {spec.base!r} not found (looked at {table.base_config})", path)

@@ -1,0 +1,124 @@
+"""Plots of the experiment tables for RESULTS.md, from their JSON and the runs' evaluation files.
+
+    .venv/bin/python benchmarks/plot_experiments.py --best paraxl-am
+
+Writes into ``benchmarks/results/experiments/plots/``:
+- ``margin_sweep.png``: validation and test accuracy against the additive margin (scale 20);
+- ``pawsx_main_by_language.png``: test accuracy per language of each main-table variant;
+- ``pawsx_histograms_before_after.png``: cosine histograms of paraphrase / non-paraphrase test
+  pairs, off-the-shelf against ``--best`` (its seed ``--seed``), each with its fitted threshold;
+and copies the evaluation folder (JSON + plots, including threshold curves) of off-the-shelf
+and of ``--best`` next to the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paraxl.evaluation.plots import language_bars, line_plot, similarity_histogram_grid
+
+
+def load(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def margin_sweep(results: Path, out: Path) -> Path | None:
+    sweep_path, main_path = results / "pawsx-margin.json", results / "pawsx-main.json"
+    if not sweep_path.is_file():
+        return None
+    points: dict[float, tuple[float, float]] = {}
+    runs = load(sweep_path)["runs"] + (load(main_path)["runs"] if main_path.is_file() else [])
+    for run in runs:
+        loss = run["config"]["loss"]
+        if loss["kind"] != "additive_margin" or loss["scale"] != 20.0 or run["config"]["mini_batches_per_step"] != 1:
+            continue
+        if run["table"] == "pawsx-main" and run["seed"] != 42:
+            continue  # the sweep is one seed (42)
+        pawsx = run["scores"]["pawsx"]
+        points[loss["margin"]] = (pawsx["validation_accuracy"] * 100, pawsx["test_accuracy"] * 100)
+    margins = sorted(points)
+    return line_plot(
+        margins,
+        {"validation": [points[m][0] for m in margins], "test (7-language mean)": [points[m][1] for m in margins]},
+        out / "margin_sweep.png",
+        title="Additive-margin softmax: margin sweep (scale 20, 60 steps, seed 42)",
+        xlabel="margin m",
+        ylabel="PAWS-X resplit accuracy (%)",
+    )
+
+
+def by_language(results: Path, out: Path) -> Path | None:
+    main_path = results / "pawsx-main.json"
+    if not main_path.is_file():
+        return None
+    variants = load(main_path)["variants"]
+    series = {
+        name: {lang: stats["mean"] * 100 for lang, stats in row["per_language"].items()}
+        for name, row in variants.items()
+        if row["per_language"]
+    }
+    first, *rest = series
+    return language_bars(
+        series[first],
+        out / "pawsx_main_by_language.png",
+        title="PAWS-X resplit test accuracy per language (mean over seeds)",
+        ylabel="accuracy (%)",
+        label=first,
+        series={name: series[name] for name in rest},
+    )
+
+
+def histograms(runs_dir: Path, best: str, seed: int, out: Path) -> Path | None:
+    panels = {}
+    for name, run_seed in (("off-the-shelf", 42), (best, seed)):
+        path = runs_dir / "pawsx-main" / name / f"seed-{run_seed}" / "eval" / "pawsx.json"
+        if not path.is_file():
+            return None
+        details = load(path)["details"]
+        scores = np.concatenate([details["test_scores"][lang] for lang in details["test_scores"]])
+        labels = np.concatenate([details["test_labels"][lang] for lang in details["test_labels"]])
+        panels[f"{name} (seed {run_seed})"] = (scores[labels == 1], scores[labels == 0])
+    return similarity_histogram_grid(
+        panels, out / "pawsx_histograms_before_after.png", title="PAWS-X resplit test pairs, 7 languages pooled"
+    )
+
+
+def copy_evaluations(runs_dir: Path, best: str, seed: int, results: Path) -> list[Path]:
+    copied = []
+    for name, run_seed in (("off-the-shelf", 42), (best, seed)):
+        source = runs_dir / "pawsx-main" / name / f"seed-{run_seed}" / "eval"
+        if source.is_dir():
+            target = results / "pawsx-main" / f"{name}-seed-{run_seed}"
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
+            copied.append(target)
+    return copied
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results-dir", type=Path, default=Path("benchmarks/results/experiments"))
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/experiments"))
+    parser.add_argument("--best", default="paraxl-am", help="main-table variant shown against off-the-shelf")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    out = args.results_dir / "plots"
+    written = [
+        margin_sweep(args.results_dir, out),
+        by_language(args.results_dir, out),
+        histograms(args.runs_dir, args.best, args.seed, out),
+    ]
+    written += copy_evaluations(args.runs_dir, args.best, args.seed, args.results_dir)
+    for path in written:
+        if path is not None:
+            print(path)
+
+
+if __name__ == "__main__":
+    main()

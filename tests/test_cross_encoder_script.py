@@ -1,0 +1,104 @@
+"""benchmarks/cross_encoder_pawsx.py on the tiny model and fake PAWS-X resplit data: one epoch, in-process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from paraxl.data.readers import PAWSX_LANGUAGES
+from paraxl.evaluation.threshold import accuracy_at, best_threshold
+
+from .training_helpers import write_pairs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cross_encoder_script() -> ModuleType:
+    path = REPO / "benchmarks" / "cross_encoder_pawsx.py"
+    spec = importlib.util.spec_from_file_location("cross_encoder_pawsx_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_pawsx(root: Path) -> Path:
+    """A PAWS-X resplit folder: 7 languages x train/validation/test of PAWS-like pairs, one NS row each."""
+    for language in PAWSX_LANGUAGES:
+        folder = root / "pawsx" / "resplit" / language
+        folder.mkdir(parents=True)
+        for split, groups in (("train", 24), ("validation", 12), ("test", 16)):
+            path = write_pairs(folder / f"{split}.tsv", groups=groups)
+            with path.open("a") as handle:
+                handle.write("ns0\tNS\tthe cat sat\t0\n")
+    return root
+
+
+def test_trains_one_epoch_and_reports_the_pooled_threshold_protocol(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = fake_pawsx(tmp_path / "data")
+    output = tmp_path / "results" / "ce.json"
+    argv = ["--model", str(tiny_model_dir), "--data-dir", str(data), "--epochs", "1", "--batch-size", "16"]
+    argv += ["--lr", "1e-3", "--max-length", "128", "--limit-train", "16", "--seed", "1", "--output", str(output)]
+    assert cross_encoder_script().main(argv) == 0
+    report = json.loads(output.read_text())
+    assert output.with_suffix(".md").is_file()
+    assert "| epoch |" in capsys.readouterr().out
+
+    assert report["model"]["max_length"] == 64  # clamped to the tiny model's 64 positions
+    assert "classifier.weight" in report["model"]["fresh_parameters"]
+    assert not any(name.endswith("word_embeddings.weight") for name in report["model"]["fresh_parameters"])
+    assert report["data"]["train_pairs"] == dict.fromkeys(PAWSX_LANGUAGES, 16)
+    assert report["data"]["train_untranslated_left_out"] == dict.fromkeys(PAWSX_LANGUAGES, 1)
+    assert set(report["data"]["files"]) == {
+        f"{lang}/{split}.tsv" for lang in PAWSX_LANGUAGES for split in ("train", "validation", "test")
+    }
+    assert report["training"]["steps"] == 7  # 112 pairs / 16
+    assert report["training"]["examples_per_second"] > 0
+
+    [result] = report["evaluations"]
+    assert result["epoch"] == 1 and result["inference"]["pairs"] == 7 * 33
+    accuracy = result["test_accuracy"]
+    assert list(accuracy) == list(PAWSX_LANGUAGES)
+    assert all(0.0 <= value <= 1.0 for value in accuracy.values())
+    assert result["test_accuracy_mean"] == pytest.approx(np.mean(list(accuracy.values())))
+    assert report["final"]["test_accuracy_mean"] == result["test_accuracy_mean"]
+
+    # the threshold is the best one on the pooled validation scores, applied unchanged to each test split
+    scores = report["scores"]
+    validation = scores["validation"]
+    threshold, fit_accuracy = best_threshold(
+        np.concatenate([validation[lang]["scores"] for lang in PAWSX_LANGUAGES]),
+        np.concatenate([validation[lang]["labels"] for lang in PAWSX_LANGUAGES]),
+    )
+    assert result["threshold"] == threshold and result["validation_accuracy"] == fit_accuracy
+    for lang in ("en", "ja"):
+        test = scores["test"][lang]
+        assert len(test["scores"]) == 33  # NS pairs kept in monolingual scoring, as the bi-encoder task does
+        assert accuracy[lang] == accuracy_at(test["scores"], test["labels"], result["threshold"])
+
+    cross = result["en_to_xx"]
+    assert set(cross["accuracy"]) == set(PAWSX_LANGUAGES) - {"en"}
+    assert cross["n_test"]["de"] == 32 and cross["dropped"]["test"]["de"] == 1  # en's ns0 row is NS
+    assert cross["mean"] == pytest.approx(np.mean(list(cross["accuracy"].values())))
+
+
+def test_unknown_language_and_missing_data_are_one_line_errors(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = cross_encoder_script()
+    output = tmp_path / "ce.json"
+    data = fake_pawsx(tmp_path / "data")
+    common = ["--model", str(tiny_model_dir), "--output", str(output)]
+    assert script.main([*common, "--data-dir", str(data), "--languages", "en,xx"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown PAWS-X language(s) ['xx']") and "en de es fr ja ko zh" in err
+    assert script.main([*common, "--data-dir", str(tmp_path / "nope")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert not output.exists()

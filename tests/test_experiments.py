@@ -1,0 +1,571 @@
+"""Experiment tables (paraxl.experiments) on the tiny model and tiny fake PAWS-X data.
+
+Tables load strictly; the sentence-transformers baseline sees the trainer's batches (oracle:
+the trainer's own batch stream and layout) and, without dropout, ends at the trainer's
+weights; the runner trains, evaluates, resumes and cleans up; the report aggregates over seeds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from paraxl.data.readers import PAWSX_LANGUAGES
+from paraxl.data.records import TextGroup
+from paraxl.data.sampler import GroupBatchSampler
+from paraxl.errors import InputError
+from paraxl.experiments import runner
+from paraxl.experiments.report import aggregate, markdown, write_report
+from paraxl.experiments.st_baseline import baseline_rows, train_st_mnrl
+from paraxl.experiments.tables import Table, load_table
+from paraxl.io.hashing import model_folder_fingerprint
+from paraxl.training.checkpoint import TrainerState
+from paraxl.training.config import TrainConfig
+from paraxl.training.layout import pair_layout
+from paraxl.training.trainer import _Run, train
+
+from .eval_fixtures import write_pawsx
+from .training_helpers import tiny_config, write_pairs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """The tiny model's ops are too small to share out: on a busy 2-core machine 2 threads run ~30x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+BASE_CONFIG = """\
+model: {name: MODEL, max_seq_length: 32}
+data: {kind: pawsx, split: train}
+loss: {kind: info_nce, explicit_negatives: 1}
+optim: {lr: 1.0e-3, warmup_ratio: 0.0}
+batch_size: 8
+max_steps: 50
+checkpoint_every: 100
+log_every: 1
+device: cpu
+seed: 1
+output_dir: runs/unused
+"""
+
+
+def write_table(root: Path, table: str, model: str = "unused-model") -> Path:
+    """``root/configs/base.yaml`` and ``root/experiments/table.yaml`` (base is relative to ``root``)."""
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    (root / "experiments").mkdir(parents=True, exist_ok=True)
+    (root / "configs" / "base.yaml").write_text(BASE_CONFIG.replace("MODEL", model), encoding="utf-8")
+    path = root / "experiments" / "table.yaml"
+    path.write_text(table, encoding="utf-8")
+    return path
+
+
+VALID_TABLE = """\
+name: tiny
+title: A tiny table
+base: configs/base.yaml
+overrides: [batch_size=4, max_steps=5, "optim.lr=2.0e-3"]
+seeds: [42, 43]
+eval: {tasks: pawsx, batch_size: 16}
+variants:
+  - {name: off-the-shelf, trainer: none}
+  - {name: infonce, overrides: [loss.explicit_negatives=0]}
+  - {name: am, overrides: [loss.kind=additive_margin, loss.margin=0.2, max_steps=7, seed=1, output_dir=elsewhere]}
+  - {name: once, seeds: [7]}
+"""
+
+
+# ---------------------------------------------------------------- tables
+
+
+def test_table_config_layers_base_table_variant_seed(tmp_path: Path) -> None:
+    table = load_table(write_table(tmp_path, VALID_TABLE))
+    assert table.base_config == (tmp_path / "configs" / "base.yaml").resolve()
+    variants = {variant.name: variant for variant in table.spec.variants}
+    assert list(variants) == ["off-the-shelf", "infonce", "am", "once"]
+
+    infonce = table.config(variants["infonce"], 43, tmp_path / "out-infonce")
+    assert infonce.batch_size == 4  # table over base (8)
+    assert infonce.max_steps == 5  # table over base (50)
+    assert infonce.optim.lr == pytest.approx(2e-3)  # table over base
+    assert infonce.loss.kind == "info_nce" and infonce.loss.explicit_negatives == 0  # variant over base
+    assert infonce.seed == 43 and infonce.output_dir == str(tmp_path / "out-infonce")
+
+    am = table.config(variants["am"], 42, tmp_path / "out-am")
+    assert am.max_steps == 7  # variant over table (5)
+    assert am.loss.kind == "additive_margin" and am.loss.margin == pytest.approx(0.2)
+    assert am.loss.explicit_negatives == 1  # from the base: not named by the table or the variant
+    assert am.batch_size == 4  # the table's, untouched by the variant
+    assert am.seed == 42  # the run's seed beats the variant's `seed=1`
+    assert am.output_dir == str(tmp_path / "out-am")  # and the run's folder its `output_dir=`
+
+    assert table.seeds(variants["off-the-shelf"]) == [42]  # trainer: none runs once
+    assert table.seeds(variants["infonce"]) == [42, 43]
+    assert table.seeds(variants["once"]) == [7]  # a variant's own seeds win
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t + "colour: blue\n", "colour"),
+        (lambda t: t.replace("trainer: none}", "trainer: none, lr: 3}"), r"variants\.0\.lr"),
+        (lambda t: t.replace("trainer: none", "trainer: keras"), r"variants\.0\.trainer"),
+        (lambda t: t.replace("name: once", "name: am"), "unique; repeated: am"),
+        (lambda t: t.replace("configs/base.yaml", "configs/missing.yaml"), r"base config 'configs/missing\.yaml'"),
+        (lambda t: t.replace("seeds: [42, 43]", "seeds: [42, 43"), "not valid YAML"),
+        (lambda t: t.split("variants:")[0] + "variants: []\n", "variants: List should have at least 1 item"),
+        (lambda t: "", "must be a mapping of keys .* this one is empty"),
+        (lambda t: "- a\n- b\n", "must be a mapping of keys .* this one is a list"),
+    ],
+    ids=[
+        "unknown-key",
+        "unknown-variant-key",
+        "unknown-trainer",
+        "duplicate",
+        "missing-base",
+        "yaml",
+        "no-variants",
+        "empty",
+        "list",
+    ],
+)
+def test_bad_tables_name_the_problem_and_the_file(tmp_path: Path, edit: Any, message: str) -> None:
+    path = write_table(tmp_path, edit(VALID_TABLE))
+    with pytest.raises(InputError, match=message) as caught:
+        load_table(path)
+    assert caught.value.path == str(path) and str(path) in str(caught.value)
+    assert "Value error" not in str(caught.value) and "\n" not in str(caught.value)  # one clean line
+
+
+def test_missing_table_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such experiment table"):
+        load_table(tmp_path / "nope.yaml")
+
+
+# ---------------------------------------------------------------- baseline rows (oracle: the trainer)
+
+
+def hand_groups(count: int = 10) -> list[TextGroup]:
+    """Units of distinct groups; every third has no label-0 partner, one has two."""
+    groups = []
+    for i in range(count):
+        negatives: tuple[str, ...] = () if i % 3 == 0 else (f"not {i}",)
+        if i == 1:
+            negatives = ("not 1", "never 1")
+        groups.append(TextGroup(100 + i, (f"a {i}", f"b {i}", f"c {i}"), ("", "", ""), negatives))
+    return groups
+
+
+def rows_config(tmp_path: Path, **fields: Any) -> TrainConfig:
+    data = {"kind": "pairs", "paths": [str(tmp_path / "unused.tsv")]}
+    return tiny_config(tmp_path / "model", tmp_path / "out", data, **{"seed": 5, **fields})
+
+
+@pytest.mark.parametrize("negatives", [0, 1])
+def test_baseline_rows_are_the_trainers_batches(tmp_path: Path, negatives: int) -> None:
+    groups = hand_groups()
+    config = rows_config(tmp_path, loss={"kind": "info_nce", "explicit_negatives": negatives})
+    sampler = GroupBatchSampler([g.group_id for g in groups], config.batch_size, seed=config.seed)
+    per_epoch = sampler.batches_per_epoch()
+    steps = 2 * per_epoch + 1  # into the third epoch
+    rows = baseline_rows(config, groups, steps)
+    assert len(rows.anchor) == len(rows.positive) == steps * config.batch_size
+
+    # the oracle: the trainer's own batch stream and step layout
+    trainer = SimpleNamespace(config=config)
+    stream = _Run._batches(trainer, sampler, TrainerState())  # type: ignore[arg-type]
+    epochs, filled = set(), 0
+    for step in range(steps):
+        epoch, index, batch = next(stream)
+        epochs.add(epoch)
+        layout = _Run._layout(trainer, groups, [(epoch, index, batch)])  # type: ignore[arg-type]
+        # and by hand, as the docstrings say: rng seeded by (seed, epoch, batch), pair_layout
+        assert batch == sampler.epoch_batches(epoch)[index]
+        by_hand = pair_layout([[groups[i] for i in batch]], np.random.default_rng([5, epoch, index]), negatives)
+        assert by_hand.texts == layout.texts
+        lo, hi = step * config.batch_size, (step + 1) * config.batch_size
+        anchors = [layout.texts[i] for i in layout.anchors.tolist()]
+        positives = [layout.texts[i] for i in layout.positives.tolist()]
+        assert rows.anchor[lo:hi] == anchors, f"step {step}"
+        assert rows.positive[lo:hi] == positives, f"step {step}"
+        assert len({a.split()[1] for a in anchors}) == config.batch_size  # one text per group
+        if negatives == 0:
+            continue
+        assert rows.negative is not None
+        for row, chosen in enumerate(layout.negatives[:, 0].tolist()):
+            if chosen >= 0:
+                assert rows.negative[lo + row] == layout.texts[chosen]
+                assert rows.negative[lo + row] in groups[batch[row]].negatives
+            else:  # no label-0 partner: the next row's positive, within the batch
+                assert groups[batch[row]].negatives == ()
+                assert rows.negative[lo + row] == positives[(row + 1) % config.batch_size]
+                filled += 1
+    assert epochs == {0, 1, 2}
+    if negatives == 0:
+        assert rows.negative is None and rows.filled_negatives == 0
+        assert set(rows.columns()) == {"anchor", "positive"}
+    else:
+        assert filled > 0 and rows.filled_negatives == filled
+        assert rows.negative is not None and len(rows.negative) == len(rows.anchor)
+        assert set(rows.columns()) == {"anchor", "positive", "negative"}
+
+
+def test_baseline_rows_of_loaded_pairs_start_like_the_trainer(tmp_path: Path) -> None:
+    """Same check on real reader output (every unit has its label-0 partner: nothing filled)."""
+    from paraxl.training.data_loading import load_training_data
+
+    data = {"kind": "pairs", "paths": [str(write_pairs(tmp_path / "pairs.tsv", groups=10))]}
+    config = tiny_config(tmp_path / "model", tmp_path / "out", data, loss={"kind": "info_nce"})
+    groups = load_training_data(config.data, None).groups
+    rows = baseline_rows(config, groups, 4)
+    trainer = SimpleNamespace(config=config)
+    sampler = GroupBatchSampler([g.group_id for g in groups], config.batch_size, seed=config.seed)
+    stream = _Run._batches(trainer, sampler, TrainerState())  # type: ignore[arg-type]
+    for step in range(4):
+        layout = _Run._layout(trainer, groups, [next(stream)])  # type: ignore[arg-type]
+        lo = step * config.batch_size
+        assert rows.anchor[lo : lo + 4] == [layout.texts[i] for i in layout.anchors.tolist()]
+        assert rows.negative is not None
+        assert rows.negative[lo : lo + 4] == [layout.texts[i] for i in layout.negatives[:, 0].tolist()]
+    assert rows.filled_negatives == 0
+
+
+def test_baseline_rows_refuse_what_sentence_transformers_cannot_train(tmp_path: Path) -> None:
+    groups = hand_groups()
+    with pytest.raises(InputError, match="at most one explicit negative"):
+        baseline_rows(rows_config(tmp_path, loss={"explicit_negatives": 2}), groups, 2)
+    with pytest.raises(InputError, match="one mini-batch per step"):
+        baseline_rows(rows_config(tmp_path, mini_batches_per_step=2), groups, 2)
+
+
+# ---------------------------------------------------------------- trainer parity
+
+
+def no_dropout_copy(tiny_model_dir: Path, folder: Path) -> Path:
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["hidden_dropout_prob"] = config["attention_probs_dropout_prob"] = 0.0
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_st_mnrl_ends_at_the_trainers_weights(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Same batches, same loss, same optimiser: sentence-transformers' MNRL and paraxl's info_nce agree.
+
+    7 steps of 4 groups cross the epoch boundary (6 batches per epoch); a warm-up step, weight
+    decay (1.0, large enough to show; not on 1-D tensors) and gradient clipping (norms ~6,
+    clipped at 1) are on. Measured (CPU, fp32, 1 thread): the two updates differ by 1.8e-6 of
+    their norm, the largest element gap is 8e-5 of the largest update (float rounding; fused
+    vs plain AdamW). Bugs it catches, measured as (norm gap, largest gap): seed 7 on paraxl's
+    side (another batch order) 0.57, 1.5; temperature 0.1 instead of 0.05 0.025, 0.61; no
+    weight decay on the sentence-transformers side 0.029, 0.087.
+    """
+    model = no_dropout_copy(tiny_model_dir, tmp_path / "model")
+    data = {"kind": "pairs", "paths": [str(write_pairs(tmp_path / "pairs.tsv"))]}
+
+    def config(name: str, **fields: Any) -> TrainConfig:
+        loss = {"kind": "info_nce", "explicit_negatives": 0, "temperature": fields.pop("temperature", 0.05)}
+        return tiny_config(
+            model,
+            tmp_path / name,
+            data,
+            **{
+                "max_steps": 7,
+                "seed": 42,
+                "device": "cpu",
+                "loss": loss,
+                "optim": {"warmup_ratio": 0.1, "weight_decay": 1.0},
+                **fields,
+            },
+        )
+
+    reference = config("st")
+    assert reference.optim.weight_decay > 0 and reference.optim.max_grad_norm == 1.0
+    summary = train_st_mnrl(reference, None, tmp_path / "st")
+    assert summary["steps"] == 7 and summary["rows"] == 28 and summary["filled_negatives"] == 0
+    assert json.loads((tmp_path / "st" / "summary.json").read_text()) == summary
+    train(config("px"), show_progress=False)
+    train(config("px-seed", seed=7), show_progress=False)
+    train(config("px-scale", temperature=0.1), show_progress=False)
+
+    base = load_file(model / "model.safetensors")
+    weights = {name: load_file(tmp_path / name / "final" / "model.safetensors") for name in ("st", "px", "px-seed")}
+    weights["px-scale"] = load_file(tmp_path / "px-scale" / "final" / "model.safetensors")
+    assert set(base) <= set(weights["st"]) and set(base) == set(weights["px"])
+
+    def update_gap(ours: str) -> tuple[float, float]:
+        """(|paraxl - st| / |paraxl update| over all tensors, largest element gap / largest element update)."""
+        gap = sum(float(((weights[ours][k] - weights["st"][k]) ** 2).sum()) for k in base) ** 0.5
+        size = sum(float(((weights[ours][k] - base[k]) ** 2).sum()) for k in base) ** 0.5
+        largest_gap = max(float((weights[ours][k] - weights["st"][k]).abs().max()) for k in base)
+        largest_update = max(float((weights[ours][k] - base[k]).abs().max()) for k in base)
+        return gap / size, largest_gap / largest_update
+
+    update = max(float((weights["px"][k] - base[k]).abs().max()) for k in base)
+    assert update > 1e-3  # the runs moved the weights (lr 1e-3, Adam: ~lr per step)
+    frozen = "embeddings.word_embeddings.weight"
+    assert torch.equal(weights["st"][frozen], base[frozen]) and torch.equal(weights["px"][frozen], base[frozen])
+    relative, largest = update_gap("px")
+    assert relative < 5e-3 and largest < 0.05, (relative, largest)  # measured 1.8e-6 and 8e-5
+    # a different batch order (seed 7; measured 0.57 and 1.5) and a 2x scale (measured 0.025 and 0.61)
+    for other, bound in (("px-seed", 0.2), ("px-scale", 0.01)):
+        relative, largest = update_gap(other)
+        assert relative > bound and largest > 0.3, (other, relative, largest)
+
+
+# ---------------------------------------------------------------- the runner, end to end
+
+
+def write_fake_pawsx(root: Path) -> Path:
+    """``pawsx/resplit/{lang}/{train,validation,test}.tsv`` for all 7 languages, a few pairs each."""
+    write_pawsx(root, np.random.default_rng(0))
+    for language in PAWSX_LANGUAGES:
+        write_pairs(root / "pawsx" / "resplit" / language / "train.tsv", groups=8)
+    return root
+
+
+RUNNER_TABLE = """\
+name: tiny
+title: Tiny runs
+base: configs/base.yaml
+overrides: [batch_size=4, max_steps=2]
+seeds: [42, 43]
+eval: {tasks: pawsx, batch_size: 32}
+variants:
+  - {name: off-the-shelf, trainer: none}
+  - {name: infonce, overrides: [loss.explicit_negatives=0]}
+  - {name: am, overrides: [loss.kind=additive_margin, loss.margin=0.3]}
+"""
+
+
+@pytest.fixture()
+def tiny_table(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Table, Path]:
+    monkeypatch.setenv("PARAXL_CACHE_DIR", str(tmp_path / "cache"))
+    # the evaluation's plots (matplotlib, seconds a run here) are not what these tests check
+    monkeypatch.setattr("paraxl.evaluation.session.write_plots", lambda document, folder: [])
+    table = load_table(write_table(tmp_path / "repo", RUNNER_TABLE, model=str(tiny_model_dir)))
+    return table, write_fake_pawsx(tmp_path / "data")
+
+
+def test_run_table_trains_evaluates_resumes_and_cleans_up(
+    tiny_table: tuple[Table, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table, data_dir = tiny_table
+    runs = tmp_path / "runs"
+    trained: list[tuple[str, int]] = []
+    real_train = runner._train
+
+    def counting_train(variant: Any, config: Any, data: Path, output: Path) -> dict[str, Any]:
+        trained.append((variant.name, config.seed))
+        return real_train(variant, config, data, output)
+
+    monkeypatch.setattr(runner, "_train", counting_train)
+    logged: list[str] = []
+
+    # seed 42 only: the none variant and both trained variants at 42
+    first = runner.run_table(table, runs, data_dir, seeds={42}, log=logged.append)
+    assert [(r["variant"], r["seed"]) for r in first] == [("off-the-shelf", 42), ("infonce", 42), ("am", 42)]
+    assert trained == [("infonce", 42), ("am", 42)]
+    assert not list(runs.glob("tiny/*/seed-43"))
+
+    # every seed: only the seed-43 runs are new
+    records = runner.run_table(table, runs, data_dir, log=logged.append)
+    assert trained == [("infonce", 42), ("am", 42), ("infonce", 43), ("am", 43)]
+    assert [(r["variant"], r["seed"]) for r in records] == [
+        ("off-the-shelf", 42),
+        ("infonce", 42),
+        ("infonce", 43),
+        ("am", 42),
+        ("am", 43),
+    ]
+    assert records[:2] == first[:2] and records[3] == first[2]  # read back, not rerun
+    assert any("done before" in line for line in logged)
+
+    fingerprints = set()
+    for record in records:
+        folder = runs / "tiny" / record["variant"] / f"seed-{record['seed']}"
+        assert json.loads((folder / "record.json").read_text()) == record
+        assert (folder / "eval" / "pawsx.json").is_file()
+        pawsx = record["scores"]["pawsx"]
+        assert set(pawsx["per_language"]) == set(PAWSX_LANGUAGES)
+        assert 0.0 <= pawsx["test_accuracy"] <= 1.0 and 0.0 <= pawsx["validation_accuracy"] <= 1.0
+        assert pawsx["test_accuracy"] == pytest.approx(statistics.fmean(pawsx["per_language"].values()))
+        assert "cross_lingual_accuracy" in pawsx and "en_to_xx_accuracy" in pawsx
+        assert record["config"]["seed"] == record["seed"]
+        fingerprints.add(record["model_fingerprint"])
+        if record["trainer"] == "none":
+            assert record["training"] is None and record["config"]["model"]["name"] == str(table_model(table))
+            continue
+        training = record["training"]
+        assert training["steps"] == 2 and training["examples"] == 8
+        assert record["config"]["output_dir"] == str(folder / "train")
+        assert {Path(f["path"]).name for f in training["data_files"]} == {"train.tsv"}
+        assert len(training["data_files"]) == 7
+        assert (folder / "train" / "summary.json").is_file()
+        assert not (folder / "train" / "final").exists() and not (folder / "train" / "checkpoints").exists()
+    assert len(fingerprints) == 5  # every run evaluated its own weights
+    # only the untrained model's embeddings are cached: trained weights are seen once
+    shelf = records[0]["model_fingerprint"]
+    cached = sorted(path.name for path in (tmp_path / "cache" / "embeddings").iterdir())
+    assert cached == [shelf[:32]]
+    am = {r["seed"]: r for r in records if r["variant"] == "am"}
+    assert am[42]["config"]["loss"]["kind"] == "additive_margin" and am[42]["config"]["batch_size"] == 4
+
+    # a finished table runs nothing: neither training nor evaluation
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("ran again")
+
+    monkeypatch.setattr(runner, "_train", refuse)
+    monkeypatch.setattr(runner, "run_evaluation", refuse)
+    assert runner.run_table(table, runs, data_dir, log=logged.append) == records
+    # seeds= leaves finished runs of other seeds in the report; only= picks variants
+    assert runner.run_table(table, runs, data_dir, seeds={43}, log=logged.append) == records
+    only = runner.run_table(table, runs, data_dir, only={"am"}, log=logged.append)
+    assert [(r["variant"], r["seed"]) for r in only] == [("am", 42), ("am", 43)]
+
+
+def table_model(table: Table) -> Path:
+    return Path(table.config(table.spec.variants[0], 0, Path("x")).model.name)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def record(variant: str, seed: int, pawsx: tuple[float, float] | None, align: float | None) -> dict[str, Any]:
+    scores: dict[str, Any] = {}
+    if pawsx is not None:
+        validation, test = pawsx
+        scores["pawsx"] = {
+            "validation_accuracy": validation,
+            "test_accuracy": test,
+            "per_language": {"en": test + 0.01, "de": test - 0.01},
+        }
+    if align is not None:
+        scores["align"] = {"main_score": align, "scores": {"mean": {"uniformity": -align}}}
+    training = {"steps": 60, "train_seconds": 10.0 + seed, "examples_per_second": 100.0 + seed}
+    return {
+        "variant": variant,
+        "trainer": "paraxl",
+        "seed": seed,
+        "scores": scores,
+        "training": training if variant != "base" else None,
+    }
+
+
+RECORDS = [
+    record("a", 1, (0.60, 0.55), 0.31),
+    record("a", 2, (0.64, 0.58), 0.35),
+    record("a", 3, (0.65, 0.62), 0.32),
+    record("b", 1, (0.70, 0.66), None),
+    record("base", 1, (0.5, 0.5), 0.2),
+]
+
+
+def test_aggregate_gives_mean_and_sample_std() -> None:
+    variants = aggregate(RECORDS)
+    assert list(variants) == ["a", "b", "base"]
+    a = variants["a"]
+    assert a["seeds"] == [1, 2, 3] and a["steps"] == 60
+    tests = [0.55, 0.58, 0.62]
+    assert a["test acc. (7-lang mean)"]["mean"] == pytest.approx(statistics.fmean(tests))
+    assert a["test acc. (7-lang mean)"]["std"] == pytest.approx(statistics.stdev(tests))
+    assert a["test acc. (7-lang mean)"]["std"] == pytest.approx(float(np.std(tests, ddof=1)))
+    assert a["test acc. (7-lang mean)"]["values"] == tests and a["test acc. (7-lang mean)"]["n"] == 3
+    assert a["alignment"]["std"] == pytest.approx(statistics.stdev([0.31, 0.35, 0.32]))
+    assert a["uniformity"]["mean"] == pytest.approx(-statistics.fmean([0.31, 0.35, 0.32]))
+    assert a["per_language"]["de"]["mean"] == pytest.approx(statistics.fmean(t - 0.01 for t in tests))
+    assert a["train_seconds"]["mean"] == pytest.approx(12.0)
+    assert a["en→xx acc."] is None  # no record has it
+    b = variants["b"]
+    assert b["test acc. (7-lang mean)"] == {"mean": 0.66, "std": None, "n": 1, "values": [0.66]}
+    assert b["alignment"] is None and b["uniformity"] is None
+    assert variants["base"]["steps"] == 0 and variants["base"]["train_seconds"] is None
+
+
+def test_markdown_prints_means_stds_and_dashes() -> None:
+    text = markdown("My table", aggregate(RECORDS))
+    lines = text.splitlines()
+    main_table = text.split("Test accuracy per language")[0].splitlines()
+    assert lines[0] == "### My table"
+    rows = {
+        line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in main_table if line.startswith("| ")
+    }
+    header = rows["variant"]
+    a, b, base = (dict(zip(header, rows[name], strict=True)) for name in ("a", "b", "base"))
+    tests = [0.55, 0.58, 0.62]
+    assert a["test acc. (7-lang mean)"] == f"{100 * statistics.fmean(tests):.2f} ± {100 * statistics.stdev(tests):.2f}"
+    assert a["alignment"] == f"{statistics.fmean([0.31, 0.35, 0.32]):.3f} ± {statistics.stdev([0.31, 0.35, 0.32]):.3f}"
+    assert a["seeds"] == "3" and a["steps"] == "60" and a["en→xx acc."] == "-"
+    assert b["test acc. (7-lang mean)"] == "66.00"  # one seed: no ±
+    assert b["alignment"] == "-" and b["uniformity"] == "-"
+    assert base["steps"] == "-" and base["train s"] == "-" and base["groups/s"] == "-"
+    assert "Test accuracy per language" in text
+    per_language = [line for line in lines if line.startswith("| a | ")]
+    assert per_language[-1] == f"| a | {100 * statistics.fmean(t + 0.01 for t in tests):.1f} | " + (
+        f"{100 * statistics.fmean(t - 0.01 for t in tests):.1f} |"
+    )
+
+
+def test_write_report_writes_json_and_markdown(tmp_path: Path) -> None:
+    json_path, md_path = write_report("t", "", RECORDS, tmp_path / "results")
+    assert (json_path, md_path) == (tmp_path / "results" / "t.json", tmp_path / "results" / "t.md")
+    saved = json.loads(json_path.read_text(encoding="utf-8"))
+    assert saved["table"] == "t" and saved["runs"] == RECORDS
+    assert saved["variants"] == json.loads(json.dumps(aggregate(RECORDS)))
+    assert md_path.read_text(encoding="utf-8") == markdown("t", aggregate(RECORDS))  # no title: the name
+
+
+# ---------------------------------------------------------------- benchmarks/run_table.py
+
+
+def run_table_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("run_table_script", REPO / "benchmarks" / "run_table.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_rejects_unknown_only_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_table(tmp_path, VALID_TABLE)
+    runs = tmp_path / "runs"
+    args = [str(path), "--data-dir", str(tmp_path), "--runs-dir", str(runs), "--results-dir", str(tmp_path / "r")]
+    code = run_table_script().main([*args, "--only", "am,nosuch,typo"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--only names unknown variants: nosuch, typo" in err and str(path) in err
+    assert not runs.exists() and not (tmp_path / "r").exists()
+
+
+def test_script_runs_a_table_keeps_models_and_writes_the_report(
+    tiny_table: tuple[Table, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table, data_dir = tiny_table
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    args = [str(table.path), "--data-dir", str(data_dir), "--runs-dir", str(runs), "--results-dir", str(results)]
+    code = run_table_script().main([*args, "--only", "infonce", "--seeds", "43", "--keep-models"])
+    assert code == 0
+    saved = json.loads((results / "tiny.json").read_text())
+    assert list(saved["variants"]) == ["infonce"] and [r["seed"] for r in saved["runs"]] == [43]
+    assert not (runs / "tiny" / "infonce" / "seed-42").exists()
+    final = runs / "tiny" / "infonce" / "seed-43" / "train" / "final"
+    assert (final / "model.safetensors").is_file() and (final.parent / "checkpoints").is_dir()  # --keep-models
+    assert saved["runs"][0]["model_fingerprint"] == model_folder_fingerprint(final)
+    out = capsys.readouterr().out
+    assert "### Tiny runs" in out and "| infonce | 1 |" in out
+    assert (results / "tiny.md").read_text() in out
