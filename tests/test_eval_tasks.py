@@ -103,6 +103,34 @@ def test_pawsx_cross_lingual_cells(results: dict[str, TaskResult]) -> None:
     assert cross["mean_cross_lingual"] == pytest.approx(np.mean(off))
 
 
+def test_pawsx_en_to_xx_own_threshold_by_hand(bench_dir: Path, results: dict[str, TaskResult]) -> None:
+    """en sentence1 + X sentence2 matched by id (same label, no NS), threshold fitted on validation en->X."""
+
+    def cells(split: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        pairs = read_pawsx_pairs(bench_dir, split, PAWSX_LANGUAGES, "resplit")
+        out = {}
+        for language in PAWSX_LANGUAGES[1:]:
+            by_id = {p.key: p for p in pairs[language]}
+            kept = [
+                (a, by_id[a.key])
+                for a in pairs["en"]
+                if a.key in by_id and by_id[a.key].label == a.label and "NS" not in (a.first, by_id[a.key].second)
+            ]
+            scores = _cosines([a.first for a, _ in kept], [b.second for _, b in kept])
+            out[language] = (scores, np.array([a.label for a, _ in kept]))
+        return out
+
+    fit, test = cells("validation"), cells("test")
+    threshold, _ = _brute_force_threshold(
+        np.concatenate([s for s, _ in fit.values()]), np.concatenate([y for _, y in fit.values()])
+    )
+    got = results["pawsx"].scores["cross_lingual"]["en_to_xx_own_threshold"]
+    assert got["threshold"] == pytest.approx(threshold, abs=1e-6)
+    expected = {lang: accuracy_score(y, (s >= threshold).astype(int)) for lang, (s, y) in test.items()}
+    assert got["accuracy"] == pytest.approx(expected)
+    assert got["mean"] == pytest.approx(np.mean(list(expected.values())))
+
+
 def test_alignment_uniformity_by_hand(bench_dir: Path, results: dict[str, TaskResult]) -> None:
     english = read_pawsx_pairs(bench_dir, "test", ("en",))["en"]
     positives = [p for p in english if p.label == 1]

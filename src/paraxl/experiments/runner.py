@@ -142,6 +142,8 @@ def summarize_task(document: dict[str, Any]) -> dict[str, Any]:
             cross = scores["cross_lingual"]
             summary["cross_lingual_accuracy"] = cross["mean_cross_lingual"]  # all 42 off-diagonal cells
             summary["en_to_xx_accuracy"] = cross.get("mean_en_to_xx")  # sentence1 English
+            own = cross.get("en_to_xx_own_threshold")  # threshold fitted on en->X validation cells
+            summary["en_to_xx_own_threshold_accuracy"] = own["mean"] if own else None
         return summary
     return {"main_score": document["main_score"], "scores": _numbers(scores)}
 
