@@ -13,7 +13,7 @@ import pytest
 from paraxl.data.readers import PAWSX_LANGUAGES
 from paraxl.evaluation.threshold import accuracy_at, best_threshold
 
-from .training_helpers import write_pairs
+from .training_helpers import fake_pawsx
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,18 +25,6 @@ def cross_encoder_script() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def fake_pawsx(root: Path) -> Path:
-    """A PAWS-X resplit folder: 7 languages x train/validation/test of PAWS-like pairs, one NS row each."""
-    for language in PAWSX_LANGUAGES:
-        folder = root / "pawsx" / "resplit" / language
-        folder.mkdir(parents=True)
-        for split, groups in (("train", 24), ("validation", 12), ("test", 16)):
-            path = write_pairs(folder / f"{split}.tsv", groups=groups)
-            with path.open("a") as handle:
-                handle.write("ns0\tNS\tthe cat sat\t0\n")
-    return root
 
 
 def test_trains_one_epoch_and_reports_the_pooled_threshold_protocol(

@@ -14,19 +14,7 @@ from paraxl.data.readers import PAWSX_LANGUAGES
 from paraxl.demo.finetune import DemoSettings, held_out_pairs, score
 from paraxl.modeling.bi_encoder import BiEncoder
 
-from .training_helpers import write_pairs
-
-
-def fake_pawsx(root: Path) -> Path:
-    """A PAWS-X resplit folder: 7 languages x train/validation/test of PAWS-like pairs, one NS row each."""
-    for language in PAWSX_LANGUAGES:
-        folder = root / "pawsx" / "resplit" / language
-        folder.mkdir(parents=True)
-        for split, groups in (("train", 24), ("validation", 12), ("test", 16)):
-            path = write_pairs(folder / f"{split}.tsv", groups=groups)
-            with path.open("a") as handle:
-                handle.write("ns0\tNS\tthe cat sat\t0\n")
-    return root
+from .training_helpers import fake_pawsx
 
 
 def test_held_out_pairs_are_seeded_samples_without_placeholders(tmp_path: Path) -> None:

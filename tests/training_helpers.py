@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from paraxl.data.readers import PAWSX_LANGUAGES
 from paraxl.training.config import TrainConfig
 
 ANIMALS = ["cat", "dog", "hund", "chat"]
@@ -21,6 +22,18 @@ def write_pairs(path: Path, groups: int = 24) -> Path:
         rows.append(f"n{i}\t{first}\tthe {place} {i} sat on the {animal}\t0")
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def fake_pawsx(root: Path) -> Path:
+    """A PAWS-X resplit folder: 7 languages x train/validation/test of PAWS-like pairs, one NS row each."""
+    for language in PAWSX_LANGUAGES:
+        folder = root / "pawsx" / "resplit" / language
+        folder.mkdir(parents=True)
+        for split, groups in (("train", 24), ("validation", 12), ("test", 16)):
+            path = write_pairs(folder / f"{split}.tsv", groups=groups)
+            with path.open("a") as handle:
+                handle.write("ns0\tNS\tthe cat sat\t0\n")
+    return root
 
 
 def write_parallel(folder: Path, languages: int = 3, lines: int = 20) -> list[Path]:
