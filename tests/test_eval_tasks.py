@@ -17,12 +17,14 @@ from sklearn.metrics import accuracy_score
 
 from paraxl.data.readers import PAWSX_LANGUAGES, read_pawsx_pairs
 from paraxl.evaluation.loaders.bucc import read_bucc
+from paraxl.evaluation.loaders.tatoeba import TATOEBA_XTREME36
 from paraxl.evaluation.metrics.bitext import ratio_margin_candidates, split_by_hash
 from paraxl.evaluation.tasks.base import EvalContext, TaskResult
 from paraxl.evaluation.tasks.bitext import BuccTask, TatoebaTask
 from paraxl.evaluation.tasks.classification import MtopTask, Sib200Task
 from paraxl.evaluation.tasks.geometry import AlignmentUniformityTask
 from paraxl.evaluation.tasks.pawsx import PawsxTask
+from paraxl.evaluation.tasks.registry import TASKS
 from paraxl.evaluation.tasks.sts import StsTask, sts22_task
 
 from .eval_fixtures import BagOfWordsEmbedder, write_benchmark_data, write_user_data
@@ -189,6 +191,15 @@ def test_tatoeba_counts_the_swapped_lines(results: dict[str, TaskResult]) -> Non
     others = [s["accuracy"] for lang, s in scores["per_language"].items() if lang != "afr"]
     assert others == [1.0] * 111
     assert results["tatoeba"].main_score == pytest.approx((111 + 0.5) / 112)
+
+
+def test_tatoeba36_is_tatoeba_restricted_to_xtreme(bench_dir: Path, results: dict[str, TaskResult]) -> None:
+    subset = TASKS["tatoeba36"].build().run(BagOfWordsEmbedder(), EvalContext(data_dir=bench_dir))
+    full = results["tatoeba"].scores
+    assert subset.task == "tatoeba36" and subset.scores["n_languages"] == 36
+    assert subset.scores["per_language"] == {lang: full["per_language"][lang] for lang in TATOEBA_XTREME36}
+    assert subset.main_score == pytest.approx(full["mean36_accuracy"])
+    assert not TASKS["tatoeba36"].default  # a subset: ``all`` runs the full task only
 
 
 def test_sts_matches_scipy(bench_dir: Path, results: dict[str, TaskResult]) -> None:

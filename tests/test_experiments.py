@@ -25,6 +25,8 @@ from paraxl.data.readers import PAWSX_LANGUAGES
 from paraxl.data.records import TextGroup
 from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
+from paraxl.evaluation.loaders.tatoeba import TATOEBA_XTREME36
+from paraxl.evaluation.runner import parse_task_list
 from paraxl.experiments import runner
 from paraxl.experiments.report import aggregate, markdown, write_report
 from paraxl.experiments.st_baseline import baseline_rows, train_st_mnrl
@@ -91,6 +93,17 @@ variants:
 
 
 # ---------------------------------------------------------------- tables
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")), ids=str)
+def test_shipped_tables_load_and_every_run_config_validates(path: Path) -> None:
+    # a typo in an override or a task name would otherwise surface hours into a table's run
+    table = load_table(path)
+    assert parse_task_list(table.spec.eval.tasks)
+    for variant in table.spec.variants:
+        for seed in table.seeds(variant):
+            config = table.config(variant, seed, Path("unused"))
+            assert config.seed == seed
 
 
 def test_table_config_layers_base_table_variant_seed(tmp_path: Path) -> None:
@@ -510,7 +523,8 @@ def test_markdown_prints_means_stds_and_dashes() -> None:
     tests = [0.55, 0.58, 0.62]
     assert a["test acc. (7-lang mean)"] == f"{100 * statistics.fmean(tests):.2f} ± {100 * statistics.stdev(tests):.2f}"
     assert a["alignment"] == f"{statistics.fmean([0.31, 0.35, 0.32]):.3f} ± {statistics.stdev([0.31, 0.35, 0.32]):.3f}"
-    assert a["seeds"] == "3" and a["steps"] == "60" and a["en→xx acc."] == "-"
+    assert a["seeds"] == "3" and a["steps"] == "60"
+    assert "en→xx acc." not in header and "BUCC zh-en F1" not in header  # no record has them: no column
     assert b["test acc. (7-lang mean)"] == "66.00"  # one seed: no ±
     assert b["alignment"] == "-" and b["uniformity"] == "-"
     assert base["steps"] == "-" and base["train s"] == "-" and base["groups/s"] == "-"
@@ -519,6 +533,36 @@ def test_markdown_prints_means_stds_and_dashes() -> None:
     assert per_language[-1] == f"| a | {100 * statistics.fmean(t + 0.01 for t in tests):.1f} | " + (
         f"{100 * statistics.fmean(t - 0.01 for t in tests):.1f} |"
     )
+
+
+def test_tatoeba_groups_against_hand_picked_sets() -> None:
+    rng = np.random.default_rng(5)
+    per_language = {lang: {"accuracy": float(rng.random())} for lang in TATOEBA_XTREME36}
+    groups = runner.tatoeba_groups(per_language)
+    accuracy = {lang: row["accuracy"] for lang, row in per_language.items()}
+    trained = ["ara", "deu", "spa", "fra", "hin", "rus", "cmn"]  # ar de es fr hi ru zh, typed out
+    held_out = ["bul", "ell", "swh", "tha", "tur", "urd", "vie"]
+    outside = [lang for lang in TATOEBA_XTREME36 if lang not in trained + held_out]
+    assert groups["mean_xnli_trained_in_transfer"] == pytest.approx(np.mean([accuracy[x] for x in trained]))
+    assert groups["mean_xnli_held_out_in_transfer"] == pytest.approx(np.mean([accuracy[x] for x in held_out]))
+    assert groups["mean_outside_xnli"] == pytest.approx(np.mean([accuracy[x] for x in outside]))
+    assert groups["n_outside_xnli"] == 36 - 14 and groups["per_language"] == accuracy
+    assert runner.tatoeba_groups({"afr": {"accuracy": 0.5}})["mean_xnli_trained_in_transfer"] is None
+
+
+def test_markdown_shows_the_columns_of_the_tasks_evaluated() -> None:
+    runs = [
+        {"variant": v, "trainer": "paraxl", "seed": 1, "training": None,
+         "scores": {"tatoeba36": {"main_score": t, "mean_outside_xnli": t - 0.1}, "bucc": {"main_score": b}}}
+        for v, t, b in (("single", 0.8, 0.7), ("mpcl", 0.9, 0.75))
+    ]  # fmt: skip
+    lines = markdown("t", aggregate(runs)).splitlines()
+    header = lines[2].strip("| ").split(" | ")
+    assert header[:2] == ["variant", "seeds"] and "test acc. (7-lang mean)" not in header
+    rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in lines[4:]}
+    mpcl = dict(zip(header, rows["mpcl"], strict=True))
+    assert (mpcl["Tatoeba-36 acc."], mpcl["T36: outside XNLI"], mpcl["BUCC zh-en F1"]) == ("90.00", "80.00", "75.00")
+    assert "uniformity" not in header
 
 
 def test_write_report_writes_json_and_markdown(tmp_path: Path) -> None:

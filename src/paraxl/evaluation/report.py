@@ -241,6 +241,7 @@ _SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "align": _align_section,
     "bucc": _bucc_section,
     "tatoeba": _tatoeba_section,
+    "tatoeba36": _tatoeba_section,
     "sts": _sts_section,
     "sts17ext": _sts_files_section,
     "sts22": _sts_files_section,
@@ -377,6 +378,7 @@ def _bucc_plots(document: dict[str, Any], folder: Path) -> list[Path]:
 _PLOTS: dict[str, Callable[[dict[str, Any], Path], list[Path]]] = {
     "pawsx": _pawsx_plots,
     "tatoeba": _tatoeba_plots,
+    "tatoeba36": _tatoeba_plots,
     "sib200": _classification_plots,
     "mtop": _classification_plots,
     "bucc": _bucc_plots,

@@ -20,7 +20,7 @@ from paraxl.evaluation.tasks.registry import TASKS
 
 
 def parse_task_list(text: str) -> list[str]:
-    """``"pawsx,align"`` -> ``["pawsx", "align"]``; ``all`` -> every task whose data ships here."""
+    """``"pawsx,align"`` -> ``["pawsx", "align"]``; ``all`` -> every default task (data shipped here, no subsets)."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise InputError("no tasks given; use a comma-separated list such as pawsx,align,bucc")

@@ -18,6 +18,12 @@ COLUMNS: list[tuple[str, tuple[str, ...], float]] = [
     ("en→xx acc., own threshold", ("pawsx", "en_to_xx_own_threshold_accuracy"), 100.0),
     ("all cross-lingual acc.", ("pawsx", "cross_lingual_accuracy"), 100.0),
     ("alignment", ("align", "main_score"), 1.0),
+    ("Tatoeba-112 acc.", ("tatoeba", "main_score"), 100.0),
+    ("Tatoeba-36 acc.", ("tatoeba36", "main_score"), 100.0),
+    ("T36: ar de es fr hi ru zh", ("tatoeba36", "mean_xnli_trained_in_transfer"), 100.0),
+    ("T36: bg el sw th tr ur vi", ("tatoeba36", "mean_xnli_held_out_in_transfer"), 100.0),
+    ("T36: outside XNLI", ("tatoeba36", "mean_outside_xnli"), 100.0),
+    ("BUCC zh-en F1", ("bucc", "main_score"), 100.0),
 ]
 
 
@@ -72,12 +78,17 @@ def _cell(stats: dict[str, Any] | None, scale: float, digits: int) -> str:
 
 def markdown(title: str, variants: dict[str, Any]) -> str:
     lines = [f"### {title}", ""]
-    header = ["variant", "seeds", *(c[0] for c in COLUMNS), "uniformity", "steps", "train s", "groups/s"]
+    # only the columns of the tasks this table evaluated
+    columns = [column for column in COLUMNS if any(row[column[0]] is not None for row in variants.values())]
+    show_uniformity = any(row["uniformity"] is not None for row in variants.values())
+    header = ["variant", "seeds", *(c[0] for c in columns), *(["uniformity"] if show_uniformity else [])]
+    header += ["steps", "train s", "groups/s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in variants.items():
         cells = [name, str(len(row["seeds"]))]
-        cells += [_cell(row[column], scale, 2 if scale > 1 else 3) for column, _, scale in COLUMNS]
-        cells += [_cell(row["uniformity"], 1.0, 3), str(row["steps"] or "-")]
+        cells += [_cell(row[column], scale, 2 if scale > 1 else 3) for column, _, scale in columns]
+        cells += [_cell(row["uniformity"], 1.0, 3)] if show_uniformity else []
+        cells += [str(row["steps"] or "-")]
         cells += [_cell(row["train_seconds"], 1.0, 0), _cell(row["examples_per_second"], 1.0, 2)]
         lines.append("| " + " | ".join(cells) + " |")
     languages = next((list(row["per_language"]) for row in variants.values() if row["per_language"]), [])

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from paraxl.evaluation.loaders.tatoeba import XNLI_TO_TATOEBA
 from paraxl.evaluation.session import EvalRequest, run_evaluation
 from paraxl.experiments.tables import Table, Variant
 from paraxl.io.atomic import atomic_path
@@ -145,7 +146,32 @@ def summarize_task(document: dict[str, Any]) -> dict[str, Any]:
             own = cross.get("en_to_xx_own_threshold")  # threshold fitted on en->X validation cells
             summary["en_to_xx_own_threshold_accuracy"] = own["mean"] if own else None
         return summary
+    if name in ("tatoeba", "tatoeba36"):
+        return {"main_score": document["main_score"], **tatoeba_groups(scores["per_language"])}
     return {"main_score": document["main_score"], "scores": _numbers(scores)}
+
+
+# Paper 2's transfer split (experiments/xnli-unseen.yaml trains on these 8 XNLI languages): Tatoeba
+# means over the 7 non-English ones, over the other 7 XNLI languages and over everything outside XNLI.
+XNLI_TRAINED_IN_TRANSFER = ("ar", "de", "es", "fr", "hi", "ru", "zh")
+
+
+def tatoeba_groups(per_language: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Mean Tatoeba accuracy (both directions) over the transfer split's language groups."""
+    trained = {XNLI_TO_TATOEBA[code] for code in XNLI_TRAINED_IN_TRANSFER}
+    xnli = set(XNLI_TO_TATOEBA.values())
+    groups = {
+        "xnli_trained_in_transfer": [lang for lang in per_language if lang in trained],
+        "xnli_held_out_in_transfer": [lang for lang in per_language if lang in xnli - trained],
+        "outside_xnli": [lang for lang in per_language if lang not in xnli],
+    }
+    summary: dict[str, Any] = {
+        f"mean_{group}": statistics.fmean(per_language[lang]["accuracy"] for lang in members) if members else None
+        for group, members in groups.items()
+    }
+    summary["n_outside_xnli"] = len(groups["outside_xnli"])
+    summary["per_language"] = {lang: row["accuracy"] for lang, row in per_language.items()}
+    return summary
 
 
 def _numbers(node: Any, depth: int = 0) -> Any:

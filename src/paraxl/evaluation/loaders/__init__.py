@@ -27,7 +27,7 @@ from paraxl.evaluation.loaders.sts import (
     read_stsb_cross_lingual,
     read_stsb_multi_mt,
 )
-from paraxl.evaluation.loaders.tatoeba import TATOEBA_LANGUAGES, TATOEBA_XTREME36, read_tatoeba
+from paraxl.evaluation.loaders.tatoeba import TATOEBA_LANGUAGES, TATOEBA_XTREME36, XNLI_TO_TATOEBA, read_tatoeba
 
 __all__ = [
     "BUCC_PAIRS",
@@ -41,6 +41,7 @@ __all__ = [
     "STSB_SPLITS",
     "TATOEBA_LANGUAGES",
     "TATOEBA_XTREME36",
+    "XNLI_TO_TATOEBA",
     "read_bucc",
     "read_korsts",
     "read_mtop",

@@ -18,7 +18,7 @@ from pathlib import Path
 from paraxl.evaluation.loaders._common import check_choice, check_same_length, data_file, read_lines
 from paraxl.evaluation.records import ParallelCorpus
 
-__all__ = ["TATOEBA_LANGUAGES", "TATOEBA_XTREME36", "read_tatoeba"]
+__all__ = ["TATOEBA_LANGUAGES", "TATOEBA_XTREME36", "XNLI_TO_TATOEBA", "read_tatoeba"]
 
 # The 112 languages of tatoeba/v1 (LASER's codes, mostly ISO 639-3), in file-name order.
 TATOEBA_LANGUAGES: tuple[str, ...] = (
@@ -39,6 +39,14 @@ TATOEBA_XTREME36: tuple[str, ...] = (
     "heb", "hin", "hun", "ind", "ita", "jpn", "jav", "kat", "kaz", "kor", "mal", "mar",
     "nld", "por", "rus", "swh", "tam", "tel", "tha", "tgl", "tur", "urd", "vie", "cmn",
 )  # fmt: skip
+
+
+# The 14 non-English XNLI languages under their Tatoeba codes, for paper 2's transfer question:
+# does training on some XNLI languages help the Tatoeba languages it never saw?
+XNLI_TO_TATOEBA: dict[str, str] = {
+    "ar": "ara", "bg": "bul", "de": "deu", "el": "ell", "es": "spa", "fr": "fra", "hi": "hin",
+    "ru": "rus", "sw": "swh", "th": "tha", "tr": "tur", "ur": "urd", "vi": "vie", "zh": "cmn",
+}  # fmt: skip
 
 
 def read_tatoeba(data_dir: str | Path, language: str) -> ParallelCorpus:
