@@ -7,6 +7,8 @@ Writes into ``benchmarks/results/experiments/plots/``:
 - ``pawsx_main_by_language.png``: test accuracy per language of each main-table variant;
 - ``pawsx_histograms_before_after.png``: cosine histograms of paraphrase / non-paraphrase test
   pairs, off-the-shelf against ``--best`` (its seed ``--seed``), each with its fitted threshold;
+- ``mpcl_k_curve.png``: Tatoeba-36 accuracy and BUCC F1 against the number of positives K per
+  group (paper 2), with single-positive and off-the-shelf as flat references;
 and copies the evaluation folder (JSON + plots, including threshold curves) of off-the-shelf
 and of ``--best`` next to the tables.
 """
@@ -89,6 +91,32 @@ def histograms(runs_dir: Path, best: str, seed: int, out: Path) -> Path | None:
     )
 
 
+def k_curve(results: Path, out: Path, table: str = "xnli-mpcl-short") -> Path | None:
+    path = results / f"{table}.json"
+    if not path.is_file():
+        return None
+    variants = load(path)["variants"]
+    ks = sorted(int(name.removeprefix("mpcl-K")) for name in variants if name.removeprefix("mpcl-K").isdigit())
+    if len(ks) < 2:
+        return None
+    metrics = {"Tatoeba-36 acc.": "Tatoeba-36", "BUCC zh-en F1": "BUCC F1"}
+    series: dict[str, list[float]] = {}
+    for column, label in metrics.items():
+        series[f"MPCL {label}"] = [variants[f"mpcl-K{k}"][column]["mean"] * 100 for k in ks]
+        for reference in ("single-positive", "off-the-shelf"):
+            if reference in variants and variants[reference][column] is not None:
+                series[f"{reference} {label}"] = [variants[reference][column]["mean"] * 100] * len(ks)
+    return line_plot(
+        ks,
+        series,
+        out / "mpcl_k_curve.png",
+        title=f"Multi-positive contrastive loss: positives per group ({table})",
+        xlabel="texts per group K (log scale)",
+        ylabel="score (%)",
+        log_x=True,
+    )
+
+
 def copy_evaluations(runs_dir: Path, best: str, seed: int, results: Path) -> list[Path]:
     copied = []
     for name, run_seed in (("off-the-shelf", 42), (best, seed)):
@@ -113,6 +141,7 @@ def main() -> None:
         margin_sweep(args.results_dir, out),
         by_language(args.results_dir, out),
         histograms(args.runs_dir, args.best, args.seed, out),
+        k_curve(args.results_dir, out),
     ]
     written += copy_evaluations(args.runs_dir, args.best, args.seed, args.results_dir)
     for path in written:

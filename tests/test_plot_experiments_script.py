@@ -1,0 +1,69 @@
+"""benchmarks/plot_experiments.py: the K curve reads the right cells of a table's JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def script() -> ModuleType:
+    path = REPO / "benchmarks" / "plot_experiments.py"
+    spec = importlib.util.spec_from_file_location("plot_experiments_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(tatoeba: float, bucc: float | None) -> dict[str, Any]:
+    return {
+        "Tatoeba-36 acc.": {"mean": tatoeba},
+        "BUCC zh-en F1": None if bucc is None else {"mean": bucc},
+    }
+
+
+def test_k_curve_plots_the_k_variants_against_flat_references(
+    script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variants = {
+        "off-the-shelf": _row(0.80, None),
+        "single-positive": _row(0.82, 0.70),
+        "mpcl-K15": _row(0.86, 0.75),
+        "mpcl-K2": _row(0.83, 0.71),
+        "mpcl-K4": _row(0.84, 0.72),
+        "mpcl-K4-log-sum-prob": _row(0.1, 0.1),  # not a K point
+    }
+    (tmp_path / "t.json").write_text(json.dumps({"variants": variants}), encoding="utf-8")
+    drawn: dict[str, Any] = {}
+
+    def fake_line_plot(x: list[int], series: dict[str, list[float]], path: Path, **_: Any) -> Path:
+        drawn.update(x=x, series=series)
+        return path
+
+    monkeypatch.setattr(script, "line_plot", fake_line_plot)
+    assert script.k_curve(tmp_path, tmp_path / "plots", table="t") == tmp_path / "plots" / "mpcl_k_curve.png"
+    assert drawn["x"] == [2, 4, 15]
+    series = drawn["series"]
+    assert series["MPCL Tatoeba-36"] == pytest.approx([83.0, 84.0, 86.0])
+    assert series["MPCL BUCC F1"] == pytest.approx([71.0, 72.0, 75.0])
+    assert series["single-positive Tatoeba-36"] == pytest.approx([82.0] * 3)
+    assert "off-the-shelf BUCC F1" not in series  # no value: no line
+    assert series["off-the-shelf Tatoeba-36"] == pytest.approx([80.0] * 3)
+
+
+def test_k_curve_draws_a_real_png_and_skips_missing_tables(script: ModuleType, tmp_path: Path) -> None:
+    assert script.k_curve(tmp_path, tmp_path / "plots", table="absent") is None
+    variants = {"mpcl-K2": _row(0.5, 0.4), "mpcl-K4": _row(0.6, 0.5)}
+    (tmp_path / "t.json").write_text(json.dumps({"variants": variants}), encoding="utf-8")
+    path = script.k_curve(tmp_path, tmp_path / "plots", table="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "t.json").write_text(json.dumps({"variants": {"mpcl-K2": _row(0.5, 0.4)}}), encoding="utf-8")
+    assert script.k_curve(tmp_path, tmp_path / "plots", table="t") is None  # one K: no curve
