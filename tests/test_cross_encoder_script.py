@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -13,18 +12,12 @@ import pytest
 from paraxl.data.readers import PAWSX_LANGUAGES
 from paraxl.evaluation.threshold import accuracy_at, best_threshold
 
+from .scripts import load_benchmark_script
 from .training_helpers import fake_pawsx
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def cross_encoder_script() -> ModuleType:
-    path = REPO / "benchmarks" / "cross_encoder_pawsx.py"
-    spec = importlib.util.spec_from_file_location("cross_encoder_pawsx_script", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("cross_encoder_pawsx")
 
 
 def test_trains_one_epoch_and_reports_the_pooled_threshold_protocol(

@@ -7,7 +7,6 @@ weights; the runner trains, evaluates, resumes and cleans up; the report aggrega
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import statistics
@@ -38,6 +37,7 @@ from paraxl.training.layout import pair_layout
 from paraxl.training.trainer import _Run, train
 
 from .eval_fixtures import write_pawsx
+from .scripts import load_benchmark_script
 from .training_helpers import tiny_config, write_pairs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ variants:
 # ---------------------------------------------------------------- tables
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")), ids=str)
+@pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda path: path.name)
 def test_shipped_tables_load_and_every_run_config_validates(path: Path) -> None:
     # a typo in an override or a task name would otherwise surface hours into a table's run
     table = load_table(path)
@@ -578,11 +578,7 @@ def test_write_report_writes_json_and_markdown(tmp_path: Path) -> None:
 
 
 def run_table_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("run_table_script", REPO / "benchmarks" / "run_table.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("run_table")
 
 
 def test_script_rejects_unknown_only_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -10,17 +9,12 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from .scripts import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    path = REPO / "benchmarks" / "plot_experiments.py"
-    spec = importlib.util.spec_from_file_location("plot_experiments_script", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("plot_experiments")
 
 
 def _row(tatoeba: float, bucc: float | None) -> dict[str, Any]:
