@@ -428,6 +428,7 @@ def test_run_table_trains_evaluates_resumes_and_cleans_up(
         assert training["steps"] == 2 and training["examples"] == 8
         assert record["config"]["output_dir"] == str(folder / "train")
         assert {Path(f["path"]).name for f in training["data_files"]} == {"train.tsv"}
+        assert all(not Path(f["path"]).is_absolute() for f in training["data_files"])  # relative to the data dir
         assert len(training["data_files"]) == 7
         assert (folder / "train" / "summary.json").is_file()
         assert not (folder / "train" / "final").exists() and not (folder / "train" / "checkpoints").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -138,6 +139,9 @@ def test_train_writes_a_sentence_transformers_folder(tiny_model_dir: Path, tmp_p
     )
     summary = train(config, show_progress=False)
     assert summary.steps == 3 and summary.examples == 3 * 2 * 4
+    pairs = tmp_path / "pairs.tsv"  # no data dir: the absolute path, and the file's own hash
+    digest = hashlib.sha256(pairs.read_bytes()).hexdigest()
+    assert summary.data_files == [{"path": str(pairs.resolve()), "sha256": digest, "bytes": pairs.stat().st_size}]
     final = tmp_path / "run" / "final"
     texts = ["the cat sat", "le chat"]
     ours = BiEncoder.load(final).encode(texts)

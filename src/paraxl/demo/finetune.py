@@ -20,11 +20,11 @@ import numpy as np
 from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, read_pawsx_pairs
 from paraxl.errors import InputError
-from paraxl.evaluation.threshold import accuracy_at, best_threshold
+from paraxl.evaluation.threshold import accuracy_at
 from paraxl.modeling.protocol import SentenceEncoder
-from paraxl.similarity import paired_cosine
 from paraxl.training.config import TrainConfig
 from paraxl.training.trainer import TrainSummary
+from paraxl.training.validation import labeled_cosines, pooled_threshold
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,6 @@ class HeldOutPairs:
 
     validation: dict[str, list[LabeledPair]]
     test: dict[str, list[LabeledPair]]
-
-    def texts(self) -> list[str]:
-        pairs = [p for split in (self.validation, self.test) for rows in split.values() for p in rows]
-        return sorted({text for pair in pairs for text in (pair.first, pair.second)})
 
 
 @dataclass(frozen=True)
@@ -80,18 +76,11 @@ def held_out_pairs(data_dir: Path, settings: DemoSettings, languages: Sequence[s
 def score(encoder: SentenceEncoder, pairs: HeldOutPairs, batch_size: int = 64) -> Scores:
     """Threshold fitted on the validation sample (pooled), accuracy per language on the test sample."""
     began = time.perf_counter()
-    texts = pairs.texts()
-    vectors = encoder.encode(texts, batch_size=batch_size)
-    row = {text: index for index, text in enumerate(texts)}
-
-    def cosines(rows: list[LabeledPair]) -> tuple[np.ndarray, np.ndarray]:
-        first = vectors[[row[p.first] for p in rows]]
-        second = vectors[[row[p.second] for p in rows]]
-        return paired_cosine(first, second), np.array([p.label for p in rows])
-
-    fit = [cosines(rows) for rows in pairs.validation.values()]
-    threshold, _ = best_threshold(np.concatenate([s for s, _ in fit]), np.concatenate([y for _, y in fit]))
-    per_language = {lang: accuracy_at(*cosines(rows), threshold) for lang, rows in pairs.test.items()}
+    sets = {("validation", lang): rows for lang, rows in pairs.validation.items()}
+    sets |= {("test", lang): rows for lang, rows in pairs.test.items()}
+    scored = labeled_cosines(encoder, sets, batch_size)
+    threshold, _ = pooled_threshold(value for (split, _), value in scored.items() if split == "validation")
+    per_language = {lang: accuracy_at(*scored[("test", lang)], threshold) for lang in pairs.test}
     return Scores(threshold, per_language, time.perf_counter() - began)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from paraxl.errors import InputError
 from paraxl.evaluation.tasks.base import TaskResult, TaskSpec
 from paraxl.io.atomic import atomic_path
-from paraxl.io.hashing import file_sha256
+from paraxl.io.hashing import data_file_records
 
 SCHEMA_VERSION = 1
 _LIBRARIES = ("torch", "transformers", "sentence-transformers", "numpy", "scikit-learn", "scipy", "faiss-cpu")
@@ -80,19 +80,6 @@ def library_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def data_file_records(files: list[Path], data_dir: Path) -> list[dict[str, Any]]:
-    """``{path (relative to the data dir when inside it), sha256, bytes}`` per file read."""
-    records = []
-    root = data_dir.resolve()
-    for path in sorted({Path(file).resolve() for file in files}):
-        try:
-            shown = path.relative_to(root).as_posix()
-        except ValueError:
-            shown = str(path)
-        records.append({"path": shown, "sha256": file_sha256(path), "bytes": path.stat().st_size})
-    return records
 
 
 def result_document(

@@ -21,7 +21,6 @@ from paraxl.evaluation.loaders.tatoeba import XNLI_TO_TATOEBA
 from paraxl.evaluation.session import EvalRequest, run_evaluation
 from paraxl.experiments.tables import Table, Variant
 from paraxl.io.atomic import atomic_path
-from paraxl.io.hashing import file_sha256
 
 Log = Callable[[str], None]
 
@@ -113,20 +112,14 @@ def run_one(
 
 
 def _train(variant: Variant, config: Any, data_dir: Path, output: Path) -> dict[str, Any]:
-    from paraxl.data.records import TrainingData
-    from paraxl.training.data_loading import load_training_data
-
+    """Train one run; its summary (steps, time, examples/s, data file hashes) goes into the record."""
     if variant.trainer == "sentence-transformers":
         from paraxl.experiments.st_baseline import train_st_mnrl
 
-        summary = train_st_mnrl(config, data_dir, output)
-    else:
-        from paraxl.training.trainer import train
+        return train_st_mnrl(config, data_dir, output)
+    from paraxl.training.trainer import train
 
-        summary = asdict(train(config, data_dir=data_dir, overwrite=True, show_progress=False))
-    data: TrainingData = load_training_data(config.data, data_dir)
-    summary["data_files"] = [{"path": str(path), "sha256": file_sha256(path)} for path in data.sources]
-    return summary
+    return asdict(train(config, data_dir=data_dir, overwrite=True, show_progress=False))
 
 
 def summarize_task(document: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from paraxl.data.records import TextGroup
 from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
+from paraxl.io.hashing import data_file_records
 from paraxl.training.config import TrainConfig
 from paraxl.training.data_loading import load_training_data
 from paraxl.training.layout import pair_layout
@@ -159,6 +160,7 @@ def train_st_mnrl(config: TrainConfig, data_dir: Path | None, output: Path) -> d
         "rows": len(rows.anchor),
         "skipped_rows": data.skipped_rows,
         "dropped_units": data.dropped_units,
+        "data_files": data_file_records(data.sources, data_dir),
     }
     with atomic_path(output / "summary.json", suffix=".json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")

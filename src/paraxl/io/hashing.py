@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 # Files that decide what a model folder computes: weights, architecture, tokenizer, pooling,
 # normalisation, prompts and sequence length. Anything else (README, logs) does not change a vector.
@@ -28,6 +30,18 @@ def file_sha256(path: str | Path) -> str:
     resolved = Path(path).resolve()
     stat = resolved.stat()
     return _sha256(resolved, stat.st_size, stat.st_mtime_ns)
+
+
+def data_file_records(files: Iterable[str | Path], data_dir: Path | None = None) -> list[dict[str, Any]]:
+    """``{path (relative to ``data_dir`` when inside it), sha256, bytes}`` per distinct file, sorted."""
+    records = []
+    root = data_dir.resolve() if data_dir is not None else None
+    for path in sorted({Path(file).resolve() for file in files}):
+        shown = str(path)
+        if root is not None and path.is_relative_to(root):
+            shown = path.relative_to(root).as_posix()
+        records.append({"path": shown, "sha256": file_sha256(path), "bytes": path.stat().st_size})
+    return records
 
 
 @functools.lru_cache(maxsize=4096)

@@ -36,6 +36,7 @@ from paraxl.data.records import TextGroup, TrainingData
 from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
+from paraxl.io.hashing import data_file_records
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.modeling.sources import load_bi_encoder
 from paraxl.paths import data_dir as resolve_data_dir
@@ -72,6 +73,7 @@ class TrainSummary:
     last_validation: dict[str, float] | None
     skipped_rows: int
     dropped_units: int
+    data_files: list[dict[str, Any]]  # path (relative to the data dir), sha256, bytes of each file read
 
 
 def train(
@@ -273,6 +275,7 @@ class _Run:
             last_validation=last_validation,
             skipped_rows=data.skipped_rows,
             dropped_units=data.dropped_units,
+            data_files=data_file_records(data.sources, self.data_dir),
         )
         if context.is_main:
             model.save(self.output / "final")
