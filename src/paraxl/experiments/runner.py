@@ -37,16 +37,15 @@ def run_table(
 ) -> list[dict[str, Any]]:
     """Every run of ``table`` (or of the variants in ``only``, at the seeds in ``seeds``); returns their records.
 
-    Runs left out by ``seeds`` but finished earlier are read back, so the report covers every
-    seed done so far.
+    Runs left out by ``only`` or ``seeds`` but finished earlier are read back, so the report
+    covers every run done so far, not just the ones started by this call.
     """
     records = []
     for variant in table.spec.variants:
-        if only is not None and variant.name not in only:
-            continue
         for seed in table.seeds(variant):
             record_path = runs_dir / table.spec.name / variant.name / f"seed-{seed}" / "record.json"
-            if seeds is not None and seed not in seeds and not record_path.is_file():
+            wanted = (only is None or variant.name in only) and (seeds is None or seed in seeds)
+            if not wanted and not record_path.is_file():
                 continue
             records.append(run_one(table, variant, seed, runs_dir, data_dir, keep_models=keep_models, log=log))
     return records
