@@ -206,7 +206,7 @@ def test_baseline_rows_are_the_trainers_batches(tmp_path: Path, negatives: int) 
     for step in range(steps):
         epoch, index, batch = next(stream)
         epochs.add(epoch)
-        layout = _Run._layout(trainer, groups, [(epoch, index, batch)])  # type: ignore[arg-type]
+        layout = _Run._layout(trainer, groups, [(epoch, index, batch)], None)  # type: ignore[arg-type]
         # and by hand, as the docstrings say: rng seeded by (seed, epoch, batch), pair_layout
         assert batch == sampler.epoch_batches(epoch)[index]
         by_hand = pair_layout([[groups[i] for i in batch]], np.random.default_rng([5, epoch, index]), negatives)
@@ -250,7 +250,7 @@ def test_baseline_rows_of_loaded_pairs_start_like_the_trainer(tmp_path: Path) ->
     sampler = GroupBatchSampler([g.group_id for g in groups], config.batch_size, seed=config.seed)
     stream = _Run._batches(trainer, sampler, TrainerState())  # type: ignore[arg-type]
     for step in range(4):
-        layout = _Run._layout(trainer, groups, [next(stream)])  # type: ignore[arg-type]
+        layout = _Run._layout(trainer, groups, [next(stream)], None)  # type: ignore[arg-type]
         lo = step * config.batch_size
         assert rows.anchor[lo : lo + 4] == [layout.texts[i] for i in layout.anchors.tolist()]
         assert rows.negative is not None

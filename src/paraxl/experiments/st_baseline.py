@@ -29,7 +29,7 @@ from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import data_file_records
 from paraxl.training.config import TrainConfig
 from paraxl.training.data_loading import load_training_data
-from paraxl.training.layout import pair_layout
+from paraxl.training.layout import TranslationPositives, pair_layout
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,15 @@ def baseline_rows(config: TrainConfig, groups: list[TextGroup], steps: int) -> B
     if config.loss.explicit_negatives > 1:
         raise InputError("the sentence-transformers baseline takes at most one explicit negative per row")
     sampler = GroupBatchSampler([g.group_id for g in groups], config.batch_size, seed=config.seed)
+    rate = config.data.translation_positives
+    translations = TranslationPositives.of(groups, rate) if rate > 0 else None  # as the trainer draws
     anchor: list[str] = []
     positive: list[str] = []
     negative: list[str] = []
     filled = 0
     for (epoch, index, batch), _ in zip(_plan(sampler), range(steps), strict=False):
         rng = np.random.default_rng([config.seed, epoch, index])  # as paraxl.training.trainer._Run._layout
-        layout = pair_layout([[groups[i] for i in batch]], rng, config.loss.explicit_negatives)
+        layout = pair_layout([[groups[i] for i in batch]], rng, config.loss.explicit_negatives, translations)
         anchors = [layout.texts[i] for i in layout.anchors.tolist()]
         positives = [layout.texts[i] for i in layout.positives.tolist()]
         anchor += anchors

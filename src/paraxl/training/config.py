@@ -42,6 +42,9 @@ class TrainData(_Strict):
     second: str = "sentence2"
     label: str | None = "label"
     on_error: Literal["raise", "skip"] = "raise"
+    # pair losses on aligned data: share of pairs whose positive (and explicit negatives) come from
+    # a translation of the anchor's unit, i.e. cross-lingual pairs (see training.layout.TranslationPositives)
+    translation_positives: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _paths_fit_kind(self) -> TrainData:
@@ -122,6 +125,10 @@ class TrainConfig(_Strict):
             raise ValueError("give exactly one of `max_steps` and `epochs`")
         if self.mining.enabled and self.loss.kind == "multi_positive":
             raise ValueError("mining works with the pair losses (additive_margin, info_nce), not multi_positive")
+        if self.data.translation_positives > 0 and self.loss.kind == "multi_positive":
+            raise ValueError(
+                "data.translation_positives works with the pair losses; multi_positive groups already mix languages"
+            )
         if self.mining.enabled and self.mini_batches_per_step < 2:
             raise ValueError("mining needs a mega-batch: set `mini_batches_per_step` >= 2")
         return self

@@ -9,7 +9,8 @@ process or many (each process embeds a contiguous slice of the list).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +35,46 @@ class StepLayout:
         return self.anchors.shape[0] // max(len(self.mini_batch_texts), 1)
 
 
-def pair_layout(mini_batches: Sequence[Sequence[TextGroup]], rng: np.random.Generator, negatives: int) -> StepLayout:
-    """Anchor + one positive drawn from each group, plus up to ``negatives`` of its explicit negatives."""
+@dataclass(frozen=True)
+class TranslationPositives:
+    """Cross-lingual pairs out of aligned data: with probability ``rate`` a pair's positive and its
+    explicit negatives come from a translation of the anchor's unit (a unit of the same group in
+    another language), instead of from the anchor's own unit.
+
+    On PAWS-X that turns (en anchor, en paraphrase, en label-0 partner) into (en anchor, de
+    paraphrase or translation, de label-0 partner): the cross-lingual pairs the evaluation scores,
+    which monolingual units never show the model.
+    """
+
+    rate: float
+    by_group: Mapping[int, Sequence[TextGroup]]  # group id -> its units, one per language
+
+    @classmethod
+    def of(cls, groups: Sequence[TextGroup], rate: float) -> TranslationPositives:
+        by_group: defaultdict[int, list[TextGroup]] = defaultdict(list)
+        for group in groups:
+            by_group[group.group_id].append(group)
+        return cls(rate, dict(by_group))
+
+    def source(self, group: TextGroup, rng: np.random.Generator) -> TextGroup:
+        """The unit to draw ``group``'s positive and negatives from (``group`` itself, or a translation)."""
+        if self.rate <= 0.0 or rng.random() >= self.rate:
+            return group
+        others = [unit for unit in self.by_group.get(group.group_id, ()) if unit is not group]
+        return others[int(rng.integers(len(others)))] if others else group
+
+
+def pair_layout(
+    mini_batches: Sequence[Sequence[TextGroup]],
+    rng: np.random.Generator,
+    negatives: int,
+    translations: TranslationPositives | None = None,
+) -> StepLayout:
+    """Anchor + one positive drawn from each group, plus up to ``negatives`` of its explicit negatives.
+
+    With ``translations``, some positives and negatives come from a translation of the group (see
+    :class:`TranslationPositives`); without it the draws are exactly those of earlier versions.
+    """
     texts: list[str] = []
     text_groups: list[int] = []
     bounds: list[slice] = []
@@ -45,14 +84,23 @@ def pair_layout(mini_batches: Sequence[Sequence[TextGroup]], rng: np.random.Gene
     negative_rows: list[list[int]] = []
     for batch in mini_batches:
         start = len(texts)
-        drawn = [draw_texts(group, 2, rng) for group in batch]  # (anchor, positive) per group
+        drawn: list[tuple[str, ...]] = []  # (anchor, positive) per group
+        pools: list[Sequence[str]] = []  # where each group's explicit negatives come from
+        for group in batch:
+            source = group if translations is None else translations.source(group, rng)
+            if source is group:
+                drawn.append(draw_texts(group, 2, rng))
+            else:
+                anchor = draw_texts(group, 1, rng)[0]
+                drawn.append((anchor, source.texts[int(rng.integers(len(source.texts)))]))
+            pools.append(source.negatives)
         anchors += range(start, start + len(batch))
         positives += range(start + len(batch), start + 2 * len(batch))
         pair_groups += [group.group_id for group in batch]
         texts += [pair[0] for pair in drawn] + [pair[1] for pair in drawn]
         text_groups += [group.group_id for group in batch] * 2
-        for group in batch:
-            chosen = _choose(group.negatives, negatives, rng)
+        for pool in pools:
+            chosen = _choose(pool, negatives, rng)
             negative_rows.append([len(texts) + i for i in range(len(chosen))] + [-1] * (negatives - len(chosen)))
             text_groups += [-1 - (len(texts) + i) for i in range(len(chosen))]  # unique: a negative has no group
             texts += chosen

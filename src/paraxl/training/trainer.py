@@ -51,7 +51,7 @@ from paraxl.training.checkpoint import (
 from paraxl.training.config import TrainConfig
 from paraxl.training.data_loading import load_training_data
 from paraxl.training.distributed import DistContext, init_distributed, shutdown_distributed
-from paraxl.training.layout import StepLayout, group_layout, pair_layout
+from paraxl.training.layout import StepLayout, TranslationPositives, group_layout, pair_layout
 from paraxl.training.objective import step_loss
 from paraxl.training.step import accumulate_step_gradient
 from paraxl.training.validation import PairValidation
@@ -179,7 +179,12 @@ class _Run:
                 index += 1
             epoch, index = epoch + 1, 0
 
-    def _layout(self, groups: list[TextGroup], batches: list[tuple[int, int, list[int]]]) -> StepLayout:
+    def _layout(
+        self,
+        groups: list[TextGroup],
+        batches: list[tuple[int, int, list[int]]],
+        translations: TranslationPositives | None,
+    ) -> StepLayout:
         epoch, index, _ = batches[0]
         # drawing texts depends only on (seed, position): a resumed run draws the same
         rng = np.random.default_rng([self.config.seed, epoch, index])
@@ -187,13 +192,15 @@ class _Run:
         loss = self.config.loss
         if loss.kind == "multi_positive":
             return group_layout(units, rng, loss.members_per_group)
-        return pair_layout(units, rng, loss.explicit_negatives)
+        return pair_layout(units, rng, loss.explicit_negatives, translations)
 
     # ------------------------------------------------------------------ run
     def run(self) -> TrainSummary:
         config, context = self.config, self.context
         data = load_training_data(config.data, self.data_dir)
         sampler = GroupBatchSampler([g.group_id for g in data.groups], config.batch_size, seed=config.seed)
+        rate = config.data.translation_positives
+        translations = TranslationPositives.of(data.groups, rate) if rate > 0 else None
         batches_per_epoch = sampler.batches_per_epoch()
         steps_per_epoch = max(batches_per_epoch // config.mini_batches_per_step, 1)
         total_steps = config.max_steps or math.ceil(float(config.epochs or 1) * steps_per_epoch)
@@ -226,7 +233,7 @@ class _Run:
         with self._progress(total_steps, state.step) as progress:
             while state.step < total_steps:
                 step_batches = [next(stream) for _ in range(config.mini_batches_per_step)]
-                layout = self._layout(data.groups, step_batches)
+                layout = self._layout(data.groups, step_batches, translations)
                 optimizer.zero_grad(set_to_none=True)
                 loss = accumulate_step_gradient(
                     model,
