@@ -1,12 +1,14 @@
 """Plots of the experiment tables for RESULTS.md, from their JSON and the runs' evaluation files.
 
-    .venv/bin/python benchmarks/plot_experiments.py --best paraxl-am
+    .venv/bin/python benchmarks/plot_experiments.py --best pawsx-long/am-megabatch-1-epoch
 
 Writes into ``benchmarks/results/experiments/plots/``:
 - ``margin_sweep.png``: validation and test accuracy against the additive margin (scale 20);
-- ``pawsx_main_by_language.png``: test accuracy per language of each main-table variant;
+- ``pawsx_main_by_language.png``: test accuracy per language of each main-table variant, and of
+  the longer-schedule and push tables' variants (``pawsx-long``, ``pawsx-push``) when they exist;
 - ``pawsx_histograms_before_after.png``: cosine histograms of paraphrase / non-paraphrase test
-  pairs, off-the-shelf against ``--best`` (its seed ``--seed``), each with its fitted threshold;
+  pairs, off-the-shelf against ``--best`` (``[TABLE/]VARIANT``, table ``pawsx-main`` by default;
+  its seed ``--seed``), each with its fitted threshold;
 - ``mpcl_k_curve.png``: Tatoeba-36 accuracy and BUCC F1 against the number of positives K per
   group (paper 2), with single-positive and off-the-shelf as flat references;
 and copies the evaluation folder (JSON + plots, including threshold curves) of off-the-shelf
@@ -55,16 +57,19 @@ def margin_sweep(results: Path, out: Path) -> Path | None:
     )
 
 
+PER_LANGUAGE_TABLES = ("pawsx-main", "pawsx-long", "pawsx-push")  # the first must exist
+
+
 def by_language(results: Path, out: Path) -> Path | None:
-    main_path = results / "pawsx-main.json"
-    if not main_path.is_file():
+    if not (results / f"{PER_LANGUAGE_TABLES[0]}.json").is_file():
         return None
-    variants = load(main_path)["variants"]
-    series = {
-        name: {lang: stats["mean"] * 100 for lang, stats in row["per_language"].items()}
-        for name, row in variants.items()
-        if row["per_language"]
-    }
+    series = {}
+    for table in PER_LANGUAGE_TABLES:
+        path = results / f"{table}.json"
+        variants = load(path)["variants"] if path.is_file() else {}
+        for name, row in variants.items():
+            if row["per_language"]:
+                series[name] = {lang: stats["mean"] * 100 for lang, stats in row["per_language"].items()}
     first, *rest = series
     return language_bars(
         series[first],
@@ -76,10 +81,21 @@ def by_language(results: Path, out: Path) -> Path | None:
     )
 
 
+def table_and_variant(spec: str) -> tuple[str, str]:
+    """``TABLE/VARIANT`` or ``VARIANT`` (of ``pawsx-main``)."""
+    table, _, variant = spec.rpartition("/")
+    return table or "pawsx-main", variant
+
+
+def compared_runs(best: str, seed: int) -> list[tuple[str, str, int]]:
+    """(table, variant, seed) of off-the-shelf and of ``best``."""
+    return [("pawsx-main", "off-the-shelf", 42), (*table_and_variant(best), seed)]
+
+
 def histograms(runs_dir: Path, best: str, seed: int, out: Path) -> Path | None:
     panels = {}
-    for name, run_seed in (("off-the-shelf", 42), (best, seed)):
-        path = runs_dir / "pawsx-main" / name / f"seed-{run_seed}" / "eval" / "pawsx.json"
+    for table, name, run_seed in compared_runs(best, seed):
+        path = runs_dir / table / name / f"seed-{run_seed}" / "eval" / "pawsx.json"
         if not path.is_file():
             return None
         details = load(path)["details"]
@@ -119,10 +135,10 @@ def k_curve(results: Path, out: Path, table: str = "xnli-mpcl-short") -> Path | 
 
 def copy_evaluations(runs_dir: Path, best: str, seed: int, results: Path) -> list[Path]:
     copied = []
-    for name, run_seed in (("off-the-shelf", 42), (best, seed)):
-        source = runs_dir / "pawsx-main" / name / f"seed-{run_seed}" / "eval"
+    for table, name, run_seed in compared_runs(best, seed):
+        source = runs_dir / table / name / f"seed-{run_seed}" / "eval"
         if source.is_dir():
-            target = results / "pawsx-main" / f"{name}-seed-{run_seed}"
+            target = results / table / f"{name}-seed-{run_seed}"
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(source, target)
             copied.append(target)
@@ -133,7 +149,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results-dir", type=Path, default=Path("benchmarks/results/experiments"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/experiments"))
-    parser.add_argument("--best", default="paraxl-am", help="main-table variant shown against off-the-shelf")
+    parser.add_argument(
+        "--best", default="paraxl-am", help="[TABLE/]VARIANT shown against off-the-shelf (table: pawsx-main)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     out = args.results_dir / "plots"

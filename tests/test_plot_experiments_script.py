@@ -61,3 +61,37 @@ def test_k_curve_draws_a_real_png_and_skips_missing_tables(script: ModuleType, t
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "t.json").write_text(json.dumps({"variants": {"mpcl-K2": _row(0.5, 0.4)}}), encoding="utf-8")
     assert script.k_curve(tmp_path, tmp_path / "plots", table="t") is None  # one K: no curve
+
+
+def test_best_names_a_table_or_defaults_to_the_main_one(script: ModuleType) -> None:
+    assert script.compared_runs("paraxl-am", 43) == [
+        ("pawsx-main", "off-the-shelf", 42),
+        ("pawsx-main", "paraxl-am", 43),
+    ]
+    assert script.compared_runs("pawsx-long/am-1", 42)[1] == ("pawsx-long", "am-1", 42)
+
+
+def test_by_language_adds_the_long_and_push_tables_rows(
+    script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def table(**rows: float | None) -> dict[str, Any]:
+        variants = {
+            name: {"per_language": {} if acc is None else {"en": {"mean": acc}, "de": {"mean": acc - 0.1}}}
+            for name, acc in rows.items()
+        }
+        return {"variants": variants}
+
+    assert script.by_language(tmp_path, tmp_path / "plots") is None  # no main table: no plot
+    (tmp_path / "pawsx-main.json").write_text(json.dumps(table(shelf=0.6, empty=None)), encoding="utf-8")
+    (tmp_path / "pawsx-long.json").write_text(json.dumps(table(long=0.7)), encoding="utf-8")
+    drawn: dict[str, Any] = {}
+
+    def fake_bars(first: dict[str, float], path: Path, *, label: str, series: dict[str, Any], **_: Any) -> Path:
+        drawn.update(first=first, label=label, series=series)
+        return path
+
+    monkeypatch.setattr(script, "language_bars", fake_bars)
+    script.by_language(tmp_path, tmp_path / "plots")
+    assert drawn["label"] == "shelf" and drawn["first"] == pytest.approx({"en": 60.0, "de": 50.0})
+    assert list(drawn["series"]) == ["long"]  # "empty" has no per-language scores; pawsx-push is absent
+    assert drawn["series"]["long"] == pytest.approx({"en": 70.0, "de": 60.0})

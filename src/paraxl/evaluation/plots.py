@@ -442,6 +442,9 @@ def line_plot(
         axes.plot(xs[order], ys[order], marker=_marker(xs.size), markersize=4, label=name)
     if log_x:
         axes.set_xscale("log")
+        # ticks at the measured points, written plainly (not 4x10^0)
+        axes.set_xticks(xs.tolist(), [f"{value:g}" for value in xs.tolist()])
+        axes.minorticks_off()
     axes.set_title(title)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
