@@ -45,6 +45,9 @@ class TrainData(_Strict):
     # pair losses on aligned data: share of pairs whose positive (and explicit negatives) come from
     # a translation of the anchor's unit, i.e. cross-lingual pairs (see training.layout.TranslationPositives)
     translation_positives: float = Field(default=0.0, ge=0.0, le=1.0)
+    # pair losses: add a PAWS-style word swap of each unit's source sentence to its explicit
+    # negatives (see data.word_swap); give `loss.explicit_negatives` room for it
+    swap_negatives: bool = False
 
     @model_validator(mode="after")
     def _paths_fit_kind(self) -> TrainData:
@@ -128,6 +131,10 @@ class TrainConfig(_Strict):
         if self.data.translation_positives > 0 and self.loss.kind == "multi_positive":
             raise ValueError(
                 "data.translation_positives works with the pair losses; multi_positive groups already mix languages"
+            )
+        if self.data.swap_negatives and (self.loss.kind == "multi_positive" or self.loss.explicit_negatives == 0):
+            raise ValueError(
+                "data.swap_negatives adds explicit negatives: it needs a pair loss with loss.explicit_negatives >= 1"
             )
         if self.mining.enabled and self.mini_batches_per_step < 2:
             raise ValueError("mining needs a mega-batch: set `mini_batches_per_step` >= 2")

@@ -14,6 +14,7 @@ from paraxl.data.readers import (
     read_xnli,
 )
 from paraxl.data.records import TrainingData
+from paraxl.data.word_swap import with_swap_negatives
 from paraxl.errors import InputError
 from paraxl.io.rows import RowPolicy
 from paraxl.training.config import TrainData
@@ -46,6 +47,8 @@ def load_training_data(spec: TrainData, data_dir: Path | None) -> TrainingData:
         # files of distinct languages are aligned by their `id` column (translations share a group)
         groups, dropped = groups_from_pairs(pairs, align_by_key=len(pairs) == len(spec.paths))
         data = TrainingData(groups, policy.skipped, dropped, [Path(p) for p in spec.paths])
+    if spec.swap_negatives:
+        data = with_swap_negatives(data)
     if len(data.groups) < 2:
         raise InputError(f"only {len(data.groups)} training group(s) with a positive; nothing to contrast")
     return data
