@@ -158,6 +158,16 @@ def test_train_writes_a_sentence_transformers_folder(tiny_model_dir: Path, tmp_p
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-0000002", "step-0000003"]
 
 
+def test_unfrozen_word_embeddings_are_trained(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`model.freeze_word_embeddings: false` (the ablation) really trains the word embeddings."""
+    data = {"kind": "pairs", "paths": [str(write_pairs(tmp_path / "pairs.tsv"))]}
+    config = tiny_config(tiny_model_dir, tmp_path / "run", data, model={"freeze_word_embeddings": False}, max_steps=2)
+    train(config, show_progress=False)
+    before = load_file(tiny_model_dir / "model.safetensors")["embeddings.word_embeddings.weight"]
+    after = load_file(tmp_path / "run" / "final" / "model.safetensors")["embeddings.word_embeddings.weight"]
+    assert not torch.equal(before, after)  # (AdamW's decay and moments move every row, not just those seen)
+
+
 def test_multi_positive_run_on_parallel_files(tiny_model_dir: Path, tmp_path: Path) -> None:
     paths = [str(p) for p in write_parallel(tmp_path)]
     data = {"kind": "parallel", "paths": paths, "languages": ["a", "b", "c"]}
