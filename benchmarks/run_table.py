@@ -39,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise InputError(f"--only names unknown variants: {', '.join(sorted(unknown))}", args.table)
         seeds = {int(seed) for seed in args.seeds.split(",")} if args.seeds else None
+        # a seed the table does not list would select nothing, silently: the table is the
+        # reproducible record of what runs, so the seed goes into it, not onto a command line
+        listed = {seed for v in table.spec.variants if only is None or v.name in only for seed in table.seeds(v)}
+        if seeds is not None and seeds - listed:
+            missing = ", ".join(str(seed) for seed in sorted(seeds - listed))
+            raise InputError(
+                f"--seeds {missing}: not among the seeds of the selected variants ({sorted(listed)}); "
+                "add it to the table's `seeds`",
+                args.table,
+            )
         records = run_table(
             table,
             args.runs_dir,

@@ -598,6 +598,17 @@ def test_script_rejects_unknown_only_names(tmp_path: Path, capsys: pytest.Captur
     assert not runs.exists() and not (tmp_path / "r").exists()
 
 
+def test_script_rejects_seeds_the_table_does_not_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_table(tmp_path, VALID_TABLE)
+    runs = tmp_path / "runs"
+    args = [str(path), "--data-dir", str(tmp_path), "--runs-dir", str(runs), "--results-dir", str(tmp_path / "r")]
+    code = run_table_script().main([*args, "--only", "infonce", "--seeds", "43,44,7"])  # 7 is variant `once`'s
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--seeds 7, 44: not among the seeds of the selected variants ([42, 43])" in err and str(path) in err
+    assert not runs.exists() and not (tmp_path / "r").exists()
+
+
 def test_script_runs_a_table_keeps_models_and_writes_the_report(
     tiny_table: tuple[Table, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
