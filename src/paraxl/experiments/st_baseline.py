@@ -55,8 +55,7 @@ def baseline_rows(config: TrainConfig, groups: list[TextGroup], steps: int) -> B
     if config.loss.explicit_negatives > 1:
         raise InputError("the sentence-transformers baseline takes at most one explicit negative per row")
     sampler = GroupBatchSampler([g.group_id for g in groups], config.batch_size, seed=config.seed)
-    rate = config.data.translation_positives
-    translations = TranslationPositives.of(groups, rate) if rate > 0 else None  # as the trainer draws
+    translations = TranslationPositives.at_rate(groups, config.data.translation_positives)  # as the trainer
     anchor: list[str] = []
     positive: list[str] = []
     negative: list[str] = []

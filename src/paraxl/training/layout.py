@@ -56,6 +56,11 @@ class TranslationPositives:
             by_group[group.group_id].append(group)
         return cls(rate, dict(by_group))
 
+    @classmethod
+    def at_rate(cls, groups: Sequence[TextGroup], rate: float) -> TranslationPositives | None:
+        """The config's ``data.translation_positives``: None at rate 0, where draws stay as they were."""
+        return cls.of(groups, rate) if rate > 0 else None
+
     def source(self, group: TextGroup, rng: np.random.Generator) -> TextGroup:
         """The unit to draw ``group``'s positive and negatives from (``group`` itself, or a translation)."""
         if self.rate <= 0.0 or rng.random() >= self.rate:

@@ -199,8 +199,7 @@ class _Run:
         config, context = self.config, self.context
         data = load_training_data(config.data, self.data_dir)
         sampler = GroupBatchSampler([g.group_id for g in data.groups], config.batch_size, seed=config.seed)
-        rate = config.data.translation_positives
-        translations = TranslationPositives.of(data.groups, rate) if rate > 0 else None
+        translations = TranslationPositives.at_rate(data.groups, config.data.translation_positives)
         batches_per_epoch = sampler.batches_per_epoch()
         steps_per_epoch = max(batches_per_epoch // config.mini_batches_per_step, 1)
         total_steps = config.max_steps or math.ceil(float(config.epochs or 1) * steps_per_epoch)
