@@ -20,6 +20,14 @@ from paraxl.experiments.runner import run_table
 from paraxl.experiments.tables import load_table
 
 
+def _parse_seeds(text: str, table: Path) -> set[int]:
+    """``--seeds 42,43`` -> {42, 43}; anything else is a one-line error, not a ValueError."""
+    try:
+        return {int(seed) for seed in text.split(",")}
+    except ValueError:
+        raise InputError(f"--seeds {text!r}: expected comma-separated integers, e.g. 42,43", table) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("table", type=Path, help="experiment table (YAML), see experiments/")
@@ -38,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = (only or set()) - {variant.name for variant in table.spec.variants}
         if unknown:
             raise InputError(f"--only names unknown variants: {', '.join(sorted(unknown))}", args.table)
-        seeds = {int(seed) for seed in args.seeds.split(",")} if args.seeds else None
+        seeds = _parse_seeds(args.seeds, args.table) if args.seeds else None
         # a seed the table does not list would select nothing, silently: the table is the
         # reproducible record of what runs, so the seed goes into it, not onto a command line
         listed = {seed for v in table.spec.variants if only is None or v.name in only for seed in table.seeds(v)}

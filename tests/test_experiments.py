@@ -609,6 +609,19 @@ def test_script_rejects_seeds_the_table_does_not_list(tmp_path: Path, capsys: py
     assert not runs.exists() and not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("seeds", ["abc", "42,", "4 2"])
+def test_script_rejects_seeds_that_are_not_integers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], seeds: str
+) -> None:
+    path = write_table(tmp_path, VALID_TABLE)
+    runs = tmp_path / "runs"
+    args = [str(path), "--data-dir", str(tmp_path), "--runs-dir", str(runs), "--results-dir", str(tmp_path / "r")]
+    assert run_table_script().main([*args, "--seeds", seeds]) == 2
+    err = capsys.readouterr().err
+    assert f"--seeds {seeds!r}: expected comma-separated integers" in err and str(path) in err
+    assert not runs.exists()
+
+
 def test_script_runs_a_table_keeps_models_and_writes_the_report(
     tiny_table: tuple[Table, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
