@@ -32,6 +32,13 @@ What it does:
     speed     pairs/s of ``CrossEncoder.predict`` over all test pairs in one call (batch 32), and
               training examples/s (training time only, evaluation excluded).
 
+Resuming: ``--checkpoint-dir DIR`` saves a Trainer checkpoint (weights, optimizer, scheduler, data
+order) and the evaluations so far after every epoch; the same command again continues from the
+last finished epoch, on the same learning-rate schedule, so a 3-epoch run (~3 h on a 2-core CPU)
+can be spread over several sittings. ``--stop-after-epochs N`` ends this sitting after N more
+epochs and writes the report so far (``complete: false``). A folder holding a run with other
+settings is refused, naming the settings that differ.
+
 Evaluation runs after every epoch (``--eval-before-training`` adds the untrained model). Writes
 ``--output`` (JSON: command, model fingerprint, data file hashes, per-epoch results, timings,
 library versions, and the validation/test scores of the last evaluation) and a markdown table
@@ -74,6 +81,19 @@ WARMUP_RATIO = 0.1
 DEFAULT_OUTPUT = Path("benchmarks/results/experiments/cross_encoder_pawsx.json")
 
 
+RESUME_FILE = "resume.json"
+
+
+class Resume(NamedTuple):
+    """What earlier sittings of a ``--checkpoint-dir`` run left: the checkpoint to continue from
+    (None: start afresh), the evaluations and epoch timings up to it, the last raw scores."""
+
+    checkpoint: Path | None
+    evaluations: list[dict[str, Any]]
+    epoch_seconds: list[float]
+    last_raw: dict[str, Any]
+
+
 class EvalData(NamedTuple):
     """Validation and test pairs per language, and the en->X cross pairs (first, second, label) per X.
 
@@ -100,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit-train", type=int, default=None, help="first N usable train pairs per language")
     parser.add_argument("--eval-before-training", action="store_true", help="also evaluate the untrained model")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON path; the .md goes beside it")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None, help="save every epoch here; rerun to resume")
+    parser.add_argument("--stop-after-epochs", type=int, default=None, help="end this sitting after N more epochs")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "benchmarks/cross_encoder_pawsx.py", *(sys.argv[1:] if argv is None else argv)])
     try:
@@ -110,10 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         evaluation = read_eval(data_dir, languages)
         files = {f"{lang}/{split}.tsv": pawsx_file(data_dir, lang, split) for lang in languages for split in SPLITS}
         folder = resolve_model_folder(args.model)
+        resume = read_resume(args.checkpoint_dir, resume_settings(args, languages))
     except ParaxlError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    report = run(args, command, languages, data_dir, folder, train, untranslated, files, evaluation)
+    report = run(args, command, languages, data_dir, folder, train, untranslated, files, evaluation, resume)
     json_path, md_path = write_report(report, args.output)
     print(md_path.read_text(encoding="utf-8"))
     print(f"wrote {json_path} and {md_path} in {report['timings']['total_seconds']:.0f} s")
@@ -138,6 +161,69 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise InputError(f"--limit-train must be at least 1, got {args.limit_train}")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise InputError(f"--lr must be a positive number, got {args.lr}")
+    if args.stop_after_epochs is not None:
+        if args.stop_after_epochs < 1:
+            raise InputError(f"--stop-after-epochs must be at least 1, got {args.stop_after_epochs}")
+        if args.checkpoint_dir is None:
+            raise InputError("--stop-after-epochs needs --checkpoint-dir: the epochs run so far would be lost")
+
+
+# ----------------------------------------------------------------------------- resuming
+
+
+def resume_settings(args: argparse.Namespace, languages: tuple[str, ...]) -> dict[str, Any]:
+    """The options a resumed run must share with the sittings before it (what it trains, and how)."""
+    names = ("model", "epochs", "batch_size", "lr", "max_length", "seed", "limit_train")
+    return {**{name: getattr(args, name) for name in names}, "languages": list(languages)}
+
+
+def epochs_in(checkpoint: Path) -> int:
+    """Whole epochs a Trainer checkpoint has finished (its ``trainer_state.json``)."""
+    path = checkpoint / "trainer_state.json"
+    try:
+        return round(float(json.loads(path.read_text(encoding="utf-8"))["epoch"]))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"unreadable Trainer checkpoint state ({error})", path) from None
+
+
+def read_resume(directory: Path | None, settings: dict[str, Any]) -> Resume:
+    """The state a ``--checkpoint-dir`` run left, checked against this sitting's settings."""
+    path = None if directory is None else directory / RESUME_FILE
+    if path is None or not path.is_file():
+        return Resume(None, [], [], {})
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved_settings, evaluations = saved["settings"], saved["evaluations"]
+        epoch_seconds, last_raw = saved["epoch_seconds"], saved["last_raw"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"unreadable resume state ({error}); delete the folder to start afresh", path) from None
+    if saved_settings != settings:
+        differing = sorted(
+            k for k in settings.keys() | saved_settings.keys() if settings.get(k) != saved_settings.get(k)
+        )
+        raise InputError(
+            f"--checkpoint-dir holds a run with other settings ({', '.join(differing)}): "
+            "rerun with that run's options or use another folder",
+            path,
+        )
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(directory))
+    checkpoint = None if last is None else Path(last)
+    done = 0 if checkpoint is None else epochs_in(checkpoint)
+    # an epoch evaluated but killed before its checkpoint was saved is trained again
+    kept = [result for result in evaluations if result["epoch"] <= done]
+    raw = last_raw if kept and len(kept) == len(evaluations) else {}  # the raw scores are of the last evaluation
+    return Resume(checkpoint, kept, epoch_seconds[:done], raw)
+
+
+def write_resume(
+    directory: Path, settings: dict[str, Any], resume_state: tuple[list[dict[str, Any]], list[float], dict[str, Any]]
+) -> None:
+    evaluations, epoch_seconds, last_raw = resume_state
+    state = {"settings": settings, "evaluations": evaluations, "epoch_seconds": epoch_seconds, "last_raw": last_raw}
+    with atomic_path(directory / RESUME_FILE) as tmp:
+        tmp.write_text(json.dumps(state, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def pawsx_file(data_dir: Path, language: str, split: str) -> Path:
@@ -359,6 +445,7 @@ def run(
     untranslated: dict[str, int],
     files: dict[str, Path],
     data: EvalData,
+    resume: Resume,
 ) -> dict[str, Any]:
     began = time.perf_counter()
     import torch
@@ -391,9 +478,12 @@ def run(
             "label": [float(pair.label or 0) for pair in rows],
         }
     )
-    evaluations: list[dict[str, Any]] = []
-    last_raw: dict[str, Any] = {}
-    epoch_seconds: list[float] = []
+    evaluations: list[dict[str, Any]] = list(resume.evaluations)
+    last_raw: dict[str, Any] = resume.last_raw
+    epoch_seconds: list[float] = list(resume.epoch_seconds)
+    settings = resume_settings(args, languages)
+    if resume.checkpoint is not None:
+        print(f"resuming from {resume.checkpoint} (epoch {len(epoch_seconds)} of {args.epochs})", flush=True)
 
     def record(epoch: int, train_seconds: float | None) -> None:
         nonlocal last_raw
@@ -409,31 +499,38 @@ def run(
             f"{result['inference']['pairs_per_second'] or 0:.0f} pairs/s",
             flush=True,
         )
+        if args.checkpoint_dir is not None:  # before the epoch's checkpoint: a crash between redoes the epoch
+            write_resume(args.checkpoint_dir, settings, (evaluations, epoch_seconds, last_raw))
 
     class EpochEvaluation(TrainerCallback):
         epoch_start = 0.0
+        epochs_this_sitting = 0
 
         def on_epoch_begin(self, *_: Any, **__: Any) -> None:
             synchronize()
             self.epoch_start = time.perf_counter()
 
-        def on_epoch_end(self, *_: Any, **__: Any) -> None:
+        def on_epoch_end(self, _args: Any, _state: Any, control: Any, **__: Any) -> None:
             synchronize()
             epoch_seconds.append(time.perf_counter() - self.epoch_start)
             record(len(epoch_seconds), epoch_seconds[-1])
+            self.epochs_this_sitting += 1
+            if args.stop_after_epochs is not None and self.epochs_this_sitting >= args.stop_after_epochs:
+                control.should_training_stop = True  # the Trainer still saves this epoch's checkpoint
 
-    if args.eval_before_training:
+    if args.eval_before_training and not any(result["epoch"] == 0 for result in evaluations):
         record(0, None)
     with tempfile.TemporaryDirectory(prefix="cross-encoder-pawsx-") as scratch:
         training_args = CrossEncoderTrainingArguments(
-            output_dir=scratch,
+            output_dir=scratch if args.checkpoint_dir is None else str(args.checkpoint_dir),
             num_train_epochs=args.epochs,
             per_device_train_batch_size=args.batch_size,
             learning_rate=args.lr,
             warmup_steps=WARMUP_RATIO,  # a float below 1 is a ratio in transformers 5
             lr_scheduler_type="linear",
             seed=args.seed,
-            save_strategy="no",
+            save_strategy="no" if args.checkpoint_dir is None else "epoch",
+            save_total_limit=1,  # the latest epoch's checkpoint is all a resume needs (~1.4 GB for e5-small)
             eval_strategy="no",
             logging_strategy="epoch",
             report_to="none",
@@ -447,7 +544,7 @@ def run(
             loss=losses.BinaryCrossEntropyLoss(model),
             callbacks=[EpochEvaluation()],
         )
-        output = trainer.train()
+        output = trainer.train(resume_from_checkpoint=None if resume.checkpoint is None else str(resume.checkpoint))
         losses_by_epoch = {
             round(entry["epoch"]): entry["loss"] for entry in trainer.state.log_history if "loss" in entry
         }
@@ -457,6 +554,7 @@ def run(
     trained = [result for result in evaluations if result["epoch"] > 0]
     selected = max(trained, key=lambda result: result["validation_accuracy"]) if trained else None
     final = evaluations[-1]
+    epochs_done = len(epoch_seconds)
     return {
         "benchmark": "cross_encoder_pawsx",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -491,6 +589,10 @@ def run(
         "training": {
             "loss": "BinaryCrossEntropyLoss",
             "epochs": args.epochs,
+            "epochs_completed": epochs_done,
+            "complete": epochs_done >= args.epochs,
+            "checkpoint_dir": None if args.checkpoint_dir is None else str(args.checkpoint_dir),
+            "resumed_from": None if resume.checkpoint is None else str(resume.checkpoint),
             "batch_size": args.batch_size,
             "lr": args.lr,
             "warmup_ratio": WARMUP_RATIO,
@@ -501,7 +603,7 @@ def run(
             "train_loss": output.training_loss,
             "epoch_seconds": epoch_seconds,
             "seconds": train_seconds,
-            "examples_per_second": len(rows) * args.epochs / train_seconds if train_seconds > 0 else None,
+            "examples_per_second": len(rows) * epochs_done / train_seconds if train_seconds > 0 else None,
         },
         "evaluations": evaluations,
         "final": {
@@ -519,7 +621,7 @@ def run(
             "test_accuracy_mean": selected["test_accuracy_mean"],
             "en_to_xx_mean": selected.get("en_to_xx", {}).get("mean"),
         },
-        "scores": {"epoch": final["epoch"], **last_raw},
+        "scores": {"epoch": final["epoch"], **last_raw} if last_raw else None,
         "timings": {"total_seconds": time.perf_counter() - began},
         "environment": environment(torch),
     }
@@ -579,7 +681,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Training: {data['train_pairs_total']} pairs ({sum(data['train_untranslated_left_out'].values())} "
-        f"with `NS` left out), {training['epochs']} epochs, batch {training['batch_size']}, lr {training['lr']:g}, "
+        f"with `NS` left out), {epochs_of(training)}, batch {training['batch_size']}, lr {training['lr']:g}, "
         f"max length {report['model']['max_length']}, seed {training['seed']}: {training['seconds']:.0f} s, "
         f"{examples or 0:.1f} examples/s.",
         f"Inference: {final['pairs_per_second'] or 0:.1f} pairs/s (`CrossEncoder.predict`, batch {PREDICT_BATCH}, "
@@ -592,6 +694,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"(test mean {percent(chosen['test_accuracy_mean'])})."
         )
     return "\n".join(lines) + "\n"
+
+
+def epochs_of(training: dict[str, Any]) -> str:
+    if training.get("complete", True):
+        return f"{training['epochs']} epochs"
+    return f"{training['epochs_completed']} of {training['epochs']} epochs so far (rerun to resume)"
 
 
 def write_report(report: dict[str, Any], output: Path) -> tuple[Path, Path]:

@@ -83,3 +83,48 @@ def test_unknown_language_and_missing_data_are_one_line_errors(
     assert script.main([*common, "--data-dir", str(tmp_path / "nope")]) == 2
     assert "not found" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_a_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_result(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = cross_encoder_script()
+    data = fake_pawsx(tmp_path / "data")
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(data), "--epochs", "2", "--batch-size", "16"]
+    common += ["--lr", "1e-3", "--limit-train", "16", "--seed", "1"]
+    whole, pieces, checkpoints = tmp_path / "whole.json", tmp_path / "pieces.json", tmp_path / "checkpoints"
+    assert script.main([*common, "--output", str(whole)]) == 0
+
+    resumable = [*common, "--output", str(pieces), "--checkpoint-dir", str(checkpoints)]
+    assert script.main([*resumable, "--stop-after-epochs", "1"]) == 0
+    first = json.loads(pieces.read_text())
+    assert first["training"]["complete"] is False and first["training"]["epochs_completed"] == 1
+    assert [result["epoch"] for result in first["evaluations"]] == [1]
+    assert "1 of 2 epochs so far" in pieces.with_suffix(".md").read_text()
+    assert [path.name for path in checkpoints.glob("checkpoint-*")] == ["checkpoint-7"]  # 112 pairs / 16
+
+    # other settings in the same folder: refused before anything trains, naming what differs
+    assert script.main([*resumable[:-2], "--lr", "1e-4", *resumable[-4:]]) == 2
+    assert "other settings (lr)" in capsys.readouterr().err
+
+    assert script.main(resumable) == 0
+    assert "resuming from" in capsys.readouterr().out
+    second, reference = json.loads(pieces.read_text()), json.loads(whole.read_text())
+    assert second["training"]["complete"] is True and second["training"]["steps"] == 14
+    assert [result["epoch"] for result in second["evaluations"]] == [1, 2]
+    assert second["training"]["resumed_from"].endswith("checkpoint-7")
+    # same weights at the end: the schedule, optimizer state and data order carried over the break
+    for lang in ("en", "zh"):
+        np.testing.assert_allclose(
+            second["scores"]["test"][lang]["scores"], reference["scores"]["test"][lang]["scores"], atol=1e-5
+        )
+    assert second["evaluations"][0]["test_accuracy"] == reference["evaluations"][0]["test_accuracy"]
+
+
+def test_stop_after_epochs_needs_a_checkpoint_dir(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = fake_pawsx(tmp_path / "data")
+    argv = ["--model", str(tiny_model_dir), "--data-dir", str(data), "--stop-after-epochs", "1"]
+    assert cross_encoder_script().main([*argv, "--output", str(tmp_path / "ce.json")]) == 2
+    assert "--stop-after-epochs needs --checkpoint-dir" in capsys.readouterr().err
