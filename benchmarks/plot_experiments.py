@@ -4,6 +4,7 @@
 
 Writes into ``benchmarks/results/experiments/plots/``:
 - ``margin_sweep.png``: validation and test accuracy against the additive margin (scale 20);
+- ``scale_sweep.png``: the same against the scale, at the margin best on validation (0.2);
 - ``pawsx_main_by_language.png``: test accuracy per language of each main-table variant, and of
   the longer-schedule and push tables' variants (``pawsx-long``, ``pawsx-push``) when they exist;
 - ``pawsx_histograms_before_after.png``: cosine histograms of paraphrase / non-paraphrase test
@@ -54,6 +55,31 @@ def margin_sweep(results: Path, out: Path) -> Path | None:
         title="Additive-margin softmax: margin sweep (scale 20, 60 steps, seed 42)",
         xlabel="margin m",
         ylabel="PAWS-X resplit accuracy (%)",
+    )
+
+
+def scale_sweep(results: Path, out: Path, margin: float = 0.2) -> Path | None:
+    """Validation and test accuracy against the scale, at the margin best on validation (seed 42)."""
+    path = results / "pawsx-margin.json"
+    if not path.is_file():
+        return None
+    points: dict[float, tuple[float, float]] = {}
+    for run in load(path)["runs"]:
+        loss = run["config"]["loss"]
+        if loss["kind"] == "additive_margin" and loss["margin"] == margin and run["seed"] == 42:
+            pawsx = run["scores"]["pawsx"]
+            points[loss["scale"]] = (pawsx["validation_accuracy"] * 100, pawsx["test_accuracy"] * 100)
+    if len(points) < 2:
+        return None
+    scales = sorted(points)
+    return line_plot(
+        scales,
+        {"validation": [points[s][0] for s in scales], "test (7-language mean)": [points[s][1] for s in scales]},
+        out / "scale_sweep.png",
+        title=f"Additive-margin softmax: scale sweep (margin {margin:g}, 60 steps, seed 42)",
+        xlabel="scale s (log scale)",
+        ylabel="PAWS-X resplit accuracy (%)",
+        log_x=True,
     )
 
 
@@ -157,6 +183,7 @@ def main() -> None:
     out = args.results_dir / "plots"
     written = [
         margin_sweep(args.results_dir, out),
+        scale_sweep(args.results_dir, out),
         by_language(args.results_dir, out),
         histograms(args.runs_dir, args.best, args.seed, out),
         k_curve(args.results_dir, out),

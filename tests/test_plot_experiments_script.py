@@ -95,3 +95,29 @@ def test_by_language_adds_the_long_and_push_tables_rows(
     assert drawn["label"] == "shelf" and drawn["first"] == pytest.approx({"en": 60.0, "de": 50.0})
     assert list(drawn["series"]) == ["long"]  # "empty" has no per-language scores; pawsx-push is absent
     assert drawn["series"]["long"] == pytest.approx({"en": 70.0, "de": 60.0})
+
+
+def test_scale_sweep_takes_the_best_margins_runs_of_seed_42(
+    script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run(margin: float, scale: float, val: float, test: float, seed: int = 42) -> dict[str, Any]:
+        pawsx = {"validation_accuracy": val, "test_accuracy": test}
+        loss = {"kind": "additive_margin", "margin": margin, "scale": scale}
+        return {"config": {"loss": loss}, "seed": seed, "scores": {"pawsx": pawsx}}
+
+    runs = [run(0.2, 40.0, 0.6, 0.5), run(0.2, 10.0, 0.7, 0.65), run(0.2, 20.0, 0.8, 0.75)]
+    runs += [run(0.3, 10.0, 0.1, 0.1), run(0.2, 10.0, 0.1, 0.1, seed=43)]  # other margin, other seed: left out
+    (tmp_path / "pawsx-margin.json").write_text(json.dumps({"runs": runs[:1]}), encoding="utf-8")
+    assert script.scale_sweep(tmp_path, tmp_path / "plots") is None  # one scale: no curve
+    (tmp_path / "pawsx-margin.json").write_text(json.dumps({"runs": runs}), encoding="utf-8")
+    drawn: dict[str, Any] = {}
+
+    def fake_line_plot(x: list[float], series: dict[str, list[float]], path: Path, **kwargs: Any) -> Path:
+        drawn.update(x=x, series=series, **kwargs)
+        return path
+
+    monkeypatch.setattr(script, "line_plot", fake_line_plot)
+    assert script.scale_sweep(tmp_path, tmp_path / "plots") == tmp_path / "plots" / "scale_sweep.png"
+    assert drawn["x"] == [10.0, 20.0, 40.0] and drawn["log_x"] is True
+    assert drawn["series"]["validation"] == pytest.approx([70.0, 80.0, 60.0])
+    assert drawn["series"]["test (7-language mean)"] == pytest.approx([65.0, 75.0, 50.0])
