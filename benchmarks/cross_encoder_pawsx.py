@@ -188,8 +188,14 @@ def epochs_in(checkpoint: Path) -> int:
 
 def read_resume(directory: Path | None, settings: dict[str, Any]) -> Resume:
     """The state a ``--checkpoint-dir`` run left, checked against this sitting's settings."""
-    path = None if directory is None else directory / RESUME_FILE
-    if path is None or not path.is_file():
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if directory is None:
+        return Resume(None, [], [], {})
+    path, last = directory / RESUME_FILE, get_last_checkpoint(str(directory)) if directory.is_dir() else None
+    if not path.is_file():
+        if last is not None:  # training from scratch here would mix with (and rotate away) that checkpoint
+            raise InputError(f"holds a Trainer checkpoint but no {RESUME_FILE}: not this script's run", directory)
         return Resume(None, [], [], {})
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -206,9 +212,6 @@ def read_resume(directory: Path | None, settings: dict[str, Any]) -> Resume:
             "rerun with that run's options or use another folder",
             path,
         )
-    from transformers.trainer_utils import get_last_checkpoint
-
-    last = get_last_checkpoint(str(directory))
     checkpoint = None if last is None else Path(last)
     done = 0 if checkpoint is None else epochs_in(checkpoint)
     # an epoch evaluated but killed before its checkpoint was saved is trained again

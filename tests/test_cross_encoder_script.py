@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from types import ModuleType
 
@@ -106,6 +107,12 @@ def test_a_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_result(
     # other settings in the same folder: refused before anything trains, naming what differs
     assert script.main([*resumable[:-2], "--lr", "1e-4", *resumable[-4:]]) == 2
     assert "other settings (lr)" in capsys.readouterr().err
+
+    # a folder with a Trainer checkpoint that this script did not write: refused, not overwritten
+    foreign = tmp_path / "foreign"
+    shutil.copytree(checkpoints / "checkpoint-7", foreign / "checkpoint-7")
+    assert script.main([*common, "--output", str(tmp_path / "f.json"), "--checkpoint-dir", str(foreign)]) == 2
+    assert "holds a Trainer checkpoint but no resume.json" in capsys.readouterr().err
 
     assert script.main(resumable) == 0
     assert "resuming from" in capsys.readouterr().out
