@@ -106,6 +106,8 @@ def train_st_mnrl(config: TrainConfig, data_dir: Path | None, output: Path) -> d
         raise InputError(f"the sentence-transformers baseline trains info_nce (MNRL), not {config.loss.kind!r}")
     if config.max_steps is None:
         raise InputError("the sentence-transformers baseline needs `max_steps`")
+    if config.distill is not None:
+        raise InputError("the sentence-transformers baseline trains MNRL alone; `distill` is paraxl's trainer's")
     data = load_training_data(config.data, data_dir)
     rows = baseline_rows(config, data.groups, config.max_steps)
 

@@ -84,6 +84,13 @@ class LossConfig(_Strict):
     explicit_negatives: int = Field(default=1, ge=0)  # pair losses: per anchor, from the data (PAWS-X label-0)
 
 
+class DistillConfig(_Strict):
+    """A teacher's pair scores as regression targets for the cosines (see training.distillation)."""
+
+    scores: str  # TSV sentence1 / sentence2 / score (cosine scale), e.g. from benchmarks/teacher_scores.py
+    weight: float = Field(default=1.0, gt=0.0)  # of the squared error, added to the contrastive loss
+
+
 class MiningConfig(_Strict):
     """Mega-batch hard negatives (paper 1): mined across all mini-batches of a step."""
 
@@ -107,6 +114,7 @@ class TrainConfig(_Strict):
     validation: ValidationConfig | None = None
     loss: LossConfig = Field(default_factory=LossConfig)
     mining: MiningConfig = Field(default_factory=MiningConfig)
+    distill: DistillConfig | None = None
     optim: OptimConfig = Field(default_factory=OptimConfig)
     output_dir: str
     data_dir: str | None = None  # default: --data-dir or $PARAXL_DATA_DIR
@@ -136,6 +144,8 @@ class TrainConfig(_Strict):
             raise ValueError(
                 "data.swap_negatives adds explicit negatives: it needs a pair loss with loss.explicit_negatives >= 1"
             )
+        if self.distill is not None and self.loss.kind == "multi_positive":
+            raise ValueError("distill scores (anchor, positive / negative) pairs: it needs a pair loss")
         if self.mining.enabled and self.mini_batches_per_step < 2:
             raise ValueError("mining needs a mega-batch: set `mini_batches_per_step` >= 2")
         return self

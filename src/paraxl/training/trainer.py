@@ -50,6 +50,7 @@ from paraxl.training.checkpoint import (
 )
 from paraxl.training.config import TrainConfig
 from paraxl.training.data_loading import load_training_data
+from paraxl.training.distillation import TeacherScores
 from paraxl.training.distributed import DistContext, init_distributed, shutdown_distributed
 from paraxl.training.layout import StepLayout, TranslationPositives, group_layout, pair_layout
 from paraxl.training.objective import step_loss
@@ -200,6 +201,9 @@ class _Run:
         data = load_training_data(config.data, self.data_dir)
         sampler = GroupBatchSampler([g.group_id for g in data.groups], config.batch_size, seed=config.seed)
         translations = TranslationPositives.at_rate(data.groups, config.data.translation_positives)
+        teacher = TeacherScores.read(config.distill.scores) if config.distill else None
+        if teacher is not None:
+            self._say(f"distilling {len(teacher)} teacher-scored pairs from {teacher.source}")
         batches_per_epoch = sampler.batches_per_epoch()
         steps_per_epoch = max(batches_per_epoch // config.mini_batches_per_step, 1)
         total_steps = config.max_steps or math.ceil(float(config.epochs or 1) * steps_per_epoch)
@@ -233,11 +237,14 @@ class _Run:
             while state.step < total_steps:
                 step_batches = [next(stream) for _ in range(config.mini_batches_per_step)]
                 layout = self._layout(data.groups, step_batches, translations)
+                targets = None
+                if teacher is not None and config.distill is not None:
+                    targets = (teacher.targets(layout), config.distill.weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss = accumulate_step_gradient(
                     model,
                     layout,
-                    partial(step_loss, layout=layout, loss=config.loss, mining=config.mining),
+                    partial(step_loss, layout=layout, loss=config.loss, mining=config.mining, teacher=targets),
                     context=context,
                     grad_cache=config.uses_grad_cache,
                     chunk_size=EMBED_CHUNK,

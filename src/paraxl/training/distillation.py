@@ -1,0 +1,121 @@
+"""Distilling a teacher's pair scores into the bi-encoder (AugSBERT-style, Thakur et al. 2021).
+
+A teacher (typically a cross-encoder, far more accurate on PAWS-style pairs but unable to index
+sentences) scores sentence pairs once, offline, into a TSV file::
+
+    sentence1<TAB>sentence2<TAB>score
+
+with scores on the cosine scale (a cross-encoder's sigmoid probability, 0-1). During training,
+every (anchor, positive) and (anchor, explicit negative) pair of a step that the file scores gets
+the teacher's score as a regression target for the student's cosine; the squared error is added
+to the step's contrastive loss with ``distill.weight``. Pairs the file does not score (in-batch
+negatives, mined negatives, pairs of two partners of one sentence) only take the contrastive loss.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from paraxl.errors import InputError
+from paraxl.training.layout import StepLayout
+
+COLUMNS = ("sentence1", "sentence2", "score")
+
+
+@dataclass(frozen=True)
+class TeacherScores:
+    """The teacher's score of each scored pair, looked up in either order."""
+
+    scores: dict[tuple[str, str], float]
+    source: Path
+
+    @classmethod
+    def read(cls, path: str | Path) -> TeacherScores:
+        """Read a ``sentence1 / sentence2 / score`` TSV (header first); bad rows name file and line."""
+        path = Path(path)
+        scores: dict[tuple[str, str], float] = {}
+        for line, first, second, score in _rows(path):
+            for key in ((first, second), (second, first)):
+                known = scores.setdefault(key, score)
+                if known != score:
+                    raise InputError(f"the pair is scored twice, {known:g} and {score:g}", path, line)
+        if not scores:
+            raise InputError("no scored pairs", path)
+        return cls(scores, path)
+
+    def __len__(self) -> int:
+        return len(self.scores) // 2 if self.scores else 0
+
+    def targets(self, layout: StepLayout) -> torch.Tensor:
+        """(n, 1 + e) teacher scores of each anchor's positive and explicit negatives; NaN: unscored."""
+        anchors = layout.anchors.tolist()
+        candidates = torch.cat([layout.positives[:, None], layout.negatives], dim=1).tolist()  # (n, 1 + e)
+        rows = [
+            [
+                self.scores.get((layout.texts[anchor], layout.texts[other]), math.nan) if other >= 0 else math.nan
+                for other in row
+            ]
+            for anchor, row in zip(anchors, candidates, strict=True)
+        ]
+        return torch.tensor(rows, dtype=torch.float32).reshape(len(anchors), candidates_per_anchor(layout))
+
+
+def candidates_per_anchor(layout: StepLayout) -> int:
+    return 1 + layout.negatives.shape[1]
+
+
+def _rows(path: Path) -> Iterator[tuple[int, str, str, float]]:
+    try:
+        handle = path.open(encoding="utf-8", newline="")
+    except FileNotFoundError:
+        raise InputError("teacher scores file not found", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the teacher scores ({exc})", path) from None
+    with handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        try:
+            header = next(reader, None)
+            if header is None or [cell.strip() for cell in header[:3]] != list(COLUMNS):
+                raise InputError(f"the first line must be the header {' / '.join(COLUMNS)} (tab-separated)", path, 1)
+            for row in reader:
+                line = reader.line_num
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) < 3:
+                    raise InputError(f"expected 3 tab-separated columns, found {len(row)}", path, line)
+                first, second, raw = row[0].strip(), row[1].strip(), row[2].strip()
+                if not first or not second:
+                    raise InputError("empty sentence", path, line)
+                try:
+                    score = float(raw)
+                except ValueError:
+                    raise InputError(f"score {raw!r} is not a number", path, line) from None
+                if not -1.0 <= score <= 1.0:  # also rejects nan
+                    raise InputError(f"score {raw} is outside [-1, 1], the cosine scale", path, line)
+                yield line, first, second, score
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not UTF-8 text ({exc.reason})", path) from None
+
+
+def distillation_loss(reps: torch.Tensor, layout: StepLayout, targets: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between the student's cosines and the teacher's scores, over scored pairs.
+
+    Shapes: reps (T, dim) embeddings of ``layout.texts``; targets (n, 1 + e) from
+    :meth:`TeacherScores.targets`. A step with no scored pair gives 0 (still part of the graph).
+    """
+    anchors = F.normalize(reps[layout.anchors], dim=-1)  # (n, dim)
+    columns = torch.cat([layout.positives[:, None], layout.negatives], dim=1)  # (n, 1 + e), -1 padding
+    candidates = F.normalize(reps[columns.clamp(min=0)], dim=-1)  # (n, 1 + e, dim)
+    cosines = (anchors[:, None, :] * candidates).sum(dim=-1)  # (n, 1 + e)
+    targets = targets.to(cosines.device)
+    scored = ~torch.isnan(targets)
+    if not bool(scored.any()):
+        return reps.sum() * 0.0
+    return ((cosines[scored] - targets[scored]) ** 2).mean()
