@@ -51,12 +51,12 @@ class TeacherScores:
         return cls(scores, path)
 
     def __len__(self) -> int:
-        return len(self.scores) // 2 if self.scores else 0
+        return len(self.scores) // 2  # each pair is stored in both orders
 
     def targets(self, layout: StepLayout) -> torch.Tensor:
         """(n, 1 + e) teacher scores of each anchor's positive and explicit negatives; NaN: unscored."""
-        anchors = layout.anchors.tolist()
-        candidates = torch.cat([layout.positives[:, None], layout.negatives], dim=1).tolist()  # (n, 1 + e)
+        columns = candidate_columns(layout)
+        anchors, candidates = layout.anchors.tolist(), columns.tolist()
         rows = [
             [
                 self.scores.get((layout.texts[anchor], layout.texts[other]), math.nan) if other >= 0 else math.nan
@@ -64,11 +64,12 @@ class TeacherScores:
             ]
             for anchor, row in zip(anchors, candidates, strict=True)
         ]
-        return torch.tensor(rows, dtype=torch.float32).reshape(len(anchors), candidates_per_anchor(layout))
+        return torch.tensor(rows, dtype=torch.float32).reshape(columns.shape)
 
 
-def candidates_per_anchor(layout: StepLayout) -> int:
-    return 1 + layout.negatives.shape[1]
+def candidate_columns(layout: StepLayout) -> torch.Tensor:
+    """(n, 1 + e) text indices of each anchor's positive, then its explicit negatives (-1 padding)."""
+    return torch.cat([layout.positives[:, None], layout.negatives], dim=1)
 
 
 def _rows(path: Path) -> Iterator[tuple[int, str, str, float]]:
@@ -111,7 +112,7 @@ def distillation_loss(reps: torch.Tensor, layout: StepLayout, targets: torch.Ten
     :meth:`TeacherScores.targets`. A step with no scored pair gives 0 (still part of the graph).
     """
     anchors = F.normalize(reps[layout.anchors], dim=-1)  # (n, dim)
-    columns = torch.cat([layout.positives[:, None], layout.negatives], dim=1)  # (n, 1 + e), -1 padding
+    columns = candidate_columns(layout)  # (n, 1 + e), -1 padding
     candidates = F.normalize(reps[columns.clamp(min=0)], dim=-1)  # (n, 1 + e, dim)
     cosines = (anchors[:, None, :] * candidates).sum(dim=-1)  # (n, 1 + e)
     targets = targets.to(cosines.device)
