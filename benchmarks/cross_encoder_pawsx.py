@@ -66,7 +66,7 @@ from typing import Any, Final, Literal, NamedTuple
 import numpy as np
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, read_pawsx_pairs
+from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, parse_languages, read_pawsx_pairs
 from paraxl.errors import InputError, ParaxlError
 from paraxl.evaluation.session import resolve_data_dir
 from paraxl.evaluation.threshold import accuracy_at, best_threshold
@@ -141,16 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(md_path.read_text(encoding="utf-8"))
     print(f"wrote {json_path} and {md_path} in {report['timings']['total_seconds']:.0f} s")
     return 0
-
-
-def parse_languages(text: str) -> tuple[str, ...]:
-    languages = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [language for language in languages if language not in PAWSX_LANGUAGES]
-    if unknown or not languages:
-        raise InputError(f"unknown PAWS-X language(s) {unknown}; use some of {' '.join(PAWSX_LANGUAGES)}")
-    if len(set(languages)) != len(languages):
-        raise InputError(f"PAWS-X languages repeat: {list(languages)}")
-    return languages
 
 
 def check_numbers(args: argparse.Namespace) -> None:

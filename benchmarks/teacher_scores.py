@@ -10,18 +10,29 @@ unit's label-0 partners (non-paraphrases), each pair once. The teacher (a folder
 ``CrossEncoder`` with one output) scores them with a sigmoid; the output is the TSV that
 ``distill.scores`` reads (``sentence1 / sentence2 / score``). Bad input (no data folder, unknown
 language, a folder that is not a model) prints one ``error:`` line and exits 2.
+
+Scoring all 57k pairs takes ~35 min on a 2-core CPU, so it is resumable: scores are appended to
+``OUTPUT.partial`` every ``--chunk-size`` pairs (with the settings in ``OUTPUT.partial.json``), and
+the same command again continues after the last complete chunk. The finished TSV replaces
+``OUTPUT`` atomically and the partial files are removed; a partial file from other settings
+(teacher, languages, max length, pair list) is refused rather than mixed in.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
+import json
+import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from paraxl.data.readers import PAWSX_LANGUAGES
+from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages
 from paraxl.data.records import TextGroup
 from paraxl.errors import InputError, ParaxlError
 from paraxl.evaluation.session import resolve_data_dir
@@ -29,6 +40,9 @@ from paraxl.io.atomic import atomic_path
 from paraxl.training.config import TrainData
 from paraxl.training.data_loading import load_training_data
 from paraxl.training.distillation import COLUMNS
+
+if TYPE_CHECKING:
+    from sentence_transformers.cross_encoder import CrossEncoder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,29 +53,101 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True, help="the TSV to write")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128, help="tokens per pair, as the teacher was trained")
+    parser.add_argument("--chunk-size", type=int, default=2048, help="pairs scored between two saves of the partial")
     args = parser.parse_args(argv)
     try:
-        languages = [part.strip() for part in args.languages.split(",") if part.strip()]
-        unknown = [language for language in languages if language not in PAWSX_LANGUAGES]
-        if unknown or not languages:
-            raise InputError(f"unknown PAWS-X language(s) {unknown}; use some of {' '.join(PAWSX_LANGUAGES)}")
-        if args.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+        languages = parse_languages(args.languages)
+        for name in ("batch_size", "max_length", "chunk_size"):
+            if getattr(args, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
         if not (args.teacher / "config.json").is_file():
             raise InputError("not a model folder (no config.json)", args.teacher)
         data = load_training_data(TrainData(kind="pawsx", languages=languages), resolve_data_dir(args.data_dir))
+        pairs = training_pairs(data.groups)
+        partial = PartialScores(args.output, settings(args, languages, pairs))
+        done = partial.resume(pairs)
     except ParaxlError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    pairs = training_pairs(data.groups)
+    if done:
+        print(f"resuming after {len(done)} of {len(pairs)} pairs scored in an earlier sitting ({partial.path})")
     began = time.perf_counter()
-    scores = score(args.teacher, pairs, args.batch_size, args.max_length)
+    model = load_teacher(args.teacher, args.max_length)
+    for start in range(len(done), len(pairs), args.chunk_size):
+        chunk = pairs[start : start + args.chunk_size]
+        partial.append(chunk, score(model, chunk, args.batch_size))
+        print(f"{start + len(chunk)}/{len(pairs)} pairs ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
+    partial.finish()
     seconds = time.perf_counter() - began
-    with atomic_path(args.output) as tmp:
-        lines = ["\t".join(COLUMNS)] + [f"{a}\t{b}\t{s:.6f}" for (a, b), s in zip(pairs, scores, strict=True)]
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"scored {len(pairs)} pairs of {len(data.groups)} units in {seconds:.0f} s; wrote {args.output}")
+    print(f"scored {len(pairs) - len(done)} pairs of {len(data.groups)} units in {seconds:.0f} s ", end="")
+    print(f"({len(pairs)} in all); wrote {args.output}")
     return 0
+
+
+def settings(args: argparse.Namespace, languages: Sequence[str], pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """What a partial file must have been scored with to be continued (the pair list by its hash)."""
+    digest = hashlib.sha256()
+    for first, second in pairs:
+        digest.update(f"{first}\t{second}\n".encode())
+    return {
+        "teacher": str(args.teacher.resolve()),
+        "languages": list(languages),
+        "max_length": args.max_length,
+        "pairs": len(pairs),
+        "pairs_sha256": digest.hexdigest(),
+    }
+
+
+class PartialScores:
+    """``OUTPUT.partial`` (rows scored so far, header first) and ``OUTPUT.partial.json`` (their settings)."""
+
+    def __init__(self, output: Path, expected: dict[str, Any]) -> None:
+        self.output = output
+        self.path = output.with_name(output.name + ".partial")
+        self.settings_path = output.with_name(output.name + ".partial.json")
+        self.expected = expected
+
+    def resume(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Scores already on disk for the first pairs; starts a new partial when there is none."""
+        if not self.path.exists():
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            self.settings_path.write_text(json.dumps(self.expected, indent=1) + "\n", encoding="utf-8")
+            self.path.write_text("\t".join(COLUMNS) + "\n", encoding="utf-8")
+            return []
+        try:
+            found = json.loads(self.settings_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise InputError(f"unreadable settings of a partial scoring ({error}); delete {self.path}") from None
+        if found != self.expected:
+            changed = sorted(key for key in self.expected if found.get(key) != self.expected[key])
+            raise InputError(
+                f"a partial scoring with other {', '.join(changed)} is here; delete it or use another --output",
+                self.path,
+            )
+        text = self.path.read_text(encoding="utf-8")
+        complete = text[: text.rfind("\n") + 1]  # a line cut by a kill mid-write is scored again
+        if len(complete) < len(text):
+            self.path.write_text(complete, encoding="utf-8")
+        scores: list[float] = []
+        for number, line in enumerate(complete.splitlines()[1:], start=2):
+            first, second, value = line.split("\t")
+            if (first, second) != pairs[number - 2]:
+                raise InputError(f"line {number}: pair out of order with the data; delete the partial file", self.path)
+            scores.append(float(value))
+        return scores
+
+    def append(self, pairs: Sequence[tuple[str, str]], scores: Sequence[float]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.writelines(f"{a}\t{b}\t{s:.6f}\n" for (a, b), s in zip(pairs, scores, strict=True))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def finish(self) -> None:
+        """The complete partial becomes ``OUTPUT`` in one rename; then the settings go."""
+        with atomic_path(self.output) as tmp:
+            shutil.copyfile(self.path, tmp)
+        self.path.unlink()
+        self.settings_path.unlink()
 
 
 def training_pairs(groups: Sequence[TextGroup]) -> list[tuple[str, str]]:
@@ -80,15 +166,18 @@ def training_pairs(groups: Sequence[TextGroup]) -> list[tuple[str, str]]:
     return pairs
 
 
-def score(teacher: Path, pairs: list[tuple[str, str]], batch_size: int, max_length: int) -> list[float]:
-    """Sigmoid of the cross-encoder's logit for each pair."""
+def load_teacher(teacher: Path, max_length: int) -> CrossEncoder:
     import torch
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    model = CrossEncoder(
+    return CrossEncoder(
         str(teacher), num_labels=1, max_length=max_length, activation_fn=torch.nn.Sigmoid(), local_files_only=True
     )
-    values = model.predict(pairs, batch_size=batch_size, show_progress_bar=sys.stderr.isatty(), convert_to_numpy=True)
+
+
+def score(model: CrossEncoder, pairs: Sequence[tuple[str, str]], batch_size: int) -> list[float]:
+    """Sigmoid of the cross-encoder's logit for each pair."""
+    values = model.predict(list(pairs), batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
     return [float(value) for value in values.reshape(-1)]
 
 

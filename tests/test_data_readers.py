@@ -12,6 +12,7 @@ from paraxl.data.readers import (
     XNLI_LANGUAGES,
     LabeledPair,
     groups_from_pairs,
+    parse_languages,
     read_aligned_files,
     read_labeled_pairs,
     read_parallel,
@@ -382,6 +383,17 @@ def test_real_pawsx_pairs_and_errors(data_dir: Path) -> None:
         read_pawsx(data_dir, "train", ["en", "it"])
     with pytest.raises(InputError, match=r"test_2k\.tsv: no such file"):
         read_pawsx(data_dir, "test_2k", ["en"], protocol="official")  # en has only test_2k.derived
+
+
+def test_parse_languages_from_a_command_line() -> None:
+    assert parse_languages(" en, de ,zh,") == ("en", "de", "zh")
+    assert parse_languages("sw,th", XNLI_LANGUAGES, "XNLI") == ("sw", "th")
+    with pytest.raises(InputError, match=r"unknown PAWS-X language\(s\) \[\]"):
+        parse_languages(" , ")
+    with pytest.raises(InputError, match=r"unknown XNLI language\(s\) \['ja'\]"):
+        parse_languages("en,ja", XNLI_LANGUAGES, "XNLI")
+    with pytest.raises(InputError, match=r"PAWS-X languages repeat: \['en', 'de', 'en'\]"):
+        parse_languages("en,de,en")
 
 
 def test_real_xnli_dev_premises(data_dir: Path) -> None:

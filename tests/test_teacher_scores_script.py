@@ -77,3 +77,78 @@ def test_bad_input_is_a_one_line_error(
     )
     assert "not found" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_an_interrupted_scoring_resumes_where_it_stopped(
+    script: ModuleType, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = fake_pawsx(tmp_path / "data")
+    common = ["--teacher", str(tiny_model_dir), "--data-dir", str(data), "--languages", "en", "--max-length", "64"]
+    torch.manual_seed(0)
+    assert script.main([*common, "--output", str(tmp_path / "whole.tsv")]) == 0
+    whole = (tmp_path / "whole.tsv").read_text(encoding="utf-8")
+
+    output = tmp_path / "resumed.tsv"
+    real_score = script.score
+    calls: list[int] = []
+
+    def score_then_die(model: object, pairs: list[tuple[str, str]], batch_size: int) -> list[float]:
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the kill arrives while the 4th chunk is being scored
+        calls.append(len(pairs))
+        return real_score(model, pairs, batch_size)
+
+    monkeypatch.setattr(script, "score", score_then_die)
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        script.main([*common, "--output", str(output), "--chunk-size", "10"])
+    assert not output.exists()
+    partial = output.with_name("resumed.tsv.partial")
+    assert len(partial.read_text(encoding="utf-8").splitlines()) == 1 + 30
+    with partial.open("a", encoding="utf-8") as handle:
+        handle.write("a line cut by the kill\t")  # no newline: dropped and scored again
+
+    counted: list[int] = []
+
+    def counting(model: object, pairs: list[tuple[str, str]], batch_size: int) -> list[float]:
+        counted.append(len(pairs))
+        return real_score(model, pairs, batch_size)
+
+    monkeypatch.setattr(script, "score", counting)
+    torch.manual_seed(0)  # the same fresh head as the first sitting
+    assert script.main([*common, "--output", str(output), "--chunk-size", "10"]) == 0
+    assert sum(counted) == 24 * 3 - 30  # only what the first sitting had not saved
+    assert not partial.exists() and not output.with_name("resumed.tsv.partial.json").exists()
+    resumed, reference = output.read_text(encoding="utf-8").splitlines(), whole.splitlines()
+    assert [line.split("\t")[:2] for line in resumed] == [line.split("\t")[:2] for line in reference]
+    np.testing.assert_allclose(
+        [float(line.split("\t")[2]) for line in resumed[1:]],
+        [float(line.split("\t")[2]) for line in reference[1:]],
+        atol=1e-5,
+    )
+
+
+def test_a_partial_scoring_of_other_settings_is_refused(
+    script: ModuleType,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = fake_pawsx(tmp_path / "data")
+    output = tmp_path / "scores.tsv"
+    common = ["--teacher", str(tiny_model_dir), "--data-dir", str(data), "--output", str(output), "--chunk-size", "10"]
+
+    def die(model: object, pairs: list[tuple[str, str]], batch_size: int) -> list[float]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script, "score", die)
+    with pytest.raises(KeyboardInterrupt):
+        script.main([*common, "--languages", "en"])
+    partial_before = output.with_name("scores.tsv.partial").read_text(encoding="utf-8")
+    assert script.main([*common, "--languages", "en,de"]) == 2
+    error = capsys.readouterr().err
+    assert "other languages is here" in error and "delete it or use another --output" in error
+    assert script.main([*common, "--languages", "en", "--max-length", "32"]) == 2
+    assert "other max_length" in capsys.readouterr().err
+    assert output.with_name("scores.tsv.partial").read_text(encoding="utf-8") == partial_before  # nothing lost

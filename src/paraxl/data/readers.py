@@ -23,6 +23,7 @@ __all__ = [
     "XNLI_LANGUAGES",
     "LabeledPair",
     "groups_from_pairs",
+    "parse_languages",
     "read_aligned_files",
     "read_labeled_pairs",
     "read_parallel",
@@ -111,6 +112,13 @@ def read_xnli(
         paths = [root / f"{split}-{language}.tsv" for language in languages]
         collector.read(paths, languages=languages, columns=columns, header=True, policy=policy)
     return collector.finish(what=f"XNLI {', '.join(splits)} under {data_dir}")
+
+
+def parse_languages(text: str, known: Sequence[str] = PAWSX_LANGUAGES, name: str = "PAWS-X") -> tuple[str, ...]:
+    """A comma-separated language list from a command line (``"en, de"``), checked against ``known``."""
+    languages = tuple(part.strip() for part in text.split(",") if part.strip())
+    _check_languages(languages, known, name)
+    return languages
 
 
 def _check_languages(languages: Sequence[str], known: Sequence[str], name: str) -> None:
