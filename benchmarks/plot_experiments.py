@@ -6,7 +6,10 @@ Writes into ``benchmarks/results/experiments/plots/``:
 - ``margin_sweep.png``: validation and test accuracy against the additive margin (scale 20);
 - ``scale_sweep.png``: the same against the scale, at the margin best on validation (0.2);
 - ``pawsx_main_by_language.png``: test accuracy per language of each main-table variant, and of
-  the longer-schedule and push tables' variants (``pawsx-long``, ``pawsx-push``) when they exist;
+  the longer-schedule, push and distillation tables' variants when they exist;
+- ``pawsx_bi_vs_cross_by_language.png``: per language, off-the-shelf, the sentence-transformers
+  baseline and ``--best`` (means over seeds) against the cross-encoder's last evaluated epoch
+  (``cross_encoder_pawsx.json``), with bar 2's line (7 % below the cross-encoder's mean);
 - ``pawsx_histograms_before_after.png``: cosine histograms of paraphrase / non-paraphrase test
   pairs, off-the-shelf against ``--best`` (``[TABLE/]VARIANT``, table ``pawsx-main`` by default;
   its seed ``--seed``), each with its fitted threshold;
@@ -83,7 +86,7 @@ def scale_sweep(results: Path, out: Path, margin: float = 0.2) -> Path | None:
     )
 
 
-PER_LANGUAGE_TABLES = ("pawsx-main", "pawsx-long", "pawsx-push")  # the first must exist
+PER_LANGUAGE_TABLES = ("pawsx-main", "pawsx-long", "pawsx-push", "pawsx-distill")  # the first must exist
 
 
 def by_language(results: Path, out: Path) -> Path | None:
@@ -104,6 +107,40 @@ def by_language(results: Path, out: Path) -> Path | None:
         ylabel="accuracy (%)",
         label=first,
         series={name: series[name] for name in rest},
+    )
+
+
+def bi_vs_cross(results: Path, best: str, out: Path) -> Path | None:
+    """Paper 1's comparison per language: the baselines and ``best`` against the cross-encoder's last epoch."""
+    cross_path = results / "cross_encoder_pawsx.json"
+    if not cross_path.is_file():
+        return None
+    cross = load(cross_path)["evaluations"][-1]
+    series: dict[str, dict[str, float]] = {}
+    main_path = results / "pawsx-main.json"
+    main = load(main_path)["variants"] if main_path.is_file() else {}
+    table, variant = table_and_variant(best)
+    best_path = results / f"{table}.json"
+    best_rows = load(best_path)["variants"] if best_path.is_file() else {}
+    rows = {name: main.get(name) for name in ("off-the-shelf", "st-mnrl")} | {
+        f"{variant} (best)": best_rows.get(variant)
+    }
+    for name, row in rows.items():
+        if row and row["per_language"]:
+            series[name] = {lang: stats["mean"] * 100 for lang, stats in row["per_language"].items()}
+    series[f"cross-encoder (epoch {cross['epoch']})"] = {
+        lang: acc * 100 for lang, acc in cross["test_accuracy"].items()
+    }
+    first, *rest = series
+    return language_bars(
+        series[first],
+        out / "pawsx_bi_vs_cross_by_language.png",
+        title="PAWS-X resplit test accuracy: bi-encoders (mean over seeds) against the same-backbone cross-encoder",
+        ylabel="accuracy (%)",
+        label=first,
+        series={name: series[name] for name in rest},
+        baseline=cross["test_accuracy_mean"] * 100 * 0.93,
+        baseline_label="bar 2: 7 % below the cross-encoder's mean",
     )
 
 
@@ -185,6 +222,7 @@ def main() -> None:
         margin_sweep(args.results_dir, out),
         scale_sweep(args.results_dir, out),
         by_language(args.results_dir, out),
+        bi_vs_cross(args.results_dir, args.best, out),
         histograms(args.runs_dir, args.best, args.seed, out),
         k_curve(args.results_dir, out),
     ]

@@ -121,3 +121,30 @@ def test_scale_sweep_takes_the_best_margins_runs_of_seed_42(
     assert drawn["x"] == [10.0, 20.0, 40.0] and drawn["log_x"] is True
     assert drawn["series"]["validation"] == pytest.approx([70.0, 80.0, 60.0])
     assert drawn["series"]["test (7-language mean)"] == pytest.approx([65.0, 75.0, 50.0])
+
+
+def test_bi_vs_cross_sets_the_best_against_the_cross_encoders_last_epoch(
+    script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def rows(**accuracies: float) -> dict[str, Any]:
+        return {"variants": {name: {"per_language": {"en": {"mean": acc}}} for name, acc in accuracies.items()}}
+
+    assert script.bi_vs_cross(tmp_path, "pawsx-long/am-1", tmp_path / "plots") is None  # no cross-encoder yet
+    epochs = [{"epoch": 1, "test_accuracy": {"en": 0.7}, "test_accuracy_mean": 0.7}]
+    epochs.append({"epoch": 2, "test_accuracy": {"en": 0.8}, "test_accuracy_mean": 0.8})
+    (tmp_path / "cross_encoder_pawsx.json").write_text(json.dumps({"evaluations": epochs}), encoding="utf-8")
+    (tmp_path / "pawsx-main.json").write_text(json.dumps(rows(**{"off-the-shelf": 0.5, "st-mnrl": 0.55})))
+    (tmp_path / "pawsx-long.json").write_text(json.dumps(rows(**{"am-1": 0.75, "other": 0.1})), encoding="utf-8")
+    drawn: dict[str, Any] = {}
+
+    def fake_bars(first: dict[str, float], path: Path, *, label: str, series: dict[str, Any], **kw: Any) -> Path:
+        drawn.update(first=first, label=label, series=series, **kw)
+        return path
+
+    monkeypatch.setattr(script, "language_bars", fake_bars)
+    script.bi_vs_cross(tmp_path, "pawsx-long/am-1", tmp_path / "plots")
+    assert drawn["label"] == "off-the-shelf" and drawn["first"] == pytest.approx({"en": 50.0})
+    assert list(drawn["series"]) == ["st-mnrl", "am-1 (best)", "cross-encoder (epoch 2)"]
+    assert drawn["series"]["am-1 (best)"] == pytest.approx({"en": 75.0})
+    assert drawn["series"]["cross-encoder (epoch 2)"] == pytest.approx({"en": 80.0})
+    assert drawn["baseline"] == pytest.approx(80.0 * 0.93)  # bar 2's line
