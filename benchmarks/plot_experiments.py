@@ -122,9 +122,8 @@ def bi_vs_cross(results: Path, best: str, out: Path) -> Path | None:
     table, variant = table_and_variant(best)
     best_path = results / f"{table}.json"
     best_rows = load(best_path)["variants"] if best_path.is_file() else {}
-    rows = {name: main.get(name) for name in ("off-the-shelf", "st-mnrl")} | {
-        f"{variant} (best)": best_rows.get(variant)
-    }
+    rows = {"off-the-shelf": main.get("off-the-shelf"), "st-mnrl (pawsx-main)": main.get("st-mnrl")}
+    rows[f"{variant} ({table}, best)"] = best_rows.get(variant)
     for name, row in rows.items():
         if row and row["per_language"]:
             series[name] = {lang: stats["mean"] * 100 for lang, stats in row["per_language"].items()}

@@ -144,7 +144,7 @@ def test_bi_vs_cross_sets_the_best_against_the_cross_encoders_last_epoch(
     monkeypatch.setattr(script, "language_bars", fake_bars)
     script.bi_vs_cross(tmp_path, "pawsx-long/am-1", tmp_path / "plots")
     assert drawn["label"] == "off-the-shelf" and drawn["first"] == pytest.approx({"en": 50.0})
-    assert list(drawn["series"]) == ["st-mnrl", "am-1 (best)", "cross-encoder (epoch 2)"]
-    assert drawn["series"]["am-1 (best)"] == pytest.approx({"en": 75.0})
+    assert list(drawn["series"]) == ["st-mnrl (pawsx-main)", "am-1 (pawsx-long, best)", "cross-encoder (epoch 2)"]
+    assert drawn["series"]["am-1 (pawsx-long, best)"] == pytest.approx({"en": 75.0})
     assert drawn["series"]["cross-encoder (epoch 2)"] == pytest.approx({"en": 80.0})
     assert drawn["baseline"] == pytest.approx(80.0 * 0.93)  # bar 2's line
