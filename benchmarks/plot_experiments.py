@@ -89,25 +89,43 @@ def scale_sweep(results: Path, out: Path, margin: float = 0.2) -> Path | None:
 PER_LANGUAGE_TABLES = ("pawsx-main", "pawsx-long", "pawsx-push", "pawsx-distill")  # the first must exist
 
 
+def variants_of(results: Path, table: str) -> dict[str, Any]:
+    """A table's rows by variant name; none when the table has not been run."""
+    path = results / f"{table}.json"
+    return dict(load(path)["variants"]) if path.is_file() else {}
+
+
+def per_language_percent(row: dict[str, Any] | None) -> dict[str, float] | None:
+    """A row's mean test accuracy per language in %, or None when it has none (e.g. not evaluated on PAWS-X)."""
+    if not row or not row["per_language"]:
+        return None
+    return {lang: stats["mean"] * 100 for lang, stats in row["per_language"].items()}
+
+
+def grouped_bars(series: dict[str, dict[str, float]], path: Path, title: str, **extra: Any) -> Path:
+    """The first series are the base bars, the others grouped beside them per language."""
+    first, *rest = series
+    return language_bars(
+        series[first],
+        path,
+        title=title,
+        ylabel="accuracy (%)",
+        label=first,
+        series={name: series[name] for name in rest},
+        **extra,
+    )
+
+
 def by_language(results: Path, out: Path) -> Path | None:
     if not (results / f"{PER_LANGUAGE_TABLES[0]}.json").is_file():
         return None
     series = {}
     for table in PER_LANGUAGE_TABLES:
-        path = results / f"{table}.json"
-        variants = load(path)["variants"] if path.is_file() else {}
-        for name, row in variants.items():
-            if row["per_language"]:
-                series[name] = {lang: stats["mean"] * 100 for lang, stats in row["per_language"].items()}
-    first, *rest = series
-    return language_bars(
-        series[first],
-        out / "pawsx_main_by_language.png",
-        title="PAWS-X resplit test accuracy per language (mean over seeds)",
-        ylabel="accuracy (%)",
-        label=first,
-        series={name: series[name] for name in rest},
-    )
+        for name, row in variants_of(results, table).items():
+            if (values := per_language_percent(row)) is not None:
+                series[name] = values
+    title = "PAWS-X resplit test accuracy per language (mean over seeds)"
+    return grouped_bars(series, out / "pawsx_main_by_language.png", title)
 
 
 def bi_vs_cross(results: Path, best: str, out: Path) -> Path | None:
@@ -116,28 +134,19 @@ def bi_vs_cross(results: Path, best: str, out: Path) -> Path | None:
     if not cross_path.is_file():
         return None
     cross = load(cross_path)["evaluations"][-1]
-    series: dict[str, dict[str, float]] = {}
-    main_path = results / "pawsx-main.json"
-    main = load(main_path)["variants"] if main_path.is_file() else {}
+    main = variants_of(results, "pawsx-main")
     table, variant = table_and_variant(best)
-    best_path = results / f"{table}.json"
-    best_rows = load(best_path)["variants"] if best_path.is_file() else {}
     rows = {"off-the-shelf": main.get("off-the-shelf"), "st-mnrl (pawsx-main)": main.get("st-mnrl")}
-    rows[f"{variant} ({table}, best)"] = best_rows.get(variant)
-    for name, row in rows.items():
-        if row and row["per_language"]:
-            series[name] = {lang: stats["mean"] * 100 for lang, stats in row["per_language"].items()}
+    rows[f"{variant} ({table}, best)"] = variants_of(results, table).get(variant)
+    series = {name: values for name, row in rows.items() if (values := per_language_percent(row)) is not None}
     series[f"cross-encoder (epoch {cross['epoch']})"] = {
         lang: acc * 100 for lang, acc in cross["test_accuracy"].items()
     }
-    first, *rest = series
-    return language_bars(
-        series[first],
+    title = "PAWS-X resplit test accuracy: bi-encoders (mean over seeds) against the same-backbone cross-encoder"
+    return grouped_bars(
+        series,
         out / "pawsx_bi_vs_cross_by_language.png",
-        title="PAWS-X resplit test accuracy: bi-encoders (mean over seeds) against the same-backbone cross-encoder",
-        ylabel="accuracy (%)",
-        label=first,
-        series={name: series[name] for name in rest},
+        title,
         baseline=cross["test_accuracy_mean"] * 100 * 0.93,
         baseline_label="bar 2: 7 % below the cross-encoder's mean",
     )
