@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import math
 import os
 import shutil
 import sys
@@ -65,21 +66,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = load_training_data(TrainData(kind="pawsx", languages=languages), resolve_data_dir(args.data_dir))
         pairs = training_pairs(data.groups)
         partial = PartialScores(args.output, settings(args, languages, pairs))
-        done = partial.resume(pairs)
+        done = partial.resume(pairs)  # pairs already scored in an earlier sitting
     except ParaxlError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if done:
-        print(f"resuming after {len(done)} of {len(pairs)} pairs scored in an earlier sitting ({partial.path})")
+        print(f"resuming after {done} of {len(pairs)} pairs scored in an earlier sitting ({partial.path})")
     began = time.perf_counter()
     model = load_teacher(args.teacher, args.max_length)
-    for start in range(len(done), len(pairs), args.chunk_size):
+    for start in range(done, len(pairs), args.chunk_size):
         chunk = pairs[start : start + args.chunk_size]
         partial.append(chunk, score(model, chunk, args.batch_size))
         print(f"{start + len(chunk)}/{len(pairs)} pairs ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
     partial.finish()
     seconds = time.perf_counter() - began
-    print(f"scored {len(pairs) - len(done)} pairs of {len(data.groups)} units in {seconds:.0f} s ", end="")
+    print(f"scored {len(pairs) - done} pairs of {len(data.groups)} units in {seconds:.0f} s ", end="")
     print(f"({len(pairs)} in all); wrote {args.output}")
     return 0
 
@@ -107,13 +108,13 @@ class PartialScores:
         self.settings_path = output.with_name(output.name + ".partial.json")
         self.expected = expected
 
-    def resume(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """Scores already on disk for the first pairs; starts a new partial when there is none."""
+    def resume(self, pairs: Sequence[tuple[str, str]]) -> int:
+        """How many of the first pairs are scored on disk; starts a new partial when there is none."""
         if not self.path.exists():
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self.settings_path.write_text(json.dumps(self.expected, indent=1) + "\n", encoding="utf-8")
             self.path.write_text("\t".join(COLUMNS) + "\n", encoding="utf-8")
-            return []
+            return 0
         try:
             found = json.loads(self.settings_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
@@ -128,13 +129,22 @@ class PartialScores:
         complete = text[: text.rfind("\n") + 1]  # a line cut by a kill mid-write is scored again
         if len(complete) < len(text):
             self.path.write_text(complete, encoding="utf-8")
-        scores: list[float] = []
-        for number, line in enumerate(complete.splitlines()[1:], start=2):
-            first, second, value = line.split("\t")
-            if (first, second) != pairs[number - 2]:
-                raise InputError(f"line {number}: pair out of order with the data; delete the partial file", self.path)
-            scores.append(float(value))
-        return scores
+        rows = complete.splitlines()[1:]
+        for number, line in enumerate(rows, start=2):
+            if not self._continues(line, pairs, number - 2):
+                raise InputError(f"line {number}: not the next scored pair of the data; delete the file", self.path)
+        return len(rows)
+
+    @staticmethod
+    def _continues(line: str, pairs: Sequence[tuple[str, str]], index: int) -> bool:
+        """Whether ``line`` is ``pairs[index]`` with a finite score."""
+        fields = line.split("\t")
+        if len(fields) != 3 or index >= len(pairs) or (fields[0], fields[1]) != pairs[index]:
+            return False
+        try:
+            return math.isfinite(float(fields[2]))
+        except ValueError:
+            return False
 
     def append(self, pairs: Sequence[tuple[str, str]], scores: Sequence[float]) -> None:
         with self.path.open("a", encoding="utf-8") as handle:

@@ -152,3 +152,9 @@ def test_a_partial_scoring_of_other_settings_is_refused(
     assert script.main([*common, "--languages", "en", "--max-length", "32"]) == 2
     assert "other max_length" in capsys.readouterr().err
     assert output.with_name("scores.tsv.partial").read_text(encoding="utf-8") == partial_before  # nothing lost
+
+    partial = output.with_name("scores.tsv.partial")
+    for bad_row in ("one\ttwo\n", "x\ty\t0.5\n"):  # a row cut short; a pair the data does not have next
+        partial.write_text(partial_before + bad_row, encoding="utf-8")
+        assert script.main([*common, "--languages", "en"]) == 2
+        assert "scores.tsv.partial: line 2: not the next scored pair of the data" in capsys.readouterr().err
