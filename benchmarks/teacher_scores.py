@@ -26,7 +26,6 @@ import itertools
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -37,7 +36,6 @@ from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages
 from paraxl.data.records import TextGroup
 from paraxl.errors import InputError, ParaxlError
 from paraxl.evaluation.session import resolve_data_dir
-from paraxl.io.atomic import atomic_path
 from paraxl.training.config import TrainData
 from paraxl.training.data_loading import load_training_data
 from paraxl.training.distillation import COLUMNS
@@ -153,10 +151,8 @@ class PartialScores:
             os.fsync(handle.fileno())
 
     def finish(self) -> None:
-        """The complete partial becomes ``OUTPUT`` in one rename; then the settings go."""
-        with atomic_path(self.output) as tmp:
-            shutil.copyfile(self.path, tmp)
-        self.path.unlink()
+        """The complete partial becomes ``OUTPUT`` in one rename (same folder: atomic); then the settings go."""
+        os.replace(self.path, self.output)
         self.settings_path.unlink()
 
 
