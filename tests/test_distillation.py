@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from paraxl.data.records import TextGroup
 from paraxl.errors import InputError
 from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.training.config import LossConfig, MiningConfig
-from paraxl.training.distillation import TeacherScores, distillation_loss
+from paraxl.training.config import DistillConfig, LossConfig, MiningConfig
+from paraxl.training.distillation import TeacherScores, cosent_loss, distillation_loss
 from paraxl.training.layout import pair_layout
 from paraxl.training.objective import step_loss
 from paraxl.training.trainer import train
@@ -128,8 +128,59 @@ def test_step_loss_adds_the_weighted_distillation_term() -> None:
     targets[:, 0] = 0.5
     loss, mining = LossConfig(), MiningConfig()
     plain = step_loss(reps, layout, loss, mining)
-    distilled = step_loss(reps, layout, loss, mining, teacher=(targets, 2.5))
+    distilled = step_loss(reps, layout, loss, mining, teacher=(targets, DistillConfig(scores="t.tsv", weight=2.5)))
     assert float(distilled) == pytest.approx(float(plain) + 2.5 * float(distillation_loss(reps, layout, targets)))
+    targets[::2, 0] = 0.9  # cosent needs scored pairs in some order
+    ranked = step_loss(
+        reps, layout, loss, mining, teacher=(targets, DistillConfig(scores="t.tsv", weight=2.5, loss="cosent", scale=7))
+    )
+    cosent = distillation_loss(reps, layout, targets, kind="cosent", scale=7)
+    assert float(cosent) > 0 and float(ranked) == pytest.approx(float(plain) + 2.5 * float(cosent))
+
+
+def test_cosent_loss_matches_a_naive_loop_and_sentence_transformers() -> None:
+    generator = torch.Generator().manual_seed(4)
+    cosines = torch.rand(9, generator=generator) * 2 - 1
+    scores = torch.tensor([0.1, 0.8, 0.8, 0.3, 0.05, 0.9, 0.3, 0.5, 0.7])  # with ties, which are not ordered
+    loss = cosent_loss(cosines, scores, scale=20.0)
+
+    # oracle 1: the formula, one ordered pair at a time
+    terms = [1.0] + [
+        math.exp(20.0 * (float(cosines[i]) - float(cosines[j])))
+        for i in range(9)
+        for j in range(9)
+        if scores[i] < scores[j]
+    ]
+    assert float(loss) == pytest.approx(math.log(sum(terms)), rel=1e-5)
+
+    # oracle 2: sentence-transformers' CoSENTLoss on embeddings whose pair cosines are ours
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+
+    angles = torch.arccos(cosines)
+    first = torch.stack([torch.ones(9), torch.zeros(9)], dim=1)
+    second = torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
+    reference = CoSENTLoss(model=None, scale=20.0).compute_loss_from_embeddings([first, second], scores)  # type: ignore[arg-type]
+    assert float(loss) == pytest.approx(float(reference), rel=1e-5)
+
+
+def test_cosent_distillation_ignores_the_teachers_scale_and_unscored_pairs() -> None:
+    groups = units()
+    layout = pair_layout([groups], np.random.default_rng(5), negatives=1)
+    reps = torch.randn(len(layout.texts), 8, generator=torch.Generator().manual_seed(6), requires_grad=True)
+    targets = torch.full((6, 2), math.nan)
+    targets[0, 0], targets[2, 1], targets[4, 0] = 0.9, 0.1, 0.6
+    loss = distillation_loss(reps, layout, targets, kind="cosent", scale=10.0)
+    squeezed = distillation_loss(reps, layout, 0.2 + 0.1 * targets, kind="cosent", scale=10.0)  # same order
+    assert float(loss.detach()) == pytest.approx(float(squeezed.detach()))
+    cosine = torch.nn.functional.cosine_similarity
+    pairs = [(0, int(layout.positives[0])), (2, int(layout.negatives[2, 0])), (4, int(layout.positives[4]))]
+    by_pair = torch.stack([cosine(reps[int(layout.anchors[r])], reps[o], dim=0) for r, o in pairs])
+    assert float(loss) == pytest.approx(float(cosent_loss(by_pair, torch.tensor([0.9, 0.1, 0.6]), 10.0)), rel=1e-5)
+    loss.backward()
+    assert reps.grad is not None and reps.grad.abs().sum() > 0
+    tied = targets.clone()
+    tied[~torch.isnan(tied)] = 0.5  # scored pairs, but none in order: nothing to enforce
+    assert float(distillation_loss(reps, layout, tied, kind="cosent")) == 0.0
 
 
 # ---------------------------------------------------------------- config and trainer
@@ -141,14 +192,23 @@ def test_distill_needs_a_pair_loss(tmp_path: Path) -> None:
         tiny_config(tmp_path, tmp_path / "run", data, loss={"kind": "multi_positive"}, distill={"scores": "t.tsv"})
     with pytest.raises(ValidationError, match="greater than 0"):
         tiny_config(tmp_path, tmp_path / "run", data, distill={"scores": "t.tsv", "weight": 0})
+    with pytest.raises(ValidationError, match="'mse' or 'cosent'"):
+        tiny_config(tmp_path, tmp_path / "run", data, distill={"scores": "t.tsv", "loss": "huber"})
+    with pytest.raises(ValidationError, match="greater than 0"):
+        tiny_config(tmp_path, tmp_path / "run", data, distill={"scores": "t.tsv", "loss": "cosent", "scale": 0})
 
 
-def mean_scored_cosine(model_dir: Path, pairs: list[tuple[str, str]]) -> float:
+def scored_cosines(model_dir: Path, pairs: list[tuple[str, str]]) -> np.ndarray:
+    """(len(pairs),) the model's cosine of each pair."""
     model = BiEncoder.load(model_dir)
     first, second = (np.asarray(model.encode(texts)) for texts in ([a for a, _ in pairs], [b for _, b in pairs]))
     first /= np.linalg.norm(first, axis=1, keepdims=True)
     second /= np.linalg.norm(second, axis=1, keepdims=True)
-    return float(np.mean(np.sum(first * second, axis=1)))
+    return np.sum(first * second, axis=1)
+
+
+def mean_scored_cosine(model_dir: Path, pairs: list[tuple[str, str]]) -> float:
+    return float(np.mean(scored_cosines(model_dir, pairs)))
 
 
 def test_training_pulls_the_cosines_towards_the_teacher(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -174,6 +234,34 @@ def test_training_pulls_the_cosines_towards_the_teacher(tiny_model_dir: Path, tm
     # measured: 0.999 before, 0.980 contrastive alone, 0.912 with the teacher
     assert after_distilled < before - 0.05 and after_distilled < after_plain - 0.03
     assert json.loads((tmp_path / "distilled" / "config.json").read_text())["distill"]["weight"] == 50.0
+
+
+def test_cosent_distillation_trains_the_teachers_order_across_anchors(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A teacher that ranks the first half of the paraphrase pairs above the second half: with
+    CoSENT distillation most (high, low) pairs of pairs end in the teacher's order, which the
+    contrastive loss alone (it only orders each anchor's own candidates) does not give."""
+    pairs_file = write_pairs(tmp_path / "pairs.tsv")
+    rows = [line.split("\t") for line in pairs_file.read_text().splitlines()[1:]]
+    paraphrases = [(row[1], row[2]) for row in rows if row[3] == "1"]
+    high, low = paraphrases[: len(paraphrases) // 2], paraphrases[len(paraphrases) // 2 :]
+    scores = write_scores(tmp_path / "teacher.tsv", [(a, b, 0.9) for a, b in high] + [(a, b, 0.1) for a, b in low])
+    data = {"kind": "pairs", "paths": [str(pairs_file)]}
+    common = {"max_steps": 12, "loss": {"explicit_negatives": 0}}
+    common |= {"optim": {"lr": 5e-3, "warmup_ratio": 0.0, "schedule": "constant", "max_grad_norm": None}}
+    plain = tiny_config(tiny_model_dir, tmp_path / "plain", data, **common)
+    distill = {"scores": str(scores), "loss": "cosent", "weight": 10.0}
+    ranked = tiny_config(tiny_model_dir, tmp_path / "ranked", data, **common, distill=distill)
+    train(plain, show_progress=False)
+    train(ranked, show_progress=False)
+
+    def in_teachers_order(model_dir: Path) -> float:
+        """The fraction of (high pair, low pair) with the high pair's cosine above the low one's."""
+        cosines = scored_cosines(model_dir, high + low)
+        return float(np.mean(cosines[: len(high), None] > cosines[None, len(high) :]))
+
+    # measured: 0.31 before training, 0.33 contrastive alone, 0.74 with the teacher
+    assert in_teachers_order(tmp_path / "ranked" / "final") > in_teachers_order(tmp_path / "plain" / "final") + 0.2
+    assert json.loads((tmp_path / "ranked" / "config.json").read_text())["distill"]["loss"] == "cosent"
 
 
 def test_sentence_transformers_baseline_refuses_distill(tmp_path: Path) -> None:

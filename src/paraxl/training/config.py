@@ -88,7 +88,11 @@ class DistillConfig(_Strict):
     """A teacher's pair scores as regression targets for the cosines (see training.distillation)."""
 
     scores: str  # TSV sentence1 / sentence2 / score (cosine scale), e.g. from benchmarks/teacher_scores.py
-    weight: float = Field(default=1.0, gt=0.0)  # of the squared error, added to the contrastive loss
+    weight: float = Field(default=1.0, gt=0.0)  # of the distillation loss, added to the contrastive loss
+    # mse: cosine = score, pointwise; cosent: only the teacher's order of the step's scored pairs,
+    # across anchors (the order a global decision threshold needs), whatever the scores' scale
+    loss: Literal["mse", "cosent"] = "mse"
+    scale: float = Field(default=20.0, gt=0.0)  # cosent: multiplies the cosine differences
 
 
 class MiningConfig(_Strict):

@@ -7,9 +7,18 @@ sentences) scores sentence pairs once, offline, into a TSV file::
 
 with scores on the cosine scale (a cross-encoder's sigmoid probability, 0-1). During training,
 every (anchor, positive) and (anchor, explicit negative) pair of a step that the file scores gets
-the teacher's score as a regression target for the student's cosine; the squared error is added
-to the step's contrastive loss with ``distill.weight``. Pairs the file does not score (in-batch
+the teacher's score as a target for the student's cosine, and the distillation loss is added to
+the step's contrastive loss with ``distill.weight``. Pairs the file does not score (in-batch
 negatives, mined negatives, pairs of two partners of one sentence) only take the contrastive loss.
+
+Two distillation losses (``distill.loss``):
+
+- ``mse``: the squared error between cosine and score. It asks for the teacher's scale too: a
+  cross-encoder's probabilities (0-1) against e5's cosines (0.7-1.0) pull every cosine down.
+- ``cosent``: CoSENT (Su 2022) with the teacher's scores as the order, log(1 + sum over scored
+  pairs i, j with score_i < score_j of exp(scale (cos_i - cos_j))). Only the order counts, and it
+  is taken across all anchors of the step, which is what one global decision threshold needs
+  (the contrastive loss only orders each anchor's own candidates).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -105,11 +115,18 @@ def _rows(path: Path) -> Iterator[tuple[int, str, str, float]]:
             raise InputError(f"not UTF-8 text ({exc.reason})", path) from None
 
 
-def distillation_loss(reps: torch.Tensor, layout: StepLayout, targets: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between the student's cosines and the teacher's scores, over scored pairs.
+def distillation_loss(
+    reps: torch.Tensor,
+    layout: StepLayout,
+    targets: torch.Tensor,
+    kind: Literal["mse", "cosent"] = "mse",
+    scale: float = 20.0,
+) -> torch.Tensor:
+    """The student's cosines of the scored pairs against the teacher's scores (see the module doc).
 
     Shapes: reps (T, dim) embeddings of ``layout.texts``; targets (n, 1 + e) from
-    :meth:`TeacherScores.targets`. A step with no scored pair gives 0 (still part of the graph).
+    :meth:`TeacherScores.targets`. A step with no scored pair (``cosent``: no two scored pairs
+    in order) gives 0, still part of the graph.
     """
     anchors = F.normalize(reps[layout.anchors], dim=-1)  # (n, dim)
     columns = candidate_columns(layout)  # (n, 1 + e), -1 padding
@@ -119,4 +136,15 @@ def distillation_loss(reps: torch.Tensor, layout: StepLayout, targets: torch.Ten
     scored = ~torch.isnan(targets)
     if not bool(scored.any()):
         return reps.sum() * 0.0
-    return ((cosines[scored] - targets[scored]) ** 2).mean()
+    if kind == "mse":
+        return ((cosines[scored] - targets[scored]) ** 2).mean()
+    return cosent_loss(cosines[scored], targets[scored], scale)
+
+
+def cosent_loss(cosines: torch.Tensor, scores: torch.Tensor, scale: float) -> torch.Tensor:
+    """log(1 + sum over (i, j) with scores_i < scores_j of exp(scale (cos_i - cos_j))); shapes (m,)."""
+    differences = scale * (cosines[:, None] - cosines[None, :])  # (m, m): [i, j] = scale (cos_i - cos_j)
+    out_of_order = scores[:, None] < scores[None, :]  # (m, m): the pairs whose order the loss enforces
+    terms = differences[out_of_order]  # (pairs,)
+    zero = cosines.new_zeros(1)  # the "1 +": log(exp(0) + ...), and 0 when no pair is ordered
+    return torch.logsumexp(torch.cat([zero, terms]), dim=0)

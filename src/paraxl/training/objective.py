@@ -7,7 +7,7 @@ import torch
 from paraxl.losses.multi_positive import multi_positive_loss
 from paraxl.mining.hard_negatives import gather_negatives
 from paraxl.mining.mega_batch import MegaBatchConfig, mega_batch_loss
-from paraxl.training.config import LossConfig, MiningConfig
+from paraxl.training.config import DistillConfig, LossConfig, MiningConfig
 from paraxl.training.distillation import distillation_loss
 from paraxl.training.layout import StepLayout
 
@@ -17,21 +17,23 @@ def step_loss(
     layout: StepLayout,
     loss: LossConfig,
     mining: MiningConfig,
-    teacher: tuple[torch.Tensor, float] | None = None,
+    teacher: tuple[torch.Tensor, DistillConfig] | None = None,
 ) -> torch.Tensor:
     """Mean over the step's mini-batches of the configured loss.
 
     Pair losses: each mini-batch uses its in-batch negatives, its explicit negatives and,
     with mining, the hardest other-group candidates of the whole step (mega-batch).
     Multi-positive: each mini-batch's groups are positives of each other's members.
-    ``teacher``: (targets (n, 1 + e), weight): plus ``weight`` x the distillation loss.
+    ``teacher``: (targets (n, 1 + e), distill): plus ``distill.weight`` x the distillation loss.
     """
     reps = reps.float()  # losses in float32 even under bf16 autocast
     contrastive = _contrastive_loss(reps, layout, loss, mining)
     if teacher is None:
         return contrastive
-    targets, weight = teacher
-    return contrastive + weight * distillation_loss(reps, layout, targets)
+    targets, distill = teacher
+    return contrastive + distill.weight * distillation_loss(
+        reps, layout, targets, kind=distill.loss, scale=distill.scale
+    )
 
 
 def _contrastive_loss(reps: torch.Tensor, layout: StepLayout, loss: LossConfig, mining: MiningConfig) -> torch.Tensor:

@@ -204,7 +204,6 @@ class _Run:
         teacher = TeacherScores.read(config.distill.scores) if config.distill else None
         if teacher is not None:
             self._say(f"distilling {len(teacher)} teacher-scored pairs from {teacher.source}")
-        distill_weight = config.distill.weight if config.distill else 0.0
         batches_per_epoch = sampler.batches_per_epoch()
         steps_per_epoch = max(batches_per_epoch // config.mini_batches_per_step, 1)
         total_steps = config.max_steps or math.ceil(float(config.epochs or 1) * steps_per_epoch)
@@ -238,7 +237,9 @@ class _Run:
             while state.step < total_steps:
                 step_batches = [next(stream) for _ in range(config.mini_batches_per_step)]
                 layout = self._layout(data.groups, step_batches, translations)
-                targets = None if teacher is None else (teacher.targets(layout), distill_weight)
+                targets = (
+                    None if teacher is None or config.distill is None else (teacher.targets(layout), config.distill)
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss = accumulate_step_gradient(
                     model,
