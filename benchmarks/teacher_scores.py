@@ -11,6 +11,10 @@ unit's label-0 partners (non-paraphrases), each pair once. The teacher (a folder
 ``distill.scores`` reads (``sentence1 / sentence2 / score``). Bad input (no data folder, unknown
 language, a folder that is not a model) prints one ``error:`` line and exits 2.
 
+``--gold-labels`` instead of ``--teacher`` writes the same pairs with their gold labels (1
+paraphrase, 0 not): the control that tells what a distillation loss gains from the teacher's
+graded scores rather than from the loss itself.
+
 Scoring all 57k pairs takes ~35 min on a 2-core CPU, so it is resumable: scores are appended to
 ``OUTPUT.partial`` every ``--chunk-size`` pairs (with the settings in ``OUTPUT.partial.json``), and
 the same command again continues after the last complete chunk. The finished TSV replaces
@@ -46,7 +50,9 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--teacher", type=Path, required=True, help="cross-encoder folder (one output logit)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--teacher", type=Path, help="cross-encoder folder (one output logit)")
+    source.add_argument("--gold-labels", action="store_true", help="write the gold labels (1 / 0), no teacher")
     parser.add_argument("--data-dir", type=Path, default=None, help="benchmark data (default: $PARAXL_DATA_DIR)")
     parser.add_argument("--languages", default=",".join(PAWSX_LANGUAGES), help="comma-separated (default: all 7)")
     parser.add_argument("--output", type=Path, required=True, help="the TSV to write")
@@ -59,10 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("batch_size", "max_length", "chunk_size"):
             if getattr(args, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-        if not (args.teacher / "config.json").is_file():
+        if args.teacher is not None and not (args.teacher / "config.json").is_file():
             raise InputError("not a model folder (no config.json)", args.teacher)
         data = load_training_data(TrainData(kind="pawsx", languages=languages), resolve_data_dir(args.data_dir))
         pairs = training_pairs(data.groups)
+        if args.gold_labels:
+            write_gold_labels(args.output, pairs, paraphrase_pairs(data.groups))
+            print(f"wrote the gold labels of {len(pairs)} pairs of {len(data.groups)} units to {args.output}")
+            return 0
         partial = PartialScores(args.output, settings(args, languages, pairs))
         done = partial.resume(pairs)  # pairs already scored in an earlier sitting
     except ParaxlError as error:
@@ -170,6 +180,22 @@ def training_pairs(groups: Sequence[TextGroup]) -> list[tuple[str, str]]:
                 seen.add(key)
                 pairs.append((first, second))
     return pairs
+
+
+def paraphrase_pairs(groups: Sequence[TextGroup]) -> set[frozenset[str]]:
+    """The pairs of two texts of one unit: the paraphrases among :func:`training_pairs`."""
+    return {frozenset(pair) for group in groups for pair in itertools.combinations(group.texts, 2)}
+
+
+def write_gold_labels(output: Path, pairs: Sequence[tuple[str, str]], paraphrases: set[frozenset[str]]) -> None:
+    """The pairs with score 1 (paraphrase) or 0, written to a temporary file and renamed onto ``output``."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(output.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.write("\t".join(COLUMNS) + "\n")
+        for first, second in pairs:
+            handle.write(f"{first}\t{second}\t{float(frozenset((first, second)) in paraphrases):g}\n")
+    os.replace(temporary, output)
 
 
 def load_teacher(teacher: Path, max_length: int) -> CrossEncoder:

@@ -158,3 +158,25 @@ def test_a_partial_scoring_of_other_settings_is_refused(
         partial.write_text(partial_before + bad_row, encoding="utf-8")
         assert script.main([*common, "--languages", "en"]) == 2
         assert "scores.tsv.partial: line 2: not the next scored pair of the data" in capsys.readouterr().err
+
+
+def test_gold_labels_give_each_trainable_pair_its_label_from_the_data(script: ModuleType, tmp_path: Path) -> None:
+    data = fake_pawsx(tmp_path / "data")
+    output = tmp_path / "gold" / "labels.tsv"
+    assert script.main(["--gold-labels", "--data-dir", str(data), "--languages", "en", "--output", str(output)]) == 0
+
+    # the oracle, from the TSV itself: a label-1 row is a paraphrase; a label-0 row, and the
+    # paraphrase of a sentence with its label-0 partner, are not
+    train_file = data / "pawsx" / "resplit" / "en" / "train.tsv"
+    rows = [
+        row for row in csv.DictReader(train_file.open(encoding="utf-8"), delimiter="\t") if row["sentence1"] != "NS"
+    ]
+    expected = {frozenset((row["sentence1"], row["sentence2"])): float(row["label"]) for row in rows}
+    partners = {(row["sentence1"], row["label"]): row["sentence2"] for row in rows}
+    for first in {row["sentence1"] for row in rows}:
+        expected[frozenset((partners[first, "1"], partners[first, "0"]))] = 0.0
+
+    teacher = TeacherScores.read(output)
+    written = {frozenset(pair): score for pair, score in teacher.scores.items()}
+    assert written == expected and set(written.values()) == {0.0, 1.0}
+    assert not list(output.parent.glob("*.tmp"))
