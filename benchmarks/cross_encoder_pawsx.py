@@ -67,7 +67,7 @@ import numpy as np
 
 from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, parse_languages, read_pawsx_pairs
-from paraxl.errors import InputError, ParaxlError
+from paraxl.errors import InputError, ParaxlError, check_counts
 from paraxl.evaluation.session import resolve_data_dir
 from paraxl.evaluation.threshold import accuracy_at, best_threshold
 from paraxl.io.atomic import atomic_path
@@ -144,18 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def check_numbers(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch_size", "max_length"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.limit_train is not None and args.limit_train < 1:
-        raise InputError(f"--limit-train must be at least 1, got {args.limit_train}")
+    check_counts(args, ("epochs", "batch_size", "max_length", "limit_train", "stop_after_epochs"))
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise InputError(f"--lr must be a positive number, got {args.lr}")
-    if args.stop_after_epochs is not None:
-        if args.stop_after_epochs < 1:
-            raise InputError(f"--stop-after-epochs must be at least 1, got {args.stop_after_epochs}")
-        if args.checkpoint_dir is None:
-            raise InputError("--stop-after-epochs needs --checkpoint-dir: the epochs run so far would be lost")
+    if args.stop_after_epochs is not None and args.checkpoint_dir is None:
+        raise InputError("--stop-after-epochs needs --checkpoint-dir: the epochs run so far would be lost")
 
 
 # ----------------------------------------------------------------------------- resuming

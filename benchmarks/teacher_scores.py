@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages
 from paraxl.data.records import TextGroup
-from paraxl.errors import InputError, ParaxlError
+from paraxl.errors import InputError, ParaxlError, check_counts
 from paraxl.evaluation.session import resolve_data_dir
 from paraxl.training.config import TrainData
 from paraxl.training.data_loading import load_training_data
@@ -62,9 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         languages = parse_languages(args.languages)
-        for name in ("batch_size", "max_length", "chunk_size"):
-            if getattr(args, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+        check_counts(args, ("batch_size", "max_length", "chunk_size"))
         if args.teacher is not None and not (args.teacher / "config.json").is_file():
             raise InputError("not a model folder (no config.json)", args.teacher)
         data = load_training_data(TrainData(kind="pawsx", languages=languages), resolve_data_dir(args.data_dir))

@@ -135,3 +135,17 @@ def test_stop_after_epochs_needs_a_checkpoint_dir(
     argv = ["--model", str(tiny_model_dir), "--data-dir", str(data), "--stop-after-epochs", "1"]
     assert cross_encoder_script().main([*argv, "--output", str(tmp_path / "ce.json")]) == 2
     assert "--stop-after-epochs needs --checkpoint-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--epochs", "0"), ("--limit-train", "0"), ("--stop-after-epochs", "-1"), ("--max-length", "0")],
+)
+def test_counts_below_one_are_a_one_line_error(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    data = fake_pawsx(tmp_path / "data")
+    argv = ["--model", str(tiny_model_dir), "--data-dir", str(data), "--checkpoint-dir", str(tmp_path / "ckpt")]
+    assert cross_encoder_script().main([*argv, option, value, "--output", str(tmp_path / "ce.json")]) == 2
+    assert f"error: {option} must be at least 1, got {value}" in capsys.readouterr().err
+    assert not (tmp_path / "ce.json").exists()

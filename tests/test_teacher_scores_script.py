@@ -76,6 +76,8 @@ def test_bad_input_is_a_one_line_error(
         == 2
     )
     assert "not found" in capsys.readouterr().err
+    assert script.main(["--teacher", str(tiny_model_dir), *common, "--chunk-size", "0"]) == 2
+    assert "error: --chunk-size must be at least 1, got 0" in capsys.readouterr().err
     assert not output.exists()
 
 

@@ -31,3 +31,11 @@ class ModelSpecError(ParaxlError):
 
 class ModelFormatError(ParaxlError):
     """A model file or folder that is not what it claims to be."""
+
+
+def check_counts(options: object, names: tuple[str, ...]) -> None:
+    """Command-line counts (``argparse`` attributes) that must be at least 1; None: not given."""
+    for name in names:
+        value = getattr(options, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
