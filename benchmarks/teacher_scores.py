@@ -40,6 +40,7 @@ from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages
 from paraxl.data.records import TextGroup
 from paraxl.errors import InputError, ParaxlError, check_counts
 from paraxl.evaluation.session import resolve_data_dir
+from paraxl.io.atomic import atomic_path
 from paraxl.training.config import TrainData
 from paraxl.training.data_loading import load_training_data
 from paraxl.training.distillation import COLUMNS
@@ -186,14 +187,11 @@ def paraphrase_pairs(groups: Sequence[TextGroup]) -> set[frozenset[str]]:
 
 
 def write_gold_labels(output: Path, pairs: Sequence[tuple[str, str]], paraphrases: set[frozenset[str]]) -> None:
-    """The pairs with score 1 (paraphrase) or 0, written to a temporary file and renamed onto ``output``."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(output.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
+    """The pairs with score 1 (paraphrase) or 0, written atomically to ``output``."""
+    with atomic_path(output) as temporary, temporary.open("w", encoding="utf-8") as handle:
         handle.write("\t".join(COLUMNS) + "\n")
         for first, second in pairs:
             handle.write(f"{first}\t{second}\t{float(frozenset((first, second)) in paraphrases):g}\n")
-    os.replace(temporary, output)
 
 
 def load_teacher(teacher: Path, max_length: int) -> CrossEncoder:
