@@ -201,9 +201,10 @@ class _Run:
         data = load_training_data(config.data, self.data_dir)
         sampler = GroupBatchSampler([g.group_id for g in data.groups], config.batch_size, seed=config.seed)
         translations = TranslationPositives.at_rate(data.groups, config.data.translation_positives)
-        teacher = TeacherScores.read(config.distill.scores) if config.distill else None
+        distill = config.distill
+        teacher = (TeacherScores.read(distill.scores), distill) if distill else None  # read once, used every step
         if teacher is not None:
-            self._say(f"distilling {len(teacher)} teacher-scored pairs from {teacher.source}")
+            self._say(f"distilling {len(teacher[0])} teacher-scored pairs from {teacher[0].source}")
         batches_per_epoch = sampler.batches_per_epoch()
         steps_per_epoch = max(batches_per_epoch // config.mini_batches_per_step, 1)
         total_steps = config.max_steps or math.ceil(float(config.epochs or 1) * steps_per_epoch)
@@ -237,9 +238,7 @@ class _Run:
             while state.step < total_steps:
                 step_batches = [next(stream) for _ in range(config.mini_batches_per_step)]
                 layout = self._layout(data.groups, step_batches, translations)
-                targets = (
-                    None if teacher is None or config.distill is None else (teacher.targets(layout), config.distill)
-                )
+                targets = None if teacher is None else (teacher[0].targets(layout), teacher[1])
                 optimizer.zero_grad(set_to_none=True)
                 loss = accumulate_step_gradient(
                     model,
