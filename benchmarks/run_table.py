@@ -15,7 +15,7 @@ from pathlib import Path
 
 from paraxl.errors import InputError, ParaxlError
 from paraxl.evaluation.session import resolve_data_dir
-from paraxl.experiments.report import write_report
+from paraxl.experiments.report import read_reported, write_report
 from paraxl.experiments.runner import run_table
 from paraxl.experiments.tables import load_table
 
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             only=only,
             seeds=seeds,
             keep_models=args.keep_models,
+            reported=read_reported(args.results_dir / f"{table.spec.name}.json"),
             log=lambda m: print(m, flush=True),
         )
     except ParaxlError as exc:  # bad table, data folder, model name, ...: one line, no traceback

@@ -639,3 +639,47 @@ def test_script_runs_a_table_keeps_models_and_writes_the_report(
     out = capsys.readouterr().out
     assert "### Tiny runs" in out and "| infonce | 1 |" in out
     assert (results / "tiny.md").read_text() in out
+
+
+def test_script_keeps_reported_rows_whose_run_folders_are_gone(
+    tiny_table: tuple[Table, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a fresh clone has the committed report but no runs/: adding one run must not drop the others
+    table, data_dir = tiny_table
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    args = [str(table.path), "--data-dir", str(data_dir), "--runs-dir", str(runs), "--results-dir", str(results)]
+    assert run_table_script().main([*args, "--only", "infonce", "--seeds", "42,43"]) == 0
+    reported = json.loads((results / "tiny.json").read_text())["runs"]
+    shutil.rmtree(runs)
+
+    # a row whose config the table no longer describes is dropped, not passed off as current
+    stale = json.loads(json.dumps(reported))
+    stale[1]["config"]["batch_size"] = 99
+    # ... but one written before a field with a default existed is still the same run
+    del stale[0]["config"]["distill"]
+    (results / "tiny.json").write_text(json.dumps({"table": "tiny", "variants": {}, "runs": stale}))
+    capsys.readouterr()
+    assert run_table_script().main([*args, "--only", "am", "--seeds", "42"]) == 0
+    saved = json.loads((results / "tiny.json").read_text())
+    assert [(r["variant"], r["seed"]) for r in saved["runs"]] == [("infonce", 42), ("am", 42)]
+    assert saved["runs"][0] == stale[0]  # kept as it was reported
+    assert list(saved["variants"]) == ["infonce", "am"]
+    out = capsys.readouterr().out
+    assert "infonce seed 42: no run folder, keeping the earlier report's record" in out
+    assert "infonce seed 43: the earlier report's record has another config; dropped" in out
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"table": "tiny"}', '{"runs": [{"seed": 1}]}'])
+def test_script_refuses_a_report_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    path = write_table(tmp_path, VALID_TABLE)
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / "tiny.json").write_text(content)
+    args = [str(path), "--data-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]
+    assert run_table_script().main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(results / "tiny.json") in err
+    assert (results / "tiny.json").read_text() == content  # never overwritten
+    assert not (tmp_path / "runs").exists()

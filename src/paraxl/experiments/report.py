@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from paraxl.errors import InputError
 from paraxl.experiments.runner import mean_std
 from paraxl.io.atomic import atomic_path
 
@@ -99,6 +100,19 @@ def markdown(title: str, variants: dict[str, Any]) -> str:
             cells = [_cell(row["per_language"].get(lang), 100.0, 1).split(" ±")[0] for lang in languages]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def read_reported(path: Path) -> list[dict[str, Any]]:
+    """The run records of an earlier report at ``path`` (none if there is no report yet)."""
+    if not path.is_file():
+        return []
+    try:
+        runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise InputError(f"not a report written by run_table ({exc}); move it away to start afresh", path) from exc
+    if not isinstance(runs, list) or not all(isinstance(r, dict) and {"variant", "seed"} <= r.keys() for r in runs):
+        raise InputError("`runs` must be a list of records with `variant` and `seed`", path)
+    return runs
 
 
 def write_report(name: str, title: str, records: list[dict[str, Any]], folder: Path) -> tuple[Path, Path]:

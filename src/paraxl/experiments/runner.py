@@ -17,10 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from paraxl.evaluation.loaders.tatoeba import XNLI_TO_TATOEBA
 from paraxl.evaluation.session import EvalRequest, run_evaluation
 from paraxl.experiments.tables import Table, Variant
 from paraxl.io.atomic import atomic_path
+from paraxl.training.config import TrainConfig
 
 Log = Callable[[str], None]
 
@@ -33,22 +36,43 @@ def run_table(
     only: set[str] | None = None,
     seeds: set[int] | None = None,
     keep_models: bool = False,
+    reported: list[dict[str, Any]] | None = None,
     log: Log = print,
 ) -> list[dict[str, Any]]:
     """Every run of ``table`` (or of the variants in ``only``, at the seeds in ``seeds``); returns their records.
 
     Runs left out by ``only`` or ``seeds`` but finished earlier are read back, so the report
-    covers every run done so far, not just the ones started by this call.
+    covers every run done so far, not just the ones started by this call. ``reported`` are the
+    records of the table's earlier report: a run left out whose folder is gone (a fresh clone
+    has the committed report but not ``runs/``) keeps its reported record, so rewriting the
+    report never drops a measured row, unless the table has since changed that run's config.
     """
+    earlier = {(record["variant"], record["seed"]): record for record in reported or []}
     records = []
     for variant in table.spec.variants:
         for seed in table.seeds(variant):
-            record_path = runs_dir / table.spec.name / variant.name / f"seed-{seed}" / "record.json"
+            folder = runs_dir / table.spec.name / variant.name / f"seed-{seed}"
             wanted = (only is None or variant.name in only) and (seeds is None or seed in seeds)
-            if not wanted and not record_path.is_file():
+            if not wanted and not (folder / "record.json").is_file():
+                kept = _still_described(table, variant, seed, folder, earlier.get((variant.name, seed)), log)
+                if kept is not None:
+                    records.append(kept)
                 continue
             records.append(run_one(table, variant, seed, runs_dir, data_dir, keep_models=keep_models, log=log))
     return records
+
+
+def _still_described(
+    table: Table, variant: Variant, seed: int, folder: Path, record: dict[str, Any] | None, log: Log
+) -> dict[str, Any] | None:
+    """``record`` (from the earlier report) if the table still describes its run, else None."""
+    if record is None:
+        return None
+    if _normalized(record.get("config")) != table.config(variant, seed, folder / "train").model_dump(mode="json"):
+        log(f"{variant.name} seed {seed}: the earlier report's record has another config; dropped")
+        return None
+    log(f"{variant.name} seed {seed}: no run folder, keeping the earlier report's record")
+    return record
 
 
 def run_one(
@@ -108,6 +132,14 @@ def run_one(
         shutil.rmtree(folder / "train" / "best", ignore_errors=True)
     log(f"{variant.name} seed {seed}: {headline(record)} ({record['wall_seconds']:.0f} s)")
     return record
+
+
+def _normalized(config: Any) -> Any:
+    """A recorded config with the defaults of fields added since filled in (unparseable: as it is)."""
+    try:
+        return TrainConfig.model_validate(config).model_dump(mode="json")
+    except ValidationError:
+        return config
 
 
 def _train(variant: Variant, config: Any, data_dir: Path, output: Path) -> dict[str, Any]:
