@@ -106,6 +106,51 @@ def test_shipped_tables_load_and_every_run_config_validates(path: Path) -> None:
             assert config.seed == seed
 
 
+def variant_named(table: Table, name: str) -> Any:
+    return next(variant for variant in table.spec.variants if variant.name == name)
+
+
+def flat_config(config: TrainConfig) -> dict[str, Any]:
+    """``{"mining.top_k": 1, ...}``: every leaf of a config, by dotted path."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk(config.model_dump(mode="json"), "")
+    return flat
+
+
+@pytest.mark.parametrize(
+    ("ablation", "changed"),
+    [
+        ("mega-K2", {"batch_size", "mini_batches_per_step"}),
+        ("mega-K8", {"batch_size", "mini_batches_per_step"}),
+        ("mega-K4-top3", {"mining.top_k"}),
+        ("mega-K4-no-ceiling", {"mining.relative_ceiling"}),
+        ("mega-K4-ceiling-0.1", {"mining.relative_ceiling"}),
+    ],
+)
+def test_mega_batch_ablations_change_one_thing_from_the_reference(ablation: str, changed: set[str]) -> None:
+    # a sweep row that silently differs elsewhere (an inherited default) compares two things at once
+    ablations, main = (
+        load_table(REPO / "experiments/pawsx-ablations.yaml"),
+        load_table(REPO / "experiments/pawsx-main.yaml"),
+    )
+    reference = flat_config(main.config(variant_named(main, "paraxl-am-megabatch"), 42, Path("x")))
+    row = flat_config(ablations.config(variant_named(ablations, ablation), 42, Path("x")))
+    assert {key for key in reference.keys() | row.keys() if reference.get(key) != row.get(key)} == changed
+    if changed == {"batch_size", "mini_batches_per_step"}:  # the same 32 groups per step, split differently
+        assert (
+            row["batch_size"] * row["mini_batches_per_step"]
+            == reference["batch_size"] * reference["mini_batches_per_step"]
+        )
+
+
 def test_table_config_layers_base_table_variant_seed(tmp_path: Path) -> None:
     table = load_table(write_table(tmp_path, VALID_TABLE))
     assert table.base_config == (tmp_path / "configs" / "base.yaml").resolve()
