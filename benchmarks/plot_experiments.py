@@ -163,10 +163,16 @@ def compared_runs(best: str, seed: int) -> list[tuple[str, str, int]]:
     return [("pawsx-main", "off-the-shelf", 42), (*table_and_variant(best), seed)]
 
 
-def histograms(runs_dir: Path, best: str, seed: int, out: Path) -> Path | None:
+def evaluation_folder(runs_dir: Path, results: Path, table: str, name: str, seed: int) -> Path:
+    """A run's evaluation: its run folder, else the copy kept in the results (a fresh clone has no runs/)."""
+    folder = runs_dir / table / name / f"seed-{seed}" / "eval"
+    return folder if folder.is_dir() else results / table / f"{name}-seed-{seed}"
+
+
+def histograms(runs_dir: Path, results: Path, best: str, seed: int, out: Path) -> Path | None:
     panels = {}
     for table, name, run_seed in compared_runs(best, seed):
-        path = runs_dir / table / name / f"seed-{run_seed}" / "eval" / "pawsx.json"
+        path = evaluation_folder(runs_dir, results, table, name, run_seed) / "pawsx.json"
         if not path.is_file():
             return None
         details = load(path)["details"]
@@ -231,7 +237,7 @@ def main() -> None:
         scale_sweep(args.results_dir, out),
         by_language(args.results_dir, out),
         bi_vs_cross(args.results_dir, args.best, out),
-        histograms(args.runs_dir, args.best, args.seed, out),
+        histograms(args.runs_dir, args.results_dir, args.best, args.seed, out),
         k_curve(args.results_dir, out),
     ]
     written += copy_evaluations(args.runs_dir, args.best, args.seed, args.results_dir)

@@ -1,4 +1,4 @@
-"""benchmarks/plot_experiments.py: the K curve reads the right cells of a table's JSON."""
+"""benchmarks/plot_experiments.py: the K curve reads the right cells of a table's JSON; the histograms find their runs."""
 
 from __future__ import annotations
 
@@ -148,3 +148,36 @@ def test_bi_vs_cross_sets_the_best_against_the_cross_encoders_last_epoch(
     assert drawn["series"]["am-1 (pawsx-long, best)"] == pytest.approx({"en": 75.0})
     assert drawn["series"]["cross-encoder (epoch 2)"] == pytest.approx({"en": 80.0})
     assert drawn["baseline"] == pytest.approx(80.0 * 0.93)  # bar 2's line
+
+
+def _write_pawsx_details(folder: Path, positives: list[float], negatives: list[float]) -> None:
+    folder.mkdir(parents=True)
+    details = {
+        "test_scores": {"en": positives + negatives},
+        "test_labels": {"en": [1] * len(positives) + [0] * len(negatives)},
+    }
+    (folder / "pawsx.json").write_text(json.dumps({"details": details}), encoding="utf-8")
+
+
+def test_histograms_read_the_results_copy_when_the_run_folder_is_gone(
+    script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    # off-the-shelf still has its run folder; the best model only its copy under results/
+    _write_pawsx_details(runs / "pawsx-main" / "off-the-shelf" / "seed-42" / "eval", [0.9], [0.8, 0.7])
+    _write_pawsx_details(results / "pawsx-long" / "best-seed-42", [0.6, 0.5], [0.1])
+    _write_pawsx_details(results / "pawsx-main" / "off-the-shelf-seed-42", [0.0], [0.0])  # the run folder wins
+    drawn: dict[str, Any] = {}
+
+    def fake_grid(panels: dict[str, Any], path: Path, **_: Any) -> Path:
+        drawn.update(panels)
+        return path
+
+    monkeypatch.setattr(script, "similarity_histogram_grid", fake_grid)
+    assert script.histograms(runs, results, "pawsx-long/best", 42, tmp_path / "plots") is not None
+    shelf_pos, shelf_neg = drawn["off-the-shelf (seed 42)"]
+    best_pos, best_neg = drawn["best (seed 42)"]
+    assert (shelf_pos.tolist(), shelf_neg.tolist()) == ([0.9], [0.8, 0.7])
+    assert (best_pos.tolist(), best_neg.tolist()) == ([0.6, 0.5], [0.1])
+    # neither a run folder nor a copy: no plot, rather than a half-empty one
+    assert script.histograms(runs, results, "pawsx-long/absent", 42, tmp_path / "plots") is None
