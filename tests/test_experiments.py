@@ -632,10 +632,22 @@ def run_table_script() -> ModuleType:
     return load_benchmark_script("run_table")
 
 
+def script_args(table: Path, data_dir: Path, runs: Path, results: Path) -> list[str]:
+    return [str(table), "--data-dir", str(data_dir), "--runs-dir", str(runs), "--results-dir", str(results)]
+
+
+@pytest.fixture()
+def tiny_script(tiny_table: tuple[Table, Path], tmp_path: Path) -> tuple[list[str], Path, Path]:
+    """run_table.py's arguments for the tiny table, its runs folder and its results folder."""
+    table, data_dir = tiny_table
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    return script_args(table.path, data_dir, runs, results), runs, results
+
+
 def test_script_rejects_unknown_only_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_table(tmp_path, VALID_TABLE)
     runs = tmp_path / "runs"
-    args = [str(path), "--data-dir", str(tmp_path), "--runs-dir", str(runs), "--results-dir", str(tmp_path / "r")]
+    args = script_args(path, tmp_path, runs, tmp_path / "r")
     code = run_table_script().main([*args, "--only", "am,nosuch,typo"])
     assert code == 2
     err = capsys.readouterr().err
@@ -646,7 +658,7 @@ def test_script_rejects_unknown_only_names(tmp_path: Path, capsys: pytest.Captur
 def test_script_rejects_seeds_the_table_does_not_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_table(tmp_path, VALID_TABLE)
     runs = tmp_path / "runs"
-    args = [str(path), "--data-dir", str(tmp_path), "--runs-dir", str(runs), "--results-dir", str(tmp_path / "r")]
+    args = script_args(path, tmp_path, runs, tmp_path / "r")
     code = run_table_script().main([*args, "--only", "infonce", "--seeds", "43,44,7"])  # 7 is variant `once`'s
     assert code == 2
     err = capsys.readouterr().err
@@ -660,7 +672,7 @@ def test_script_rejects_seeds_that_are_not_integers(
 ) -> None:
     path = write_table(tmp_path, VALID_TABLE)
     runs = tmp_path / "runs"
-    args = [str(path), "--data-dir", str(tmp_path), "--runs-dir", str(runs), "--results-dir", str(tmp_path / "r")]
+    args = script_args(path, tmp_path, runs, tmp_path / "r")
     assert run_table_script().main([*args, "--seeds", seeds]) == 2
     err = capsys.readouterr().err
     assert f"--seeds {seeds!r}: expected comma-separated integers" in err and str(path) in err
@@ -668,11 +680,9 @@ def test_script_rejects_seeds_that_are_not_integers(
 
 
 def test_script_runs_a_table_keeps_models_and_writes_the_report(
-    tiny_table: tuple[Table, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_script: tuple[list[str], Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    table, data_dir = tiny_table
-    results, runs = tmp_path / "results", tmp_path / "runs"
-    args = [str(table.path), "--data-dir", str(data_dir), "--runs-dir", str(runs), "--results-dir", str(results)]
+    args, runs, results = tiny_script
     code = run_table_script().main([*args, "--only", "infonce", "--seeds", "43", "--keep-models"])
     assert code == 0
     saved = json.loads((results / "tiny.json").read_text())
@@ -687,12 +697,10 @@ def test_script_runs_a_table_keeps_models_and_writes_the_report(
 
 
 def test_script_keeps_reported_rows_whose_run_folders_are_gone(
-    tiny_table: tuple[Table, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_script: tuple[list[str], Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # a fresh clone has the committed report but no runs/: adding one run must not drop the others
-    table, data_dir = tiny_table
-    results, runs = tmp_path / "results", tmp_path / "runs"
-    args = [str(table.path), "--data-dir", str(data_dir), "--runs-dir", str(runs), "--results-dir", str(results)]
+    args, runs, results = tiny_script
     assert run_table_script().main([*args, "--only", "infonce", "--seeds", "42,43"]) == 0
     reported = json.loads((results / "tiny.json").read_text())["runs"]
     shutil.rmtree(runs)
@@ -722,7 +730,7 @@ def test_script_refuses_a_report_it_cannot_read(
     results = tmp_path / "r"
     results.mkdir()
     (results / "tiny.json").write_text(content)
-    args = [str(path), "--data-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]
+    args = script_args(path, tmp_path, tmp_path / "runs", results)
     assert run_table_script().main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(results / "tiny.json") in err

@@ -1,4 +1,4 @@
-"""benchmarks/plot_experiments.py: the K curve reads the right cells of a table's JSON; the histograms find their runs."""
+"""benchmarks/plot_experiments.py: the K curve reads the right cells of a JSON; the histograms find their runs."""
 
 from __future__ import annotations
 
