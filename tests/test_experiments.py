@@ -128,6 +128,7 @@ def flat_config(config: TrainConfig) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("ablation", "changed"),
     [
+        ("mega-K4-reference", set()),  # the recipe itself, rerun beside the sweep
         ("mega-K2", {"batch_size", "mini_batches_per_step"}),
         ("mega-K8", {"batch_size", "mini_batches_per_step"}),
         ("mega-K4-top3", {"mining.top_k"}),
