@@ -163,10 +163,20 @@ def compared_runs(best: str, seed: int) -> list[tuple[str, str, int]]:
     return [("pawsx-main", "off-the-shelf", 42), (*table_and_variant(best), seed)]
 
 
+def run_evaluation(runs_dir: Path, table: str, name: str, seed: int) -> Path:
+    """A run's own evaluation folder (``runs/``, not in a fresh clone)."""
+    return runs_dir / table / name / f"seed-{seed}" / "eval"
+
+
+def kept_evaluation(results: Path, table: str, name: str, seed: int) -> Path:
+    """Where ``copy_evaluations`` keeps a run's evaluation in the results."""
+    return results / table / f"{name}-seed-{seed}"
+
+
 def evaluation_folder(runs_dir: Path, results: Path, table: str, name: str, seed: int) -> Path:
     """A run's evaluation: its run folder, else the copy kept in the results (a fresh clone has no runs/)."""
-    folder = runs_dir / table / name / f"seed-{seed}" / "eval"
-    return folder if folder.is_dir() else results / table / f"{name}-seed-{seed}"
+    folder = run_evaluation(runs_dir, table, name, seed)
+    return folder if folder.is_dir() else kept_evaluation(results, table, name, seed)
 
 
 def histograms(runs_dir: Path, results: Path, best: str, seed: int, out: Path) -> Path | None:
@@ -213,9 +223,9 @@ def k_curve(results: Path, out: Path, table: str = "xnli-mpcl-short") -> Path | 
 def copy_evaluations(runs_dir: Path, best: str, seed: int, results: Path) -> list[Path]:
     copied = []
     for table, name, run_seed in compared_runs(best, seed):
-        source = runs_dir / table / name / f"seed-{run_seed}" / "eval"
+        source = run_evaluation(runs_dir, table, name, run_seed)
         if source.is_dir():
-            target = results / table / f"{name}-seed-{run_seed}"
+            target = kept_evaluation(results, table, name, run_seed)
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(source, target)
             copied.append(target)
