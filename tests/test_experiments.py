@@ -617,6 +617,30 @@ def test_markdown_shows_the_columns_of_the_tasks_evaluated() -> None:
     assert "uniformity" not in header
 
 
+def test_sts_and_sib200_columns_come_from_the_real_result_documents() -> None:
+    # the issue-4 evaluation of the bundled model, as committed: summarize it the way a run record
+    # does, then read the columns back against the documents' own numbers
+    folder = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "eval" / "e5-small-resplit"
+    documents = {name: json.loads((folder / f"{name}.json").read_text(encoding="utf-8")) for name in ("sts", "sib200")}
+    scores = {name: runner.summarize_task(document) for name, document in documents.items()}
+    run = {"variant": "e5", "trainer": "none", "seed": 0, "training": None, "scores": scores}
+    sts, sib = documents["sts"]["scores"], documents["sib200"]["scores"]["mean"]
+    expected = {
+        "STS Spearman (all sets)": documents["sts"]["main_score"],
+        "STS17": sts["sts17"]["mean_spearman"],
+        "stsb_multi_mt": sts["stsb_multi_mt"]["mean_spearman"],
+        "stsb en-xx": sts["stsb_cross_lingual"]["mean_spearman"],
+        "SIB-200 acc.": sib["in_language_accuracy"],
+        "SIB-200 zero-shot from en": sib["zero_shot_accuracy"],
+    }
+    row = aggregate([run])["e5"]
+    assert {title: row[title]["mean"] for title in expected} == pytest.approx(expected)
+    lines = markdown("t", aggregate([run])).splitlines()
+    cells = dict(zip(lines[2].strip("| ").split(" | "), lines[4].strip("| ").split(" | "), strict=True))
+    assert {title: cells[title] for title in expected} == {title: f"{value:.2f}" for title, value in expected.items()}
+    assert cells["STS17"] == "63.09" and cells["SIB-200 acc."] == "74.04"  # RESULTS.md's issue-4 table
+
+
 def test_write_report_writes_json_and_markdown(tmp_path: Path) -> None:
     json_path, md_path = write_report("t", "", RECORDS, tmp_path / "results")
     assert (json_path, md_path) == (tmp_path / "results" / "t.json", tmp_path / "results" / "t.md")

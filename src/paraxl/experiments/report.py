@@ -11,20 +11,27 @@ from paraxl.errors import InputError
 from paraxl.experiments.runner import mean_std
 from paraxl.io.atomic import atomic_path
 
-# (column title, path into a record's scores, scale): a missing value prints as "-"
-COLUMNS: list[tuple[str, tuple[str, ...], float]] = [
-    ("val. acc.", ("pawsx", "validation_accuracy"), 100.0),
-    ("test acc. (7-lang mean)", ("pawsx", "test_accuracy"), 100.0),
-    ("en→xx acc.", ("pawsx", "en_to_xx_accuracy"), 100.0),
-    ("en→xx acc., own threshold", ("pawsx", "en_to_xx_own_threshold_accuracy"), 100.0),
-    ("all cross-lingual acc.", ("pawsx", "cross_lingual_accuracy"), 100.0),
-    ("alignment", ("align", "main_score"), 1.0),
-    ("Tatoeba-112 acc.", ("tatoeba", "main_score"), 100.0),
-    ("Tatoeba-36 acc.", ("tatoeba36", "main_score"), 100.0),
-    ("T36: ar de es fr hi ru zh", ("tatoeba36", "mean_xnli_trained_in_transfer"), 100.0),
-    ("T36: bg el sw th tr ur vi", ("tatoeba36", "mean_xnli_held_out_in_transfer"), 100.0),
-    ("T36: outside XNLI", ("tatoeba36", "mean_outside_xnli"), 100.0),
-    ("BUCC zh-en F1", ("bucc", "main_score"), 100.0),
+# (column title, path into a record's scores, scale, digits): a missing value prints as "-".
+# PAWS-X and Tatoeba store fractions (x 100 for the table); STS and SIB-200 store percentages.
+COLUMNS: list[tuple[str, tuple[str, ...], float, int]] = [
+    ("val. acc.", ("pawsx", "validation_accuracy"), 100.0, 2),
+    ("test acc. (7-lang mean)", ("pawsx", "test_accuracy"), 100.0, 2),
+    ("en→xx acc.", ("pawsx", "en_to_xx_accuracy"), 100.0, 2),
+    ("en→xx acc., own threshold", ("pawsx", "en_to_xx_own_threshold_accuracy"), 100.0, 2),
+    ("all cross-lingual acc.", ("pawsx", "cross_lingual_accuracy"), 100.0, 2),
+    ("alignment", ("align", "main_score"), 1.0, 3),
+    ("Tatoeba-112 acc.", ("tatoeba", "main_score"), 100.0, 2),
+    ("Tatoeba-36 acc.", ("tatoeba36", "main_score"), 100.0, 2),
+    ("T36: ar de es fr hi ru zh", ("tatoeba36", "mean_xnli_trained_in_transfer"), 100.0, 2),
+    ("T36: bg el sw th tr ur vi", ("tatoeba36", "mean_xnli_held_out_in_transfer"), 100.0, 2),
+    ("T36: outside XNLI", ("tatoeba36", "mean_outside_xnli"), 100.0, 2),
+    ("BUCC zh-en F1", ("bucc", "main_score"), 100.0, 2),
+    ("STS Spearman (all sets)", ("sts", "main_score"), 1.0, 2),
+    ("STS17", ("sts", "scores", "sts17", "mean_spearman"), 1.0, 2),
+    ("stsb_multi_mt", ("sts", "scores", "stsb_multi_mt", "mean_spearman"), 1.0, 2),
+    ("stsb en-xx", ("sts", "scores", "stsb_cross_lingual", "mean_spearman"), 1.0, 2),
+    ("SIB-200 acc.", ("sib200", "scores", "mean", "in_language_accuracy"), 1.0, 2),
+    ("SIB-200 zero-shot from en", ("sib200", "scores", "mean", "zero_shot_accuracy"), 1.0, 2),
 ]
 
 
@@ -36,7 +43,7 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
     variants = {}
     for name, runs in by_variant.items():
         row: dict[str, Any] = {"seeds": [run["seed"] for run in runs], "trainer": runs[0]["trainer"]}
-        for title, path, _ in COLUMNS:
+        for title, path, _, _ in COLUMNS:
             row[title] = _stats([_lookup(run["scores"], path) for run in runs])
         uniformity = [_lookup(run["scores"], ("align", "scores", "mean", "uniformity")) for run in runs]
         row["uniformity"] = _stats(uniformity)
@@ -87,7 +94,7 @@ def markdown(title: str, variants: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in variants.items():
         cells = [name, str(len(row["seeds"]))]
-        cells += [_cell(row[column], scale, 2 if scale > 1 else 3) for column, _, scale in columns]
+        cells += [_cell(row[column], scale, digits) for column, _, scale, digits in columns]
         cells += [_cell(row["uniformity"], 1.0, 3)] if show_uniformity else []
         cells += [str(row["steps"] or "-")]
         cells += [_cell(row["train_seconds"], 1.0, 0), _cell(row["examples_per_second"], 1.0, 2)]
