@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from paraxl.evaluation.plots import language_bars, line_plot, similarity_histogram_grid
+from paraxl.experiments.runner import run_folder
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -165,7 +166,7 @@ def compared_runs(best: str, seed: int) -> list[tuple[str, str, int]]:
 
 def run_evaluation(runs_dir: Path, table: str, name: str, seed: int) -> Path:
     """A run's own evaluation folder (``runs/``, not in a fresh clone)."""
-    return runs_dir / table / name / f"seed-{seed}" / "eval"
+    return run_folder(runs_dir, table, name, seed) / "eval"
 
 
 def kept_evaluation(results: Path, table: str, name: str, seed: int) -> Path:

@@ -51,7 +51,7 @@ def run_table(
     records = []
     for variant in table.spec.variants:
         for seed in table.seeds(variant):
-            folder = runs_dir / table.spec.name / variant.name / f"seed-{seed}"
+            folder = run_folder(runs_dir, table.spec.name, variant.name, seed)
             wanted = (only is None or variant.name in only) and (seeds is None or seed in seeds)
             if not wanted and not (folder / "record.json").is_file():
                 kept = _still_described(table, variant, seed, folder, earlier.get((variant.name, seed)), log)
@@ -60,6 +60,11 @@ def run_table(
                 continue
             records.append(run_one(table, variant, seed, runs_dir, data_dir, keep_models=keep_models, log=log))
     return records
+
+
+def run_folder(runs_dir: Path, table: str, variant: str, seed: int) -> Path:
+    """``runs_dir/<table>/<variant>/seed-<S>``: one run's training output, evaluation and record."""
+    return runs_dir / table / variant / f"seed-{seed}"
 
 
 def _still_described(
@@ -85,7 +90,7 @@ def run_one(
     keep_models: bool = False,
     log: Log = print,
 ) -> dict[str, Any]:
-    folder = runs_dir / table.spec.name / variant.name / f"seed-{seed}"
+    folder = run_folder(runs_dir, table.spec.name, variant.name, seed)
     record_path = folder / "record.json"
     if record_path.is_file():
         log(f"{variant.name} seed {seed}: done before, reading {record_path}")
