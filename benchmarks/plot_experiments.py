@@ -5,8 +5,9 @@
 Writes into ``benchmarks/results/experiments/plots/``:
 - ``margin_sweep.png``: validation and test accuracy against the additive margin (scale 20);
 - ``scale_sweep.png``: the same against the scale, at the margin best on validation (0.2);
-- ``pawsx_main_by_language.png``: test accuracy per language of each main-table variant, and of
-  the longer-schedule, push and distillation tables' variants when they exist;
+- ``pawsx_main_by_language.png``: a heatmap of test accuracy per language (and the mean) of each
+  main-table variant, and of the longer-schedule, push and distillation tables' variants when
+  they exist;
 - ``pawsx_bi_vs_cross_by_language.png``: per language, off-the-shelf, the sentence-transformers
   baseline and ``--best`` (means over seeds) against the cross-encoder's last evaluated epoch
   (``cross_encoder_pawsx.json``), with bar 2's line (7 % below the cross-encoder's mean);
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from paraxl.evaluation.plots import language_bars, line_plot, similarity_histogram_grid
+from paraxl.evaluation.plots import heatmap, language_bars, line_plot, similarity_histogram_grid
 from paraxl.experiments.runner import run_folder
 
 
@@ -117,16 +118,40 @@ def grouped_bars(series: dict[str, dict[str, float]], path: Path, title: str, **
     )
 
 
+def _cells_and_mean(values: dict[str, float], languages: list[str]) -> list[float]:
+    """One heatmap row: a cell per language (NaN where missing), then the mean of all of them or NaN."""
+    cells = [values.get(language, float("nan")) for language in languages]
+    return [*cells, float(np.mean(cells))]  # a NaN cell makes the mean NaN: no mean over fewer languages
+
+
 def by_language(results: Path, out: Path) -> Path | None:
+    """Every PAWS-X variant's test accuracy per language as an annotated heatmap.
+
+    A heatmap, not grouped bars: with ~20 variants, bars repeat the colour cycle and the
+    legend cannot tell them apart, while a labelled row per variant stays readable.
+    Rows are "table: variant"; the last column is the mean over languages (NaN, drawn
+    blank, when a row lacks a language, so a mean over fewer languages is never shown).
+    """
     if not (results / f"{PER_LANGUAGE_TABLES[0]}.json").is_file():
         return None
-    series = {}
+    rows: dict[str, dict[str, float]] = {}
     for table in PER_LANGUAGE_TABLES:
         for name, row in variants_of(results, table).items():
             if (values := per_language_percent(row)) is not None:
-                series[name] = values
-    title = "PAWS-X resplit test accuracy per language (mean over seeds)"
-    return grouped_bars(series, out / "pawsx_main_by_language.png", title)
+                rows[f"{table}: {name}"] = values
+    languages: list[str] = []
+    for values in rows.values():
+        languages.extend(language for language in values if language not in languages)
+    matrix = [_cells_and_mean(values, languages) for values in rows.values()]
+    return heatmap(
+        matrix,
+        list(rows),
+        [*languages, "mean"],
+        out / "pawsx_main_by_language.png",
+        title="PAWS-X resplit test accuracy per language, % (mean over seeds)",
+        xlabel="language",
+        ylabel="table: variant",
+    )
 
 
 def bi_vs_cross(results: Path, best: str, out: Path) -> Path | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 
 from .scripts import load_benchmark_script
@@ -86,15 +87,38 @@ def test_by_language_adds_the_long_and_push_tables_rows(
     (tmp_path / "pawsx-long.json").write_text(json.dumps(table(long=0.7)), encoding="utf-8")
     drawn: dict[str, Any] = {}
 
-    def fake_bars(first: dict[str, float], path: Path, *, label: str, series: dict[str, Any], **_: Any) -> Path:
-        drawn.update(first=first, label=label, series=series)
+    def fake_heatmap(matrix: list[list[float]], rows: list[str], columns: list[str], path: Path, **_: Any) -> Path:
+        drawn.update(matrix=matrix, rows=rows, columns=columns)
         return path
 
-    monkeypatch.setattr(script, "language_bars", fake_bars)
+    monkeypatch.setattr(script, "heatmap", fake_heatmap)
     script.by_language(tmp_path, tmp_path / "plots")
-    assert drawn["label"] == "shelf" and drawn["first"] == pytest.approx({"en": 60.0, "de": 50.0})
-    assert list(drawn["series"]) == ["long"]  # "empty" has no per-language scores; pawsx-push is absent
-    assert drawn["series"]["long"] == pytest.approx({"en": 70.0, "de": 60.0})
+    # "empty" has no per-language scores; pawsx-push is absent
+    assert drawn["rows"] == ["pawsx-main: shelf", "pawsx-long: long"]
+    assert drawn["columns"] == ["en", "de", "mean"]
+    assert drawn["matrix"] == [pytest.approx([60.0, 50.0, 55.0]), pytest.approx([70.0, 60.0, 65.0])]
+
+
+def test_by_language_leaves_the_mean_blank_when_a_language_is_missing(
+    script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main = {"a": {"per_language": {"en": {"mean": 0.6}, "de": {"mean": 0.5}}}}
+    long = {"b": {"per_language": {"en": {"mean": 0.7}}}}
+    (tmp_path / "pawsx-main.json").write_text(json.dumps({"variants": main}), encoding="utf-8")
+    (tmp_path / "pawsx-long.json").write_text(json.dumps({"variants": long}), encoding="utf-8")
+    drawn: dict[str, Any] = {}
+
+    def fake_heatmap(matrix: list[list[float]], *_: Any, **__: Any) -> Path:
+        drawn.update(matrix=matrix)
+        return tmp_path
+
+    monkeypatch.setattr(script, "heatmap", fake_heatmap)
+    script.by_language(tmp_path, tmp_path / "plots")
+    second = drawn["matrix"][1]
+    assert second[0] == pytest.approx(70.0) and np.isnan(second[1]) and np.isnan(second[2])
+    monkeypatch.undo()  # the real heatmap draws the NaN cells blank
+    path = script.by_language(tmp_path, tmp_path / "plots")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_scale_sweep_takes_the_best_margins_runs_of_seed_42(
