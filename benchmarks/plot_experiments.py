@@ -139,6 +139,8 @@ def by_language(results: Path, out: Path) -> Path | None:
         for name, row in variants_of(results, table).items():
             if (values := per_language_percent(row)) is not None:
                 rows[f"{table}: {name}"] = values
+    if not rows:  # tables run, none evaluated on PAWS-X yet
+        return None
     languages: list[str] = []
     for values in rows.values():
         languages.extend(language for language in values if language not in languages)

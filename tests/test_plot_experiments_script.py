@@ -83,6 +83,8 @@ def test_by_language_adds_the_long_and_push_tables_rows(
         return {"variants": variants}
 
     assert script.by_language(tmp_path, tmp_path / "plots") is None  # no main table: no plot
+    (tmp_path / "pawsx-main.json").write_text(json.dumps(table(empty=None)), encoding="utf-8")
+    assert script.by_language(tmp_path, tmp_path / "plots") is None  # no per-language scores: no plot
     (tmp_path / "pawsx-main.json").write_text(json.dumps(table(shelf=0.6, empty=None)), encoding="utf-8")
     (tmp_path / "pawsx-long.json").write_text(json.dumps(table(long=0.7)), encoding="utf-8")
     drawn: dict[str, Any] = {}
