@@ -190,6 +190,14 @@ def test_table_config_layers_base_table_variant_seed(tmp_path: Path) -> None:
         (lambda t: t.split("variants:")[0] + "variants: []\n", "variants: List should have at least 1 item"),
         (lambda t: "", "must be a mapping of keys .* this one is empty"),
         (lambda t: "- a\n- b\n", "must be a mapping of keys .* this one is a list"),
+        (lambda t: t.replace("seeds: [7]}", "trainer: soup, soup_seeds: [1, 2]}"), "a soup needs soup_of"),
+        (lambda t: t.replace("seeds: [7]}", "trainer: soup, soup_of: am, soup_seeds: [1, 1]}"), "2 or more distinct"),
+        (lambda t: t.replace("seeds: [7]}", "trainer: soup, soup_of: nope, soup_seeds: [1, 2]}"), "'nope' is not a"),
+        (
+            lambda t: t.replace("seeds: [7]}", "trainer: soup, soup_of: off-the-shelf, soup_seeds: [1, 2]}"),
+            "not a trained",
+        ),
+        (lambda t: t.replace("seeds: [7]}", "seeds: [7], soup_of: am}"), "belong to variants with trainer: soup"),
     ],
     ids=[
         "unknown-key",
@@ -201,6 +209,11 @@ def test_table_config_layers_base_table_variant_seed(tmp_path: Path) -> None:
         "no-variants",
         "empty",
         "list",
+        "soup-without-source",
+        "soup-one-seed",
+        "soup-of-unknown",
+        "soup-of-untrained",
+        "soup-fields-elsewhere",
     ],
 )
 def test_bad_tables_name_the_problem_and_the_file(tmp_path: Path, edit: Any, message: str) -> None:
@@ -502,6 +515,48 @@ def test_run_table_trains_evaluates_resumes_and_cleans_up(
     # seeds= and only= pick what runs now; finished runs of other seeds and variants stay in the report
     assert runner.run_table(table, runs, data_dir, seeds={43}, log=logged.append) == records
     assert runner.run_table(table, runs, data_dir, only={"am"}, log=logged.append) == records
+
+
+SOUP_TABLE = (
+    RUNNER_TABLE.split("variants:")[0]
+    + """variants:
+  - {name: am, overrides: [loss.kind=additive_margin, loss.margin=0.3]}
+  - {name: am-soup, trainer: soup, soup_of: am, soup_seeds: [42, 43]}
+"""
+)
+
+
+def test_a_soup_variant_averages_the_kept_runs_and_evaluates_them(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PARAXL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("paraxl.evaluation.session.write_plots", lambda document, folder: [])
+    table = load_table(write_table(tmp_path / "repo", SOUP_TABLE, model=str(tiny_model_dir)))
+    data_dir, runs = write_fake_pawsx(tmp_path / "data"), tmp_path / "runs"
+    soup = table.spec.variants[1]
+    assert table.seeds(soup) == [42]  # a soup is one model: it runs once
+    assert table.config(soup, 42, Path("x")).loss.kind == "additive_margin"  # its ingredients' config
+
+    # the ingredients were not kept: a clear error that says how to keep them, and no record
+    runner.run_table(table, runs, data_dir, only={"am"}, seeds={42}, log=lambda line: None)
+    with pytest.raises(InputError, match=r"seed\(s\) 42,43 are not kept.*--keep-models"):
+        runner.run_table(table, runs, data_dir, only={"am-soup"}, log=lambda line: None)
+    assert not (runs / "tiny" / "am-soup" / "seed-42" / "record.json").exists()
+
+    shutil.rmtree(runs / "tiny" / "am")
+    records = runner.run_table(table, runs, data_dir, keep_models=True, log=lambda line: None)
+    assert [(r["variant"], r["seed"]) for r in records] == [("am", 42), ("am", 43), ("am-soup", 42)]
+    soup_record = records[2]
+    assert soup_record["trainer"] == "soup" and soup_record["training"] is None
+    assert soup_record["soup"]["of"] == "am" and soup_record["soup"]["seeds"] == [42, 43]
+    assert 0.0 <= soup_record["scores"]["pawsx"]["test_accuracy"] <= 1.0
+    assert len({r["model_fingerprint"] for r in records}) == 3  # the soup is neither ingredient
+
+    finals = [runs / "tiny" / r["variant"] / f"seed-{r['seed']}" / "train" / "final" for r in records]
+    first, second, averaged = (load_file(str(folder / "model.safetensors")) for folder in finals)
+    name = "encoder.layer.1.output.dense.weight"
+    assert not torch.equal(first[name], second[name])  # the seeds trained to different weights
+    torch.testing.assert_close(averaged[name], (first[name].double() / 2 + second[name].double() / 2).float())
 
 
 def table_model(table: Table) -> Path:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from paraxl.errors import InputError
 from paraxl.evaluation.loaders.tatoeba import XNLI_TO_TATOEBA
 from paraxl.evaluation.session import EvalRequest, run_evaluation
 from paraxl.experiments.tables import Table, Variant
@@ -101,9 +102,14 @@ def run_one(
     shutil.rmtree(folder / "train", ignore_errors=True)
     began = time.perf_counter()
     training: dict[str, Any] | None = None
+    soup: dict[str, Any] | None = None
     if variant.trainer == "none":
         model = config.model.name
         log(f"{variant.name}: evaluating {model} as it is")
+    elif variant.trainer == "soup":
+        log(f"{variant.name}: averaging {variant.soup_of} at seeds {variant.soup_seeds}")
+        soup = _soup(table, variant, runs_dir, folder / "train" / "final")
+        model = str(folder / "train" / "final")
     else:
         log(f"{variant.name} seed {seed}: training ({variant.trainer})")
         training = _train(variant, config, data_dir, folder / "train")
@@ -125,6 +131,7 @@ def run_one(
         "seed": seed,
         "config": config.model_dump(mode="json"),
         "training": training,
+        "soup": soup,
         "scores": {document["task"]["name"]: summarize_task(document) for document in outcome.documents},
         "model_fingerprint": outcome.documents[0]["model"]["fingerprint"] if outcome.documents else None,
         "wall_seconds": time.perf_counter() - began,
@@ -156,6 +163,27 @@ def _train(variant: Variant, config: Any, data_dir: Path, output: Path) -> dict[
     from paraxl.training.trainer import train
 
     return asdict(train(config, data_dir=data_dir, overwrite=True, show_progress=False))
+
+
+def _soup(table: Table, variant: Variant, runs_dir: Path, output: Path) -> dict[str, Any]:
+    """Average the kept final models of ``variant.soup_of`` at ``variant.soup_seeds`` into ``output``."""
+    from paraxl.modeling.soup import average_models
+
+    assert variant.soup_of is not None and variant.soup_seeds is not None  # checked by Variant
+    sources = [
+        run_folder(runs_dir, table.spec.name, variant.soup_of, seed) / "train" / "final" for seed in variant.soup_seeds
+    ]
+    missing = [seed for seed, source in zip(variant.soup_seeds, sources, strict=True) if not source.is_dir()]
+    if missing:
+        seeds = ",".join(map(str, missing))
+        raise InputError(
+            f"{variant.name}: the models of {variant.soup_of} at seed(s) {seeds} are not kept; run "
+            f"`--only {variant.soup_of} --seeds {seeds} --keep-models` first (a finished run is re-trained "
+            "only after deleting its record.json)"
+        )
+    began = time.perf_counter()
+    average_models(sources, output)
+    return {"of": variant.soup_of, "seeds": variant.soup_seeds, "seconds": time.perf_counter() - began}
 
 
 def summarize_task(document: dict[str, Any]) -> dict[str, Any]:

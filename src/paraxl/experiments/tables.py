@@ -12,7 +12,10 @@ Example::
       - {name: off-the-shelf, trainer: none}
       - {name: st-mnrl, trainer: sentence-transformers, overrides: [loss.explicit_negatives=0]}
       - {name: am-m0.3, overrides: [loss.kind=additive_margin, loss.margin=0.3]}
+      - {name: am-m0.3-soup, trainer: soup, soup_of: am-m0.3, soup_seeds: [42, 43, 44]}
 
+A ``soup`` variant trains nothing: it averages the weights of another variant's runs at
+``soup_seeds`` (kept with ``--keep-models``) and evaluates that one model.
 A variant's config is the base config, then the table's overrides, then the variant's, then
 ``seed=S``: every variant of a table shares everything it does not name.
 """
@@ -28,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from paraxl.errors import InputError
 from paraxl.training.config import TrainConfig, load_config
 
-Trainer = Literal["paraxl", "sentence-transformers", "none"]
+Trainer = Literal["paraxl", "sentence-transformers", "none", "soup"]
 
 
 class _Strict(BaseModel):
@@ -45,7 +48,18 @@ class Variant(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._+-]+$")
     trainer: Trainer = "paraxl"
     overrides: list[str] = Field(default_factory=list)
-    seeds: list[int] | None = None  # None: the table's seeds ("none" variants run once)
+    seeds: list[int] | None = None  # None: the table's seeds ("none" and "soup" variants run once)
+    soup_of: str | None = None  # trainer "soup": the variant whose runs are averaged ...
+    soup_seeds: list[int] | None = None  # ... at these seeds (2 or more)
+
+    @model_validator(mode="after")
+    def _soup_fields(self) -> Variant:
+        if self.trainer != "soup":
+            if self.soup_of is not None or self.soup_seeds is not None:
+                raise ValueError(f"{self.name}: soup_of and soup_seeds belong to variants with trainer: soup")
+        elif self.soup_of is None or len(set(self.soup_seeds or [])) < 2:
+            raise ValueError(f"{self.name}: a soup needs soup_of (a variant) and 2 or more distinct soup_seeds")
+        return self
 
 
 class TableSpec(_Strict):
@@ -63,6 +77,10 @@ class TableSpec(_Strict):
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
             raise ValueError(f"variant names must be unique; repeated: {', '.join(duplicated)}")
+        trained = {variant.name for variant in self.variants if variant.trainer in ("paraxl", "sentence-transformers")}
+        for variant in self.variants:
+            if variant.soup_of is not None and variant.soup_of not in trained:
+                raise ValueError(f"{variant.name}: soup_of {variant.soup_of!r} is not a trained variant of this table")
         return self
 
 
@@ -77,11 +95,18 @@ class Table:
     def seeds(self, variant: Variant) -> list[int]:
         if variant.seeds is not None:
             return variant.seeds
-        return self.spec.seeds[:1] if variant.trainer == "none" else self.spec.seeds
+        return self.spec.seeds[:1] if variant.trainer in ("none", "soup") else self.spec.seeds
+
+    def variant(self, name: str) -> Variant:
+        return next(variant for variant in self.spec.variants if variant.name == name)
 
     def config(self, variant: Variant, seed: int, output_dir: Path) -> TrainConfig:
-        """The training config of ``variant`` at ``seed``, writing into ``output_dir``."""
-        overrides = [*self.spec.overrides, *variant.overrides, f"seed={seed}", f"output_dir={output_dir}"]
+        """The training config of ``variant`` at ``seed``, writing into ``output_dir``.
+
+        A soup's config is that of the variant it averages (what its ingredients trained with).
+        """
+        source = self.variant(variant.soup_of) if variant.soup_of is not None else variant
+        overrides = [*self.spec.overrides, *source.overrides, f"seed={seed}", f"output_dir={output_dir}"]
         return load_config(self.base_config, overrides)
 
 
