@@ -32,6 +32,8 @@ from paraxl.errors import InputError
 from paraxl.training.config import TrainConfig, load_config
 
 Trainer = Literal["paraxl", "sentence-transformers", "none", "soup"]
+# the trainers that train a model per seed; "none" and "soup" make one model from existing weights
+TRAINING: frozenset[str] = frozenset({"paraxl", "sentence-transformers"})
 
 
 class _Strict(BaseModel):
@@ -77,7 +79,7 @@ class TableSpec(_Strict):
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
             raise ValueError(f"variant names must be unique; repeated: {', '.join(duplicated)}")
-        trained = {variant.name for variant in self.variants if variant.trainer in ("paraxl", "sentence-transformers")}
+        trained = {variant.name for variant in self.variants if variant.trainer in TRAINING}
         for variant in self.variants:
             if variant.soup_of is not None and variant.soup_of not in trained:
                 raise ValueError(f"{variant.name}: soup_of {variant.soup_of!r} is not a trained variant of this table")
@@ -95,7 +97,7 @@ class Table:
     def seeds(self, variant: Variant) -> list[int]:
         if variant.seeds is not None:
             return variant.seeds
-        return self.spec.seeds[:1] if variant.trainer in ("none", "soup") else self.spec.seeds
+        return self.spec.seeds if variant.trainer in TRAINING else self.spec.seeds[:1]
 
     def variant(self, name: str) -> Variant:
         return next(variant for variant in self.spec.variants if variant.name == name)

@@ -125,25 +125,29 @@ def _config_without_bookkeeping(path: Path) -> dict[str, object]:
 
 
 def _average_tensors(folders: Sequence[Path], shares: Sequence[float]) -> dict[str, torch.Tensor]:
-    """Load one model at a time: peak memory is two models plus a float64 accumulator (~4x one model)."""
+    """Load one model at a time: peak memory is one model plus a float64 accumulator (~3x one model)."""
     first = _load(folders[0])
+    # (shape, dtype) of each parameter of the first model: every other model must match it
+    reference = {name: (t.shape, t.dtype) for name, t in first.items()}
     sums = {name: t.double() * shares[0] if t.is_floating_point() else t for name, t in first.items()}
+    del first
     for folder, share in zip(folders[1:], shares[1:], strict=True):
         tensors = _load(folder)
         if tensors.keys() != sums.keys():
             differing = sorted(set(tensors) ^ set(sums))[:5]
             raise ModelFormatError(f"{folder / WEIGHTS_FILE}: other parameter names than {folders[0]} ({differing})")
         for name, tensor in tensors.items():
-            if tensor.shape != first[name].shape or tensor.dtype != first[name].dtype:
+            shape, dtype = reference[name]
+            if tensor.shape != shape or tensor.dtype != dtype:
                 raise ModelFormatError(
                     f"{folder / WEIGHTS_FILE}: {name} is {tuple(tensor.shape)} {tensor.dtype}, "
-                    f"{folders[0]} has {tuple(first[name].shape)} {first[name].dtype}"
+                    f"{folders[0]} has {tuple(shape)} {dtype}"
                 )
             if tensor.is_floating_point():
                 sums[name] += tensor.double() * share
             elif not torch.equal(tensor, sums[name]):
                 raise ModelFormatError(f"{folder / WEIGHTS_FILE}: integer tensor {name} differs; it cannot be averaged")
-    return {name: total.to(first[name].dtype).contiguous() for name, total in sums.items()}
+    return {name: total.to(reference[name][1]).contiguous() for name, total in sums.items()}
 
 
 def _load(folder: Path) -> dict[str, torch.Tensor]:
