@@ -126,5 +126,11 @@ def test_cli_writes_a_soup_and_reports_errors_in_one_line(three_runs: list[Path]
     result = runner.invoke(app, ["soup", str(three_runs[0]), str(three_runs[1]), "-o", str(out)])
     assert result.exit_code == 2
     assert "already exists" in result.stderr and "Traceback" not in result.stderr
-    result = runner.invoke(app, ["soup", str(three_runs[0]), "-o", str(tmp_path / "x"), "--weights", "a,b"])
+    pair = [str(three_runs[0]), str(three_runs[1])]
+    result = runner.invoke(app, ["soup", *pair, "-o", str(tmp_path / "x"), "--weights", "a,b"])
     assert result.exit_code == 2 and "comma-separated numbers" in result.stderr
+    same_twice = [str(three_runs[0]), str(three_runs[0] / ".." / three_runs[0].name)]
+    for models in ([str(three_runs[0])], same_twice):
+        result = runner.invoke(app, ["soup", *models, "-o", str(tmp_path / "y")])
+        assert result.exit_code == 2 and "2 or more distinct" in result.stderr, result.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
