@@ -87,6 +87,9 @@ def test_bad_inputs_are_refused_before_anything_is_written(three_runs: list[Path
         average_models(three_runs, out, [1.0, 1.0])
     with pytest.raises(InputError, match="positive"):
         average_models(three_runs[:2], out, [1.0, float("nan")])
+    for folders in ([three_runs[0]], [three_runs[0], three_runs[0] / ".." / three_runs[0].name], []):
+        with pytest.raises(InputError, match="2 or more distinct"):
+            average_models(folders, out)
     with pytest.raises(InputError, match="one of the input models"):
         average_models(three_runs[:2], three_runs[1])
     out.mkdir()

@@ -23,21 +23,10 @@ def soup_command(
     """Average the weights of runs of one model (a "model soup") into a new model folder."""
     from paraxl.modeling.soup import average_models
 
-    _check_distinct(models)
     shares = _parse_weights(weights) if weights is not None else None
     with console.status(f"averaging {len(models)} models"):
         average_models(models, output, shares)
     console.print(f"wrote {output} (sources and weights in {output / 'soup.json'})", highlight=False)
-
-
-def _check_distinct(models: list[Path]) -> None:
-    # A "soup" of one folder (or of one folder named twice) is a copy of it, or that model
-    # with a rescaled weight: almost surely a typo in the list, so it is refused here.
-    # `average_models` itself accepts one folder, which the tests use as an identity check.
-    distinct = {model.resolve() for model in models}
-    if len(distinct) < 2:
-        named = ", ".join(str(model) for model in models)
-        raise InputError(f"a soup needs 2 or more distinct model folders, got {named}")
 
 
 def _parse_weights(text: str) -> list[float]:

@@ -31,12 +31,14 @@ _CONFIG_BOOKKEEPING = ("_name_or_path", "transformers_version")
 def average_models(folders: Sequence[Path], output: Path, weights: Sequence[float] | None = None) -> Path:
     """Write the weighted mean of ``folders``' parameters to ``output`` (a new model folder).
 
-    ``weights`` (default: uniform) are normalized to sum to 1. Floating-point tensors are
-    averaged in float64 and cast back to their dtype; integer tensors (buffers such as
-    ``position_ids``) must be equal in every model. Everything but the weights file is
-    copied from the first folder after checking the others hold the same files.
+    ``folders`` must name 2 or more distinct folders. ``weights`` (default: uniform) are
+    normalized to sum to 1. Floating-point tensors are averaged in float64 and cast back to
+    their dtype; integer tensors (buffers such as ``position_ids``) must be equal in every
+    model. Everything but the weights file is copied from the first folder after checking the
+    others hold the same files.
     """
     folders = [Path(folder) for folder in folders]
+    _check_distinct(folders)
     shares = _normalized_weights(weights, len(folders))
     _check_output(output, folders)
     layout = _shared_layout(folders)
@@ -57,9 +59,15 @@ def average_models(folders: Sequence[Path], output: Path, weights: Sequence[floa
     return output
 
 
+def _check_distinct(folders: Sequence[Path]) -> None:
+    # A "soup" of one folder (or of one folder named twice) is a copy of that model, or the model
+    # with a rescaled weight: almost surely a mistake in the list, so it is refused.
+    if len({folder.resolve() for folder in folders}) < 2:
+        named = ", ".join(str(folder) for folder in folders) or "none"
+        raise InputError(f"a soup needs 2 or more distinct model folders, got {named}")
+
+
 def _normalized_weights(weights: Sequence[float] | None, count: int) -> list[float]:
-    if count < 1:
-        raise InputError("a soup needs at least one model folder")
     if weights is None:
         return [1.0 / count] * count
     if len(weights) != count:
