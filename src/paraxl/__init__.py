@@ -1,10 +1,27 @@
-"""paraxl: cross-lingual paraphrase identification and multilingual sentence embeddings."""
+"""paraxl: cross-lingual paraphrase identification and multilingual sentence embeddings.
+
+The package root imports nothing heavy: ``import paraxl`` does not load torch. The public names
+below are resolved on first use (PEP 562), so ``from paraxl import load_encoder`` still works.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from paraxl.errors import InputError, ModelFormatError, ModelSpecError, ParaxlError
-from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.modeling.sources import DEFAULT_MODEL, load_encoder
+from paraxl.version import __version__
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # for type checkers and IDEs only; at run time see __getattr__
+    from paraxl.modeling.bi_encoder import BiEncoder
+    from paraxl.modeling.sources import DEFAULT_MODEL, load_encoder
+
+# public name -> module that defines it (imported lazily)
+_LAZY = {
+    "BiEncoder": "paraxl.modeling.bi_encoder",
+    "DEFAULT_MODEL": "paraxl.modeling.sources",
+    "load_encoder": "paraxl.modeling.sources",
+}
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -16,3 +33,10 @@ __all__ = [
     "__version__",
     "load_encoder",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'paraxl' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

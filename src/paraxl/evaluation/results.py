@@ -92,7 +92,7 @@ def result_document(
     seconds: float,
     embedding_stats: dict[str, int],
 ) -> dict[str, Any]:
-    from paraxl import __version__
+    from paraxl.version import __version__
 
     document = {
         "schema_version": SCHEMA_VERSION,

@@ -203,7 +203,7 @@ def _new_manifest(fingerprint: str) -> dict[str, Any]:
     import onnxruntime
     import transformers
 
-    from paraxl import __version__
+    from paraxl.version import __version__
 
     return {
         "format_version": FORMAT_VERSION,

@@ -119,7 +119,7 @@ class VectorIndex:
             raise InputError("no vectors to index")
         id_list, text_list = _checked_items(ids, texts, matrix.shape[0], {})
         impl = _make_backend(backend, matrix, seed, params, copy=np.may_share_memory(matrix, vectors))
-        from paraxl import __version__
+        from paraxl.version import __version__
 
         info = IndexInfo(
             backend=impl.name,
