@@ -1,0 +1,1 @@
+"""Fine-tuning: configs, step layout, objective, distributed step, checkpoints, the trainer loop."""
