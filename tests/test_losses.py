@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from paraxl.losses import additive_margin_loss, info_nce_loss, multi_positive_loss
 from paraxl.losses.cached import cached_backward
-from paraxl.mining.hard_negatives import gather_negatives, mine_hard_negatives
-from paraxl.mining.mega_batch import MegaBatchConfig, mega_batch_loss
+from paraxl.losses.hard_negatives import gather_negatives, mine_hard_negatives
+from paraxl.losses.mega_batch import MegaBatchConfig, mega_batch_loss
 
 from .tiny import build_tiny_encoder
 

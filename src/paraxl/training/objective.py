@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from paraxl.losses.hard_negatives import gather_negatives
+from paraxl.losses.mega_batch import MegaBatchConfig, mega_batch_loss
 from paraxl.losses.multi_positive import multi_positive_loss
-from paraxl.mining.hard_negatives import gather_negatives
-from paraxl.mining.mega_batch import MegaBatchConfig, mega_batch_loss
 from paraxl.training.config import DistillConfig, LossConfig, MiningConfig
 from paraxl.training.distillation import distillation_loss
 from paraxl.training.layout import StepLayout

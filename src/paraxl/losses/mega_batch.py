@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from paraxl.losses.additive_margin import Direction, additive_margin_loss
-from paraxl.mining.hard_negatives import gather_negatives, mine_hard_negatives
+from paraxl.losses.hard_negatives import gather_negatives, mine_hard_negatives
 
 
 @dataclass(frozen=True)
