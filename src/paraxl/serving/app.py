@@ -19,6 +19,7 @@ endpoint takes a file path, and CORS is off (add a middleware yourself to expose
 """
 
 import logging
+from dataclasses import dataclass
 from typing import Annotated, Any, Self
 
 from fastapi import FastAPI, Request
@@ -29,6 +30,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from paraxl.serving.limits import ServiceLimits
 from paraxl.serving.service import DEFAULT_K, ParaxlService, ServiceError
 
 log = logging.getLogger("paraxl.serving")
@@ -103,9 +105,17 @@ class SearchResponse(BaseModel):
     results: list[list[SearchHit]] = Field(description="one ranked hit list per query, in input order")
 
 
-def create_app(service: ParaxlService) -> FastAPI:
-    """The HTTP application for ``service``; request schemas carry the service's limits."""
-    limits = service.limits
+@dataclass(frozen=True)
+class RequestModels:
+    """The request schemas of one service: built per app because they carry the service's limits."""
+
+    embed: type[BaseModel]
+    pairs: type[BaseModel]
+    search: type[BaseModel]
+
+
+def request_models(limits: ServiceLimits) -> RequestModels:
+    """Request schemas whose field constraints are ``limits`` (so OpenAPI shows the real bounds)."""
     Text = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_text_chars)]
     Pair = tuple[Text, Text]
     most = limits.max_batch
@@ -155,13 +165,27 @@ def create_app(service: ParaxlService) -> FastAPI:
                 raise ValueError("give exactly one of query or queries")
             return self
 
+    return RequestModels(EmbedRequest, PairsRequest, SearchRequest)
+
+
+def create_app(service: ParaxlService) -> FastAPI:
+    """The HTTP application for ``service``; request schemas carry the service's limits."""
     app = FastAPI(
         title="paraxl",
         version=service.version or "0",
         description="Multilingual sentence embeddings and cross-lingual paraphrase identification "
         f"with {service.model_name}. Errors: 413 too large, 422 invalid, 409 feature not configured.",
     )
-    app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=service.limits.max_body_bytes)
+    _add_routes(app, service, request_models(service.limits))
+    _install_error_handlers(app)
+    return app
+
+
+def _add_routes(app: FastAPI, service: ParaxlService, models: RequestModels) -> None:
+    # FastAPI reads each endpoint's parameter annotation to pick its body schema: these locals
+    # are the per-service classes built by request_models
+    EmbedRequest, PairsRequest, SearchRequest = models.embed, models.pairs, models.search
     errors: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (409, 413, 422)}
 
     @app.get("/health", response_model=HealthResponse, summary="What is served, and the limits")
@@ -169,13 +193,14 @@ def create_app(service: ParaxlService) -> FastAPI:
         return service.health()
 
     @app.post("/embed", response_model=EmbedResponse, responses=errors, summary="Embed texts")
-    def embed(request: EmbedRequest) -> dict[str, object]:
-        matrix = service.embed(request.texts, request.prompt_name)  # (n, dim) float32
+    def embed(request: EmbedRequest) -> dict[str, object]:  # type: ignore[valid-type]
+        # (n, dim) float32
+        matrix = service.embed(request.texts, request.prompt_name)  # type: ignore[attr-defined]
         return {"model": service.model_name, "dimension": int(matrix.shape[1]), "embeddings": matrix.tolist()}
 
     @app.post("/similarity", response_model=SimilarityResponse, responses=errors, summary="Cosine of text pairs")
-    def similarity(request: PairsRequest) -> dict[str, object]:
-        return {"model": service.model_name, "scores": service.similarity(request.pairs)}
+    def similarity(request: PairsRequest) -> dict[str, object]:  # type: ignore[valid-type]
+        return {"model": service.model_name, "scores": service.similarity(request.pairs)}  # type: ignore[attr-defined]
 
     @app.post(
         "/paraphrase",
@@ -183,20 +208,18 @@ def create_app(service: ParaxlService) -> FastAPI:
         responses=errors,
         summary="Decide whether text pairs are paraphrases (needs a calibration or --threshold)",
     )
-    def paraphrase(request: PairsRequest) -> dict[str, object]:
-        results = service.paraphrase(request.pairs)
+    def paraphrase(request: PairsRequest) -> dict[str, object]:  # type: ignore[valid-type]
+        results = service.paraphrase(request.pairs)  # type: ignore[attr-defined]
         method = service.decider.method if service.decider is not None else ""
         return {"model": service.model_name, "method": method, "results": results}
 
     @app.post(
         "/search", response_model=SearchResponse, responses=errors, summary="Nearest indexed texts (needs --index)"
     )
-    def search(request: SearchRequest) -> dict[str, object]:
-        queries = request.queries if request.queries is not None else [request.query or ""]
-        return {"model": service.model_name, "results": service.search(queries, request.k, request.prompt_name)}
-
-    _install_error_handlers(app)
-    return app
+    def search(request: SearchRequest) -> dict[str, object]:  # type: ignore[valid-type]
+        queries = request.queries if request.queries is not None else [request.query or ""]  # type: ignore[attr-defined]
+        hits = service.search(queries, request.k, request.prompt_name)  # type: ignore[attr-defined]
+        return {"model": service.model_name, "results": hits}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
