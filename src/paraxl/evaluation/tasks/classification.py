@@ -53,26 +53,9 @@ def classification_scores(
     per_language: dict[str, dict[str, float]] = {}
     for language in languages:
         progress(f"classifying {language}")
-        train_x, train_y = embedded[language][train_split]
-        test_x, test_y = embedded[language][test_split]
-        full = logreg_scores(train_x, train_y, test_x, test_y, seed=seed)
-        few = k_shot_scores(train_x, train_y, test_x, test_y, k=K_SHOT, n_experiments=K_SHOT_EXPERIMENTS, seed=seed)
-        zero_full = logreg_scores(source_x, source_y, test_x, test_y, seed=seed)
-        zero_few = k_shot_scores(
-            source_x, source_y, test_x, test_y, k=K_SHOT, n_experiments=K_SHOT_EXPERIMENTS, seed=seed
+        per_language[language] = _language_scores(
+            embedded[language][train_split], embedded[language][test_split], (source_x, source_y), seed
         )
-        per_language[language] = {
-            "in_language_accuracy": 100 * full["accuracy"],
-            "in_language_f1_macro": 100 * full["f1_macro"],
-            "in_language_8shot_accuracy": 100 * few["accuracy_mean"],
-            "in_language_8shot_accuracy_std": 100 * few["accuracy_std"],
-            "zero_shot_accuracy": 100 * zero_full["accuracy"],
-            "zero_shot_f1_macro": 100 * zero_full["f1_macro"],
-            "zero_shot_8shot_accuracy": 100 * zero_few["accuracy_mean"],
-            "zero_shot_8shot_accuracy_std": 100 * zero_few["accuracy_std"],
-            "n_train": int(train_y.size),
-            "n_test": int(test_y.size),
-        }
     others = [language for language in languages if language != source_language]
     means = {
         key: mean([per_language[lang][key] for lang in (others if key.startswith("zero") else languages)])
@@ -145,3 +128,28 @@ class MtopTask:
             lambda message: context.progress(f"mtop: {message}"),
         )
         return TaskResult("mtop", scores["mean"]["in_language_accuracy"], scores, files)
+
+
+Labelled = tuple[np.ndarray, np.ndarray]  # (embeddings (n, dim), labels (n,))
+
+
+def _language_scores(train: Labelled, test: Labelled, source: Labelled, seed: int) -> dict[str, float]:
+    """One language's scores x100: trained in-language and zero-shot from the source language,
+    on the full training split and 8-shot (mean and std of the draws)."""
+    (train_x, train_y), (test_x, test_y), (source_x, source_y) = train, test, source
+    full = logreg_scores(train_x, train_y, test_x, test_y, seed=seed)
+    few = k_shot_scores(train_x, train_y, test_x, test_y, k=K_SHOT, n_experiments=K_SHOT_EXPERIMENTS, seed=seed)
+    zero_full = logreg_scores(source_x, source_y, test_x, test_y, seed=seed)
+    zero_few = k_shot_scores(source_x, source_y, test_x, test_y, k=K_SHOT, n_experiments=K_SHOT_EXPERIMENTS, seed=seed)
+    return {
+        "in_language_accuracy": 100 * full["accuracy"],
+        "in_language_f1_macro": 100 * full["f1_macro"],
+        "in_language_8shot_accuracy": 100 * few["accuracy_mean"],
+        "in_language_8shot_accuracy_std": 100 * few["accuracy_std"],
+        "zero_shot_accuracy": 100 * zero_full["accuracy"],
+        "zero_shot_f1_macro": 100 * zero_full["f1_macro"],
+        "zero_shot_8shot_accuracy": 100 * zero_few["accuracy_mean"],
+        "zero_shot_8shot_accuracy_std": 100 * zero_few["accuracy_std"],
+        "n_train": int(train_y.size),
+        "n_test": int(test_y.size),
+    }
