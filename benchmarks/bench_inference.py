@@ -170,7 +170,7 @@ def throughput_section(
 def all_pairs_section(texts: list[str], encoder: Any, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     from sentence_transformers import CrossEncoder
 
-    from paraxl.similarity import cosine_matrix
+    from paraxl.retrieval import cosine_matrix
 
     def bi_encoder(items: list[str]) -> np.ndarray:
         embeddings = encoder.encode(items, batch_size=args.batch_size, show_progress=False)

@@ -13,12 +13,13 @@ from scipy.spatial.distance import pdist
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
-from paraxl.evaluation.metrics import classification, geometry, retrieval
+from paraxl.evaluation.metrics import classification, geometry
 from paraxl.evaluation.metrics.classification import k_shot_indices, k_shot_scores, logreg_scores
 from paraxl.evaluation.metrics.geometry import alignment, uniformity
 from paraxl.evaluation.metrics.pair_classification import best_f1_threshold, pair_classification_scores
 from paraxl.evaluation.metrics.retrieval import nearest_neighbor_accuracy
 from paraxl.evaluation.metrics.sts import pearson_x100, spearman_x100
+from paraxl.retrieval import topk
 
 # ---------------------------------------------------------------- pair classification
 
@@ -235,7 +236,7 @@ def naive_nn_accuracy(queries: np.ndarray, corpus: np.ndarray) -> float:
 @pytest.mark.parametrize("rows", [None, 1, 4])
 def test_nearest_neighbor_accuracy_matches_double_loop(monkeypatch: pytest.MonkeyPatch, rows: int | None) -> None:
     if rows is not None:
-        monkeypatch.setattr(retrieval, "row_chunk", lambda columns: rows)
+        monkeypatch.setattr(topk, "row_chunk", lambda columns, block_elements: rows)
     rng = np.random.default_rng(6)
     source = rng.normal(size=(25, 6))
     target = source + rng.normal(scale=0.8, size=source.shape)  # noisy translations: some are missed

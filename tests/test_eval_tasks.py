@@ -18,7 +18,7 @@ from sklearn.metrics import accuracy_score
 from paraxl.data.readers import PAWSX_LANGUAGES, read_pawsx_pairs
 from paraxl.evaluation.loaders.bucc import read_bucc
 from paraxl.evaluation.loaders.tatoeba import TATOEBA_XTREME36
-from paraxl.evaluation.metrics.bitext import ratio_margin_candidates, split_by_hash
+from paraxl.evaluation.metrics.bitext import split_by_hash
 from paraxl.evaluation.tasks.base import EvalContext, TaskResult
 from paraxl.evaluation.tasks.bitext import BuccTask, TatoebaTask
 from paraxl.evaluation.tasks.classification import MtopTask, Sib200Task
@@ -26,6 +26,7 @@ from paraxl.evaluation.tasks.geometry import AlignmentUniformityTask
 from paraxl.evaluation.tasks.pawsx import PawsxTask
 from paraxl.evaluation.tasks.registry import TASKS
 from paraxl.evaluation.tasks.sts import StsTask, sts22_task
+from paraxl.retrieval import ratio_margin_candidates
 
 from .eval_fixtures import BagOfWordsEmbedder, write_benchmark_data, write_user_data
 

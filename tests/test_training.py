@@ -297,7 +297,7 @@ def test_torchrun_two_processes_train_like_one(tmp_path: Path) -> None:
 def test_pair_validation_uses_one_pooled_threshold(tiny_encoder: BiEncoder, tmp_path: Path) -> None:
     from paraxl.data.readers import read_labeled_pairs
     from paraxl.evaluation.threshold import accuracy_at, best_threshold
-    from paraxl.similarity import paired_cosine
+    from paraxl.retrieval import paired_cosine
     from paraxl.training.validation import PairValidation
 
     pairs = read_labeled_pairs(write_pairs(tmp_path / "v.tsv"), language="en")

@@ -12,7 +12,7 @@ from rich.table import Table
 from paraxl.demo.finetune import DemoResult, DemoSettings, Scores, demo_config, held_out_pairs, score
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.modeling.sources import load_encoder
-from paraxl.similarity import cosine_matrix, paired_cosine
+from paraxl.retrieval import cosine_matrix, paired_cosine
 
 # One statement in six languages, and an unrelated one.
 SENTENCES = {

@@ -93,7 +93,7 @@ def similarity(
     """Cosine similarity of two sentences, or of every pair in a TSV file."""
     from paraxl.io.outputs import write_tsv
     from paraxl.io.text_input import read_pairs
-    from paraxl.similarity import paired_cosine
+    from paraxl.retrieval import paired_cosine
 
     if (pairs is None) == (not sentences):
         raise InputError("give either two sentences or --pairs FILE")

@@ -69,7 +69,8 @@ def build_index(
 ) -> None:
     """Embed a corpus and save a vector index of it (ids and texts kept)."""
     from paraxl.serving.corpus import read_corpus
-    from paraxl.serving.index import INDEX_BACKENDS, VectorIndex
+    from paraxl.serving.index import INDEX_TYPE_CHOICES as INDEX_BACKENDS
+    from paraxl.serving.index import VectorIndex
     from paraxl.serving.index_files import check_target
 
     if index_type not in INDEX_BACKENDS:

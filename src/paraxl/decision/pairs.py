@@ -23,7 +23,7 @@ from paraxl.errors import InputError
 from paraxl.io.rows import RowPolicy, iter_rows, read_header
 from paraxl.io.text_input import PAIR_COLUMNS, read_pairs
 from paraxl.modeling.protocol import SentenceEncoder
-from paraxl.similarity import paired_cosine
+from paraxl.retrieval import paired_cosine
 
 DECISION_COLUMNS = ("score", "probability", "label")
 

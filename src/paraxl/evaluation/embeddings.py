@@ -17,24 +17,17 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 
 from paraxl.io.atomic import atomic_path
-from paraxl.modeling.protocol import SentenceEncoder
+from paraxl.modeling.protocol import Embedder, FloatMatrix, SentenceEncoder
+
+__all__ = ["CachedEmbedder", "Embedder", "FloatMatrix", "cache_folder"]
 
 log = logging.getLogger(__name__)
 
-FloatMatrix = npt.NDArray[np.float32]
 _DIGEST_BYTES = 16
-
-
-class Embedder(Protocol):
-    """Anything that maps texts to one L2-comparable vector each, in input order."""
-
-    def embed(self, texts: Sequence[str]) -> FloatMatrix: ...
 
 
 class CachedEmbedder:

@@ -1,1 +1,1 @@
-"""Hard-negative mining: a pure selection function and the mega-batch orchestration."""
+"""Bitext mining between two corpora (``paraxl mine`` and the BUCC task)."""

@@ -1,4 +1,5 @@
-"""The inference interface every backend offers (PyTorch ``BiEncoder``, ONNX Runtime, ...)."""
+"""The inference interfaces: ``SentenceEncoder`` (every inference backend: PyTorch ``BiEncoder``, ONNX
+Runtime, ...) and ``Embedder`` (texts -> vectors, what evaluation tasks and bitext mining consume)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from paraxl.errors import InputError
 from paraxl.modeling.st_layout import EncoderSettings
+
+FloatMatrix = npt.NDArray[np.float32]
 
 
 @runtime_checkable
@@ -37,6 +41,15 @@ class SentenceEncoder(Protocol):
         prompt_name: str | None = None,
         show_progress: bool | None = None,
     ) -> np.ndarray: ...
+
+
+class Embedder(Protocol):
+    """Anything that maps texts to one L2-comparable vector each, in input order: ``embed(texts) -> (n, dim)``.
+
+    Usually a cached ``SentenceEncoder`` (``paraxl.evaluation.embeddings.CachedEmbedder``); a mock in tests.
+    """
+
+    def embed(self, texts: Sequence[str]) -> FloatMatrix: ...
 
 
 def check_encode_arguments(texts: Sequence[str], batch_size: int) -> None:

@@ -1,9 +1,10 @@
 """A vector index over sentence embeddings: ids + optional texts + a search structure, saved as one folder.
 
 Scores are cosine similarities: every vector (corpus and query) is L2-normalised on the way in, so
-the inner product that all backends compute is the cosine. Backends (see ``index_backends``):
-``exact`` (numpy brute force), ``flat`` (FAISS brute force), ``ivf`` and ``hnsw`` (FAISS, approximate);
-``auto`` picks exact below 100k vectors and hnsw from there on (:func:`choose_backend` says why).
+the inner product that every index type computes is the cosine. Index types (see
+:mod:`paraxl.retrieval.search_index`): ``exact`` (numpy brute force), ``flat`` (FAISS brute force),
+``ivf`` and ``hnsw`` (FAISS, approximate); ``auto`` picks exact below 100k vectors and hnsw from there
+on (:func:`choose_index_type` says why). ``index.json`` keeps the type under its key ``backend``.
 
 Folder layout (see ``index_files``): ``index.json`` (:class:`IndexInfo` + format version),
 ``items.jsonl`` (id and text per row) and either ``vectors.npy`` (exact) or ``index.faiss``.
@@ -24,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from paraxl.errors import InputError, ModelSpecError
+from paraxl.retrieval import INDEX_TYPES, SearchIndex, build_index, unit_float32_rows
 from paraxl.serving import index_files
-from paraxl.serving.index_backends import ExactBackend, FaissBackend, SearchBackend, check_params
 
-INDEX_BACKENDS = ("auto", "exact", "flat", "ivf", "hnsw")
+INDEX_TYPE_CHOICES = ("auto", *INDEX_TYPES)
 
 # The "auto" rule. Measured (benchmarks/bench_search.py; 280k real e5-small embeddings; 2 cores):
 # - below 100k vectors brute force is exact, needs no build, and costs less than embedding the query
@@ -41,11 +42,9 @@ INDEX_BACKENDS = ("auto", "exact", "flat", "ivf", "hnsw")
 #   centroids go stale as items are added. Its costs: a slower build (still far below the time to embed
 #   the corpus) and ~2·M·4 bytes of links per vector (+17 % over the 1.5 kB of a 384-d float32 vector).
 EXACT_MAX_COUNT = 100_000
-# a stored vector counts as unit length within this tolerance (then it is not rescaled, nor copied)
-_UNIT_TOLERANCE = 1e-6
 
 
-def choose_backend(count: int) -> str:
+def choose_index_type(count: int) -> str:
     """The index type ``auto`` uses for ``count`` vectors (see the comment above for the reasons)."""
     return "exact" if count < EXACT_MAX_COUNT else "hnsw"
 
@@ -61,6 +60,9 @@ class SearchHit:
 @dataclass(frozen=True)
 class IndexInfo:
     """What built the index (saved in ``index.json``).
+
+    ``backend`` is the index type (exact, flat, ivf, hnsw) and ``backend_params`` its parameters: the
+    names are those of the ``index.json`` keys, kept so that saved indexes stay readable.
 
     ``model_fingerprint`` is the encoder's ``fingerprint`` (weights + inference backend: what decides
     the vectors); ``weights_fingerprint`` is the model folder's alone, so that a query encoder on another
@@ -81,10 +83,10 @@ class IndexInfo:
 
 
 class VectorIndex:
-    """Ids and texts mapped to rows of a search backend; build with :meth:`build`, or :meth:`load`."""
+    """Ids and texts mapped to rows of a search index; build with :meth:`build`, or :meth:`load`."""
 
-    def __init__(self, backend: SearchBackend, ids: list[str], texts: list[str | None], info: IndexInfo) -> None:
-        self._backend = backend
+    def __init__(self, search: SearchIndex, ids: list[str], texts: list[str | None], info: IndexInfo) -> None:
+        self._search = search
         self._ids = ids
         self._texts = texts
         self._rows = _row_map(ids)
@@ -97,7 +99,7 @@ class VectorIndex:
         vectors: np.ndarray,
         ids: Sequence[str],
         texts: Sequence[str] | None = None,
-        backend: str = "auto",
+        index_type: str = "auto",
         *,
         model: str | None = None,
         model_fingerprint: str | None = None,
@@ -109,20 +111,19 @@ class VectorIndex:
     ) -> VectorIndex:
         """Index ``vectors`` (n, dim) under ``ids`` (unique strings), keeping ``texts`` if given.
 
-        ``params`` tune the backend: ivf ``nlist``, ``nprobe``; hnsw ``M``, ``ef_construction``,
+        ``params`` tune the index type: ivf ``nlist``, ``nprobe``; hnsw ``M``, ``ef_construction``,
         ``ef_search``. ``seed`` fixes IVF's training sample and k-means initialisation.
         """
-        if backend not in INDEX_BACKENDS:
-            raise InputError(f"unknown index type {backend!r}; use one of {', '.join(INDEX_BACKENDS)}")
-        matrix = unit_rows(vectors, None, "vectors")
+        _check_index_type(index_type)
+        matrix = checked_vectors(vectors, None, "vectors")
         if matrix.shape[0] == 0:
             raise InputError("no vectors to index")
         id_list, text_list = _checked_items(ids, texts, matrix.shape[0], {})
-        impl = _make_backend(backend, matrix, seed, params, copy=np.may_share_memory(matrix, vectors))
+        impl = _new_search_index(index_type, matrix, seed, params, copy=np.may_share_memory(matrix, vectors))
         from paraxl.version import __version__
 
         info = IndexInfo(
-            backend=impl.name,
+            backend=impl.index_type,
             dimension=int(matrix.shape[1]),
             count=len(id_list),
             model=model,
@@ -139,22 +140,21 @@ class VectorIndex:
     def add(self, vectors: np.ndarray, ids: Sequence[str], texts: Sequence[str] | None = None) -> None:
         """Append rows; ids must be new. IVF assigns them to its existing cells (centroids are not
         retrained: after large additions, :meth:`rebuild` re-trains on everything)."""
-        matrix = unit_rows(vectors, self.dimension, "vectors")
+        matrix = checked_vectors(vectors, self.dimension, "vectors")
         id_list, text_list = _checked_items(ids, texts, matrix.shape[0], self._rows)
         if not id_list:
             return
-        self._backend.add(matrix)
+        self._search.add(matrix)
         start = len(self._ids)
         self._ids.extend(id_list)
         self._texts.extend(text_list)
         self._rows.update((item, start + offset) for offset, item in enumerate(id_list))
 
-    def rebuild(self, backend: str = "auto", *, seed: int = 0, **params: object) -> VectorIndex:
+    def rebuild(self, index_type: str = "auto", *, seed: int = 0, **params: object) -> VectorIndex:
         """A new index of another type (or freshly trained) over the same items and model record."""
-        if backend not in INDEX_BACKENDS:
-            raise InputError(f"unknown index type {backend!r}; use one of {', '.join(INDEX_BACKENDS)}")
-        impl = _make_backend(backend, self._backend.vectors(), seed, params, copy=False)
-        info = replace(self.info, backend=impl.name, backend_params=impl.params, created=_now())
+        _check_index_type(index_type)
+        impl = _new_search_index(index_type, self._search.vectors(), seed, params, copy=False)
+        info = replace(self.info, backend=impl.index_type, backend_params=impl.params, created=_now())
         return VectorIndex(impl, list(self._ids), list(self._texts), info)
 
     # ----------------------------------------------------------------- search
@@ -162,10 +162,10 @@ class VectorIndex:
         """``queries`` (q, dim) -> q lists of at most ``k`` hits, best first (all items if k > len)."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise InputError(f"k must be an integer >= 1, got {k!r}")
-        matrix = unit_rows(queries, self.dimension, "queries")
+        matrix = checked_vectors(queries, self.dimension, "queries")
         if matrix.shape[0] == 0:
             return []
-        scores, rows = self._backend.search(matrix, min(int(k), len(self._ids)))  # (q, k) each
+        scores, rows = self._search.search(matrix, min(int(k), len(self._ids)))  # (q, k) each
         results = []
         for query_scores, query_rows in zip(scores, rows, strict=True):
             hits: list[SearchHit] = []
@@ -178,12 +178,12 @@ class VectorIndex:
 
     def set_search_params(self, **params: object) -> None:
         """Query-time knobs: ivf ``nprobe``, hnsw ``ef_search`` (saved with the index)."""
-        self._backend.set_search_params(params)
+        self._search.set_search_params(params)
 
     # ------------------------------------------------------------ inspection
     @property
     def info(self) -> IndexInfo:
-        return replace(self._info, count=len(self._ids), backend_params=self._backend.params)
+        return replace(self._info, count=len(self._ids), backend_params=self._search.params)
 
     @property
     def dimension(self) -> int:
@@ -201,7 +201,7 @@ class VectorIndex:
 
     def vectors(self) -> np.ndarray:
         """The stored (unit) vectors, (n, dim) float32, in insertion order."""
-        return self._backend.vectors()
+        return self._search.vectors()
 
     def check_new_ids(self, ids: Sequence[str]) -> None:
         """Raise :class:`InputError` if ``ids`` repeat themselves or an indexed id (before any encoding)."""
@@ -210,17 +210,21 @@ class VectorIndex:
     # --------------------------------------------------------------- storage
     def save(self, folder: Path) -> None:
         """Write the folder atomically (a failure leaves the previous index, or nothing)."""
-        index_files.save(Path(folder), self.info, self._backend, self._ids, self._texts)
+        index_files.save(Path(folder), self.info, self._search, self._ids, self._texts)
 
     @classmethod
     def load(cls, folder: Path) -> VectorIndex:
         """Read a saved index; a missing or damaged file raises :class:`InputError` naming it."""
-        fields, backend, ids, texts = index_files.load(Path(folder))
-        return cls(backend, ids, texts, IndexInfo(**fields))  # type: ignore[arg-type]
+        fields, search, ids, texts = index_files.load(Path(folder))
+        return cls(search, ids, texts, IndexInfo(**fields))  # type: ignore[arg-type]
 
 
-def unit_rows(vectors: object, dimension: int | None, what: str) -> np.ndarray:
-    """``vectors`` as a C-contiguous float32 (n, dim) matrix of unit rows (not copied if it already is)."""
+def checked_vectors(vectors: object, dimension: int | None, what: str) -> np.ndarray:
+    """``vectors`` as a C-contiguous float32 (n, dim) matrix of unit rows (not copied if it already is).
+
+    Checks the shape, the dimension (``dimension``: the index's; ``None`` while building) and the dtype
+    here; :func:`paraxl.retrieval.unit_float32_rows` refuses empty dimensions, NaN and zero rows.
+    """
     matrix = np.asarray(vectors)
     if matrix.ndim != 2:
         raise InputError(f"{what} must be a 2-d (n, dim) matrix, got shape {matrix.shape}")
@@ -228,21 +232,7 @@ def unit_rows(vectors: object, dimension: int | None, what: str) -> np.ndarray:
         raise InputError(f"{what} have dimension {matrix.shape[1]}, the index has {dimension}")
     if not (np.issubdtype(matrix.dtype, np.floating) or np.issubdtype(matrix.dtype, np.integer)):
         raise InputError(f"{what} must be numbers, got dtype {matrix.dtype}")
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-    if matrix.shape[0] == 0:
-        return matrix
-    if matrix.shape[1] == 0:
-        raise InputError(f"{what} have dimension 0")
-    finite = np.isfinite(matrix).all(axis=1)
-    if not finite.all():
-        raise InputError(f"{what} row {int(np.argmin(finite))} holds NaN or infinity")
-    norms = np.linalg.norm(matrix, axis=1)  # (n,)
-    if (norms == 0).any():
-        raise InputError(f"{what} row {int(np.argmin(norms))} is all zeros: it has no direction to compare")
-    if np.abs(norms - 1).max() <= _UNIT_TOLERANCE:
-        return matrix
-    normalised: np.ndarray = matrix / norms[:, None]
-    return normalised
+    return unit_float32_rows(matrix, what)
 
 
 def check_query_model(
@@ -285,16 +275,20 @@ def check_query_model(
     raise ModelSpecError(f"{detail}; use the index's model, rebuild the index, or pass --allow-model-mismatch")
 
 
-def _make_backend(backend: str, matrix: np.ndarray, seed: int, params: dict[str, object], copy: bool) -> SearchBackend:
-    """The search structure of type ``backend`` (``auto``: by size) over unit rows ``matrix``.
+def _check_index_type(index_type: str) -> None:
+    if index_type not in INDEX_TYPE_CHOICES:
+        raise InputError(f"unknown index type {index_type!r}; use one of {', '.join(INDEX_TYPE_CHOICES)}")
 
-    ``copy``: ``matrix`` is the caller's array, which the exact backend must not keep (FAISS copies anyway).
+
+def _new_search_index(
+    index_type: str, matrix: np.ndarray, seed: int, params: dict[str, object], copy: bool
+) -> SearchIndex:
+    """The search index of type ``index_type`` (``auto``: by size) over unit rows ``matrix``.
+
+    ``copy``: ``matrix`` is the caller's array, which the exact index must not keep (FAISS copies anyway).
     """
-    chosen = choose_backend(matrix.shape[0]) if backend == "auto" else backend
-    if chosen == "exact":
-        check_params("exact", params, ())
-        return ExactBackend(matrix.copy() if copy else matrix)
-    return FaissBackend.build(chosen, matrix, seed, params)
+    chosen = choose_index_type(matrix.shape[0]) if index_type == "auto" else index_type
+    return build_index(chosen, matrix, seed, params, copy=copy)
 
 
 def _now() -> str:

@@ -7,25 +7,31 @@
     index.faiss   flat / ivf / hnsw: ``faiss.write_index`` (FAISS's own binary format)
 
 Loading checks that the files agree (count, dimension, index type) and names the file that does not.
+The key ``backend`` of ``index.json`` holds the index type (its name predates the word).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
+import numpy as np
+
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_directory
-from paraxl.serving.index_backends import ExactBackend, FaissBackend, SearchBackend
+from paraxl.retrieval import INDEX_TYPES, ExactIndex, FaissIndex, SearchIndex
+from paraxl.retrieval.faiss_index import faiss_class, faiss_module
 
 FORMAT = "paraxl-vector-index"
 FORMAT_VERSION = 1
 METRIC = "cosine (inner product of L2-normalised vectors)"
 INFO_FILE = "index.json"
 ITEMS_FILE = "items.jsonl"
-STORED_BACKENDS = ("exact", "flat", "ivf", "hnsw")
+VECTORS_FILE = "vectors.npy"
+FAISS_FILE = "index.faiss"
 _OPTIONAL_TEXT_FIELDS = (
     "model",
     "model_fingerprint",
@@ -46,13 +52,13 @@ def encodable(text: str) -> bool:
     return True
 
 
-def save(folder: Path, info: object, backend: SearchBackend, ids: Sequence[str], texts: Sequence[str | None]) -> None:
+def save(folder: Path, info: object, search: SearchIndex, ids: Sequence[str], texts: Sequence[str | None]) -> None:
     """Write the index folder atomically; refuses to replace a folder that is not an index."""
     check_target(folder)
     assert is_dataclass(info) and not isinstance(info, type)
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "metric": METRIC, **asdict(info)}
     with atomic_directory(folder) as tmp:
-        backend.save(tmp)
+        _save_search_index(tmp, search)
         with (tmp / ITEMS_FILE).open("w", encoding="utf-8", newline="\n") as handle:
             for item, text in zip(ids, texts, strict=True):
                 handle.write(json.dumps({"id": item, "text": text}, ensure_ascii=False) + "\n")
@@ -71,30 +77,78 @@ def check_target(folder: Path) -> None:
             raise InputError("exists, is not empty and is not a paraxl index: refusing to replace it", folder)
 
 
-def load(folder: Path) -> tuple[dict[str, object], SearchBackend, list[str], list[str | None]]:
-    """``(info fields, backend, ids, texts)`` of a saved index, after checking the files agree."""
+def load(folder: Path) -> tuple[dict[str, object], SearchIndex, list[str], list[str | None]]:
+    """``(info fields, search index, ids, texts)`` of a saved index, after checking the files agree."""
     if not folder.is_dir():
         raise InputError("no such index folder" if not folder.exists() else "not a folder", folder)
     info = read_info(folder / INFO_FILE)
-    name, dimension, count = str(info["backend"]), int(info["dimension"]), int(info["count"])  # type: ignore[call-overload]
-    backend: SearchBackend
-    if name == "exact":
-        backend = ExactBackend.load(folder, dimension)
-        stored_in = folder / "vectors.npy"
+    index_type, dimension, count = str(info["backend"]), int(info["dimension"]), int(info["count"])  # type: ignore[call-overload]
+    search: SearchIndex
+    if index_type == "exact":
+        search = _load_exact(folder, dimension)
+        stored_in = folder / VECTORS_FILE
     else:
         params = info["backend_params"]
         assert isinstance(params, dict)
-        backend = FaissBackend.load(folder, name, dimension, params)
-        stored_in = folder / "index.faiss"
+        search = _load_faiss(folder, index_type, dimension, params)
+        stored_in = folder / FAISS_FILE
     ids, texts = read_items(folder / ITEMS_FILE)
-    if not count == len(ids) == backend.count:
+    if not count == len(ids) == search.count:
         raise InputError(
             f"damaged index: {INFO_FILE} says {count} items, {ITEMS_FILE} holds {len(ids)}, "
-            f"{stored_in.name} holds {backend.count}",
+            f"{stored_in.name} holds {search.count}",
             folder,
         )
-    info["backend_params"] = backend.params
-    return info, backend, ids, texts
+    info["backend_params"] = search.params
+    return info, search, ids, texts
+
+
+def _save_search_index(folder: Path, search: SearchIndex) -> None:
+    """``vectors.npy`` (exact: ``np.save``, no pickle) or ``index.faiss`` (FAISS's own format)."""
+    if isinstance(search, ExactIndex):
+        with (folder / VECTORS_FILE).open("wb") as handle:
+            np.save(handle, search.stored, allow_pickle=False)
+    else:
+        assert isinstance(search, FaissIndex)
+        faiss_module().write_index(search.raw, str(folder / FAISS_FILE))
+
+
+def _load_exact(folder: Path, dimension: int) -> ExactIndex:
+    """``vectors.npy`` as an exact index, checked to be a float32 (n, dimension) matrix."""
+    path = folder / VECTORS_FILE
+    try:
+        vectors = np.load(path, allow_pickle=False)  # never unpickle: object arrays raise
+    except FileNotFoundError:
+        raise InputError("missing index file", path) from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"not a readable .npy matrix ({exc})", path) from None
+    if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[1] != dimension:
+        raise InputError(f"expected a float32 (n, {dimension}) matrix, found {vectors.dtype} {vectors.shape}", path)
+    return ExactIndex(vectors)
+
+
+def _load_faiss(folder: Path, index_type: str, dimension: int, params: dict[str, object]) -> FaissIndex:
+    """Read ``index.faiss`` (nothing is unpickled) and check it is what index.json says."""
+    faiss = faiss_module()
+    path = folder / FAISS_FILE
+    if not path.is_file():
+        raise InputError("missing index file", path)
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        # FAISS prefixes "Error in <C++ signature> at <file>:<line>: "; the rest is the reason
+        reason = re.sub(r"^Error in .*? at \S+:\d+: ", "", str(exc).strip()) or type(exc).__name__
+        raise InputError(f"not a readable FAISS index ({reason})", path) from None
+    expected = faiss_class(index_type)
+    if not isinstance(index, expected):
+        found = type(index).__name__
+        raise InputError(f"expected a {expected.__name__} (index.json says {index_type}), found {found}", path)
+    if index.d != dimension or index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise InputError(f"expected an inner-product index of dimension {dimension}, found dimension {index.d}", path)
+    try:
+        return FaissIndex.wrap(index_type, index, params)
+    except InputError as exc:
+        raise InputError(f"backend_params: {exc.reason}", folder / INFO_FILE) from None
 
 
 def read_info(path: Path) -> dict[str, object]:
@@ -112,7 +166,7 @@ def read_info(path: Path) -> dict[str, object]:
             f"index format version {record.get('format_version')!r}; this paraxl reads version {FORMAT_VERSION}",
             path,
         )
-    if record.get("backend") not in STORED_BACKENDS:
+    if record.get("backend") not in INDEX_TYPES:
         raise InputError(f"unknown index type {record.get('backend')!r}", path)
     for key in ("dimension", "count"):
         value = record.get(key)

@@ -26,7 +26,7 @@ import numpy as np
 from paraxl.errors import InputError, ParaxlError
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.serving.limits import ServiceLimits
-from paraxl.similarity import paired_cosine
+from paraxl.retrieval import paired_cosine
 
 __all__ = [
     "Decider",

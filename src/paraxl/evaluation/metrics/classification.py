@@ -18,7 +18,8 @@ import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
-from paraxl.evaluation.metrics._checks import FloatArray, IntArray, embeddings, same_dimension
+from paraxl.evaluation.metrics._checks import FloatArray, IntArray
+from paraxl.retrieval.checks import embeddings, same_dimension
 
 
 class KShotScores(TypedDict):

@@ -16,7 +16,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import logsumexp
 
-from paraxl.evaluation.metrics._checks import BLOCK_ELEMENTS, FloatArray, l2_normalised, row_chunk, same_shape
+from paraxl.evaluation.metrics._checks import FloatArray, same_shape
+from paraxl.retrieval.checks import BLOCK_ELEMENTS, row_chunk
+from paraxl.retrieval.normalize import l2_normalised
 
 
 def alignment(x: npt.ArrayLike, y: npt.ArrayLike, alpha: float = 2.0) -> float:

@@ -12,15 +12,16 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from paraxl.evaluation.metrics._checks import l2_normalised, row_chunk, same_dimension
+from paraxl.retrieval import exact_topk, l2_normalised
+from paraxl.retrieval.checks import same_dimension
 
 
 def nearest_neighbor_accuracy(queries: npt.ArrayLike, corpus: npt.ArrayLike) -> float:
     """Fraction of queries ``i`` whose exact cosine nearest neighbour in ``corpus`` is row ``i``.
 
     Both inputs are L2-normalised, so the inner product is the cosine. The search is exact
-    (float64, no index), in query blocks of about ``2**22`` similarities. Ties are broken toward
-    the lower corpus index (``argmax`` keeps the first maximum), so a query tied between its
+    (float64, :func:`paraxl.retrieval.exact_topk` with ``k = 1``, in query blocks of about ``2**22``
+    similarities). Ties are broken toward the lower corpus index, so a query tied between its
     translation ``i`` and a duplicate at ``j < i`` counts as wrong: a deterministic, pessimistic rule.
 
     Args:
@@ -37,10 +38,6 @@ def nearest_neighbor_accuracy(queries: npt.ArrayLike, corpus: npt.ArrayLike) -> 
     n, m = int(query_points.shape[0]), int(corpus_points.shape[0])
     if m < n:
         raise ValueError(f"corpus has {m} rows but queries has {n}; query i must have its translation at corpus row i")
-    correct = 0
-    rows = row_chunk(m)
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        nearest = np.argmax(query_points[start:stop] @ corpus_points.T, axis=1)
-        correct += int(np.count_nonzero(nearest == np.arange(start, stop)))
+    _, nearest = exact_topk(query_points, corpus_points, 1)  # (n, 1) corpus rows
+    correct = int(np.count_nonzero(nearest[:, 0] == np.arange(n)))
     return correct / n

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from paraxl.evaluation.embeddings import Embedder
+from paraxl.retrieval import unit_rows as unit_rows  # float64 unit rows; tasks import it from here
 
 TaskType = Literal["pair_classification", "geometry", "bitext_mining", "retrieval", "sts", "classification"]
 PawsxProtocol = Literal["resplit", "official"]
@@ -63,14 +64,6 @@ class Task(Protocol):
     spec: TaskSpec
 
     def run(self, embedder: Embedder, context: EvalContext) -> TaskResult: ...
-
-
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (float64), so dot products are cosines."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    unit: np.ndarray = matrix / np.maximum(norms, 1e-12)
-    return unit
 
 
 def rounded(values: Sequence[float] | np.ndarray, digits: int = 5) -> list[float]:

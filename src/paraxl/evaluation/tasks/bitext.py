@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score
 
-from paraxl.evaluation.embeddings import Embedder
 from paraxl.evaluation.loaders.bucc import BUCC_PAIRS, read_bucc
 from paraxl.evaluation.loaders.tatoeba import TATOEBA_LANGUAGES, TATOEBA_XTREME36, read_tatoeba
 from paraxl.evaluation.metrics.bitext import (
@@ -31,8 +30,10 @@ from paraxl.evaluation.metrics.bitext import (
     split_by_hash,
 )
 from paraxl.evaluation.metrics.retrieval import nearest_neighbor_accuracy
-from paraxl.evaluation.tasks.base import EvalContext, TaskResult, TaskSpec, mean, rounded, unit_rows
+from paraxl.evaluation.tasks.base import EvalContext, TaskResult, TaskSpec, mean, rounded
 from paraxl.mining.bitext import mine_bitext
+from paraxl.modeling.protocol import Embedder
+from paraxl.retrieval import exact_topk, unit_rows
 
 MARGIN_NEIGHBOURS = 4
 
@@ -154,7 +155,9 @@ class TatoebaTask:
             target = unit_rows(embedder.embed(list(corpus.target)))
             xx_to_en = nearest_neighbor_accuracy(source, target)
             en_to_xx = nearest_neighbor_accuracy(target, source)
-            retrieved = np.argmax(source @ target.T, axis=1)  # MTEB: each xx sentence's nearest English one
+            # MTEB: each xx sentence's nearest English one, from the whole (n, n) cosine matrix in one block
+            _, nearest = exact_topk(source, target, 1, block_elements=len(source) * len(target))  # (n, 1)
+            retrieved = nearest[:, 0]
             gold = np.arange(len(corpus.source))
             per_language[language] = {
                 "accuracy_xx_to_en": xx_to_en,
