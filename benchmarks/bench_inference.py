@@ -226,8 +226,9 @@ def main() -> None:
     import transformers
     from sentence_transformers import SentenceTransformer
 
-    from paraxl.inference.onnx_encoder import available_cores
-    from paraxl.modeling.sources import load_encoder, resolve_model_folder
+    from paraxl.inference.onnx_files import available_cores
+    from paraxl.loading.backends import load_encoder
+    from paraxl.loading.specs import resolve_model_folder
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

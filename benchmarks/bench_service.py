@@ -112,7 +112,7 @@ def needs_threshold(model: str) -> bool:
     """True when the model folder has no calibration, so /paraphrase needs ``--threshold``."""
     try:
         from paraxl.decision.calibration import load_calibration
-        from paraxl.modeling.sources import resolve_model_folder
+        from paraxl.loading.specs import resolve_model_folder
     except ImportError:
         return True
     return load_calibration(resolve_model_folder(model)) is None

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from paraxl.data.readers import read_pawsx
-from paraxl.modeling.sources import load_encoder
 from paraxl.training.config import LossConfig, MiningConfig
+from paraxl.loading.backends import load_encoder
 from paraxl.training.distributed import DistContext
 from paraxl.training.layout import pair_layout
 from paraxl.training.objective import step_loss

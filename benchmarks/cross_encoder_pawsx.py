@@ -72,7 +72,7 @@ from paraxl.evaluation.session import resolve_data_dir
 from paraxl.evaluation.threshold import accuracy_at, best_threshold
 from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import file_sha256, model_folder_fingerprint
-from paraxl.modeling.sources import DEFAULT_MODEL, resolve_model_folder
+from paraxl.loading.specs import DEFAULT_MODEL, resolve_model_folder
 
 PROTOCOL: Final[Literal["resplit"]] = "resplit"
 SPLITS = ("train", "validation", "test")

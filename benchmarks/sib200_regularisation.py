@@ -22,8 +22,8 @@ from sklearn.linear_model import LogisticRegression
 from paraxl.evaluation.embeddings import CachedEmbedder, cache_folder
 from paraxl.evaluation.loaders.classification import read_sib200
 from paraxl.io.hashing import model_folder_fingerprint
+from paraxl.loading.specs import DEFAULT_MODEL, resolve_model_folder
 from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.modeling.sources import DEFAULT_MODEL, resolve_model_folder
 from paraxl.paths import cache_dir
 
 LANGUAGES = ("por_Latn", "eng_Latn", "spa_Latn")

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from paraxl.loading.backends import load_encoder
 from paraxl.modeling import bundled
 from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.modeling.sources import load_encoder
 
 pytestmark = pytest.mark.real_model
 

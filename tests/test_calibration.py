@@ -16,17 +16,11 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from paraxl.decision.calibration import (
-    CALIBRATION_FILE,
-    Calibration,
-    check_compatible,
-    expected_calibration_error,
-    fit_calibration,
-    load_calibration,
-    save_calibration,
-)
+from paraxl.decision.calibration import expected_calibration_error, fit_calibration
+from paraxl.decision.decider import check_compatible
 from paraxl.decision.pairs import decision_columns, read_calibration_pairs, read_pair_table, score_pairs
 from paraxl.errors import InputError, ModelFormatError
+from paraxl.loading.calibration_file import CALIBRATION_FILE, Calibration, load_calibration, save_calibration
 from paraxl.modeling.bi_encoder import BiEncoder
 
 
@@ -329,7 +323,7 @@ def test_unwritable_model_folder_is_one_clear_error(tmp_path: Path, monkeypatch:
     """A read-only folder (a shared hub cache) is simulated: as root, chmod would not stop the write."""
     from contextlib import contextmanager
 
-    import paraxl.decision.calibration as module
+    import paraxl.loading.calibration_file as module
 
     @contextmanager
     def refuse(target: Path, suffix: str = "") -> Iterator[Path]:

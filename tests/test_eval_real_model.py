@@ -11,7 +11,7 @@ from paraxl.evaluation.loaders.sts import read_sts17_extended
 from paraxl.evaluation.tasks.base import EvalContext
 from paraxl.evaluation.tasks.bitext import TatoebaTask
 from paraxl.evaluation.tasks.sts import STS17_EXTENDED_SPEC, StsFileTask
-from paraxl.modeling.sources import load_encoder
+from paraxl.loading.backends import load_encoder
 
 pytestmark = pytest.mark.real_model
 

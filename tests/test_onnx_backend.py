@@ -22,10 +22,11 @@ from paraxl.evaluation.results import read_document
 from paraxl.evaluation.session import EvalRequest, load_eval_encoder
 from paraxl.inference import onnx_export
 from paraxl.inference.onnx_encoder import OnnxEncoder, pad_batch, pool_hidden_states
-from paraxl.inference.onnx_export import BACKEND_FILES, export_onnx, manifest_path
+from paraxl.inference.onnx_export import export_onnx
+from paraxl.inference.onnx_files import BACKEND_FILES, manifest_path
+from paraxl.loading.backends import load_encoder
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.modeling.pooling import pool
-from paraxl.modeling.sources import load_encoder
 from paraxl.modeling.st_layout import EncoderSettings
 
 from .eval_fixtures import write_benchmark_data

@@ -11,9 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from paraxl.cli.main import app
-from paraxl.decision.calibration import CALIBRATION_FILE, fit_calibration, load_calibration
+from paraxl.decision.calibration import fit_calibration
 from paraxl.decision.pairs import score_pairs
 from paraxl.io.hashing import file_sha256, model_folder_fingerprint
+from paraxl.loading.calibration_file import CALIBRATION_FILE, load_calibration
 from paraxl.modeling.bi_encoder import BiEncoder
 
 from .tiny import save_tiny
@@ -224,7 +225,7 @@ def test_real_model_calibrates_on_pawsx_and_decides_en_de(paraxl_cache: Path, da
     subset = tmp_path / "validation.tsv"
     subset.write_text("\n".join(source.read_text(encoding="utf-8").splitlines()[:201]) + "\n", encoding="utf-8")
     labels = [int(line.split("\t")[3]) for line in subset.read_text(encoding="utf-8").splitlines()[1:]]
-    from paraxl.modeling.sources import resolve_model_folder
+    from paraxl.loading.specs import resolve_model_folder
 
     folder = resolve_model_folder(spec)
     stored = folder / CALIBRATION_FILE

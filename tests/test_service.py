@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from paraxl.decision.decider import FixedThreshold
 from paraxl.errors import InputError
 from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.serving.service import FixedThreshold, ParaxlService, SerialEncoder, ServiceError, ServiceLimits
+from paraxl.serving.service import ParaxlService, SerialEncoder, ServiceError, ServiceLimits
 
 TEXTS = ["the cat sat on the mat", "le chat", "der hund ran", "the dog"]
 DOCS = ["the cat sat", "le chat sat on the mat", "der hund", "the dog ran", "on the mat"]

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from paraxl.cli.main import app
 from paraxl.errors import InputError, ModelFormatError
+from paraxl.loading.soup import average_models
 from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.modeling.soup import average_models
 
 from .tiny import build_tiny_encoder, save_tiny
 

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from paraxl.errors import ModelSpecError
-from paraxl.modeling import sources
-from paraxl.modeling.sources import load_encoder, resolve_model_folder
+from paraxl.loading import specs as sources
+from paraxl.loading.backends import load_encoder
+from paraxl.loading.specs import resolve_model_folder
 
 
 def test_local_folder_loads(tiny_model_dir: Path) -> None:

@@ -13,25 +13,31 @@ from paraxl.errors import InputError, ModelFormatError, ModelSpecError, ParaxlEr
 from paraxl.version import __version__
 
 if TYPE_CHECKING:  # for type checkers and IDEs only; at run time see __getattr__
+    from paraxl.loading.backends import load_encoder
+    from paraxl.loading.model import LoadedModel, load_model
+    from paraxl.loading.specs import DEFAULT_MODEL
     from paraxl.modeling.bi_encoder import BiEncoder
-    from paraxl.modeling.sources import DEFAULT_MODEL, load_encoder
 
 # public name -> module that defines it (imported lazily)
 _LAZY = {
     "BiEncoder": "paraxl.modeling.bi_encoder",
-    "DEFAULT_MODEL": "paraxl.modeling.sources",
-    "load_encoder": "paraxl.modeling.sources",
+    "DEFAULT_MODEL": "paraxl.loading.specs",
+    "LoadedModel": "paraxl.loading.model",
+    "load_encoder": "paraxl.loading.backends",
+    "load_model": "paraxl.loading.model",
 }
 
 __all__ = [
     "DEFAULT_MODEL",
     "BiEncoder",
     "InputError",
+    "LoadedModel",
     "ModelFormatError",
     "ModelSpecError",
     "ParaxlError",
     "__version__",
     "load_encoder",
+    "load_model",
 ]
 
 

@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 
 from paraxl.errors import ParaxlError
-from paraxl.modeling.protocol import SentenceEncoder
-from paraxl.modeling.sources import BACKENDS, load_encoder
+from paraxl.loading.backends import INFERENCE_BACKENDS
+from paraxl.loading.model import LoadedModel, ResolvedModel, load_model
 
 app = typer.Typer(
     name="paraxl",
@@ -33,7 +33,8 @@ R = TypeVar("R")
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="bundled:NAME, a model folder, or hub:ORG/NAME[@REV]")]
 BackendOption = Annotated[
-    str, typer.Option("--backend", help=f"inference backend: {', '.join(BACKENDS)} (onnx* run on ONNX Runtime)")
+    str,
+    typer.Option("--backend", help=f"inference backend: {', '.join(INFERENCE_BACKENDS)} (onnx* run on ONNX Runtime)"),
 ]
 
 
@@ -61,7 +62,21 @@ def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def load_model(spec: str, backend: str = "torch") -> SentenceEncoder:
-    """Load ``spec`` on ``backend`` with a spinner (the one way commands load an encoder)."""
+def open_model(spec: str, backend: str = "torch") -> LoadedModel:
+    """``load_model(spec, backend)`` with a spinner (the one way commands load a model by spec)."""
     with console.status(f"loading {spec} ({backend})"):
-        return load_encoder(spec, backend=backend)
+        return load_model(spec, backend)
+
+
+def load_resolved(model: ResolvedModel, quiet: bool = False) -> LoadedModel:
+    """Load a model resolved (and checked) earlier, with a spinner.
+
+    ``quiet`` puts the spinner on stderr, for commands whose stdout is data.
+    """
+    with (errors if quiet else console).status(f"loading {model.spec} ({model.backend})"):
+        return model.load()
+
+
+def print_note(note: str) -> None:
+    """A note for the user (never stops the command), on stderr."""
+    errors.print(note, highlight=False, soft_wrap=True)

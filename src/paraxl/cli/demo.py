@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from paraxl.demo.finetune import DemoResult, DemoSettings, Scores, demo_config, held_out_pairs, score
+from paraxl.loading.backends import load_encoder
 from paraxl.modeling.protocol import SentenceEncoder
-from paraxl.modeling.sources import load_encoder
 from paraxl.retrieval import cosine_matrix, paired_cosine
 
 # One statement in six languages, and an unrelated one.

@@ -17,10 +17,10 @@ from paraxl.cli.common import (
     cli_errors,
     console,
     errors,
-    load_model,
+    open_model,
 )
 from paraxl.errors import InputError
-from paraxl.modeling.sources import DEFAULT_MODEL
+from paraxl.loading.specs import DEFAULT_MODEL
 
 
 @app.command()
@@ -69,7 +69,7 @@ def encode(
 
     check_embedding_output(output)
     texts = read_texts(input_file, input_format, column)
-    encoder = load_model(model, backend)
+    encoder = open_model(model, backend).encoder
     start = time.perf_counter()
     embeddings = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt_name, show_progress=True)
     seconds = time.perf_counter() - start
@@ -105,7 +105,7 @@ def similarity(
         if len(sentences) != 2 or not all(s.strip() for s in sentences):
             raise InputError(f"expected two non-empty sentences, got {len(sentences)}")
         first, second = [sentences[0]], [sentences[1]]
-    encoder = load_model(model, backend)
+    encoder = open_model(model, backend).encoder
     embedded = encoder.encode(first + second, batch_size=batch_size)
     scores = paired_cosine(embedded[: len(first)], embedded[len(first) :])
     if output is not None:
@@ -143,7 +143,7 @@ def demo(
     from paraxl.evaluation.session import resolve_data_dir
 
     if similarities_only:
-        show_similarities(console, load_model(model, "torch"))
+        show_similarities(console, open_model(model, "torch").encoder)
         return
     folder = resolve_data_dir(data_dir)
     run_demo(console, errors, model, folder, output, DemoSettings(steps=steps, batch_size=batch_size))
@@ -212,7 +212,7 @@ def mine(
             texts = tuple(read_texts(path, "txt"))
             corpora.append((tuple(str(number) for number in range(1, len(texts) + 1)), texts))
     (source_ids, source_texts), (target_ids, target_texts) = corpora
-    embedder = CachedEmbedder(load_model(model, backend), batch_size=batch_size, show_progress=True)
+    embedder = CachedEmbedder(open_model(model, backend).encoder, batch_size=batch_size, show_progress=True)
     pairs = mine_bitext(embedder, source_texts, target_texts, k=k, threshold=threshold)
     write_tsv(
         output,

@@ -20,10 +20,11 @@ def export_onnx_command(
     force: Annotated[bool, typer.Option("--force", help="re-export even if the files are up to date")] = False,
 ) -> None:
     """Export a model to ONNX (MODEL/onnx/model.onnx, and model_qint8.onnx with --int8) for fast CPU inference."""
-    from paraxl.inference.onnx_export import BACKEND_FILES, export_onnx, manifest_path
-    from paraxl.modeling.sources import resolve_model_folder
+    from paraxl.inference.onnx_export import export_onnx
+    from paraxl.inference.onnx_files import BACKEND_FILES, manifest_path
+    from paraxl.loading.model import resolve_model
 
-    folder = resolve_model_folder(model)
+    folder = resolve_model(model).folder
     with console.status(f"exporting {model} to ONNX"):
         report = export_onnx(folder, int8=int8, force=force)
     if report.up_to_date:

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from paraxl.cli.common import BackendOption, app, cli_errors, console, errors, load_model
-from paraxl.errors import InputError, ModelFormatError
+from paraxl.cli.common import BackendOption, app, cli_errors, console, load_resolved, open_model, print_note
+from paraxl.errors import InputError
+from paraxl.loading.model import resolve_model
 
 if TYPE_CHECKING:
-    from paraxl.decision.calibration import Calibration
-    from paraxl.modeling.protocol import SentenceEncoder
+    from paraxl.loading.calibration_file import Calibration
 
 ModelArgument = Annotated[str, typer.Argument(help="bundled:NAME, a model folder, or hub:ORG/NAME[@REV]")]
 
@@ -43,17 +43,17 @@ def calibrate(
     from dataclasses import replace
     from datetime import UTC, datetime
 
-    from paraxl import __version__
-    from paraxl.decision.calibration import DataFile, fit_calibration, save_calibration
+    from paraxl.decision.calibration import fit_calibration
     from paraxl.decision.pairs import read_calibration_pairs, score_pairs
-    from paraxl.io.hashing import file_sha256, model_folder_fingerprint
-    from paraxl.modeling.sources import resolve_model_folder
+    from paraxl.io.hashing import file_sha256
+    from paraxl.loading.calibration_file import DataFile, save_calibration
+    from paraxl.version import __version__
 
     if method not in ("auto", "platt", "isotonic"):
         raise InputError(f"unknown --method {method!r}; use auto, platt or isotonic")
     pairs = read_calibration_pairs(data)
-    folder = resolve_model_folder(model)
-    encoder = load_model(model, backend)
+    loaded = open_model(model, backend)
+    encoder = loaded.encoder
     # the prompt actually applied, so that ``pi`` embeds the same way ("" = none)
     used_prompt = prompt_name if prompt_name is not None else (encoder.settings.default_prompt_name or "")
     encoder.prompt_prefix(used_prompt)  # an unknown prompt fails here, before the embedding work
@@ -61,7 +61,7 @@ def calibrate(
     fitted = fit_calibration(scores, pairs.labels, method=method, folds=folds, seed=seed)
     calibration = replace(
         fitted,
-        model_fingerprint=model_folder_fingerprint(folder),
+        model_fingerprint=loaded.weights_fingerprint,
         backend=backend,
         prompt_name=used_prompt,
         data_files=tuple(
@@ -72,7 +72,7 @@ def calibrate(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         paraxl_version=__version__,
     )
-    target = save_calibration(folder, calibration)
+    target = save_calibration(loaded.folder, calibration)
     _print_report(calibration, folds)
     console.print(f"saved {target}", highlight=False, soft_wrap=True)
 
@@ -117,6 +117,9 @@ def paraphrase_identification(
 
     Output TSV: the input columns, then score, probability (nan if uncalibrated), label (1 paraphrase, 0 not).
     """
+    import numpy as np
+
+    from paraxl.decision.decider import decider_for
     from paraxl.decision.pairs import decision_columns, decision_rows, read_pair_table, score_pairs
     from paraxl.io.outputs import tsv_field, write_tsv
 
@@ -130,24 +133,26 @@ def paraphrase_identification(
         raise InputError(f"expected two non-empty sentences, got {len(sentences)}")
     table = read_pair_table(pairs) if pairs is not None else None
 
-    calibration = _usable_calibration(model, backend, threshold)
+    resolved = resolve_model(model, backend)
+    # the model's calibration or --threshold, checked before the weights load
+    decider = decider_for(resolved, threshold, note=print_note)
     if table is not None:
         first, second = table.first, table.second
     else:
         assert sentences is not None
         first, second = [sentences[0]], [sentences[1]]
     to_stdout = table is not None and output is None
-    encoder = _load_quietly(model, backend) if to_stdout else load_model(model, backend)
-    prompt = calibration.prompt_name if calibration is not None else None  # embed as the calibration did
-    scores = score_pairs(encoder, first, second, batch_size, prompt_name=prompt, show_progress=not to_stdout)
-    probabilities = calibration.probability(scores) if calibration is not None else None
-    if threshold is None:
-        assert calibration is not None  # _usable_calibration: no calibration needs --threshold
-        threshold = calibration.threshold
-    decided = scores >= threshold
+    encoder = load_resolved(resolved, quiet=to_stdout).encoder
+    # embed as the calibration did (None: the model's default prompt)
+    scores = score_pairs(
+        encoder, first, second, batch_size, prompt_name=decider.prompt_name, show_progress=not to_stdout
+    )
+    probabilities = decider.probability(scores)  # NaN without a calibration
+    decided = decider.decide(scores)
+    threshold = decider.threshold
 
     if table is None:
-        probability = "nan (no calibration)" if probabilities is None else f"{probabilities[0]:.4f}"
+        probability = "nan (no calibration)" if np.isnan(probabilities[0]) else f"{probabilities[0]:.4f}"
         verdict = "paraphrase" if decided[0] else "not paraphrase"
         console.print(f"score        {scores[0]:.4f}", highlight=False)
         console.print(f"probability  {probability}", highlight=False)
@@ -165,41 +170,3 @@ def paraphrase_identification(
         highlight=False,
         soft_wrap=True,
     )
-
-
-def _usable_calibration(model: str, backend: str, threshold: float | None) -> Calibration | None:
-    """The model folder's calibration if it fits these weights; without one, ``--threshold`` is required.
-
-    A calibration for other weights is an error, unless ``--threshold`` is given: then its
-    probabilities are left out with a note. Another backend only earns a note.
-    """
-    from paraxl.decision.calibration import check_compatible, load_calibration
-    from paraxl.io.hashing import model_folder_fingerprint
-    from paraxl.modeling.sources import resolve_model_folder
-
-    folder = resolve_model_folder(model)
-    calibration = load_calibration(folder)
-    if calibration is None:
-        if threshold is None:
-            raise InputError(
-                f"{model} has no calibration (paraxl_calibration.json); "
-                f"run `paraxl calibrate {model} --data validation.tsv` first (or pass --threshold T)"
-            )
-        return None
-    try:
-        note = check_compatible(calibration, model_folder_fingerprint(folder), backend, model)
-    except ModelFormatError:
-        if threshold is None:
-            raise
-        note, calibration = f"note: the calibration of {model} is for other weights; no probabilities", None
-    if note:
-        errors.print(note, highlight=False, soft_wrap=True)
-    return calibration
-
-
-def _load_quietly(model: str, backend: str) -> SentenceEncoder:
-    """Load with the spinner on stderr, for commands whose stdout is data."""
-    from paraxl.modeling.sources import load_encoder
-
-    with errors.status(f"loading {model} ({backend})"):
-        return load_encoder(model, backend)

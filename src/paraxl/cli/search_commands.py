@@ -18,12 +18,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from paraxl.cli.common import app, cli_errors, console, errors, load_model
+from paraxl.cli.common import app, cli_errors, console, errors, open_model
 from paraxl.errors import InputError
-from paraxl.modeling.sources import DEFAULT_MODEL
+from paraxl.loading.specs import DEFAULT_MODEL
 
 if TYPE_CHECKING:
-    from paraxl.modeling.protocol import SentenceEncoder
+    from paraxl.loading.model import LoadedModel
     from paraxl.serving.index import SearchHit, VectorIndex
 
 index_app = typer.Typer(help="Build and extend vector indexes for `paraxl search`.", no_args_is_help=True)
@@ -78,7 +78,8 @@ def build_index(
     check_target(output)
     ids, texts = read_corpus(corpus, input_format, column, id_column, id_prefix)
     params = _build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search)
-    encoder = load_model(model, backend)
+    loaded = open_model(model, backend)
+    encoder = loaded.encoder
     prompt = prompt_name if prompt_name is not None else encoder.settings.default_prompt_name
     encoder.prompt_prefix(prompt)  # an unknown prompt fails here, before the corpus is embedded
     start = time.perf_counter()
@@ -93,7 +94,7 @@ def build_index(
         model_fingerprint=encoder.fingerprint,
         prompt_name=prompt,
         seed=seed,
-        weights_fingerprint=_weights_fingerprint(encoder, model),
+        weights_fingerprint=loaded.weights_fingerprint,
         inference_backend=backend,
         **params,
     )
@@ -131,7 +132,7 @@ def add_to_index(
     ids, texts = read_corpus(corpus, input_format, column, id_column, id_prefix)
     index.check_new_ids(ids)
     # adding vectors of another model would silently spoil every later search: no override here
-    encoder = _query_encoder(index, model, backend, allow_mismatch=False)
+    encoder = _query_model(index, model, backend, allow_mismatch=False).encoder
     vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=index.info.prompt_name, show_progress=True)
     index.add(vectors, ids, texts)
     index.save(index_dir)
@@ -236,7 +237,7 @@ def search(
     search_params = {name: value for name, value in (("nprobe", nprobe), ("ef_search", ef_search)) if value}
     if search_params:
         index.set_search_params(**search_params)
-    encoder = _query_encoder(index, model, backend, allow_mismatch=allow_model_mismatch)
+    encoder = _query_model(index, model, backend, allow_mismatch=allow_model_mismatch).encoder
     prompt = prompt_name if prompt_name is not None else index.info.prompt_name
     start = time.perf_counter()
     vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt)
@@ -262,43 +263,32 @@ def search(
 HIT_COLUMNS = ("query", "rank", "id", "score", "text")
 
 
-def _query_encoder(index: VectorIndex, model: str | None, backend: str | None, allow_mismatch: bool) -> SentenceEncoder:
-    """The encoder for new texts of ``index``: its recorded model and backend unless overridden, checked."""
+def _query_model(index: VectorIndex, model: str | None, backend: str | None, allow_mismatch: bool) -> LoadedModel:
+    """The model for new texts of ``index``: its recorded model and backend unless overridden, checked."""
     from paraxl.serving.index import check_query_model
 
     info = index.info
     spec = model if model is not None else info.model
     if spec is None:
         raise InputError("the index records no model; pass --model")
-    encoder = load_model(spec, backend if backend is not None else (info.inference_backend or "torch"))
+    loaded = open_model(spec, backend if backend is not None else (info.inference_backend or "torch"))
     note = check_query_model(
         info,
-        encoder.fingerprint,
-        _weights_fingerprint(encoder, spec),
+        loaded.encoder.fingerprint,
+        loaded.weights_fingerprint,
         model=spec,
-        dimension=encoder.dimension,
+        dimension=loaded.encoder.dimension,
         allow_mismatch=allow_mismatch,
     )
     if note is not None:
         errors.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
-    return encoder
+    return loaded
 
 
 def _recorded_spec(spec: str) -> str:
     """The spec to record: a folder as an absolute path (a relative one breaks from another directory)."""
     path = Path(spec).expanduser()
     return str(path.resolve()) if path.is_dir() else spec
-
-
-def _weights_fingerprint(encoder: SentenceEncoder, spec: str) -> str | None:
-    """The model folder's fingerprint (the weights alone, whatever the inference backend)."""
-    from paraxl.io.hashing import model_folder_fingerprint
-    from paraxl.modeling.sources import resolve_model_folder
-
-    folder = getattr(encoder, "source_folder", None)
-    if folder is None:
-        folder = resolve_model_folder(spec)  # cached for bundled models and folders; no download twice
-    return model_folder_fingerprint(folder)
 
 
 def _hit_row(query: str, hit: SearchHit) -> tuple[str, int, str, str, str]:

@@ -7,15 +7,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paraxl.cli.common import BackendOption, app, cli_errors, console, errors, load_model
-from paraxl.errors import InputError, ModelFormatError
-from paraxl.modeling.sources import DEFAULT_MODEL
+from paraxl.cli.common import BackendOption, app, cli_errors, console, errors, load_resolved, print_note
+from paraxl.errors import InputError
+from paraxl.loading.model import resolve_model
+from paraxl.loading.specs import DEFAULT_MODEL
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 if TYPE_CHECKING:
-    from paraxl.modeling.protocol import SentenceEncoder
-    from paraxl.serving.service import Decider, Searcher
+    from paraxl.loading.model import LoadedModel
+    from paraxl.serving.service import Searcher
 
 
 @app.command("serve")
@@ -58,10 +59,11 @@ def serve(
     """
     import uvicorn
 
-    from paraxl import __version__
+    from paraxl.decision.decider import decider_for
     from paraxl.serving.app import create_app
     from paraxl.serving.limits import ServiceLimits
     from paraxl.serving.service import ParaxlService
+    from paraxl.version import __version__
 
     if threshold is not None and not -1.0 <= threshold <= 1.0:
         raise InputError(f"--threshold is a cosine similarity in [-1, 1], got {threshold}")
@@ -70,11 +72,19 @@ def serve(
     limits = ServiceLimits(
         max_batch=max_batch, max_text_chars=max_text_chars, max_k=max_k, max_body_bytes=max_body_bytes
     )
-    decider = _decider(model, backend, threshold)
-    encoder = load_model(model, backend)
-    searcher = _searcher(index, model, encoder) if index is not None else None
+    resolved = resolve_model(model, backend)
+    # the calibration (checked against the weights), overridden or replaced by --threshold; none: no /paraphrase
+    decider = decider_for(
+        resolved,
+        threshold,
+        required=False,
+        other_weights_note="deciding at --threshold, no probabilities",
+        note=print_note,
+    )
+    loaded = load_resolved(resolved)
+    searcher = _searcher(index, loaded) if index is not None else None
     service = ParaxlService(
-        encoder,
+        loaded.encoder,
         model_name=model,
         decider=decider,
         searcher=searcher,
@@ -95,43 +105,17 @@ def serve(
     uvicorn.run(create_app(service), host=host, port=port, log_level=log_level)
 
 
-def _decider(model: str, backend: str, threshold: float | None) -> Decider | None:
-    """The model's calibration (checked against its weights), overridden or replaced by ``--threshold``."""
-    from paraxl.decision.calibration import check_compatible, load_calibration
-    from paraxl.io.hashing import model_folder_fingerprint
-    from paraxl.modeling.sources import resolve_model_folder
-    from paraxl.serving.service import FixedThreshold
-
-    folder = resolve_model_folder(model)
-    calibration = load_calibration(folder)
-    if calibration is not None:
-        try:
-            note = check_compatible(calibration, model_folder_fingerprint(folder), backend, model)
-        except ModelFormatError:
-            if threshold is None:
-                raise
-            note = f"note: the calibration of {model} is for other weights; deciding at --threshold, no probabilities"
-            calibration = None
-        if note:
-            errors.print(note, highlight=False, soft_wrap=True)
-    if threshold is not None:
-        return FixedThreshold(threshold, calibration)
-    return calibration
-
-
-def _searcher(index: Path, model: str, encoder: SentenceEncoder) -> Searcher:
+def _searcher(index: Path, model: LoadedModel) -> Searcher:
     """The index at ``index``, refused (one line, exit 2) if its vectors come from another model."""
-    from paraxl.io.hashing import model_folder_fingerprint
-    from paraxl.modeling.sources import resolve_model_folder
     from paraxl.serving.index import VectorIndex, check_query_model
 
     loaded = VectorIndex.load(index)
     note = check_query_model(
         loaded.info,
-        encoder.fingerprint,
-        model_folder_fingerprint(resolve_model_folder(model)),
-        model=model,
-        dimension=encoder.dimension,
+        model.encoder.fingerprint,
+        model.weights_fingerprint,
+        model=model.spec,
+        dimension=model.encoder.dimension,
     )
     if note:
         errors.print(f"note: {note}", highlight=False, soft_wrap=True)

@@ -21,7 +21,7 @@ def soup_command(
     ] = None,
 ) -> None:
     """Average the weights of runs of one model (a "model soup") into a new model folder."""
-    from paraxl.modeling.soup import average_models
+    from paraxl.loading.soup import average_models
 
     shares = _parse_weights(weights) if weights is not None else None
     with console.status(f"averaging {len(models)} models"):

@@ -1,7 +1,9 @@
 """Paraphrase decisions: cosine scores of pairs, a fitted threshold and a calibrated probability.
 
-``calibration``: :class:`~paraxl.decision.calibration.Calibration`, ``fit_calibration``,
-``load_calibration``/``save_calibration`` (``paraxl_calibration.json`` in the model folder).
+``calibration``: ``fit_calibration`` (the record it returns, and its file
+``paraxl_calibration.json`` in the model folder, are :mod:`paraxl.loading.calibration_file`).
+``decider``: ``decider_for(model, threshold)``, the one rule for "calibration, or an explicit
+threshold, or refuse", and the ``Decider`` protocol with ``FixedThreshold``.
 ``pairs``: ``score_pairs`` and the pair-file reading behind ``paraxl calibrate`` / ``paraxl pi``.
 Nothing is imported here, so that importing the package costs nothing.
 """

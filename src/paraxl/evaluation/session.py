@@ -21,8 +21,9 @@ from paraxl.evaluation.runner import parse_task_list, run_tasks
 from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol
 from paraxl.evaluation.tasks.registry import TASKS
 from paraxl.io.atomic import atomic_path
+from paraxl.loading.backends import INFERENCE_BACKENDS
+from paraxl.loading.model import resolve_model
 from paraxl.modeling.protocol import SentenceEncoder
-from paraxl.modeling.sources import BACKENDS, load_encoder, resolve_model_folder
 from paraxl.paths import cache_dir, data_dir
 
 PROTOCOLS: tuple[PawsxProtocol, ...] = ("resplit", "official")
@@ -39,7 +40,7 @@ class EvalRequest:
     batch_size: int = 64
     use_cache: bool = True
     plots: bool = True
-    backend: str = "torch"  # see paraxl.modeling.sources.BACKENDS
+    backend: str = "torch"  # the inference backend: see paraxl.loading.backends.INFERENCE_BACKENDS
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = lambda mes
     task_names = parse_task_list(request.tasks)
     if request.protocol not in PROTOCOLS:
         raise InputError(f"unknown PAWS-X protocol {request.protocol!r}; use {' or '.join(PROTOCOLS)}")
-    if request.backend not in BACKENDS:
-        raise InputError(f"unknown backend {request.backend!r}; use one of {', '.join(BACKENDS)}")
+    if request.backend not in INFERENCE_BACKENDS:
+        raise InputError(f"unknown backend {request.backend!r}; use one of {', '.join(INFERENCE_BACKENDS)}")
     protocol: PawsxProtocol = "official" if request.protocol == "official" else "resplit"
     folder = resolve_data_dir(request.data_dir)
     output_dir = request.output_dir or default_output_dir(request.model, protocol)
@@ -92,10 +93,10 @@ def load_eval_encoder(
     The record's fingerprint is the encoder's, which differs per backend (torch, onnx,
     onnx-int8): the embedding cache and the summary never mix vectors of two backends.
     """
-    model_folder = resolve_model_folder(request.model)
-    log(f"loading {request.model} from {model_folder} ({request.backend})")
-    encoder = load_encoder(request.model, request.backend)
-    model = ModelInfo(spec=request.model, folder=str(model_folder), fingerprint=encoder.fingerprint)
+    resolved = resolve_model(request.model, request.backend)
+    log(f"loading {request.model} from {resolved.folder} ({request.backend})")
+    encoder = resolved.load().encoder
+    model = ModelInfo(spec=request.model, folder=str(resolved.folder), fingerprint=encoder.fingerprint)
     return encoder, model
 
 

@@ -167,7 +167,7 @@ def _train(variant: Variant, config: Any, data_dir: Path, output: Path) -> dict[
 
 def _soup(table: Table, variant: Variant, runs_dir: Path, output: Path) -> dict[str, Any]:
     """Average the kept final models of ``variant.soup_of`` at ``variant.soup_seeds`` into ``output``."""
-    from paraxl.modeling.soup import average_models
+    from paraxl.loading.soup import average_models
 
     assert variant.soup_of is not None and variant.soup_seeds is not None  # checked by Variant
     sources = [

@@ -100,7 +100,7 @@ def train_st_mnrl(config: TrainConfig, data_dir: Path | None, output: Path) -> d
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
     from torch.utils.data import SequentialSampler
 
-    from paraxl.modeling.sources import resolve_model_folder
+    from paraxl.loading.specs import resolve_model_folder
 
     if config.loss.kind != "info_nce":
         raise InputError(f"the sentence-transformers baseline trains info_nce (MNRL), not {config.loss.kind!r}")

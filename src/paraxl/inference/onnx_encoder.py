@@ -1,7 +1,7 @@
 """``OnnxEncoder``: a model folder's ONNX export on ONNX Runtime, behind ``SentenceEncoder``.
 
 The graph computes the transformer's token states; pooling and L2 normalisation follow the
-folder's sentence-transformers settings here in numpy (see ``onnx_export`` for the layout).
+folder's sentence-transformers settings here in numpy (see ``onnx_files`` for the layout).
 Encoding matches ``BiEncoder.encode``: prompt prefix, truncation to ``max_seq_length``,
 length-sorted batches (little padding), input order restored.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,31 +21,14 @@ import onnxruntime
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from paraxl.errors import ModelFormatError
-from paraxl.inference.onnx_export import INPUT_NAMES, OUTPUT_NAME, locate_export
+from paraxl.inference.onnx_files import INPUT_NAMES, OUTPUT_NAME, locate_export, session_options
 from paraxl.io.hashing import model_folder_fingerprint
-from paraxl.modeling.bi_encoder import PROGRESS_THRESHOLD, _progress
 from paraxl.modeling.pooling import PoolingMode
+from paraxl.modeling.progress import PROGRESS_THRESHOLD, EncodeProgress
 from paraxl.modeling.protocol import check_encode_arguments
 from paraxl.modeling.st_layout import EncoderSettings, read_settings
 
 FloatMatrix = npt.NDArray[np.float32]
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)  # pragma: no cover (macOS, Windows)
-
-
-def session_options() -> onnxruntime.SessionOptions:
-    """All graph optimisations, one intra-op thread per available core, warnings only."""
-    options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = available_cores()
-    options.inter_op_num_threads = 1  # one sequential graph: parallelism is inside the matmuls
-    options.log_severity_level = 3  # errors only: no optimizer chatter on the user's terminal
-    return options
 
 
 def pool_hidden_states(
@@ -162,7 +144,7 @@ class OnnxEncoder:
         order = np.argsort([-len(ids) for ids in token_ids], kind="stable")
         show = len(texts) > PROGRESS_THRESHOLD if show_progress is None else show_progress
         settings = self.settings
-        with _progress(show, len(texts)) as advance:
+        with EncodeProgress(show, len(texts)) as advance:
             for start in range(0, len(texts), batch_size):
                 rows = order[start : start + batch_size]
                 input_ids, attention_mask = pad_batch([token_ids[i] for i in rows], self._pad_id)

@@ -1,11 +1,6 @@
 """Export a model folder to ONNX (fp32) and int8 (dynamic quantization), inside the folder.
 
-Layout (sentence-transformers' convention, so its ONNX backend finds the same files):
-
-    MODEL/onnx/model.onnx          fp32 transformer: input_ids, attention_mask (batch, seq) int64
-                                   -> last_hidden_state (batch, seq, hidden) float32
-    MODEL/onnx/model_qint8.onnx    the same graph, MatMul and embedding weights in int8
-    MODEL/onnx/paraxl_onnx.json    how they were made and from which weights (see ``_manifest``)
+The files, their record and how they are verified: see ``onnx_files``.
 
 The graph holds the transformer only; pooling and normalisation run in numpy
 (``onnx_encoder.pool_hidden_states``), exactly as ``paraxl.modeling.pooling.pool`` does in torch.
@@ -39,20 +34,24 @@ import numpy as np
 import torch
 
 from paraxl.errors import ModelFormatError
+from paraxl.inference.onnx_files import (
+    BACKEND_FILES,
+    FORMAT_VERSION,
+    INPUT_NAMES,
+    OUTPUT_NAME,
+    ExportedFile,
+    locate_export,
+    manifest_path,
+    read_manifest,
+    session_options,
+)
 from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import file_sha256, model_folder_fingerprint
 from paraxl.modeling.bi_encoder import BiEncoder
 
 log = logging.getLogger(__name__)
 
-ONNX_DIR = "onnx"
-MANIFEST_NAME = "paraxl_onnx.json"
-# backend name -> file inside the model folder
-BACKEND_FILES = {"onnx": f"{ONNX_DIR}/model.onnx", "onnx-int8": f"{ONNX_DIR}/model_qint8.onnx"}
-INPUT_NAMES = ("input_ids", "attention_mask")
-OUTPUT_NAME = "last_hidden_state"
 OPSET = 17
-FORMAT_VERSION = 1
 # A single-file ONNX model is a protobuf, which cannot exceed 2 GiB.
 _MAX_SINGLE_FILE_BYTES = 2**31 - 2**26
 # Per-channel weights with 7-bit range: on CPUs without VNNI (AVX2 u8s8 kernels saturate int16
@@ -77,15 +76,6 @@ _CHECK_TEXTS = ("the cat sat on the mat", "", "a b c d e f g h i j k l m n o p q
 
 
 @dataclass(frozen=True)
-class ExportedFile:
-    """One ONNX file of a model folder, as recorded in its manifest."""
-
-    backend: str
-    path: Path
-    sha256: str
-
-
-@dataclass(frozen=True)
 class ExportReport:
     """What ``export_onnx`` did: files written (empty when everything was up to date)."""
 
@@ -96,53 +86,6 @@ class ExportReport:
     @property
     def up_to_date(self) -> bool:
         return not self.written
-
-
-def manifest_path(folder: Path) -> Path:
-    return folder / ONNX_DIR / MANIFEST_NAME
-
-
-def read_manifest(folder: Path) -> dict[str, Any] | None:
-    """The folder's export record, or ``None`` when there is none."""
-    path = manifest_path(folder)
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFormatError(f"{path}: unreadable ONNX export record ({exc})") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise ModelFormatError(f"{path}: not a paraxl ONNX export record")
-    return manifest
-
-
-def locate_export(folder: Path, backend: str) -> ExportedFile:
-    """The verified ONNX file of ``backend`` in ``folder``; ModelFormatError saying how to fix it.
-
-    Checks that an export exists, that it was made from the folder's current weights and
-    config (``model_folder_fingerprint``), and that the file's sha256 is the recorded one.
-    """
-    rerun = f"re-run `paraxl export-onnx {folder} --force`"
-    manifest = read_manifest(folder)
-    if manifest is None:
-        raise ModelFormatError(f"{folder}: no ONNX export; run `paraxl export-onnx {folder}`")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelFormatError(f"{manifest_path(folder)}: an export of another format version; {rerun}")
-    if manifest.get("source_fingerprint") != model_folder_fingerprint(folder):
-        raise ModelFormatError(
-            f"{folder}: the ONNX export is stale (the model's weights or config changed after it was made); {rerun}"
-        )
-    entry = manifest["files"].get(backend)
-    if not isinstance(entry, dict):
-        kind = "int8 " if backend == "onnx-int8" else ""
-        raise ModelFormatError(f"{folder}: no {kind}ONNX export; run `paraxl export-onnx {folder}`")
-    path = folder / BACKEND_FILES[backend]
-    if not path.is_file():
-        raise ModelFormatError(f"{path}: missing although {manifest_path(folder)} records it; {rerun}")
-    digest = file_sha256(path)
-    if digest != entry.get("sha256"):
-        raise ModelFormatError(f"{path}: does not match its record in {manifest_path(folder)}; {rerun}")
-    return ExportedFile(backend, path, digest)
 
 
 def export_onnx(folder: Path, int8: bool = True, force: bool = False) -> ExportReport:
@@ -274,8 +217,6 @@ def _features(encoder: BiEncoder, texts: tuple[str, ...]) -> dict[str, torch.Ten
 def _check_against_torch(path: Path, wrapper: _Backbone, features: dict[str, torch.Tensor], folder: Path) -> float:
     """Max abs difference of the exported graph vs torch on non-padding tokens; raise if off."""
     import onnxruntime
-
-    from paraxl.inference.onnx_encoder import session_options
 
     session = onnxruntime.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
     feeds = {name: features[name].numpy() for name in INPUT_NAMES}

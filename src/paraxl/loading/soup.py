@@ -5,6 +5,9 @@ dropout) usually stay in one loss basin, so the element-wise mean of their param
 model in its own right, often better than each run, at the inference cost of one. Averaging
 only makes sense for runs of one architecture, tokenizer and sentence-transformers layout,
 so every file other than the weights must agree before anything is written.
+
+It lives in ``paraxl.loading`` because it must drop the files every inference backend derives
+from the old weights (``backends.EXPORT_DIRS``), and this is the layer that knows all backends.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from paraxl.errors import InputError, ModelFormatError
-from paraxl.inference.onnx_export import ONNX_DIR
 from paraxl.io.atomic import atomic_directory
 from paraxl.io.hashing import model_folder_fingerprint
+from paraxl.loading.backends import EXPORT_DIRS
 
 WEIGHTS_FILE = "model.safetensors"
 PROVENANCE_FILE = "soup.json"
@@ -108,13 +111,13 @@ def _shared_layout(folders: Sequence[Path]) -> list[Path]:
 
 
 def _non_weight_files(folder: Path) -> set[Path]:
-    """Every file but the weights, the provenance and ONNX exports (made from the old weights)."""
+    """Every file but the weights, the provenance and inference exports (made from the old weights)."""
     return {
         path.relative_to(folder)
         for path in folder.rglob("*")
         if path.is_file()
         and path.name not in (WEIGHTS_FILE, PROVENANCE_FILE)
-        and path.relative_to(folder).parts[0] != ONNX_DIR
+        and path.relative_to(folder).parts[0] not in EXPORT_DIRS
     }
 
 

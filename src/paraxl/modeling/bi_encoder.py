@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal, overload
@@ -10,19 +10,14 @@ from typing import Literal, overload
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from paraxl.errors import ModelFormatError
 from paraxl.io.atomic import atomic_directory
 from paraxl.modeling.pooling import pool
+from paraxl.modeling.progress import PROGRESS_THRESHOLD, EncodeProgress
 from paraxl.modeling.protocol import check_encode_arguments
 from paraxl.modeling.st_layout import EncoderSettings, read_settings, write_st_files
-
-_Advance = Callable[[int], None]
-
-# Encoding more texts than this shows a progress bar (unless the caller says otherwise).
-PROGRESS_THRESHOLD = 256
 
 
 class BiEncoder(torch.nn.Module):
@@ -167,7 +162,7 @@ class BiEncoder(torch.nn.Module):
         self.eval()
         show = len(texts) > PROGRESS_THRESHOLD if show_progress is None else show_progress
         try:
-            with _progress(show, len(texts)) as advance:
+            with EncodeProgress(show, len(texts)) as advance:
                 for start in range(0, len(texts), batch_size):
                     batch_ids = order[start : start + batch_size]
                     features = self.tokenize([texts[i] for i in batch_ids], prompt_name)
@@ -205,26 +200,3 @@ class BiEncoder(torch.nn.Module):
         encoder = cls(backbone, tokenizer, settings)
         encoder.source_folder = folder
         return encoder
-
-
-class _progress:
-    """A rich progress bar when ``show``; a no-op otherwise. Yields an ``advance(n)`` callable."""
-
-    def __init__(self, show: bool, total: int) -> None:
-        self.bar: Progress | None = None
-        if show:
-            self.bar = Progress(
-                TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
-            )
-            self.task = self.bar.add_task("encode", total=total)
-
-    def __enter__(self) -> _Advance:
-        if self.bar is None:
-            return lambda n: None
-        self.bar.start()
-        bar, task = self.bar, self.task
-        return lambda n: bar.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()

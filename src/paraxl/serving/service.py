@@ -23,14 +23,13 @@ from typing import Protocol
 
 import numpy as np
 
+from paraxl.decision.decider import Decider
 from paraxl.errors import InputError, ParaxlError
 from paraxl.modeling.protocol import SentenceEncoder
-from paraxl.serving.limits import ServiceLimits
 from paraxl.retrieval import paired_cosine
+from paraxl.serving.limits import ServiceLimits
 
 __all__ = [
-    "Decider",
-    "FixedThreshold",
     "ParaxlService",
     "SearchHitLike",
     "Searcher",
@@ -58,25 +57,6 @@ class ServiceError(ParaxlError):
 
 
 # ---------------------------------------------------------------- what the service needs from others
-
-
-class Decider(Protocol):
-    """Turns cosine scores into paraphrase decisions (``paraxl.decision.calibration.Calibration``)."""
-
-    @property
-    def threshold(self) -> float: ...
-
-    @property
-    def method(self) -> str: ...
-
-    @property
-    def prompt_name(self) -> str | None:
-        """The prompt the scores were calibrated with ("" = none, None = the model's default)."""
-        ...
-
-    def probability(self, scores: np.ndarray) -> np.ndarray: ...
-
-    def decide(self, scores: np.ndarray) -> np.ndarray: ...
 
 
 class SearchHitLike(Protocol):
@@ -117,37 +97,6 @@ class Searcher(Protocol):
     def __len__(self) -> int: ...
 
     def search(self, queries: np.ndarray, k: int) -> Sequence[Sequence[SearchHitLike]]: ...
-
-
-@dataclass(frozen=True)
-class FixedThreshold:
-    """A decider from an explicit threshold (``paraxl serve --threshold T``): paraphrase iff score >= T.
-
-    Probabilities (and the prompt) come from ``calibration`` when the model has one, as in
-    ``paraxl pi --threshold``; without it ``probability`` is NaN, which the service reports as null.
-    """
-
-    threshold: float
-    calibration: Decider | None = None
-
-    @property
-    def method(self) -> str:
-        return (
-            "fixed-threshold" if self.calibration is None else f"fixed-threshold, {self.calibration.method} probability"
-        )
-
-    @property
-    def prompt_name(self) -> str | None:
-        return None if self.calibration is None else self.calibration.prompt_name
-
-    def probability(self, scores: np.ndarray) -> np.ndarray:
-        if self.calibration is not None:
-            return self.calibration.probability(scores)
-        return np.full(np.shape(scores), np.nan)
-
-    def decide(self, scores: np.ndarray) -> np.ndarray:
-        decided: np.ndarray = np.asarray(scores) >= self.threshold
-        return decided
 
 
 # ---------------------------------------------------------------- one encoder, one batch at a time

@@ -37,8 +37,8 @@ from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import data_file_records
+from paraxl.loading.backends import load_bi_encoder
 from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.modeling.sources import load_bi_encoder
 from paraxl.paths import data_dir as resolve_data_dir
 from paraxl.training.checkpoint import (
     TrainerState,

@@ -1,0 +1,109 @@
+"""What the ONNX exporter and the ONNX encoder share: the export's files, its record, the session.
+
+Layout (sentence-transformers' convention, so its ONNX backend finds the same files):
+
+    MODEL/onnx/model.onnx          fp32 transformer: input_ids, attention_mask (batch, seq) int64
+                                   -> last_hidden_state (batch, seq, hidden) float32
+    MODEL/onnx/model_qint8.onnx    the same graph, MatMul and embedding weights in int8
+    MODEL/onnx/paraxl_onnx.json    how they were made and from which weights (see ``onnx_export``)
+
+``onnx_export`` writes these files, ``onnx_encoder`` reads them; both import this module and
+neither imports the other, so running an export needs no encoder and loading one needs no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from paraxl.errors import ModelFormatError
+from paraxl.io.hashing import file_sha256, model_folder_fingerprint
+
+if TYPE_CHECKING:  # onnxruntime loads only where a session opens: the layout is plain data
+    import onnxruntime
+
+ONNX_DIR = "onnx"
+MANIFEST_NAME = "paraxl_onnx.json"
+# inference backend name -> file inside the model folder
+BACKEND_FILES = {"onnx": f"{ONNX_DIR}/model.onnx", "onnx-int8": f"{ONNX_DIR}/model_qint8.onnx"}
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAME = "last_hidden_state"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One ONNX file of a model folder, as recorded in its manifest."""
+
+    backend: str
+    path: Path
+    sha256: str
+
+
+def manifest_path(folder: Path) -> Path:
+    return folder / ONNX_DIR / MANIFEST_NAME
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The folder's export record, or ``None`` when there is none."""
+    path = manifest_path(folder)
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{path}: unreadable ONNX export record ({exc})") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise ModelFormatError(f"{path}: not a paraxl ONNX export record")
+    return manifest
+
+
+def locate_export(folder: Path, backend: str) -> ExportedFile:
+    """The verified ONNX file of ``backend`` in ``folder``; ModelFormatError saying how to fix it.
+
+    Checks that an export exists, that it was made from the folder's current weights and
+    config (``model_folder_fingerprint``), and that the file's sha256 is the recorded one.
+    """
+    rerun = f"re-run `paraxl export-onnx {folder} --force`"
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise ModelFormatError(f"{folder}: no ONNX export; run `paraxl export-onnx {folder}`")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelFormatError(f"{manifest_path(folder)}: an export of another format version; {rerun}")
+    if manifest.get("source_fingerprint") != model_folder_fingerprint(folder):
+        raise ModelFormatError(
+            f"{folder}: the ONNX export is stale (the model's weights or config changed after it was made); {rerun}"
+        )
+    entry = manifest["files"].get(backend)
+    if not isinstance(entry, dict):
+        kind = "int8 " if backend == "onnx-int8" else ""
+        raise ModelFormatError(f"{folder}: no {kind}ONNX export; run `paraxl export-onnx {folder}`")
+    path = folder / BACKEND_FILES[backend]
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: missing although {manifest_path(folder)} records it; {rerun}")
+    digest = file_sha256(path)
+    if digest != entry.get("sha256"):
+        raise ModelFormatError(f"{path}: does not match its record in {manifest_path(folder)}; {rerun}")
+    return ExportedFile(backend, path, digest)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)  # pragma: no cover (macOS, Windows)
+
+
+def session_options() -> onnxruntime.SessionOptions:
+    """All graph optimisations, one intra-op thread per available core, warnings only."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = available_cores()
+    options.inter_op_num_threads = 1  # one sequential graph: parallelism is inside the matmuls
+    options.log_severity_level = 3  # errors only: no optimizer chatter on the user's terminal
+    return options
