@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from paraxl.data.readers import read_pawsx
-from paraxl.training.config import LossConfig, MiningConfig
 from paraxl.loading.backends import load_encoder
+from paraxl.losses.additive_margin import AdditiveMarginConfig
+from paraxl.losses.hard_negatives import HardNegativeConfig
 from paraxl.training.distributed import DistContext
 from paraxl.training.layout import pair_layout
 from paraxl.training.objective import step_loss
@@ -39,8 +40,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def run_method(model, groups, batch: int, mega: int, mining: bool, rng_seed: int) -> float:  # type: ignore[no-untyped-def]
     """Train on ``groups`` in steps of ``mega`` mini-batches; return seconds."""
-    loss_config = LossConfig(kind="additive_margin", margin=0.3, scale=20.0, explicit_negatives=1)
-    mining_config = MiningConfig(enabled=mining, top_k=1, relative_ceiling=0.0)
+    loss_config = AdditiveMarginConfig(margin=0.3, scale=20.0, explicit_negatives=1)
+    mining_config = HardNegativeConfig(enabled=mining, top_k=1, relative_ceiling=0.0)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
     rng = np.random.default_rng(rng_seed)
     per_step = batch * mega

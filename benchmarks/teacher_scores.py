@@ -41,7 +41,7 @@ from paraxl.data.records import TextGroup
 from paraxl.errors import InputError, ParaxlError, check_counts
 from paraxl.evaluation.session import resolve_data_dir
 from paraxl.io.atomic import atomic_path
-from paraxl.training.config import TrainData
+from paraxl.training.data_config import PawsxData
 from paraxl.training.data_loading import load_training_data
 from paraxl.training.distillation import COLUMNS
 
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_counts(args, ("batch_size", "max_length", "chunk_size"))
         if args.teacher is not None and not (args.teacher / "config.json").is_file():
             raise InputError("not a model folder (no config.json)", args.teacher)
-        data = load_training_data(TrainData(kind="pawsx", languages=languages), resolve_data_dir(args.data_dir))
+        data = load_training_data(PawsxData(languages=languages), resolve_data_dir(args.data_dir))
         pairs = training_pairs(data.groups)
         if args.gold_labels:
             write_gold_labels(args.output, pairs, paraphrase_pairs(data.groups))

@@ -13,9 +13,12 @@ from pydantic import ValidationError
 
 from paraxl.data.records import TextGroup
 from paraxl.errors import InputError
+from paraxl.losses.additive_margin import AdditiveMarginConfig
+from paraxl.losses.distillation import cosent_loss, distillation_loss
+from paraxl.losses.hard_negatives import HardNegativeConfig
 from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.training.config import DistillConfig, LossConfig, MiningConfig
-from paraxl.training.distillation import TeacherScores, cosent_loss, distillation_loss
+from paraxl.training.config import DistillConfig
+from paraxl.training.distillation import TeacherScores
 from paraxl.training.layout import pair_layout
 from paraxl.training.objective import step_loss
 from paraxl.training.trainer import train
@@ -126,7 +129,7 @@ def test_step_loss_adds_the_weighted_distillation_term() -> None:
     reps = torch.randn(len(layout.texts), 8, generator=torch.Generator().manual_seed(3))
     targets = torch.full((6, 2), math.nan)
     targets[:, 0] = 0.5
-    loss, mining = LossConfig(), MiningConfig()
+    loss, mining = AdditiveMarginConfig(), HardNegativeConfig()
     plain = step_loss(reps, layout, loss, mining)
     distilled = step_loss(reps, layout, loss, mining, teacher=(targets, DistillConfig(scores="t.tsv", weight=2.5)))
     assert float(distilled) == pytest.approx(float(plain) + 2.5 * float(distillation_loss(reps, layout, targets)))

@@ -22,8 +22,10 @@ from safetensors.torch import load_file
 
 from paraxl.data.records import TextGroup
 from paraxl.errors import InputError
+from paraxl.losses.additive_margin import AdditiveMarginConfig, InfoNCEConfig
+from paraxl.losses.hard_negatives import HardNegativeConfig
+from paraxl.losses.multi_positive import MultiPositiveConfig
 from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.training.config import LossConfig, MiningConfig
 from paraxl.training.distributed import DistContext
 from paraxl.training.layout import StepLayout, group_layout, pair_layout
 from paraxl.training.objective import step_loss
@@ -51,9 +53,9 @@ def layout_for(kind: str) -> StepLayout:
 
 
 LOSSES = {
-    "am_mined": (LossConfig(kind="additive_margin", margin=0.2), MiningConfig(enabled=True, top_k=2)),
-    "info_nce": (LossConfig(kind="info_nce"), MiningConfig()),
-    "multi_positive": (LossConfig(kind="multi_positive", members_per_group=3), MiningConfig()),
+    "am_mined": (AdditiveMarginConfig(margin=0.2), HardNegativeConfig(enabled=True, top_k=2)),
+    "info_nce": (InfoNCEConfig(), HardNegativeConfig()),
+    "multi_positive": (MultiPositiveConfig(members_per_group=3), HardNegativeConfig()),
 }
 
 
@@ -119,7 +121,7 @@ def test_mined_negatives_change_the_gradient() -> None:
     """A check that the mining path is live: with mining the gradient differs from without."""
     model = float64_tiny()
     _, mined = step_gradients(model, "am_mined", DistContext(), grad_cache=True)
-    LOSSES["am_plain"] = (LossConfig(kind="additive_margin", margin=0.2), MiningConfig())
+    LOSSES["am_plain"] = (AdditiveMarginConfig(margin=0.2), HardNegativeConfig())
     try:
         _, plain = step_gradients(model, "am_plain", DistContext(), grad_cache=True)
     finally:
@@ -296,7 +298,7 @@ def test_torchrun_two_processes_train_like_one(tmp_path: Path) -> None:
 
 def test_pair_validation_uses_one_pooled_threshold(tiny_encoder: BiEncoder, tmp_path: Path) -> None:
     from paraxl.data.readers import read_labeled_pairs
-    from paraxl.evaluation.threshold import accuracy_at, best_threshold
+    from paraxl.decision.threshold import accuracy_at, best_threshold
     from paraxl.retrieval import paired_cosine
     from paraxl.training.validation import PairValidation
 

@@ -20,11 +20,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from paraxl.errors import InputError
-from paraxl.evaluation.loaders.tatoeba import XNLI_TO_TATOEBA
 from paraxl.evaluation.session import EvalRequest, run_evaluation
+from paraxl.experiments.records import RunRecord, summarize_task
 from paraxl.experiments.tables import Table, Variant
 from paraxl.io.atomic import atomic_path
-from paraxl.training.config import TrainConfig
+from paraxl.training.config import TrainConfig, upgrade_record
 
 Log = Callable[[str], None]
 
@@ -132,8 +132,8 @@ def run_one(
         "config": config.model_dump(mode="json"),
         "training": training,
         "soup": soup,
-        "scores": {document["task"]["name"]: summarize_task(document) for document in outcome.documents},
-        "model_fingerprint": outcome.documents[0]["model"]["fingerprint"] if outcome.documents else None,
+        "scores": {result.task.name: summarize_task(result) for result in outcome.results},
+        "model_fingerprint": outcome.results[0].model.fingerprint if outcome.results else None,
         "wall_seconds": time.perf_counter() - began,
     }
     with atomic_path(record_path, suffix=".json") as tmp:
@@ -147,9 +147,10 @@ def run_one(
 
 
 def _normalized(config: Any) -> Any:
-    """A recorded config with the defaults of fields added since filled in (unparseable: as it is)."""
+    """A recorded config with the defaults of fields added since filled in and the keys that did not apply
+    to its loss / data kind dropped (see ``upgrade_record``; unparseable: as it is)."""
     try:
-        return TrainConfig.model_validate(config).model_dump(mode="json")
+        return TrainConfig.model_validate(upgrade_record(config)).model_dump(mode="json")
     except ValidationError:
         return config
 
@@ -186,63 +187,13 @@ def _soup(table: Table, variant: Variant, runs_dir: Path, output: Path) -> dict[
     return {"of": variant.soup_of, "seeds": variant.soup_seeds, "seconds": time.perf_counter() - began}
 
 
-def summarize_task(document: dict[str, Any]) -> dict[str, Any]:
-    """The numbers a table row needs from one task's result document."""
-    name, scores = document["task"]["name"], document["scores"]
-    if name == "pawsx":
-        summary: dict[str, Any] = {
-            "validation_accuracy": scores["pooled_fit_accuracy"],
-            "test_accuracy": scores["mean"]["accuracy"],
-            "threshold": scores["pooled_threshold"],
-            "per_language": {lang: row["accuracy"] for lang, row in scores["monolingual"].items()},
-        }
-        if "cross_lingual" in scores:
-            cross = scores["cross_lingual"]
-            summary["cross_lingual_accuracy"] = cross["mean_cross_lingual"]  # all 42 off-diagonal cells
-            summary["en_to_xx_accuracy"] = cross.get("mean_en_to_xx")  # sentence1 English
-            own = cross.get("en_to_xx_own_threshold")  # threshold fitted on en->X validation cells
-            summary["en_to_xx_own_threshold_accuracy"] = own["mean"] if own else None
-        return summary
-    if name in ("tatoeba", "tatoeba36"):
-        return {"main_score": document["main_score"], **tatoeba_groups(scores["per_language"])}
-    return {"main_score": document["main_score"], "scores": _numbers(scores)}
-
-
-# Paper 2's transfer split (experiments/xnli-unseen.yaml trains on these 8 XNLI languages): Tatoeba
-# means over the 7 non-English ones, over the other 7 XNLI languages and over everything outside XNLI.
-XNLI_TRAINED_IN_TRANSFER = ("ar", "de", "es", "fr", "hi", "ru", "zh")
-
-
-def tatoeba_groups(per_language: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Mean Tatoeba accuracy (both directions) over the transfer split's language groups."""
-    trained = {XNLI_TO_TATOEBA[code] for code in XNLI_TRAINED_IN_TRANSFER}
-    xnli = set(XNLI_TO_TATOEBA.values())
-    groups = {
-        "xnli_trained_in_transfer": [lang for lang in per_language if lang in trained],
-        "xnli_held_out_in_transfer": [lang for lang in per_language if lang in xnli - trained],
-        "outside_xnli": [lang for lang in per_language if lang not in xnli],
-    }
-    summary: dict[str, Any] = {
-        f"mean_{group}": statistics.fmean(per_language[lang]["accuracy"] for lang in members) if members else None
-        for group, members in groups.items()
-    }
-    summary["n_outside_xnli"] = len(groups["outside_xnli"])
-    summary["per_language"] = {lang: row["accuracy"] for lang, row in per_language.items()}
-    return summary
-
-
-def _numbers(node: Any, depth: int = 0) -> Any:
-    """Scalars of a score tree, two levels deep (per-item lists are left in the eval JSON)."""
-    if isinstance(node, dict) and depth < 2:
-        return {key: _numbers(value, depth + 1) for key, value in node.items() if not isinstance(value, list)}
-    return node if isinstance(node, int | float | str) or node is None else None
-
-
 def headline(record: dict[str, Any]) -> str:
-    pawsx = record["scores"].get("pawsx")
-    if pawsx is None:
-        return ", ".join(f"{name} {value.get('main_score')}" for name, value in record["scores"].items())
-    return f"val {pawsx['validation_accuracy']:.4f} test {pawsx['test_accuracy']:.4f}"
+    """One log line of a run's scores: validation and test accuracy if it has them, else each task's headline."""
+    scores = RunRecord.from_json(record).scores
+    validated = [s for s in scores.values() if s.extras.get("validation_accuracy") is not None]
+    if not validated:
+        return ", ".join(f"{name} {s.headline}" for name, s in scores.items())
+    return f"val {validated[0].extras['validation_accuracy']:.4f} test {validated[0].headline:.4f}"
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:

@@ -27,6 +27,8 @@ from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import data_file_records
+from paraxl.losses.registry import step_needs
+from paraxl.losses.step import PairSteps
 from paraxl.training.config import TrainConfig
 from paraxl.training.data_loading import load_training_data
 from paraxl.training.layout import TranslationPositives, pair_layout
@@ -52,7 +54,11 @@ def baseline_rows(config: TrainConfig, groups: list[TextGroup], steps: int) -> B
     """The (anchor, positive[, negative]) rows of ``steps`` steps, drawn as paraxl's trainer draws them."""
     if config.mini_batches_per_step != 1:
         raise InputError("the sentence-transformers baseline trains one mini-batch per step (no mega-batch)")
-    if config.loss.explicit_negatives > 1:
+    needs = step_needs(config.loss)
+    if not isinstance(needs, PairSteps):
+        raise InputError(f"the sentence-transformers baseline trains pairs, not {config.loss.kind!r}")
+    negatives = needs.explicit_negatives
+    if negatives > 1:
         raise InputError("the sentence-transformers baseline takes at most one explicit negative per row")
     sampler = GroupBatchSampler([g.group_id for g in groups], config.batch_size, seed=config.seed)
     translations = TranslationPositives.at_rate(groups, config.data.translation_positives)  # as the trainer
@@ -62,19 +68,19 @@ def baseline_rows(config: TrainConfig, groups: list[TextGroup], steps: int) -> B
     filled = 0
     for (epoch, index, batch), _ in zip(_plan(sampler), range(steps), strict=False):
         rng = np.random.default_rng([config.seed, epoch, index])  # as paraxl.training.trainer._Run._layout
-        layout = pair_layout([[groups[i] for i in batch]], rng, config.loss.explicit_negatives, translations)
+        layout = pair_layout([[groups[i] for i in batch]], rng, negatives, translations)
         anchors = [layout.texts[i] for i in layout.anchors.tolist()]
         positives = [layout.texts[i] for i in layout.positives.tolist()]
         anchor += anchors
         positive += positives
-        if config.loss.explicit_negatives:
+        if negatives:
             for row, chosen in enumerate(layout.negatives[:, 0].tolist()):
                 if chosen >= 0:
                     negative.append(layout.texts[chosen])
                 else:
                     negative.append(positives[(row + 1) % len(positives)])
                     filled += 1
-    return BaselineRows(anchor, positive, negative if config.loss.explicit_negatives else None, filled)
+    return BaselineRows(anchor, positive, negative if negatives else None, filled)
 
 
 def _plan(sampler: GroupBatchSampler) -> Iterator[tuple[int, int, list[int]]]:

@@ -11,12 +11,47 @@ MultipleNegativesRankingLoss.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
+
+from paraxl.losses.step import LossSection
 
 Direction = Literal["both", "forward"]
+
+
+class MarginSoftmax(NamedTuple):
+    """The parameters of :func:`additive_margin_loss` that a pair loss kind resolves to."""
+
+    margin: float
+    scale: float
+    direction: Direction
+
+
+class AdditiveMarginConfig(LossSection):
+    """``loss: {kind: additive_margin}``: margin ``m`` on the positive, logit scale ``s``."""
+
+    kind: Literal["additive_margin"] = "additive_margin"
+    margin: float = Field(default=0.3, ge=0.0)
+    scale: float = Field(default=20.0, gt=0.0)
+    direction: Direction = "both"
+    explicit_negatives: int = Field(default=1, ge=0)  # per anchor, from the data (PAWS-X label-0)
+
+    def margin_softmax(self) -> MarginSoftmax:
+        return MarginSoftmax(self.margin, self.scale, self.direction)
+
+
+class InfoNCEConfig(LossSection):
+    """``loss: {kind: info_nce}``: margin 0, one direction, ``scale = 1 / temperature``."""
+
+    kind: Literal["info_nce"] = "info_nce"
+    temperature: float = Field(default=0.05, gt=0.0)
+    explicit_negatives: int = Field(default=1, ge=0)  # per anchor, from the data (PAWS-X label-0)
+
+    def margin_softmax(self) -> MarginSoftmax:
+        return MarginSoftmax(0.0, 1.0 / self.temperature, "forward")
 
 
 def additive_margin_loss(

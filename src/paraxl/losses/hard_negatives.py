@@ -1,8 +1,21 @@
-"""Pure hard-negative selection: ``scores, exclusion mask, k -> indices``."""
+"""Pure hard-negative selection: ``scores, exclusion mask, k -> indices``, and its config section."""
 
 from __future__ import annotations
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HardNegativeConfig(BaseModel):
+    """The ``mining:`` section: mega-batch hard negatives (paper 1), mined across all mini-batches
+    of a step, for the pair losses. (Hard-negative mining; bitext mining is ``paraxl.mining``.)"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    top_k: int = Field(default=1, ge=1)
+    ceiling: float | None = None  # drop candidates above this cosine (likely false negatives)
+    relative_ceiling: float | None = None  # drop candidates above (positive cosine - this)
 
 
 def mine_hard_negatives(

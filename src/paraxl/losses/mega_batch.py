@@ -9,12 +9,14 @@ the gradient is exact (mined negatives included) while memory stays bounded by a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from paraxl.losses.additive_margin import Direction, additive_margin_loss
-from paraxl.losses.hard_negatives import gather_negatives, mine_hard_negatives
+from paraxl.losses.additive_margin import Direction, MarginSoftmax, additive_margin_loss
+from paraxl.losses.hard_negatives import HardNegativeConfig, gather_negatives, mine_hard_negatives
+from paraxl.losses.step import StepIndex
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,38 @@ def mega_batch_loss(
             )
         )
     return torch.stack(losses).mean()
+
+
+class PairLossConfig(Protocol):
+    """A pair loss kind's section: additive-margin softmax parameters and explicit negatives."""
+
+    @property
+    def explicit_negatives(self) -> int: ...
+
+    def margin_softmax(self) -> MarginSoftmax: ...
+
+
+def pair_step_loss(
+    reps: torch.Tensor, step: StepIndex, loss: PairLossConfig, mining: HardNegativeConfig
+) -> torch.Tensor:
+    """The step loss of a pair loss kind: :func:`mega_batch_loss` over the step's pairs.
+
+    Each mini-batch uses its in-batch negatives, its explicit negatives and, with ``mining``
+    enabled, the hardest other-group candidates of the whole step (mega-batch).
+    Shapes: reps (T, dim) in the step's text order.
+    """
+    margin, scale, direction = loss.margin_softmax()
+    config = MegaBatchConfig(
+        mini_batch_size=step.pairs_per_mini_batch,
+        top_k=mining.top_k if mining.enabled else 0,
+        margin=margin,
+        scale=scale,
+        direction=direction,
+        ceiling=mining.ceiling,
+        relative_ceiling=mining.relative_ceiling,
+    )
+    explicit = gather_negatives(reps, step.negatives) if step.negatives.shape[1] else None  # (n, e, dim)
+    return mega_batch_loss(reps[step.anchors], reps[step.positives], step.pair_groups, config, explicit)
 
 
 @torch.no_grad()

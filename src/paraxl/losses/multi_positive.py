@@ -11,8 +11,21 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
+
+from paraxl.losses.hard_negatives import HardNegativeConfig
+from paraxl.losses.step import LossSection, StepIndex
 
 Variant = Literal["mean_log_prob", "log_sum_prob"]
+
+
+class MultiPositiveConfig(LossSection):
+    """``loss: {kind: multi_positive}``: every other member of an anchor's group is a positive."""
+
+    kind: Literal["multi_positive"] = "multi_positive"
+    temperature: float = Field(default=0.05, gt=0.0)
+    variant: Variant = "mean_log_prob"
+    members_per_group: int | None = Field(default=None, ge=2)  # K texts drawn per group; None: all
 
 
 def multi_positive_loss(
@@ -47,3 +60,17 @@ def multi_positive_loss(
     else:
         raise ValueError(f"unknown variant {variant!r}")
     return per_anchor.mean()
+
+
+def group_step_loss(
+    reps: torch.Tensor, step: StepIndex, loss: MultiPositiveConfig, mining: HardNegativeConfig
+) -> torch.Tensor:
+    """Mean over the step's mini-batches of :func:`multi_positive_loss` (``mining`` does not apply).
+
+    Shapes: reps (T, dim) in the step's text order; each mini-batch's groups are its own.
+    """
+    per_batch = [
+        multi_positive_loss(reps[bounds], step.text_groups[bounds], temperature=loss.temperature, variant=loss.variant)
+        for bounds in step.mini_batch_texts
+    ]
+    return torch.stack(per_batch).mean()

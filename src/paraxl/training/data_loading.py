@@ -1,4 +1,4 @@
-"""Turn the config's ``data`` section into training groups."""
+"""Turn the config's ``data`` section into training units (one reader per data kind)."""
 
 from __future__ import annotations
 
@@ -17,38 +17,43 @@ from paraxl.data.records import TrainingData
 from paraxl.data.word_swap import with_swap_negatives
 from paraxl.errors import InputError
 from paraxl.io.rows import RowPolicy
-from paraxl.training.config import TrainData
+from paraxl.training.data_config import PairsData, ParallelData, PawsxData, TrainData, XnliData
 
 
 def load_training_data(spec: TrainData, data_dir: Path | None) -> TrainingData:
+    """The units of the config's ``data`` section (``data_dir``: for the kinds that read from it)."""
     policy = RowPolicy(on_error=spec.on_error)
-    if spec.kind == "pawsx":
+    if isinstance(spec, PawsxData):
         assert data_dir is not None
         languages = spec.languages or list(PAWSX_LANGUAGES)
         data = read_pawsx(data_dir, spec.split, languages, protocol=spec.protocol, policy=policy)
-    elif spec.kind == "xnli":
+    elif isinstance(spec, XnliData):
         assert data_dir is not None
         if spec.languages is None:
             data = read_xnli(data_dir, splits=tuple(spec.splits), policy=policy)
         else:
             data = read_xnli(data_dir, splits=tuple(spec.splits), languages=tuple(spec.languages), policy=policy)
-    elif spec.kind == "parallel":
+    elif isinstance(spec, ParallelData):
         languages = spec.languages or [f"lang{i}" for i in range(len(spec.paths))]
         data = read_parallel([Path(p) for p in spec.paths], languages, policy=policy)
     else:
-        languages = spec.languages or [""] * len(spec.paths)
-        pairs: dict[str, list[LabeledPair]] = {}
-        for path, language in zip(spec.paths, languages, strict=True):
-            pairs.setdefault(language, []).extend(
-                read_labeled_pairs(
-                    Path(path), first=spec.first, second=spec.second, label=spec.label, language=language, policy=policy
-                )
-            )
-        # files of distinct languages are aligned by their `id` column (translations share a group)
-        groups, dropped = groups_from_pairs(pairs, align_by_key=len(pairs) == len(spec.paths))
-        data = TrainingData(groups, policy.skipped, dropped, [Path(p) for p in spec.paths])
+        data = _read_pairs(spec, policy)
     if spec.swap_negatives:
         data = with_swap_negatives(data)
     if len(data.groups) < 2:
         raise InputError(f"only {len(data.groups)} training group(s) with a positive; nothing to contrast")
     return data
+
+
+def _read_pairs(spec: PairsData, policy: RowPolicy) -> TrainingData:
+    languages = spec.languages or [""] * len(spec.paths)
+    pairs: dict[str, list[LabeledPair]] = {}
+    for path, language in zip(spec.paths, languages, strict=True):
+        pairs.setdefault(language, []).extend(
+            read_labeled_pairs(
+                Path(path), first=spec.first, second=spec.second, label=spec.label, language=language, policy=policy
+            )
+        )
+    # files of distinct languages are aligned by their `id` column (translations share a group)
+    groups, dropped = groups_from_pairs(pairs, align_by_key=len(pairs) == len(spec.paths))
+    return TrainingData(groups, policy.skipped, dropped, [Path(p) for p in spec.paths])

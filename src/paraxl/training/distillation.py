@@ -1,4 +1,4 @@
-"""Distilling a teacher's pair scores into the bi-encoder (AugSBERT-style, Thakur et al. 2021).
+"""A teacher's pair scores, read into per-step distillation targets (AugSBERT-style, Thakur et al. 2021).
 
 A teacher (typically a cross-encoder, far more accurate on PAWS-style pairs but unable to index
 sentences) scores sentence pairs once, offline, into a TSV file::
@@ -11,14 +11,7 @@ the teacher's score as a target for the student's cosine, and the distillation l
 the step's contrastive loss with ``distill.weight``. Pairs the file does not score (in-batch
 negatives, mined negatives, pairs of two partners of one sentence) only take the contrastive loss.
 
-Two distillation losses (``distill.loss``):
-
-- ``mse``: the squared error between cosine and score. It asks for the teacher's scale too: a
-  cross-encoder's probabilities (0-1) against e5's cosines (0.7-1.0) pull every cosine down.
-- ``cosent``: CoSENT (Su 2022) with the teacher's scores as the order, log(1 + sum over scored
-  pairs i, j with score_i < score_j of exp(scale (cos_i - cos_j))). Only the order counts, and it
-  is taken across all anchors of the step, which is what one global decision threshold needs
-  (the contrastive loss only orders each anchor's own candidates).
+The losses themselves are in :mod:`paraxl.losses.distillation` (``mse`` and ``cosent``).
 """
 
 from __future__ import annotations
@@ -28,12 +21,11 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 from paraxl.errors import InputError
+from paraxl.losses.distillation import candidate_columns
 from paraxl.training.layout import StepLayout
 
 COLUMNS = ("sentence1", "sentence2", "score")
@@ -77,11 +69,6 @@ class TeacherScores:
         return torch.tensor(rows, dtype=torch.float32).reshape(columns.shape)
 
 
-def candidate_columns(layout: StepLayout) -> torch.Tensor:
-    """(n, 1 + e) text indices of each anchor's positive, then its explicit negatives (-1 padding)."""
-    return torch.cat([layout.positives[:, None], layout.negatives], dim=1)
-
-
 def _rows(path: Path) -> Iterator[tuple[int, str, str, float]]:
     try:
         handle = path.open(encoding="utf-8", newline="")
@@ -113,38 +100,3 @@ def _rows(path: Path) -> Iterator[tuple[int, str, str, float]]:
                 yield line, first, second, score
         except UnicodeDecodeError as exc:
             raise InputError(f"not UTF-8 text ({exc.reason})", path) from None
-
-
-def distillation_loss(
-    reps: torch.Tensor,
-    layout: StepLayout,
-    targets: torch.Tensor,
-    kind: Literal["mse", "cosent"] = "mse",
-    scale: float = 20.0,
-) -> torch.Tensor:
-    """The student's cosines of the scored pairs against the teacher's scores (see the module doc).
-
-    Shapes: reps (T, dim) embeddings of ``layout.texts``; targets (n, 1 + e) from
-    :meth:`TeacherScores.targets`. A step with no scored pair (``cosent``: no two scored pairs
-    in order) gives 0, still part of the graph.
-    """
-    anchors = F.normalize(reps[layout.anchors], dim=-1)  # (n, dim)
-    columns = candidate_columns(layout)  # (n, 1 + e), -1 padding
-    candidates = F.normalize(reps[columns.clamp(min=0)], dim=-1)  # (n, 1 + e, dim)
-    cosines = (anchors[:, None, :] * candidates).sum(dim=-1)  # (n, 1 + e)
-    targets = targets.to(cosines.device)
-    scored = ~torch.isnan(targets)
-    if not bool(scored.any()):
-        return reps.sum() * 0.0
-    if kind == "mse":
-        return ((cosines[scored] - targets[scored]) ** 2).mean()
-    return cosent_loss(cosines[scored], targets[scored], scale)
-
-
-def cosent_loss(cosines: torch.Tensor, scores: torch.Tensor, scale: float) -> torch.Tensor:
-    """log(1 + sum over (i, j) with scores_i < scores_j of exp(scale (cos_i - cos_j))); shapes (m,)."""
-    differences = scale * (cosines[:, None] - cosines[None, :])  # (m, m): [i, j] = scale (cos_i - cos_j)
-    out_of_order = scores[:, None] < scores[None, :]  # (m, m): the pairs whose order the loss enforces
-    terms = differences[out_of_order]  # (pairs,)
-    zero = cosines.new_zeros(1)  # the "1 +": log(exp(0) + ...), and 0 when no pair is ordered
-    return torch.logsumexp(torch.cat([zero, terms]), dim=0)

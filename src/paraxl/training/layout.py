@@ -18,6 +18,7 @@ import torch
 
 from paraxl.data.records import TextGroup
 from paraxl.data.sampler import draw_texts
+from paraxl.losses.step import GroupSteps, StepNeeds
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,18 @@ class TranslationPositives:
             return group
         others = [unit for unit in self.by_group.get(group.group_id, ()) if unit is not group]
         return others[int(rng.integers(len(others)))] if others else group
+
+
+def step_layout(
+    needs: StepNeeds,
+    mini_batches: Sequence[Sequence[TextGroup]],
+    rng: np.random.Generator,
+    translations: TranslationPositives | None = None,
+) -> StepLayout:
+    """The layout a loss kind needs (see :func:`paraxl.losses.registry.step_needs`)."""
+    if isinstance(needs, GroupSteps):
+        return group_layout(mini_batches, rng, needs.members)
+    return pair_layout(mini_batches, rng, needs.explicit_negatives, translations)
 
 
 def pair_layout(
