@@ -18,7 +18,8 @@ from sklearn.metrics import log_loss
 
 from paraxl.decision.calibration import expected_calibration_error, fit_calibration
 from paraxl.decision.decider import check_compatible
-from paraxl.decision.pairs import decision_columns, read_calibration_pairs, read_pair_table, score_pairs
+from paraxl.decision.pairs import decision_columns, read_calibration_pairs, read_pair_table
+from paraxl.decision.scorers import score_pairs
 from paraxl.errors import InputError, ModelFormatError
 from paraxl.loading.calibration_file import CALIBRATION_FILE, Calibration, load_calibration, save_calibration
 from paraxl.modeling.bi_encoder import BiEncoder

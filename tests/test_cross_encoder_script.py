@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from paraxl.data.readers import PAWSX_LANGUAGES
-from paraxl.evaluation.threshold import accuracy_at, best_threshold
+from paraxl.decision.threshold import accuracy_at, best_threshold
 
 from .scripts import load_benchmark_script
 from .training_helpers import fake_pawsx

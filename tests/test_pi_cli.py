@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from paraxl.cli.main import app
 from paraxl.decision.calibration import fit_calibration
-from paraxl.decision.pairs import score_pairs
+from paraxl.decision.scorers import score_pairs
 from paraxl.io.hashing import file_sha256, model_folder_fingerprint
 from paraxl.loading.calibration_file import CALIBRATION_FILE, load_calibration
 from paraxl.modeling.bi_encoder import BiEncoder

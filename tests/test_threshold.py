@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score
 
-from paraxl.evaluation.threshold import accuracy_at, accuracy_sweep, best_threshold
+from paraxl.decision.threshold import accuracy_at, accuracy_sweep, best_threshold
 
 
 def naive_best(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -44,7 +44,8 @@ def calibrate(
     from datetime import UTC, datetime
 
     from paraxl.decision.calibration import fit_calibration
-    from paraxl.decision.pairs import read_calibration_pairs, score_pairs
+    from paraxl.decision.pairs import read_calibration_pairs
+    from paraxl.decision.scorers import score_pairs
     from paraxl.io.hashing import file_sha256
     from paraxl.loading.calibration_file import DataFile, save_calibration
     from paraxl.version import __version__
@@ -120,7 +121,8 @@ def paraphrase_identification(
     import numpy as np
 
     from paraxl.decision.decider import decider_for
-    from paraxl.decision.pairs import decision_columns, decision_rows, read_pair_table, score_pairs
+    from paraxl.decision.pairs import decision_columns, decision_rows, read_pair_table
+    from paraxl.decision.scorers import score_pairs
     from paraxl.io.outputs import tsv_field, write_tsv
 
     if (pairs is None) == (not sentences):

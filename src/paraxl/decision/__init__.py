@@ -4,6 +4,7 @@
 ``paraxl_calibration.json`` in the model folder, are :mod:`paraxl.loading.calibration_file`).
 ``decider``: ``decider_for(model, threshold)``, the one rule for "calibration, or an explicit
 threshold, or refuse", and the ``Decider`` protocol with ``FixedThreshold``.
-``pairs``: ``score_pairs`` and the pair-file reading behind ``paraxl calibrate`` / ``paraxl pi``.
+``scorers``: the ``PairScorer`` contract and the cosine scorers (``score_pairs``); ``threshold``: fitted
+accuracy thresholds; ``pairs``: the pair-file reading behind ``paraxl calibrate`` / ``paraxl pi``.
 Nothing is imported here, so that importing the package costs nothing.
 """

@@ -3,7 +3,7 @@
 Two things are fitted on the same validation pairs, for two different questions:
 
 * ``threshold``: "paraphrase or not?" — the cut of the cosine that maximises accuracy
-  (:func:`paraxl.evaluation.threshold.best_threshold`); :meth:`Calibration.decide` is ``score >= threshold``.
+  (:func:`paraxl.decision.threshold.best_threshold`); :meth:`Calibration.decide` is ``score >= threshold``.
 * a probability calibration: "how sure?" — Platt scaling (a logistic regression on the 1-d score)
   or isotonic regression (a monotone step function). The two need not cross 0.5 at the threshold
   (with unbalanced classes the accuracy-maximising cut is not where the probability is 0.5).
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from paraxl.evaluation.threshold import best_threshold
+from paraxl.decision.threshold import best_threshold
 from paraxl.errors import InputError
 from paraxl.loading.calibration_file import ECE_BINS, METHODS, Calibration, FloatArray, HeldOutMetrics
 

@@ -1,4 +1,6 @@
-"""Sentence pairs in, cosine scores out: the reading and scoring behind ``paraxl calibrate`` and ``paraxl pi``.
+"""Pair files for ``paraxl calibrate`` and ``paraxl pi``: labelled pairs in, decision rows out.
+
+Scoring the pairs is :mod:`paraxl.decision.scorers` (``score_pairs``, ``CosineScorer``).
 
 Calibration data are labeled pair files (``sentence1``, ``sentence2``, ``label`` 0/1; TSV, CSV or
 JSON lines) read strictly: a bad row stops the run with ``file:line: reason``, since a silently
@@ -22,36 +24,8 @@ from paraxl.data.readers import UNTRANSLATED
 from paraxl.errors import InputError
 from paraxl.io.rows import RowPolicy, iter_rows, read_header
 from paraxl.io.text_input import PAIR_COLUMNS, read_pairs
-from paraxl.modeling.protocol import SentenceEncoder
-from paraxl.retrieval import paired_cosine
 
 DECISION_COLUMNS = ("score", "probability", "label")
-
-
-def score_pairs(
-    encoder: SentenceEncoder,
-    first: Sequence[str],
-    second: Sequence[str],
-    batch_size: int = 64,
-    *,
-    prompt_name: str | None = None,
-    show_progress: bool | None = None,
-) -> npt.NDArray[np.float64]:
-    """Cosine of each ``(first[i], second[i])``: (n,) float64.
-
-    Each distinct text is embedded once, (u, dim), whichever side it is on. ``prompt_name`` as in
-    :meth:`SentenceEncoder.encode` (None: the model's default; ``""``: none).
-    """
-    if len(first) != len(second):
-        raise InputError(f"{len(first)} first sentences but {len(second)} second sentences")
-    if not first:
-        return np.zeros(0, dtype=np.float64)
-    distinct = list(dict.fromkeys([*first, *second]))
-    row = {text: index for index, text in enumerate(distinct)}
-    vectors = encoder.encode(distinct, batch_size=batch_size, prompt_name=prompt_name, show_progress=show_progress)
-    left = vectors[[row[text] for text in first]]  # (n, dim)
-    right = vectors[[row[text] for text in second]]  # (n, dim)
-    return paired_cosine(left, right).astype(np.float64)
 
 
 @dataclass(frozen=True)

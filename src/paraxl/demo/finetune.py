@@ -2,7 +2,8 @@
 
 What it measures: accuracy of ``cosine >= threshold`` on a seeded sample of the resplit
 *test* pairs of all 7 languages, with the threshold fitted on a sample of the *validation*
-pairs (all languages pooled) - the protocol of the full evaluation (``paraxl eval``), on
+pairs (all languages pooled) - the protocol of the full evaluation (``paraxl eval``, the same
+:func:`~paraxl.evaluation.pawsx_protocol.evaluate_pawsx`), on
 fewer pairs so that the whole demo takes minutes on a CPU. The training recipe is paper 1's
 loss (additive-margin softmax, margin 0.3, scale 20, the PAWS-X label-0 partner as an explicit
 hard negative) with frozen word embeddings, run for a few dozen steps.
@@ -19,12 +20,12 @@ import numpy as np
 
 from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, read_pawsx_pairs
+from paraxl.decision.scorers import CosineScorer
 from paraxl.errors import InputError
-from paraxl.evaluation.threshold import accuracy_at
+from paraxl.evaluation.pawsx_protocol import evaluate_pawsx
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.training.config import TrainConfig
 from paraxl.training.trainer import TrainSummary
-from paraxl.training.validation import labeled_cosines, pooled_threshold
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,11 @@ def held_out_pairs(data_dir: Path, settings: DemoSettings, languages: Sequence[s
 def score(encoder: SentenceEncoder, pairs: HeldOutPairs, batch_size: int = 64) -> Scores:
     """Threshold fitted on the validation sample (pooled), accuracy per language on the test sample."""
     began = time.perf_counter()
-    sets = {("validation", lang): rows for lang, rows in pairs.validation.items()}
-    sets |= {("test", lang): rows for lang, rows in pairs.test.items()}
-    scored = labeled_cosines(encoder, sets, batch_size)
-    threshold, _ = pooled_threshold(value for (split, _), value in scored.items() if split == "validation")
-    per_language = {lang: accuracy_at(*scored[("test", lang)], threshold) for lang in pairs.test}
-    return Scores(threshold, per_language, time.perf_counter() - began)
+    scorer = CosineScorer(encoder, batch_size, show_progress=False)
+    # one encode over validation and test texts together, as the demo has always scored them
+    result = evaluate_pawsx(scorer, pairs.validation, pairs.test, grouping="together")
+    per_language = {lang: scores.at_pooled.accuracy for lang, scores in result.monolingual.items()}
+    return Scores(result.pooled_threshold, per_language, time.perf_counter() - began)
 
 
 def demo_config(model: str, output_dir: Path, settings: DemoSettings) -> TrainConfig:

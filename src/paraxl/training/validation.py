@@ -1,25 +1,21 @@
 """Validation during training: PAWS-X accuracy at the threshold fitted on the same pairs.
 
-The threshold is fitted on all languages' validation pairs pooled (the per-language sets
-are small, so per-language thresholds are noisy); that pooled accuracy selects the best
-checkpoint. Per-language accuracies at the pooled threshold are logged too.
+The PAWS-X protocol (:func:`paraxl.evaluation.pawsx_protocol.evaluate_pawsx`) with the
+validation pairs as its fit pairs and no test pairs: the threshold is fitted on all languages'
+validation pairs pooled (the per-language sets are small, so per-language thresholds are noisy);
+that pooled accuracy selects the best checkpoint. Per-language accuracies at the pooled
+threshold are logged too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
-
-import numpy as np
-import numpy.typing as npt
 
 from paraxl.data.readers import PAWSX_LANGUAGES, LabeledPair, read_pawsx_pairs
-from paraxl.decision.pairs import score_pairs
-from paraxl.evaluation.threshold import accuracy_at, best_threshold
+from paraxl.decision.scorers import CosineScorer
+from paraxl.evaluation.pawsx_protocol import evaluate_pawsx
 from paraxl.modeling.protocol import SentenceEncoder
-
-Key = TypeVar("Key", bound=Hashable)
 
 
 class PairValidation:
@@ -40,43 +36,10 @@ class PairValidation:
         return cls(pairs, batch_size)
 
     def evaluate(self, model: SentenceEncoder, prompt_name: str | None = None) -> dict[str, float]:
-        scored = labeled_cosines(model, self.pairs, self.batch_size, prompt_name=prompt_name)
-        threshold, accuracy = pooled_threshold(scored.values())
-        result = {"accuracy": accuracy, "threshold": threshold}
-        for lang, (scores, labels) in scored.items():
-            result[f"accuracy_{lang}"] = accuracy_at(scores, labels, threshold)
+        """``accuracy`` (pooled, at the threshold fitted on these pairs), ``threshold``, ``accuracy_<lang>``."""
+        scorer = CosineScorer(model, self.batch_size, prompt_name=prompt_name, show_progress=False)
+        scored = evaluate_pawsx(scorer, self.pairs)  # fit pairs only: one scorer call
+        result = {"accuracy": scored.pooled_fit_accuracy, "threshold": scored.pooled_threshold}
+        for lang, accuracy in scored.fit_accuracy.items():
+            result[f"accuracy_{lang}"] = accuracy
         return result
-
-
-def labeled_cosines(
-    encoder: SentenceEncoder,
-    pairs_by_set: Mapping[Key, Sequence[LabeledPair]],
-    batch_size: int = 64,
-    *,
-    prompt_name: str | None = None,
-) -> dict[Key, tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]]:
-    """Per named set of labeled pairs: (cosines (n,), labels (n,)).
-
-    One :func:`score_pairs` call over all the sets, so a text in several sets is embedded once.
-    """
-    flat = [pair for pairs in pairs_by_set.values() for pair in pairs]
-    cosines = score_pairs(
-        encoder,
-        [p.first for p in flat],
-        [p.second for p in flat],
-        batch_size,
-        prompt_name=prompt_name,
-        show_progress=False,
-    )
-    scored, start = {}, 0
-    for key, pairs in pairs_by_set.items():
-        labels = np.array([p.label for p in pairs], dtype=np.int64)
-        scored[key] = (cosines[start : start + len(pairs)], labels)
-        start += len(pairs)
-    return scored
-
-
-def pooled_threshold(scored: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
-    """The accuracy-maximising threshold over several sets' (scores, labels) pooled, and its accuracy."""
-    parts = list(scored)
-    return best_threshold(np.concatenate([s for s, _ in parts]), np.concatenate([y for _, y in parts]))

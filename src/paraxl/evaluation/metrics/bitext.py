@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from paraxl.evaluation.threshold import candidate_thresholds, count_at_or_above
+from paraxl.decision.threshold import candidate_thresholds, count_at_or_above
 from paraxl.evaluation.metrics._checks import BoolArray, FloatArray, finite_vector
 
 Pair = tuple[str, str]
@@ -47,7 +47,7 @@ def f1_at_thresholds(
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Precision, recall and F1 of ``{candidates with score >= t}`` for every distinct cut ``t``.
 
-    Thresholds (ascending) are those of :func:`paraxl.evaluation.threshold.accuracy_sweep`: below the
+    Thresholds (ascending) are those of :func:`paraxl.decision.threshold.accuracy_sweep`: below the
     lowest score (all candidates), the midpoints between consecutive distinct scores, and above the
     highest (none). Recall counts every gold pair, including those no candidate proposes. A pair
     listed more than once is predicted as soon as its highest score passes. O(c log c), vectorised

@@ -1,7 +1,7 @@
 """Pair classification ("paraphrase or not") scores from similarity scores and 0/1 labels.
 
 A pair is predicted positive (a paraphrase) when ``score >= threshold``, the same rule as
-:mod:`paraxl.evaluation.threshold`. Precision, recall and F1 are those of the positive class
+:mod:`paraxl.decision.threshold`. Precision, recall and F1 are those of the positive class
 (``sklearn.metrics.precision_recall_fscore_support`` semantics, ``zero_division=0``); average
 precision (AP) ranks pairs by their raw scores and does not use the threshold
 (``sklearn.metrics.average_precision_score``: AP = sum_n (R_n - R_{n-1}) P_n over the ranked
@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_score, recall_score
 
+from paraxl.decision.threshold import candidate_thresholds, count_at_or_above
 from paraxl.evaluation.metrics._checks import BoolArray, FloatArray, binary_labels, finite_vector
-from paraxl.evaluation.threshold import candidate_thresholds, count_at_or_above
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def pair_classification_scores(
         scores: ``(n,)`` similarity of each pair (higher = more likely a paraphrase).
         labels: ``(n,)`` 1 for a paraphrase, 0 otherwise; at least one 1.
         threshold: decision threshold, typically fitted on validation data
-            (:func:`best_f1_threshold` or :func:`paraxl.evaluation.threshold.best_threshold`).
+            (:func:`best_f1_threshold` or :func:`paraxl.decision.threshold.best_threshold`).
     """
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be finite, got {threshold}")
@@ -69,7 +69,7 @@ def pair_classification_scores(
 def best_f1_threshold(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[float, float]:
     """``(threshold, f1)`` maximising the F1 of ``score >= threshold`` on these scores.
 
-    Vectorised over the same candidates as :func:`paraxl.evaluation.threshold.accuracy_sweep`:
+    Vectorised over the same candidates as :func:`paraxl.decision.threshold.accuracy_sweep`:
     below the lowest score (everything positive), each midpoint between consecutive distinct
     scores, and above the highest (everything negative); O(n log n). Ties go to the lowest
     threshold, the rule ``threshold.py`` uses for accuracy, so both fitted thresholds behave alike.

@@ -17,7 +17,7 @@ import numpy as np
 from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, read_pawsx_pairs
 from paraxl.evaluation.embeddings import Embedder
 from paraxl.evaluation.metrics.geometry import alignment, uniformity
-from paraxl.evaluation.tasks.base import EvalContext, TaskResult, TaskSpec, mean, unit_rows
+from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol, TaskResult, TaskSpec, mean, unit_rows
 from paraxl.evaluation.tasks.pawsx import split_names
 
 # Uniformity over ~2,000 sentences is ~2M pairs: exact and cheap. Larger inputs are sampled.
@@ -35,8 +35,9 @@ class AlignmentUniformityTask:
         higher_is_better=False,
     )
 
-    def __init__(self, languages: tuple[str, ...] = PAWSX_LANGUAGES) -> None:
+    def __init__(self, languages: tuple[str, ...] = PAWSX_LANGUAGES, protocol: PawsxProtocol = "resplit") -> None:
         self.languages = languages
+        self.protocol = protocol
 
     def run(self, embedder: Embedder, context: EvalContext) -> TaskResult:
         per_language: dict[str, dict[str, Any]] = {}
@@ -45,10 +46,10 @@ class AlignmentUniformityTask:
         pairs_by_language = {}
         for language in self.languages:
             context.progress(f"align: {language}")
-            split = split_names(context.protocol, language)[1]
+            split = split_names(self.protocol, language)[1]
             pairs = [
                 pair
-                for pair in read_pawsx_pairs(context.data_dir, split, (language,), context.protocol)[language]
+                for pair in read_pawsx_pairs(context.data_dir, split, (language,), self.protocol)[language]
                 if UNTRANSLATED not in (pair.first.strip(), pair.second.strip())
             ]
             pairs_by_language[language] = pairs
@@ -86,5 +87,5 @@ class AlignmentUniformityTask:
             key: mean([scores[key] for scores in per_language.values() if key in scores])
             for key in ("alignment_paraphrase", "alignment_translation_en", "uniformity")
         }
-        scores = {"protocol": context.protocol, "per_language": per_language, "mean": means}
+        scores = {"protocol": self.protocol, "per_language": per_language, "mean": means}
         return TaskResult("align", means["alignment_paraphrase"], scores, sorted(set(files)))

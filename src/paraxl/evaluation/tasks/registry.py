@@ -1,5 +1,6 @@
 """Every task ``paraxl eval`` knows, by name. ``default``: part of ``all`` (its data ships in the
-standard data dir and it is not a subset of another task)."""
+standard data dir and it is not a subset of another task). ``TaskEntry.build(protocol)`` makes the
+task; the PAWS-X protocol reaches only the tasks that read PAWS-X (``pawsx``, ``align``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from paraxl.evaluation.loaders.tatoeba import TATOEBA_XTREME36
-from paraxl.evaluation.tasks.base import Task
+from paraxl.evaluation.tasks.base import PawsxProtocol, Task
 from paraxl.evaluation.tasks.bitext import BuccTask, TatoebaTask
 from paraxl.evaluation.tasks.classification import MtopTask, Sib200Task
 from paraxl.evaluation.tasks.geometry import AlignmentUniformityTask
@@ -17,13 +18,18 @@ from paraxl.evaluation.tasks.sts import StsTask, sts17_extended_task, sts22_task
 
 @dataclass(frozen=True)
 class TaskEntry:
-    build: Callable[[], Task]
+    factory: Callable[..., Task]
     default: bool = True
+    reads_pawsx: bool = False  # the factory takes ``protocol=``
+
+    def build(self, protocol: PawsxProtocol = "resplit") -> Task:
+        """The task, reading PAWS-X under ``protocol`` where it reads PAWS-X at all."""
+        return self.factory(protocol=protocol) if self.reads_pawsx else self.factory()
 
 
 TASKS: dict[str, TaskEntry] = {
-    "pawsx": TaskEntry(PawsxTask),
-    "align": TaskEntry(AlignmentUniformityTask),
+    "pawsx": TaskEntry(PawsxTask, reads_pawsx=True),
+    "align": TaskEntry(AlignmentUniformityTask, reads_pawsx=True),
     "bucc": TaskEntry(BuccTask),
     "tatoeba": TaskEntry(TatoebaTask),
     # the XTREME 36 languages only: a third of the text, for runs that cannot afford all 112
