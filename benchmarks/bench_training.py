@@ -75,7 +75,7 @@ def main() -> None:
 
     data = read_pawsx(args.data_dir, "train", ["en", "de", "es", "fr", "ja", "ko", "zh"])
     rng = np.random.default_rng(0)
-    with_negatives = [g for g in data.groups if g.negatives]
+    with_negatives = [g for g in data.units if g.negatives]
     order = rng.permutation(len(with_negatives))
     seen: set[int] = set()
     groups = []

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages
-from paraxl.data.records import TextGroup
+from paraxl.data.records import TextUnit
 from paraxl.errors import InputError, ParaxlError, check_counts
 from paraxl.evaluation.session import resolve_data_dir
 from paraxl.io.atomic import atomic_path
@@ -67,10 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.teacher is not None and not (args.teacher / "config.json").is_file():
             raise InputError("not a model folder (no config.json)", args.teacher)
         data = load_training_data(PawsxData(languages=languages), resolve_data_dir(args.data_dir))
-        pairs = training_pairs(data.groups)
+        pairs = training_pairs(data.units)
         if args.gold_labels:
-            write_gold_labels(args.output, pairs, paraphrase_pairs(data.groups))
-            print(f"wrote the gold labels of {len(pairs)} pairs of {len(data.groups)} units to {args.output}")
+            write_gold_labels(args.output, pairs, paraphrase_pairs(data.units))
+            print(f"wrote the gold labels of {len(pairs)} pairs of {len(data.units)} units to {args.output}")
             return 0
         partial = PartialScores(args.output, settings(args, languages, pairs))
         done = partial.resume(pairs)  # pairs already scored in an earlier sitting
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{start + len(chunk)}/{len(pairs)} pairs ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
     partial.finish()
     seconds = time.perf_counter() - began
-    print(f"scored {len(pairs) - done} pairs of {len(data.groups)} units in {seconds:.0f} s ", end="")
+    print(f"scored {len(pairs) - done} pairs of {len(data.units)} units in {seconds:.0f} s ", end="")
     print(f"({len(pairs)} in all); wrote {args.output}")
     return 0
 
@@ -165,7 +165,7 @@ class PartialScores:
         self.settings_path.unlink()
 
 
-def training_pairs(groups: Sequence[TextGroup]) -> list[tuple[str, str]]:
+def training_pairs(groups: Sequence[TextUnit]) -> list[tuple[str, str]]:
     """Each pair the trainer can form inside a unit (two texts; a text and a label-0 partner), once."""
     seen: set[frozenset[str]] = set()
     pairs: list[tuple[str, str]] = []
@@ -181,7 +181,7 @@ def training_pairs(groups: Sequence[TextGroup]) -> list[tuple[str, str]]:
     return pairs
 
 
-def paraphrase_pairs(groups: Sequence[TextGroup]) -> set[frozenset[str]]:
+def paraphrase_pairs(groups: Sequence[TextUnit]) -> set[frozenset[str]]:
     """The pairs of two texts of one unit: the paraphrases among :func:`training_pairs`."""
     return {frozenset(pair) for group in groups for pair in itertools.combinations(group.texts, 2)}
 

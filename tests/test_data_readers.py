@@ -20,7 +20,7 @@ from paraxl.data.readers import (
     read_pawsx_pairs,
     read_xnli,
 )
-from paraxl.data.records import TextGroup, TrainingData
+from paraxl.data.records import TextUnit, TrainingData
 from paraxl.errors import InputError, ParaxlError
 from paraxl.io.rows import RowPolicy
 
@@ -40,11 +40,11 @@ def paws(tmp_path: Path, name: str, rows: list[Pair]) -> Path:
     return write(tmp_path, name, "\n".join(lines) + "\n")
 
 
-def by_language(groups: list[TextGroup], language: str) -> list[TextGroup]:
+def by_language(groups: list[TextUnit], language: str) -> list[TextUnit]:
     return [group for group in groups if group.languages[0] == language]
 
 
-def check_groups(groups: list[TextGroup]) -> None:
+def check_groups(groups: list[TextUnit]) -> None:
     """What every reader promises: >= 2 distinct non-empty texts per unit, dense group ids."""
     for group in groups:
         assert len(set(group.texts)) == len(group.texts) >= 2
@@ -126,8 +126,8 @@ def test_grouping_of_paws_like_pairs(tmp_path: Path) -> None:
     pairs = {"en": read_labeled_pairs(paws(tmp_path, "en.tsv", EN))}
     groups, dropped = groups_from_pairs(pairs)
     assert groups == [
-        TextGroup(0, ("A", "B", "C"), ("en",) * 3, ("D",)),
-        TextGroup(1, ("E", "F"), ("en", "en")),
+        TextUnit(0, ("A", "B", "C"), ("en",) * 3, ("D",)),
+        TextUnit(1, ("E", "F"), ("en", "en")),
     ]
     assert dropped == 3  # D, G, H
 
@@ -194,7 +194,7 @@ def test_grouping_invariants(table: list[tuple[tuple[str, str, int] | None, tupl
                 pairs[language].append(LabeledPair(first, second, label, key, Path(language), str(key)))
     groups, _ = groups_from_pairs(pairs)
     check_groups(groups)
-    unit_of: dict[tuple[str, str], TextGroup] = {}
+    unit_of: dict[tuple[str, str], TextUnit] = {}
     for group in groups:
         assert len(set(group.languages)) == 1
         for text in group.texts:
@@ -263,12 +263,12 @@ def test_aligned_files_dedupe_and_merge_near_duplicates(tmp_path: Path) -> None:
         lines(tmp_path, "fr.txt", ["un", "deux", "un", "deux !"]),
     ]
     data = read_parallel(paths, ["en", "de", "fr"])
-    assert [(g.group_id, g.texts) for g in data.groups] == [
+    assert [(g.group_id, g.texts) for g in data.units] == [
         (0, ("one", "eins", "un")),
         (1, ("two", "zwei", "deux")),
         (1, ("Two.", "zwei", "deux !")),  # a recurring item, slightly re-translated: same meaning
     ]
-    assert data.groups[0].languages == ("en", "de", "fr")
+    assert data.units[0].languages == ("en", "de", "fr")
     assert (data.duplicate_units, data.dropped_units, data.skipped_rows) == (1, 0, 0)
     assert data.sources == paths and data.group_ids() == [0, 1, 1]
 
@@ -290,7 +290,7 @@ def test_aligned_skip_drops_the_row_in_every_file(tmp_path: Path) -> None:
     data = read_aligned_files(
         paths, languages=["en", "de"], columns=["premise", "hypothesis"], header=True, policy=policy
     )
-    assert [g.texts for g in data.groups] == [("P0", "Q0"), ("H0", "I0"), ("P2", "Q2"), ("H2", "I2")]
+    assert [g.texts for g in data.units] == [("P0", "Q0"), ("H0", "I0"), ("P2", "Q2"), ("H2", "I2")]
     assert data.skipped_rows == 2 and policy.skipped == 2
     assert [str(e) for e in policy.first_errors] == [
         f"{paths[1]}:3: not valid UTF-8 (byte 4 of the line)",
@@ -325,9 +325,9 @@ def test_aligned_files_from_odd_rows(tmp_path: Path, rows: list[tuple[str, str |
         data = read_parallel([left, right], ["l", "r"], RowPolicy("skip"))
     except ParaxlError:
         return
-    check_groups(data.groups)
+    check_groups(data.units)
     kept_rows = len(rows) - data.skipped_rows
-    assert len(data.groups) + data.duplicate_units + data.dropped_units == kept_rows
+    assert len(data.units) + data.duplicate_units + data.dropped_units == kept_rows
 
 
 def test_benchmark_layouts_on_small_files(tmp_path: Path) -> None:
@@ -335,7 +335,7 @@ def test_benchmark_layouts_on_small_files(tmp_path: Path) -> None:
     paws(tmp_path, "pawsx/resplit/de/train.tsv", [("1", "a", "b", 1), ("2", "NS", "d", 1), ("3", "e", "oops")])
     policy = RowPolicy("skip")
     data = read_pawsx(tmp_path, "train", ["en", "de"], policy=policy)
-    assert [(g.group_id, g.texts) for g in data.groups] == [
+    assert [(g.group_id, g.texts) for g in data.units] == [
         (0, ("A", "B")),
         (1, ("C", "D")),
         (2, ("E", "F")),
@@ -345,7 +345,7 @@ def test_benchmark_layouts_on_small_files(tmp_path: Path) -> None:
     for language in ("en", "de"):
         write(tmp_path, f"xnli/dev-{language}.tsv", f"premise\thypothesis\tlabel\nP{language}\tH{language}\tneutral\n")
     xnli = read_xnli(tmp_path, splits=("dev",), languages=("en", "de"))
-    assert [g.texts for g in xnli.groups] == [("Pen", "Pde"), ("Hen", "Hde")]
+    assert [g.texts for g in xnli.units] == [("Pen", "Pde"), ("Hen", "Hde")]
     with pytest.raises(InputError, match=r"unknown XNLI language\(s\) \['xx'\]"):
         read_xnli(tmp_path, languages=("en", "xx"))
     with pytest.raises(InputError, match=r"test-en\.tsv: no such file"):
@@ -354,21 +354,21 @@ def test_benchmark_layouts_on_small_files(tmp_path: Path) -> None:
 
 def test_real_pawsx_resplit_train(data_dir: Path) -> None:
     data = read_pawsx(data_dir, "train")
-    check_groups(data.groups)
+    check_groups(data.units)
     assert 100 < data.skipped_rows < 400 and len(data.sources) == 7  # pairs with an untranslated "NS"
-    assert not any("NS" in (*g.texts, *g.negatives) for g in data.groups)
-    per_language = Counter(g.languages[0] for g in data.groups)
+    assert not any("NS" in (*g.texts, *g.negatives) for g in data.units)
+    per_language = Counter(g.languages[0] for g in data.units)
     assert set(per_language) == set(PAWSX_LANGUAGES)
     assert all(700 <= count <= 1300 for count in per_language.values()), per_language
     groups = Counter(data.group_ids())
     assert 900 <= len(groups) <= 1400 and max(groups.values()) <= 7  # at most one unit per language
-    assert max(len(g.texts) for g in data.groups) < 40  # no chains through junk translations
-    assert sum(len(g.negatives) > 0 for g in data.groups) > len(data.groups) / 3
+    assert max(len(g.texts) for g in data.units) < 40  # no chains through junk translations
+    assert sum(len(g.negatives) > 0 for g in data.units) > len(data.units) / 3
     validation = read_pawsx_pairs(data_dir, "validation", ["en"])["en"]
     held_out = {text.strip() for p in validation for text in (p.first, p.second)}
     train = read_pawsx_pairs(data_dir, "train", ["en"])["en"]
     trained = {text.strip() for p in train for text in (p.first, p.second)}
-    grouped = {text for g in data.groups if g.languages[0] == "en" for text in (*g.texts, *g.negatives)}
+    grouped = {text for g in data.units if g.languages[0] == "en" for text in (*g.texts, *g.negatives)}
     assert grouped <= trained
     assert len(held_out) > 300 and not held_out & trained  # the resplit leaks no English sentence
 
@@ -398,15 +398,15 @@ def test_parse_languages_from_a_command_line() -> None:
 
 def test_real_xnli_dev_premises(data_dir: Path) -> None:
     data = read_xnli(data_dir, splits=("dev",), columns=("premise",))
-    check_groups(data.groups)
-    assert 700 <= len(data.groups) <= 900  # 2490 rows, each premise three times
+    check_groups(data.units)
+    assert 700 <= len(data.units) <= 900  # 2490 rows, each premise three times
     assert data.duplicate_units >= 1600
-    full = [g for g in data.groups if len(g.texts) == 15]
-    assert len(full) > 0.95 * len(data.groups) and set(full[0].languages) == set(XNLI_LANGUAGES)
+    full = [g for g in data.units if len(g.texts) == 15]
+    assert len(full) > 0.95 * len(data.units) and set(full[0].languages) == set(XNLI_LANGUAGES)
 
 
 def test_real_tatoeba_parallel(data_dir: Path) -> None:
     folder = data_dir / "tatoeba" / "v1"
     data = read_parallel([folder / "tatoeba.deu-eng.deu", folder / "tatoeba.deu-eng.eng"], ["de", "en"])
-    assert isinstance(data, TrainingData) and len(data.groups) + data.duplicate_units + data.dropped_units == 1000
-    check_groups(data.groups)
+    assert isinstance(data, TrainingData) and len(data.units) + data.duplicate_units + data.dropped_units == 1000
+    check_groups(data.units)

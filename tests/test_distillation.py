@@ -11,7 +11,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from paraxl.data.records import TextGroup
+from paraxl.data.records import TextUnit
 from paraxl.errors import InputError
 from paraxl.losses.additive_margin import AdditiveMarginConfig
 from paraxl.losses.distillation import cosent_loss, distillation_loss
@@ -31,9 +31,9 @@ def write_scores(path: Path, rows: list[tuple[str, str, float]], header: str = "
     return path
 
 
-def units(count: int = 6) -> list[TextGroup]:
+def units(count: int = 6) -> list[TextUnit]:
     """Units of distinct groups with two texts; even ones have a label-0 partner."""
-    return [TextGroup(i, (f"a {i}", f"b {i}"), ("", ""), (f"not {i}",) if i % 2 == 0 else ()) for i in range(count)]
+    return [TextUnit(i, (f"a {i}", f"b {i}"), ("", ""), (f"not {i}",) if i % 2 == 0 else ()) for i in range(count)]
 
 
 # ---------------------------------------------------------------- the scores file

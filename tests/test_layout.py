@@ -9,7 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from paraxl.data.records import TextGroup
+from paraxl.data.records import TextUnit
 from paraxl.training.layout import StepLayout, TranslationPositives, pair_layout
 
 from .training_helpers import fake_pawsx, tiny_config
@@ -17,10 +17,10 @@ from .training_helpers import fake_pawsx, tiny_config
 LANGUAGES = ("en", "de", "fr")
 
 
-def aligned_units(meanings: int = 6) -> list[TextGroup]:
+def aligned_units(meanings: int = 6) -> list[TextUnit]:
     """One unit per (meaning, language): two paraphrases and a label-0 partner, each tagged ``meaning/language``."""
     return [
-        TextGroup(
+        TextUnit(
             meaning,
             (f"{meaning}/{language} a", f"{meaning}/{language} b"),
             (language, language),
@@ -90,7 +90,7 @@ def test_rate_half_is_a_coin_per_pair() -> None:
 
 
 def test_a_unit_without_translations_keeps_its_own_pairs() -> None:
-    lonely = TextGroup(99, ("only a", "only b"), ("en", "en"), ("only neg",))
+    lonely = TextUnit(99, ("only a", "only b"), ("en", "en"), ("only neg",))
     units = [*aligned_units(2), lonely]
     layout = pair_layout([[lonely, units[0]]], np.random.default_rng(0), 1, TranslationPositives.of(units, 1.0))
     anchor, positive, negative = rows(layout)[0]

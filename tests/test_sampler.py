@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paraxl.data.records import TextGroup
+from paraxl.data.records import TextUnit
 from paraxl.data.sampler import GroupBatchSampler, draw_texts
 from paraxl.errors import InputError
 
@@ -89,7 +89,7 @@ def test_sampler_argument_errors() -> None:
         GroupBatchSampler([1, 2], 2, seed=0).epoch_batches(-1)
 
 
-GROUP = TextGroup(4, ("a", "b", "c", "x", "y"), ("en", "en", "en", "de", "de"))
+GROUP = TextUnit(4, ("a", "b", "c", "x", "y"), ("en", "en", "en", "de", "de"))
 
 
 @settings(max_examples=60, deadline=None)

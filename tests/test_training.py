@@ -20,7 +20,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from paraxl.data.records import TextGroup
+from paraxl.data.records import TextUnit
 from paraxl.errors import InputError
 from paraxl.losses.additive_margin import AdditiveMarginConfig, InfoNCEConfig
 from paraxl.losses.hard_negatives import HardNegativeConfig
@@ -38,9 +38,9 @@ from .training_helpers import tiny_config, write_pairs, write_parallel
 REPO = Path(__file__).resolve().parents[1]
 
 
-def pair_groups(count: int = 8) -> list[TextGroup]:
+def pair_groups(count: int = 8) -> list[TextUnit]:
     return [
-        TextGroup(i, (f"the cat {i} sat", f"on the mat {i}", f"cat {i} mat"), ("", "", ""), (f"the dog {i} ran",))
+        TextUnit(i, (f"the cat {i} sat", f"on the mat {i}", f"cat {i} mat"), ("", "", ""), (f"the dog {i} ran",))
         for i in range(count)
     ]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from paraxl.data.records import TextGroup, TrainingData
+from paraxl.data.records import TextUnit, TrainingData
 from paraxl.data.word_swap import swap_words, with_swap_negatives
 
 from .training_helpers import tiny_config
@@ -82,20 +82,20 @@ def test_no_swap_when_nothing_is_worth_swapping(text: str) -> None:
 
 def test_units_get_the_swap_of_their_first_text_as_a_negative() -> None:
     units = [
-        TextGroup(
+        TextUnit(
             0,
             ("Flights from Boston to Denver leave daily", "Daily flights leave Boston for Denver"),
             ("en", "en"),
             ("x",),
         ),
-        TextGroup(1, ("短い文です。", "短い文。"), ("ja", "ja")),
+        TextUnit(1, ("短い文です。", "短い文。"), ("ja", "ja")),
         # the swap of the first text is the second text: a paraphrase, so it is not made a negative
-        TextGroup(2, ("I met Anna and Maria in town", "I met Maria and Anna in town"), ("en", "en")),
+        TextUnit(2, ("I met Anna and Maria in town", "I met Maria and Anna in town"), ("en", "en")),
     ]
     out = with_swap_negatives(TrainingData(units, skipped_rows=3, dropped_units=1))
-    assert out.groups[0].negatives == ("x", "Flights from Denver to Boston leave daily")
-    assert out.groups[0].texts == units[0].texts and out.groups[0].group_id == 0
-    assert out.groups[1] == units[1] and out.groups[2] == units[2]
+    assert out.units[0].negatives == ("x", "Flights from Denver to Boston leave daily")
+    assert out.units[0].texts == units[0].texts and out.units[0].group_id == 0
+    assert out.units[1] == units[1] and out.units[2] == units[2]
     assert (out.skipped_rows, out.dropped_units) == (3, 1)
 
 
@@ -134,7 +134,7 @@ def test_training_loads_and_uses_swap_negatives(tiny_model_dir: Path, tmp_path: 
         loss={"kind": "additive_margin", "explicit_negatives": 2},
     )
     data = load_training_data(config.data, None)
-    assert [group.negatives for group in data.groups[:2]] == [
+    assert [group.negatives for group in data.units[:2]] == [
         ("today Boris sent 0 letters to Anna",),
         ("today Clara sent 1 letters to Boris",),
     ]

@@ -63,12 +63,12 @@ class AlignedCollector:
     def finish(self, *, what: str) -> TrainingData:
         """Everything read so far as training data; no groups at all is an error."""
         built = self.builder.build(self.units)
-        if not built.groups:
+        if not built.units:
             raise InputError(
                 f"no training groups in {what} ({self.skipped_rows} row(s) skipped, "
                 f"{built.dropped_units} unit(s) with fewer than two distinct texts)"
             )
-        return TrainingData(built.groups, self.skipped_rows, built.dropped_units, self.sources, built.duplicate_units)
+        return TrainingData(built.units, self.skipped_rows, built.dropped_units, self.sources, built.duplicate_units)
 
 
 def _good_rows(

@@ -16,14 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from paraxl.data.records import TextGroup
+from paraxl.data.records import TextUnit
 
 
 @dataclass(frozen=True)
 class BuiltGroups:
-    """Units turned into :class:`TextGroup` s, and how many candidate units did not survive."""
+    """Units turned into :class:`TextUnit` s, and how many candidate units did not survive."""
 
-    groups: list[TextGroup]
+    units: list[TextUnit]
     dropped_units: int
     duplicate_units: int
 
@@ -149,7 +149,7 @@ class GroupBuilder:
                 if self.find(node) != root and self.text(node) not in wrong:
                     chosen[self.text(node)] = None
             languages = tuple(self.language(node) for node in nodes)
-            groups.append(TextGroup(group_id, texts, languages, tuple(chosen)))
+            groups.append(TextUnit(group_id, texts, languages, tuple(chosen)))
         return BuiltGroups(groups, dropped, duplicates)
 
     def _distinct(self, nodes: Sequence[int]) -> list[int]:

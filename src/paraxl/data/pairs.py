@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from paraxl.data.grouping import GroupBuilder
-from paraxl.data.records import TextGroup
+from paraxl.data.records import TextUnit
 from paraxl.errors import InputError
 from paraxl.io.rows import Row, RowPolicy, choose_format, iter_rows, read_header
 
@@ -94,7 +94,7 @@ def _pair(row: Row, path: Path, first: str, second: str, label: str | None, lang
 
 def groups_from_pairs(
     pairs_by_language: Mapping[str, Sequence[LabeledPair]], *, align_by_key: bool = True
-) -> tuple[list[TextGroup], int]:
+) -> tuple[list[TextUnit], int]:
     """Units and the number dropped for having fewer than two distinct texts.
 
     One unit per (meaning, language): the texts of that language linked by label-1 pairs and, with
@@ -129,7 +129,7 @@ def groups_from_pairs(
         if pair.label == 0:
             negatives[unit_of[(builder.find(a), language)]].append(b)
     built = builder.build(units, negatives)
-    return built.groups, built.dropped_units
+    return built.units, built.dropped_units
 
 
 def _link_by_key(builder: GroupBuilder, nodes: list[tuple[str, int, int, LabeledPair]]) -> None:

@@ -1,4 +1,9 @@
-"""What the training-data readers produce: sampling units grouped by meaning."""
+"""What the training-data readers produce: sampling units, grouped by meaning.
+
+Two words, two things: a **unit** (:class:`TextUnit`) is what the sampler draws, the texts of one
+meaning that a reader found together (usually in one language); a **group** is every unit that
+shares a ``group_id`` (the unit and its translations or duplicates).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,8 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class TextGroup:
-    """A sampling unit: texts that mean the same thing, plus explicit non-paraphrases of them.
+class TextUnit:
+    """A sampling unit: texts of one group id that mean the same thing, plus explicit non-paraphrases of them.
 
     ``group_id`` is the semantic identity: units that share it are translations or duplicates of
     each other, so they must never share a batch nor serve as each other's negatives. Texts are
@@ -23,7 +28,7 @@ class TextGroup:
 
     def __post_init__(self) -> None:
         if len(self.texts) < 2 or len(set(self.texts)) != len(self.texts):
-            raise ValueError(f"a TextGroup needs at least two distinct texts, got {self.texts!r}")
+            raise ValueError(f"a TextUnit needs at least two distinct texts, got {self.texts!r}")
         if len(self.languages) != len(self.texts):
             raise ValueError(f"{len(self.texts)} texts but {len(self.languages)} languages")
 
@@ -39,7 +44,7 @@ class TrainingData:
     it (XNLI repeats each premise three times).
     """
 
-    groups: list[TextGroup]
+    units: list[TextUnit]
     skipped_rows: int
     dropped_units: int
     sources: list[Path] = field(default_factory=list)
@@ -47,13 +52,13 @@ class TrainingData:
 
     def group_ids(self) -> list[int]:
         """One group id per unit, in unit order: the sampler's input."""
-        return [group.group_id for group in self.groups]
+        return [group.group_id for group in self.units]
 
     def summary(self) -> str:
         """One line for a log."""
         distinct = len(set(self.group_ids()))
         return (
-            f"{len(self.groups)} units in {distinct} groups from {len(self.sources)} file(s); "
+            f"{len(self.units)} units in {distinct} groups from {len(self.sources)} file(s); "
             f"{self.skipped_rows} rows skipped, {self.dropped_units} units with < 2 texts dropped, "
             f"{self.duplicate_units} duplicate units merged"
         )

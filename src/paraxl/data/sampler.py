@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from paraxl.data.records import TextGroup
+from paraxl.data.records import TextUnit
 from paraxl.errors import InputError
 
 IntArray = npt.NDArray[np.int64]
@@ -183,7 +183,7 @@ class GroupBatchSampler:
 
 
 def draw_texts(
-    group: TextGroup, k: int | None, rng: np.random.Generator, same_language: bool = False
+    group: TextUnit, k: int | None, rng: np.random.Generator, same_language: bool = False
 ) -> tuple[str, ...]:
     """``k`` distinct texts of ``group`` (``None``: all, shuffled), the anchor first.
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from paraxl.data.records import TextGroup, TrainingData
+from paraxl.data.records import TextUnit, TrainingData
 
 _MIN_WORDS = 4  # shorter sentences have too little to swap without wrecking them
 _CONTENT_LETTERS = 4
@@ -57,14 +57,14 @@ def with_swap_negatives(data: TrainingData) -> TrainingData:
     its words, so it is as hard a negative as PAWS's own label-0 pairs. A swap that happens to equal
     one of the unit's texts (a paraphrase that is itself a word swap) is not added.
     """
-    groups: list[TextGroup] = []
-    for group in data.groups:
+    groups: list[TextUnit] = []
+    for group in data.units:
         swapped = swap_words(group.texts[0])
         if swapped is None or swapped in group.texts or swapped in group.negatives:
             groups.append(group)
         else:
             groups.append(replace(group, negatives=(*group.negatives, swapped)))
-    return replace(data, groups=groups)
+    return replace(data, units=groups)
 
 
 def _core(token: str) -> tuple[str, str, str]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from paraxl.data.records import TextGroup
+from paraxl.data.records import TextUnit
 from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
@@ -50,7 +50,7 @@ class BaselineRows:
         return columns
 
 
-def baseline_rows(config: TrainConfig, groups: list[TextGroup], steps: int) -> BaselineRows:
+def baseline_rows(config: TrainConfig, groups: list[TextUnit], steps: int) -> BaselineRows:
     """The (anchor, positive[, negative]) rows of ``steps`` steps, drawn as paraxl's trainer draws them."""
     if config.mini_batches_per_step != 1:
         raise InputError("the sentence-transformers baseline trains one mini-batch per step (no mega-batch)")
@@ -115,7 +115,7 @@ def train_st_mnrl(config: TrainConfig, data_dir: Path | None, output: Path) -> d
     if config.distill is not None:
         raise InputError("the sentence-transformers baseline trains MNRL alone; `distill` is paraxl's trainer's")
     data = load_training_data(config.data, data_dir)
-    rows = baseline_rows(config, data.groups, config.max_steps)
+    rows = baseline_rows(config, data.units, config.max_steps)
 
     model = SentenceTransformer(str(resolve_model_folder(config.model.name)), device="cpu")
     if config.model.max_seq_length is not None:

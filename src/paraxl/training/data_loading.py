@@ -40,8 +40,8 @@ def load_training_data(spec: TrainData, data_dir: Path | None) -> TrainingData:
         data = _read_pairs(spec, policy)
     if spec.swap_negatives:
         data = with_swap_negatives(data)
-    if len(data.groups) < 2:
-        raise InputError(f"only {len(data.groups)} training group(s) with a positive; nothing to contrast")
+    if len(data.units) < 2:
+        raise InputError(f"only {len(data.units)} training group(s) with a positive; nothing to contrast")
     return data
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from paraxl.data.records import TextGroup
+from paraxl.data.records import TextUnit
 from paraxl.data.sampler import draw_texts
 from paraxl.losses.step import GroupSteps, StepNeeds
 
@@ -48,21 +48,21 @@ class TranslationPositives:
     """
 
     rate: float
-    by_group: Mapping[int, Sequence[TextGroup]]  # group id -> its units, one per language
+    by_group: Mapping[int, Sequence[TextUnit]]  # group id -> its units, one per language
 
     @classmethod
-    def of(cls, groups: Sequence[TextGroup], rate: float) -> TranslationPositives:
-        by_group: defaultdict[int, list[TextGroup]] = defaultdict(list)
+    def of(cls, groups: Sequence[TextUnit], rate: float) -> TranslationPositives:
+        by_group: defaultdict[int, list[TextUnit]] = defaultdict(list)
         for group in groups:
             by_group[group.group_id].append(group)
         return cls(rate, dict(by_group))
 
     @classmethod
-    def at_rate(cls, groups: Sequence[TextGroup], rate: float) -> TranslationPositives | None:
+    def at_rate(cls, groups: Sequence[TextUnit], rate: float) -> TranslationPositives | None:
         """The config's ``data.translation_positives``: None at rate 0, where draws stay as they were."""
         return cls.of(groups, rate) if rate > 0 else None
 
-    def source(self, group: TextGroup, rng: np.random.Generator) -> TextGroup:
+    def source(self, group: TextUnit, rng: np.random.Generator) -> TextUnit:
         """The unit to draw ``group``'s positive and negatives from (``group`` itself, or a translation)."""
         if self.rate <= 0.0 or rng.random() >= self.rate:
             return group
@@ -72,7 +72,7 @@ class TranslationPositives:
 
 def step_layout(
     needs: StepNeeds,
-    mini_batches: Sequence[Sequence[TextGroup]],
+    mini_batches: Sequence[Sequence[TextUnit]],
     rng: np.random.Generator,
     translations: TranslationPositives | None = None,
 ) -> StepLayout:
@@ -83,7 +83,7 @@ def step_layout(
 
 
 def pair_layout(
-    mini_batches: Sequence[Sequence[TextGroup]],
+    mini_batches: Sequence[Sequence[TextUnit]],
     rng: np.random.Generator,
     negatives: int,
     translations: TranslationPositives | None = None,
@@ -135,7 +135,7 @@ def pair_layout(
 
 
 def group_layout(
-    mini_batches: Sequence[Sequence[TextGroup]], rng: np.random.Generator, members: int | None
+    mini_batches: Sequence[Sequence[TextUnit]], rng: np.random.Generator, members: int | None
 ) -> StepLayout:
     """``members`` texts drawn from each group (all when None): the multi-positive layout."""
     texts: list[str] = []

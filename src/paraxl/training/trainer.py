@@ -30,7 +30,7 @@ import torch.distributed as dist
 from rich.console import Console
 from transformers import get_scheduler
 
-from paraxl.data.records import TextGroup, TrainingData
+from paraxl.data.records import TextUnit, TrainingData
 from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
 from paraxl.io.hashing import data_file_records
@@ -83,7 +83,7 @@ class TrainSummary:
 class _Loop:
     """What the training loop reads besides the model: the units and how steps are drawn from them."""
 
-    units: list[TextGroup]
+    units: list[TextUnit]
     sampler: GroupBatchSampler
     translations: TranslationPositives | None
     teacher: Teacher | None
@@ -181,15 +181,15 @@ class _Run:
 
     def _layout(
         self,
-        groups: list[TextGroup],
+        units: list[TextUnit],
         batches: list[tuple[int, int, list[int]]],
         translations: TranslationPositives | None,
     ) -> StepLayout:
         epoch, index, _ = batches[0]
         # drawing texts depends only on (seed, position): a resumed run draws the same
         rng = np.random.default_rng([self.config.seed, epoch, index])
-        units = [[groups[i] for i in batch] for _, _, batch in batches]
-        return step_layout(step_needs(self.config.loss), units, rng, translations)
+        mini_batches = [[units[i] for i in batch] for _, _, batch in batches]
+        return step_layout(step_needs(self.config.loss), mini_batches, rng, translations)
 
     # ------------------------------------------------------------------ run
     def run(self) -> TrainSummary:
@@ -210,7 +210,7 @@ class _Run:
             first_validation = self.last_validation = self._validate(model, validation, state)
         resumed_from = state.step if checkpoint else None
         base_elapsed = state.elapsed_s
-        loop = _Loop(data.groups, sampler, translations, teacher, validation, total_steps)
+        loop = _Loop(data.units, sampler, translations, teacher, validation, total_steps)
         total_seconds = base_elapsed + self._train_steps(loop, model, optimizer, scheduler, state)
         summary = TrainSummary(
             output_dir=str(self.output),
@@ -236,8 +236,8 @@ class _Run:
     def _data(self) -> tuple[TrainingData, GroupBatchSampler, TranslationPositives | None, Teacher | None]:
         config = self.config
         data = load_training_data(config.data, self.data_dir)
-        sampler = GroupBatchSampler([g.group_id for g in data.groups], config.batch_size, seed=config.seed)
-        translations = TranslationPositives.at_rate(data.groups, config.data.translation_positives)
+        sampler = GroupBatchSampler([g.group_id for g in data.units], config.batch_size, seed=config.seed)
+        translations = TranslationPositives.at_rate(data.units, config.data.translation_positives)
         distill = config.distill
         teacher = (TeacherScores.read(distill.scores), distill) if distill else None  # read once, used every step
         if teacher is not None:
