@@ -48,7 +48,7 @@ def main() -> None:
     def log(message: str) -> None:
         print(message, flush=True)
 
-    context = EvalContext(data_dir=args.data_dir, protocol="resplit", progress=log)
+    context = EvalContext(data_dir=args.data_dir, progress=log)
     rows = []
     for backend in args.backends.split(","):
         encoder = load_encoder(args.model, backend)
@@ -62,13 +62,9 @@ def main() -> None:
                 "backend": backend,
                 "fingerprint": encoder.fingerprint,
                 "pawsx_mean_accuracy": pawsx.main_score,
-                "pawsx_per_language": {
-                    language: values["accuracy"] for language, values in pawsx.scores["monolingual"].items()
-                },
+                "pawsx_per_language": dict(pawsx.record.per_language),
                 "tatoeba_mean_accuracy": tatoeba.main_score,
-                "tatoeba_per_language": {
-                    language: values["accuracy"] for language, values in tatoeba.scores["per_language"].items()
-                },
+                "tatoeba_per_language": dict(tatoeba.record.per_language),
                 "encoded": embedder.encoded,
                 "seconds": time.perf_counter() - start,
             }

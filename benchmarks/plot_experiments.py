@@ -25,17 +25,28 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from paraxl.evaluation.plots import heatmap, language_bars, line_plot, similarity_histogram_grid
+from paraxl.experiments.records import TableDocument, VariantRow, run_scores
 from paraxl.experiments.runner import run_folder
 
 
 def load(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _validation_and_test(run: dict[str, Any]) -> tuple[float, float]:
+    """A run's PAWS-X validation and test accuracy in %."""
+    pawsx = run_scores(run)["pawsx"]
+    validation, test = pawsx.extras.get("validation_accuracy"), pawsx.headline
+    if validation is None or test is None:
+        raise ValueError(f"run {run.get('variant')} seed {run.get('seed')}: no PAWS-X validation/test accuracy")
+    return float(validation) * 100, test * 100
 
 
 def margin_sweep(results: Path, out: Path) -> Path | None:
@@ -50,8 +61,7 @@ def margin_sweep(results: Path, out: Path) -> Path | None:
             continue
         if run["table"] == "pawsx-main" and run["seed"] != 42:
             continue  # the sweep is one seed (42)
-        pawsx = run["scores"]["pawsx"]
-        points[loss["margin"]] = (pawsx["validation_accuracy"] * 100, pawsx["test_accuracy"] * 100)
+        points[loss["margin"]] = _validation_and_test(run)
     margins = sorted(points)
     return line_plot(
         margins,
@@ -72,8 +82,7 @@ def scale_sweep(results: Path, out: Path, margin: float = 0.2) -> Path | None:
     for run in load(path)["runs"]:
         loss = run["config"]["loss"]
         if loss["kind"] == "additive_margin" and loss["margin"] == margin and run["seed"] == 42:
-            pawsx = run["scores"]["pawsx"]
-            points[loss["scale"]] = (pawsx["validation_accuracy"] * 100, pawsx["test_accuracy"] * 100)
+            points[loss["scale"]] = _validation_and_test(run)
     if len(points) < 2:
         return None
     scales = sorted(points)
@@ -91,17 +100,17 @@ def scale_sweep(results: Path, out: Path, margin: float = 0.2) -> Path | None:
 PER_LANGUAGE_TABLES = ("pawsx-main", "pawsx-long", "pawsx-push", "pawsx-distill")  # the first must exist
 
 
-def variants_of(results: Path, table: str) -> dict[str, Any]:
+def variants_of(results: Path, table: str) -> Mapping[str, VariantRow]:
     """A table's rows by variant name; none when the table has not been run."""
     path = results / f"{table}.json"
-    return dict(load(path)["variants"]) if path.is_file() else {}
+    return TableDocument.from_json(load(path)).variants if path.is_file() else {}
 
 
-def per_language_percent(row: dict[str, Any] | None) -> dict[str, float] | None:
+def per_language_percent(row: VariantRow | None) -> dict[str, float] | None:
     """A row's mean test accuracy per language in %, or None when it has none (e.g. not evaluated on PAWS-X)."""
-    if not row or not row["per_language"]:
+    if not row or not row.per_language:
         return None
-    return {lang: stats["mean"] * 100 for lang, stats in row["per_language"].items()}
+    return {lang: stats.mean * 100 for lang, stats in row.per_language.items()}
 
 
 def grouped_bars(series: dict[str, dict[str, float]], path: Path, title: str, **extra: Any) -> Path:
@@ -222,21 +231,28 @@ def histograms(runs_dir: Path, results: Path, best: str, seed: int, out: Path) -
     )
 
 
+def _mean(row: VariantRow, column: str) -> float:
+    stats = row.columns[column]
+    if stats is None:
+        raise ValueError(f"column {column!r} has no value")
+    return stats.mean
+
+
 def k_curve(results: Path, out: Path, table: str = "xnli-mpcl-short") -> Path | None:
     path = results / f"{table}.json"
     if not path.is_file():
         return None
-    variants = load(path)["variants"]
+    variants = variants_of(results, table)
     ks = sorted(int(name.removeprefix("mpcl-K")) for name in variants if name.removeprefix("mpcl-K").isdigit())
     if len(ks) < 2:
         return None
     metrics = {"Tatoeba-36 acc.": "Tatoeba-36", "BUCC zh-en F1": "BUCC F1"}
     series: dict[str, list[float]] = {}
     for column, label in metrics.items():
-        series[f"MPCL {label}"] = [variants[f"mpcl-K{k}"][column]["mean"] * 100 for k in ks]
+        series[f"MPCL {label}"] = [_mean(variants[f"mpcl-K{k}"], column) * 100 for k in ks]
         for reference in ("single-positive", "off-the-shelf"):
-            if reference in variants and variants[reference][column] is not None:
-                series[f"{reference} {label}"] = [variants[reference][column]["mean"] * 100] * len(ks)
+            if reference in variants and (stats := variants[reference].columns.get(column)) is not None:
+                series[f"{reference} {label}"] = [stats.mean * 100] * len(ks)
     return line_plot(
         ks,
         series,

@@ -21,12 +21,14 @@ import torch
 from safetensors.torch import load_file
 
 from paraxl.data.readers import PAWSX_LANGUAGES
-from paraxl.data.records import TextGroup
+from paraxl.data.records import TextUnit
 from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
 from paraxl.evaluation.loaders.tatoeba import TATOEBA_XTREME36
+from paraxl.evaluation.results import ResultDocument
 from paraxl.evaluation.runner import parse_task_list
 from paraxl.experiments import runner
+from paraxl.experiments.records import summarize_task, tatoeba_groups
 from paraxl.experiments.report import aggregate, markdown, write_report
 from paraxl.experiments.st_baseline import baseline_rows, train_st_mnrl
 from paraxl.experiments.tables import Table, load_table
@@ -232,14 +234,14 @@ def test_missing_table_file(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- baseline rows (oracle: the trainer)
 
 
-def hand_groups(count: int = 10) -> list[TextGroup]:
+def hand_groups(count: int = 10) -> list[TextUnit]:
     """Units of distinct groups; every third has no label-0 partner, one has two."""
     groups = []
     for i in range(count):
         negatives: tuple[str, ...] = () if i % 3 == 0 else (f"not {i}",)
         if i == 1:
             negatives = ("not 1", "never 1")
-        groups.append(TextGroup(100 + i, (f"a {i}", f"b {i}", f"c {i}"), ("", "", ""), negatives))
+        groups.append(TextUnit(100 + i, (f"a {i}", f"b {i}", f"c {i}"), ("", "", ""), negatives))
     return groups
 
 
@@ -303,7 +305,7 @@ def test_baseline_rows_of_loaded_pairs_start_like_the_trainer(tmp_path: Path) ->
 
     data = {"kind": "pairs", "paths": [str(write_pairs(tmp_path / "pairs.tsv", groups=10))]}
     config = tiny_config(tmp_path / "model", tmp_path / "out", data, loss={"kind": "info_nce"})
-    groups = load_training_data(config.data, None).groups
+    groups = load_training_data(config.data, None).units
     rows = baseline_rows(config, groups, 4)
     trainer = SimpleNamespace(config=config)
     sampler = GroupBatchSampler([g.group_id for g in groups], config.batch_size, seed=config.seed)
@@ -645,8 +647,8 @@ def test_markdown_prints_means_stds_and_dashes() -> None:
 def test_tatoeba_groups_against_hand_picked_sets() -> None:
     rng = np.random.default_rng(5)
     per_language = {lang: {"accuracy": float(rng.random())} for lang in TATOEBA_XTREME36}
-    groups = runner.tatoeba_groups(per_language)
     accuracy = {lang: row["accuracy"] for lang, row in per_language.items()}
+    groups = tatoeba_groups(accuracy)
     trained = ["ara", "deu", "spa", "fra", "hin", "rus", "cmn"]  # ar de es fr hi ru zh, typed out
     held_out = ["bul", "ell", "swh", "tha", "tur", "urd", "vie"]
     outside = [lang for lang in TATOEBA_XTREME36 if lang not in trained + held_out]
@@ -654,7 +656,7 @@ def test_tatoeba_groups_against_hand_picked_sets() -> None:
     assert groups["mean_xnli_held_out_in_transfer"] == pytest.approx(np.mean([accuracy[x] for x in held_out]))
     assert groups["mean_outside_xnli"] == pytest.approx(np.mean([accuracy[x] for x in outside]))
     assert groups["n_outside_xnli"] == 36 - 14 and groups["per_language"] == accuracy
-    assert runner.tatoeba_groups({"afr": {"accuracy": 0.5}})["mean_xnli_trained_in_transfer"] is None
+    assert tatoeba_groups({"afr": 0.5})["mean_xnli_trained_in_transfer"] is None
 
 
 def test_markdown_shows_the_columns_of_the_tasks_evaluated() -> None:
@@ -677,7 +679,7 @@ def test_sts_and_sib200_columns_come_from_the_real_result_documents() -> None:
     # does, then read the columns back against the documents' own numbers
     folder = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "eval" / "e5-small-resplit"
     documents = {name: json.loads((folder / f"{name}.json").read_text(encoding="utf-8")) for name in ("sts", "sib200")}
-    scores = {name: runner.summarize_task(document) for name, document in documents.items()}
+    scores = {name: summarize_task(ResultDocument.from_json(document)) for name, document in documents.items()}
     run = {"variant": "e5", "trainer": "none", "seed": 0, "training": None, "scores": scores}
     sts, sib = documents["sts"]["scores"], documents["sib200"]["scores"]["mean"]
     expected = {

@@ -22,9 +22,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from paraxl.evaluation.plot_inputs import (
+    FloatArray,
+    bin_count,
+    check_format,
+    checked_values,
+    finite,
+    same_length,
+    vector,
+)
 from paraxl.io.atomic import atomic_path
 
-FloatArray = npt.NDArray[np.float64]
 PathLike = str | os.PathLike[str]
 
 _DPI = 100
@@ -32,36 +40,6 @@ _MARKER_LIMIT = 40  # draw point markers on lines with at most this many points
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _vector(name: str, values: npt.ArrayLike) -> FloatArray:
-    """``values`` as a non-empty, finite 1-D float array."""
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name}: not numeric ({error})") from error
-    if array.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"{name}: empty")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name}: contains non-finite values (NaN or inf)")
-    return array
-
-
-def _finite(name: str, value: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name}: not a number ({value!r})") from error
-    if not math.isfinite(number):
-        raise ValueError(f"{name}: must be finite, got {number}")
-    return number
-
-
-def _same_length(x_name: str, x: FloatArray, y_name: str, y: FloatArray) -> None:
-    if x.size != y.size:
-        raise ValueError(f"{x_name} has {x.size} values but {y_name} has {y.size}")
 
 
 def _figure(width: float = 6.4, height: float = 4.8) -> Figure:
@@ -111,9 +89,9 @@ def _curves(
         pairs = {label: (thresholds, accuracy)}  # type: ignore[dict-item]
     curves: dict[str, tuple[FloatArray, FloatArray]] = {}
     for name, (raw_x, raw_y) in pairs.items():
-        x = _vector(f"thresholds[{name}]", raw_x)
-        y = _vector(f"accuracy[{name}]", raw_y)
-        _same_length(f"thresholds[{name}]", x, f"accuracy[{name}]", y)
+        x = vector(f"thresholds[{name}]", raw_x)
+        y = vector(f"accuracy[{name}]", raw_y)
+        same_length(f"thresholds[{name}]", x, f"accuracy[{name}]", y)
         if (y < 0).any() or (y > 1).any():
             raise ValueError(f"accuracy[{name}]: expected fractions in [0, 1]")
         order = np.argsort(x, kind="stable")
@@ -143,8 +121,8 @@ def threshold_curve(
     far-out end points).
     """
     curves = _curves(thresholds, accuracy, label)
-    chosen = _finite("chosen_threshold", chosen_threshold)
-    oracle = None if oracle_threshold is None else _finite("oracle_threshold", oracle_threshold)
+    chosen = finite("chosen_threshold", chosen_threshold)
+    oracle = None if oracle_threshold is None else finite("oracle_threshold", oracle_threshold)
     single = not isinstance(thresholds, Mapping)
 
     figure = _figure()
@@ -167,7 +145,7 @@ def threshold_curve(
             oracle_label += f" ({100 * _nearest(x, y, oracle):.1f}%)"
         axes.axvline(oracle, color="grey", linestyle="--", linewidth=1.2, label=oracle_label)
     if xlim is not None:
-        axes.set_xlim(_finite("xlim[0]", xlim[0]), _finite("xlim[1]", xlim[1]))
+        axes.set_xlim(finite("xlim[0]", xlim[0]), finite("xlim[1]", xlim[1]))
     axes.set_title(title)
     axes.set_xlabel("threshold")
     axes.set_ylabel(f"{label} (%)")
@@ -177,12 +155,6 @@ def threshold_curve(
 
 
 # --------------------------------------------------------------------------- histograms
-
-
-def _bins(bins: int) -> int:
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins!r}")
-    return int(bins)
 
 
 def _draw_histograms(
@@ -210,10 +182,10 @@ def similarity_histograms(
 
     Both groups share the same bin edges. ``threshold`` adds a dashed vertical line.
     """
-    positive = _vector("positive_scores", positive_scores)
-    negative = _vector("negative_scores", negative_scores)
-    cut = None if threshold is None else _finite("threshold", threshold)
-    count = _bins(bins)
+    positive = vector("positive_scores", positive_scores)
+    negative = vector("negative_scores", negative_scores)
+    cut = None if threshold is None else finite("threshold", threshold)
+    count = bin_count(bins)
 
     figure = _figure()
     axes = figure.add_subplot()
@@ -244,11 +216,11 @@ def similarity_histogram_grid(
         if len(pair) != 2:
             raise ValueError(f"panels[{name}]: expected (positive_scores, negative_scores)")
         data[str(name)] = (
-            _vector(f"panels[{name}] positive scores", pair[0]),
-            _vector(f"panels[{name}] negative scores", pair[1]),
+            vector(f"panels[{name}] positive scores", pair[0]),
+            vector(f"panels[{name}] negative scores", pair[1]),
         )
-    cut = None if threshold is None else _finite("threshold", threshold)
-    count = _bins(bins)
+    cut = None if threshold is None else finite("threshold", threshold)
+    count = bin_count(bins)
 
     columns = min(4, len(data))
     rows = math.ceil(len(data) / columns)
@@ -276,12 +248,6 @@ def similarity_histogram_grid(
 # --------------------------------------------------------------------------- bars
 
 
-def _checked_values(name: str, values: Mapping[str, float]) -> dict[str, float]:
-    if not values:
-        raise ValueError(f"{name}: empty")
-    return {str(key): _finite(f"{name}[{key}]", value) for key, value in values.items()}
-
-
 def language_bars(
     values: Mapping[str, float],
     path: PathLike,
@@ -302,13 +268,13 @@ def language_bars(
     ``series``; a series missing a language simply has no bar there. ``baseline`` draws
     a dashed horizontal line (e.g. the majority-class accuracy) named ``baseline_label``.
     """
-    groups: dict[str, dict[str, float]] = {label: _checked_values("values", values)}
+    groups: dict[str, dict[str, float]] = {label: checked_values("values", values)}
     for name, mapping in (series or {}).items():
         if str(name) in groups:
             raise ValueError(f"series name {name!r} repeats (the values series is named {label!r})")
-        groups[str(name)] = _checked_values(f"series[{name}]", mapping)
-    level = None if baseline is None else _finite("baseline", baseline)
-    _check_format(fmt)
+        groups[str(name)] = checked_values(f"series[{name}]", mapping)
+    level = None if baseline is None else finite("baseline", baseline)
+    check_format(fmt)
 
     languages: list[str] = []
     for mapping in groups.values():
@@ -345,13 +311,6 @@ def language_bars(
 # --------------------------------------------------------------------------- heatmap
 
 
-def _check_format(fmt: str) -> None:
-    try:
-        fmt.format(1.0)
-    except (IndexError, KeyError, ValueError) as error:
-        raise ValueError(f"fmt {fmt!r} cannot format a float: {error}") from error
-
-
 def heatmap(
     matrix: npt.ArrayLike,
     row_labels: Sequence[str],
@@ -385,7 +344,7 @@ def heatmap(
     known = ~np.isnan(grid)
     if not known.any():
         raise ValueError("matrix: every cell is NaN")
-    _check_format(fmt)
+    check_format(fmt)
 
     low, high = float(grid[known].min()), float(grid[known].max())
     norm = Normalize(vmin=low, vmax=high if high > low else low + 1.0)
@@ -424,13 +383,13 @@ def line_plot(
     log_x: bool = False,
 ) -> Path:
     """One line per named series over shared ``x`` (sweeps: margin, K, ...); ``log_x`` needs x > 0."""
-    xs = _vector("x", x)
+    xs = vector("x", x)
     if not series:
         raise ValueError("series: empty")
     lines: dict[str, FloatArray] = {}
     for name, values in series.items():
-        ys = _vector(f"series[{name}]", values)
-        _same_length("x", xs, f"series[{name}]", ys)
+        ys = vector(f"series[{name}]", values)
+        same_length("x", xs, f"series[{name}]", ys)
         lines[str(name)] = ys
     if log_x and (xs <= 0).any():
         raise ValueError("x: log_x needs every x > 0")

@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from paraxl.errors import InputError
 from paraxl.evaluation.embeddings import CachedEmbedder, Embedder
-from paraxl.evaluation.results import ModelInfo, result_document, write_document
-from paraxl.evaluation.tasks.base import EvalContext
+from paraxl.evaluation.results import ModelInfo, ResultDocument, result_document, write_document
+from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol
 from paraxl.evaluation.tasks.registry import TASKS
 
 
@@ -38,11 +37,15 @@ def run_tasks(
     task_names: Sequence[str],
     context: EvalContext,
     output_dir: Path,
-) -> list[dict[str, Any]]:
-    """Run each task, write ``output_dir/<task>.json``, return the documents in order."""
+    protocol: PawsxProtocol = "resplit",
+) -> list[ResultDocument]:
+    """Run each task, write ``output_dir/<task>.json``, return the documents in order.
+
+    ``protocol`` reaches the tasks that read PAWS-X; every result file records it (as version 1 did).
+    """
     documents = []
     for name in task_names:
-        task = TASKS[name].build()
+        task = TASKS[name].build(protocol)
         encoded_before = embedder.encoded if isinstance(embedder, CachedEmbedder) else 0
         start = time.perf_counter()
         result = task.run(embedder, context)
@@ -50,9 +53,7 @@ def run_tasks(
         stats: dict[str, int] = {}
         if isinstance(embedder, CachedEmbedder):
             stats = {"encoded": embedder.encoded - encoded_before, "cache_size": len(embedder)}
-        document = result_document(
-            result, task.spec, model, context.data_dir, context.protocol, context.seed, seconds, stats
-        )
+        document = result_document(result, task.spec, model, context.data_dir, protocol, context.seed, seconds, stats)
         write_document(output_dir / f"{name}.json", document)
         documents.append(document)
     return documents

@@ -15,8 +15,9 @@ from typing import Any
 
 from paraxl.errors import InputError
 from paraxl.evaluation.embeddings import CachedEmbedder, Embedder, cache_folder
-from paraxl.evaluation.report import summary_markdown, write_plots
-from paraxl.evaluation.results import ModelInfo, read_document
+from paraxl.evaluation.report import summary_markdown
+from paraxl.evaluation.report_plots import write_plots
+from paraxl.evaluation.results import ModelInfo, ResultDocument, read_result
 from paraxl.evaluation.runner import parse_task_list, run_tasks
 from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol
 from paraxl.evaluation.tasks.registry import TASKS
@@ -46,8 +47,13 @@ class EvalRequest:
 @dataclass(frozen=True)
 class EvalOutcome:
     output_dir: Path
-    documents: list[dict[str, Any]]
+    results: list[ResultDocument]  # in task order, as written
     plots: list[Path]
+
+    @property
+    def documents(self) -> list[dict[str, Any]]:
+        """The result documents as JSON mappings (what the files hold)."""
+        return [result.to_json() for result in self.results]
 
 
 def resolve_data_dir(explicit: Path | None) -> Path:
@@ -111,8 +117,8 @@ def evaluate_embedder(
     log: Callable[[str], None] = lambda message: None,
 ) -> EvalOutcome:
     """Run ``task_names`` on any embedder and write results, summary and plots into ``output_dir``."""
-    context = EvalContext(data_dir=folder, protocol=protocol, seed=request.seed, progress=log)
-    documents = run_tasks(embedder, model, task_names, context, output_dir)
+    context = EvalContext(data_dir=folder, seed=request.seed, progress=log)
+    documents = run_tasks(embedder, model, task_names, context, output_dir, protocol)
     written: list[Path] = []
     if request.plots:
         for document in documents:
@@ -123,14 +129,14 @@ def evaluate_embedder(
     return EvalOutcome(output_dir, documents, written)
 
 
-def _related_documents(output_dir: Path, model: ModelInfo, protocol: str) -> list[dict[str, Any]]:
+def _related_documents(output_dir: Path, model: ModelInfo, protocol: str) -> list[ResultDocument]:
     """Result files in ``output_dir`` of this model (by fingerprint) and protocol, in registry order."""
     found = {}
     for name in TASKS:
         path = output_dir / f"{name}.json"
         if not path.is_file():
             continue
-        document = read_document(path)
-        if document["model"].get("fingerprint") == model.fingerprint and document.get("protocol") == protocol:
+        document = read_result(path)
+        if document.model.fingerprint == model.fingerprint and document.protocol == protocol:
             found[name] = document
     return list(found.values())

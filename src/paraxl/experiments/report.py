@@ -4,35 +4,71 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from paraxl.errors import InputError
+from paraxl.evaluation.scores import TaskScores, number
+from paraxl.experiments.records import RunRecord
 from paraxl.experiments.runner import mean_std
 from paraxl.io.atomic import atomic_path
 
-# (column title, path into a record's scores, scale, digits): a missing value prints as "-".
-# PAWS-X and Tatoeba store fractions (x 100 for the table); STS and SIB-200 store percentages.
-COLUMNS: list[tuple[str, tuple[str, ...], float, int]] = [
-    ("val. acc.", ("pawsx", "validation_accuracy"), 100.0, 2),
-    ("test acc. (7-lang mean)", ("pawsx", "test_accuracy"), 100.0, 2),
-    ("en→xx acc.", ("pawsx", "en_to_xx_accuracy"), 100.0, 2),
-    ("en→xx acc., own threshold", ("pawsx", "en_to_xx_own_threshold_accuracy"), 100.0, 2),
-    ("all cross-lingual acc.", ("pawsx", "cross_lingual_accuracy"), 100.0, 2),
-    ("alignment", ("align", "main_score"), 1.0, 3),
-    ("Tatoeba-112 acc.", ("tatoeba", "main_score"), 100.0, 2),
-    ("Tatoeba-36 acc.", ("tatoeba36", "main_score"), 100.0, 2),
-    ("T36: ar de es fr hi ru zh", ("tatoeba36", "mean_xnli_trained_in_transfer"), 100.0, 2),
-    ("T36: bg el sw th tr ur vi", ("tatoeba36", "mean_xnli_held_out_in_transfer"), 100.0, 2),
-    ("T36: outside XNLI", ("tatoeba36", "mean_outside_xnli"), 100.0, 2),
-    ("BUCC zh-en F1", ("bucc", "main_score"), 100.0, 2),
-    ("STS Spearman (all sets)", ("sts", "main_score"), 1.0, 2),
-    ("STS17", ("sts", "scores", "sts17", "mean_spearman"), 1.0, 2),
-    ("stsb_multi_mt", ("sts", "scores", "stsb_multi_mt", "mean_spearman"), 1.0, 2),
-    ("stsb en-xx", ("sts", "scores", "stsb_cross_lingual", "mean_spearman"), 1.0, 2),
-    ("SIB-200 acc.", ("sib200", "scores", "mean", "in_language_accuracy"), 1.0, 2),
-    ("SIB-200 zero-shot from en", ("sib200", "scores", "mean", "zero_shot_accuracy"), 1.0, 2),
+Pick = Callable[[TaskScores], Any]
+
+
+def _headline(scores: TaskScores) -> Any:
+    return scores.headline
+
+
+def _extra(name: str) -> Pick:
+    return lambda scores: scores.extras.get(name)
+
+
+def _subset(name: str) -> Pick:
+    return lambda scores: scores.per_subset.get(name)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: a number of one task's typed record, scaled and rounded for the markdown."""
+
+    title: str
+    task: str
+    pick: Pick
+    scale: float = 100.0
+    digits: int = 2
+
+    def value(self, scores: Mapping[str, TaskScores]) -> float | None:
+        """This column's number in one run's scores; None (printed "-") when the run lacks it."""
+        return number(self.pick(scores[self.task])) if self.task in scores else None
+
+
+# A missing value prints as "-". PAWS-X and Tatoeba store fractions (x 100 for the table); STS and
+# SIB-200 store percentages.
+COLUMNS: list[Column] = [
+    Column("val. acc.", "pawsx", _extra("validation_accuracy")),
+    Column("test acc. (7-lang mean)", "pawsx", _headline),
+    Column("en→xx acc.", "pawsx", _extra("en_to_xx_accuracy")),
+    Column("en→xx acc., own threshold", "pawsx", _extra("en_to_xx_own_threshold_accuracy")),
+    Column("all cross-lingual acc.", "pawsx", _extra("cross_lingual_accuracy")),
+    Column("alignment", "align", _headline, 1.0, 3),
+    Column("Tatoeba-112 acc.", "tatoeba", _headline),
+    Column("Tatoeba-36 acc.", "tatoeba36", _headline),
+    Column("T36: ar de es fr hi ru zh", "tatoeba36", _subset("xnli_trained_in_transfer")),
+    Column("T36: bg el sw th tr ur vi", "tatoeba36", _subset("xnli_held_out_in_transfer")),
+    Column("T36: outside XNLI", "tatoeba36", _subset("outside_xnli")),
+    Column("BUCC zh-en F1", "bucc", _headline),
+    Column("STS Spearman (all sets)", "sts", _headline, 1.0),
+    Column("STS17", "sts", _subset("sts17"), 1.0),
+    Column("stsb_multi_mt", "sts", _subset("stsb_multi_mt"), 1.0),
+    Column("stsb en-xx", "sts", _subset("stsb_cross_lingual"), 1.0),
+    Column("SIB-200 acc.", "sib200", _extra("in_language_accuracy"), 1.0),
+    Column("SIB-200 zero-shot from en", "sib200", _extra("zero_shot_accuracy"), 1.0),
 ]
+UNIFORMITY = Column("uniformity", "align", _extra("uniformity"), 1.0, 3)
+PER_LANGUAGE_TASK = "pawsx"  # the task whose per-language headline gets its own table
 
 
 def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -42,14 +78,16 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
         by_variant[record["variant"]].append(record)
     variants = {}
     for name, runs in by_variant.items():
+        scores = [RunRecord.from_json(run).scores for run in runs]
         row: dict[str, Any] = {"seeds": [run["seed"] for run in runs], "trainer": runs[0]["trainer"]}
-        for title, path, _, _ in COLUMNS:
-            row[title] = _stats([_lookup(run["scores"], path) for run in runs])
-        uniformity = [_lookup(run["scores"], ("align", "scores", "mean", "uniformity")) for run in runs]
-        row["uniformity"] = _stats(uniformity)
-        languages = runs[0]["scores"].get("pawsx", {}).get("per_language", {})
+        for column in COLUMNS:
+            row[column.title] = _stats([column.value(run_scores) for run_scores in scores])
+        row["uniformity"] = _stats([UNIFORMITY.value(run_scores) for run_scores in scores])
+        first = scores[0].get(PER_LANGUAGE_TASK)
+        languages = first.per_language if first is not None else {}
         row["per_language"] = {
-            lang: _stats([run["scores"]["pawsx"]["per_language"][lang] for run in runs]) for lang in languages
+            lang: _stats([run_scores[PER_LANGUAGE_TASK].per_language[lang] for run_scores in scores])
+            for lang in languages
         }
         trained = [run["training"] for run in runs if run.get("training")]
         row["train_seconds"] = _stats([t["train_seconds"] for t in trained])
@@ -57,14 +95,6 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
         row["steps"] = trained[0]["steps"] if trained else 0
         variants[name] = row
     return variants
-
-
-def _lookup(node: Any, path: tuple[str, ...]) -> float | None:
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return float(node) if isinstance(node, int | float) else None
 
 
 def _stats(values: list[float | None]) -> dict[str, Any] | None:
@@ -87,14 +117,14 @@ def _cell(stats: dict[str, Any] | None, scale: float, digits: int) -> str:
 def markdown(title: str, variants: dict[str, Any]) -> str:
     lines = [f"### {title}", ""]
     # only the columns of the tasks this table evaluated
-    columns = [column for column in COLUMNS if any(row[column[0]] is not None for row in variants.values())]
+    columns = [column for column in COLUMNS if any(row[column.title] is not None for row in variants.values())]
     show_uniformity = any(row["uniformity"] is not None for row in variants.values())
-    header = ["variant", "seeds", *(c[0] for c in columns), *(["uniformity"] if show_uniformity else [])]
+    header = ["variant", "seeds", *(c.title for c in columns), *(["uniformity"] if show_uniformity else [])]
     header += ["steps", "train s", "groups/s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in variants.items():
         cells = [name, str(len(row["seeds"]))]
-        cells += [_cell(row[column], scale, digits) for column, _, scale, digits in columns]
+        cells += [_cell(row[column.title], column.scale, column.digits) for column in columns]
         cells += [_cell(row["uniformity"], 1.0, 3)] if show_uniformity else []
         cells += [str(row["steps"] or "-")]
         cells += [_cell(row["train_seconds"], 1.0, 0), _cell(row["examples_per_second"], 1.0, 2)]

@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from paraxl.evaluation.embeddings import Embedder
+from paraxl.evaluation.readers import read_scores
+from paraxl.evaluation.scores import TaskScores
 from paraxl.retrieval import unit_rows as unit_rows  # float64 unit rows; tasks import it from here
 
 TaskType = Literal["pair_classification", "geometry", "bitext_mining", "retrieval", "sts", "classification"]
@@ -37,10 +39,10 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class EvalContext:
-    """Everything a task may depend on besides the embedder."""
+    """Everything every task may depend on besides the embedder (a task's own options, such as the
+    PAWS-X protocol, are arguments of the task)."""
 
     data_dir: Path
-    protocol: PawsxProtocol = "resplit"
     seed: int = 0
     progress: Progress = field(default=lambda message: None)
 
@@ -58,6 +60,11 @@ class TaskResult:
     scores: dict[str, Any]
     files: list[Path]
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def record(self) -> TaskScores:
+        """The typed score record of ``scores`` (headline, per language, per subset, extras)."""
+        return read_scores(self.task, self.scores, self.main_score)
 
 
 class Task(Protocol):
