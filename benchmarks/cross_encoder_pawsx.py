@@ -19,11 +19,12 @@ What it does:
               warm-up. Train pairs with the untranslated placeholder ``NS`` on either side are left
               out and counted.
     scoring   sigmoid of the logit (``CrossEncoder.predict``, batch 32).
-    protocol  as paraxl's bi-encoder PAWS-X task (``paraxl.evaluation.tasks.pawsx``): one threshold
-              fitted (``best_threshold``) on the validation pairs of all languages pooled, applied
-              (``accuracy_at``) to each language's test pairs; the headline is the mean over
-              languages. Monolingual validation/test keep ``NS`` pairs, as the bi-encoder task and
-              the published benchmark do; ``test_accuracy_without_untranslated`` leaves them out.
+    protocol  the bi-encoder's PAWS-X protocol, the same function
+              (``paraxl.evaluation.pawsx_protocol.evaluate_pawsx`` on a ``CrossEncoderScorer``): one
+              threshold fitted on the validation pairs of all languages pooled, applied to each
+              language's test pairs; the headline is the mean over languages. Monolingual
+              validation/test keep ``NS`` pairs, as the bi-encoder task and the published benchmark
+              do; ``test_accuracy_without_untranslated`` leaves them out.
     en->xx    sentence1 of ``en`` with sentence2 of language X matched by row ``id``, kept where
               both files give the same label and neither sentence used is ``NS``; one threshold
               fitted on the validation en->X pairs of all X pooled, mean over X != en. (The
@@ -55,7 +56,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -66,45 +66,52 @@ from typing import Any, Final, Literal, NamedTuple
 import numpy as np
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, parse_languages, read_pawsx_pairs
+from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, parse_languages
 from paraxl.errors import InputError, ParaxlError, check_counts
+from paraxl.evaluation.pawsx_protocol import PawsxResult, evaluate_pawsx, read_labelled
 from paraxl.evaluation.session import resolve_data_dir
-from paraxl.evaluation.threshold import accuracy_at, best_threshold
 from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import file_sha256, model_folder_fingerprint
 from paraxl.loading.specs import DEFAULT_MODEL, resolve_model_folder
+from paraxl.modeling.cross_encoder import (
+    PREDICT_BATCH,
+    CrossEncoderScorer,
+    check_raw_pairs,
+    fresh_parameters,
+    load_cross_encoder,
+    position_limit,
+)
+from paraxl.training.cross_encoder import (
+    WARMUP_RATIO,
+    EpochSchedule,
+    Resume,
+    TrainingOutcome,
+    read_resume,
+    train_cross_encoder,
+    usable_train_pairs,
+    write_resume,
+)
 
 PROTOCOL: Final[Literal["resplit"]] = "resplit"
 SPLITS = ("train", "validation", "test")
-PREDICT_BATCH = 32
-WARMUP_RATIO = 0.1
 DEFAULT_OUTPUT = Path("benchmarks/results/experiments/cross_encoder_pawsx.json")
 
 
-RESUME_FILE = "resume.json"
-
-
-class Resume(NamedTuple):
-    """What earlier sittings of a ``--checkpoint-dir`` run left: the checkpoint to continue from
-    (None: start afresh), the evaluations and epoch timings up to it, the last raw scores."""
-
-    checkpoint: Path | None
-    evaluations: list[dict[str, Any]]
-    epoch_seconds: list[float]
-    last_raw: dict[str, Any]
-
-
-class EvalData(NamedTuple):
-    """Validation and test pairs per language, and the en->X cross pairs (first, second, label) per X.
+class Inputs(NamedTuple):
+    """What ``main`` read and checked before anything trains.
 
     (A NamedTuple, not a dataclass: the tests load this script with importlib, outside ``sys.modules``.)
     """
 
+    languages: tuple[str, ...]
+    data_dir: Path
+    folder: Path
+    train: dict[str, list[LabeledPair]]
+    untranslated: dict[str, int]
+    files: dict[str, Path]
     validation: dict[str, list[LabeledPair]]
     test: dict[str, list[LabeledPair]]
-    cross_validation: dict[str, list[tuple[str, str, int]]]
-    cross_test: dict[str, list[tuple[str, str, int]]]
-    cross_dropped: dict[str, dict[str, int]]
+    resume: Resume
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,18 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = shlex.join(["python", "benchmarks/cross_encoder_pawsx.py", *(sys.argv[1:] if argv is None else argv)])
     try:
-        languages = parse_languages(args.languages)
-        check_numbers(args)
-        data_dir = resolve_data_dir(args.data_dir)
-        train, untranslated = read_train(data_dir, languages, args.limit_train)
-        evaluation = read_eval(data_dir, languages)
-        files = {f"{lang}/{split}.tsv": pawsx_file(data_dir, lang, split) for lang in languages for split in SPLITS}
-        folder = resolve_model_folder(args.model)
-        resume = read_resume(args.checkpoint_dir, resume_settings(args, languages))
+        inputs = read_inputs(args)
     except ParaxlError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    report = run(args, command, languages, data_dir, folder, train, untranslated, files, evaluation, resume)
+    report = run(args, command, inputs)
     json_path, md_path = write_report(report, args.output)
     print(md_path.read_text(encoding="utf-8"))
     print(f"wrote {json_path} and {md_path} in {report['timings']['total_seconds']:.0f} s")
@@ -151,65 +151,23 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise InputError("--stop-after-epochs needs --checkpoint-dir: the epochs run so far would be lost")
 
 
-# ----------------------------------------------------------------------------- resuming
+def read_inputs(args: argparse.Namespace) -> Inputs:
+    """Languages, data, model folder and resume state, each checked (a ``ParaxlError`` on bad input)."""
+    languages = parse_languages(args.languages)
+    check_numbers(args)
+    data_dir = resolve_data_dir(args.data_dir)
+    train, untranslated = usable_train_pairs(read_split(data_dir, "train", languages), args.limit_train)
+    validation, test = read_split(data_dir, "validation", languages), read_split(data_dir, "test", languages)
+    files = {f"{lang}/{split}.tsv": pawsx_file(data_dir, lang, split) for lang in languages for split in SPLITS}
+    folder = resolve_model_folder(args.model)
+    resume = read_resume(args.checkpoint_dir, resume_settings(args, languages))
+    return Inputs(languages, data_dir, folder, train, untranslated, files, validation, test, resume)
 
 
 def resume_settings(args: argparse.Namespace, languages: tuple[str, ...]) -> dict[str, Any]:
     """The options a resumed run must share with the sittings before it (what it trains, and how)."""
     names = ("model", "epochs", "batch_size", "lr", "max_length", "seed", "limit_train")
     return {**{name: getattr(args, name) for name in names}, "languages": list(languages)}
-
-
-def epochs_in(checkpoint: Path) -> int:
-    """Whole epochs a Trainer checkpoint has finished (its ``trainer_state.json``)."""
-    path = checkpoint / "trainer_state.json"
-    try:
-        return round(float(json.loads(path.read_text(encoding="utf-8"))["epoch"]))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputError(f"unreadable Trainer checkpoint state ({error})", path) from None
-
-
-def read_resume(directory: Path | None, settings: dict[str, Any]) -> Resume:
-    """The state a ``--checkpoint-dir`` run left, checked against this sitting's settings."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    if directory is None:
-        return Resume(None, [], [], {})
-    path, last = directory / RESUME_FILE, get_last_checkpoint(str(directory)) if directory.is_dir() else None
-    if not path.is_file():
-        if last is not None:  # training from scratch here would mix with (and rotate away) that checkpoint
-            raise InputError(f"holds a Trainer checkpoint but no {RESUME_FILE}: not this script's run", directory)
-        return Resume(None, [], [], {})
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        saved_settings, evaluations = saved["settings"], saved["evaluations"]
-        epoch_seconds, last_raw = saved["epoch_seconds"], saved["last_raw"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputError(f"unreadable resume state ({error}); delete the folder to start afresh", path) from None
-    if saved_settings != settings:
-        differing = sorted(
-            k for k in settings.keys() | saved_settings.keys() if settings.get(k) != saved_settings.get(k)
-        )
-        raise InputError(
-            f"--checkpoint-dir holds a run with other settings ({', '.join(differing)}): "
-            "rerun with that run's options or use another folder",
-            path,
-        )
-    checkpoint = None if last is None else Path(last)
-    done = 0 if checkpoint is None else epochs_in(checkpoint)
-    # an epoch evaluated but killed before its checkpoint was saved is trained again
-    kept = [result for result in evaluations if result["epoch"] <= done]
-    raw = last_raw if kept and len(kept) == len(evaluations) else {}  # the raw scores are of the last evaluation
-    return Resume(checkpoint, kept, epoch_seconds[:done], raw)
-
-
-def write_resume(
-    directory: Path, settings: dict[str, Any], resume_state: tuple[list[dict[str, Any]], list[float], dict[str, Any]]
-) -> None:
-    evaluations, epoch_seconds, last_raw = resume_state
-    state = {"settings": settings, "evaluations": evaluations, "epoch_seconds": epoch_seconds, "last_raw": last_raw}
-    with atomic_path(directory / RESUME_FILE) as tmp:
-        tmp.write_text(json.dumps(state, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def pawsx_file(data_dir: Path, language: str, split: str) -> Path:
@@ -224,324 +182,112 @@ def read_split(data_dir: Path, split: str, languages: tuple[str, ...]) -> dict[s
     for language in languages:
         if not pawsx_file(data_dir, language, split).is_file():
             raise InputError("PAWS-X resplit file not found", pawsx_file(data_dir, language, split))
-    pairs = read_pawsx_pairs(data_dir, split, languages, protocol=PROTOCOL)
-    for language, rows in pairs.items():
-        if not rows:
-            raise InputError(f"no pairs in PAWS-X {PROTOCOL}/{language}/{split}", pawsx_file(data_dir, language, split))
-        for pair in rows:
-            if pair.label is None:
-                raise InputError("PAWS-X pairs need a label column (0 or 1)", pair.path, pair.line)
-    return pairs
+    return read_labelled(data_dir, split, languages, PROTOCOL)
 
 
-def read_train(
-    data_dir: Path, languages: tuple[str, ...], limit: int | None
-) -> tuple[dict[str, list[LabeledPair]], dict[str, int]]:
-    """Usable train pairs per language (``NS`` pairs left out, then the first ``limit``) and ``NS`` counts."""
-    pairs = read_split(data_dir, "train", languages)
-    usable: dict[str, list[LabeledPair]] = {}
-    untranslated: dict[str, int] = {}
-    for language, rows in pairs.items():
-        kept = [pair for pair in rows if not (is_untranslated(pair.first) or is_untranslated(pair.second))]
-        untranslated[language] = len(rows) - len(kept)
-        usable[language] = kept[:limit] if limit is not None else kept
-    return usable, untranslated
+# ----------------------------------------------------------------------------- evaluation
 
 
-def cross_pairs(english: list[LabeledPair], other: list[LabeledPair]) -> tuple[list[tuple[str, str, int]], int]:
-    """(en sentence1, X sentence2, label) matched by ``id``; drops label disagreements and ``NS`` (counted)."""
-    by_key = {pair.key: pair for pair in other if pair.key is not None}
-    kept: list[tuple[str, str, int]] = []
-    dropped = 0
-    for pair_a in english:
-        pair_b = by_key.get(pair_a.key) if pair_a.key is not None else None
-        if pair_b is None:
-            continue
-        if pair_a.label != pair_b.label or is_untranslated(pair_a.first) or is_untranslated(pair_b.second):
-            dropped += 1
-            continue
-        kept.append((pair_a.first, pair_b.second, int(pair_a.label or 0)))
-    return kept, dropped
-
-
-def read_eval(data_dir: Path, languages: tuple[str, ...]) -> EvalData:
-    validation = read_split(data_dir, "validation", languages)
-    test = read_split(data_dir, "test", languages)
-    cross_validation: dict[str, list[tuple[str, str, int]]] = {}
-    cross_test: dict[str, list[tuple[str, str, int]]] = {}
-    dropped: dict[str, dict[str, int]] = {"validation": {}, "test": {}}
-    if "en" in languages:
-        for language in languages:
-            if language == "en":
-                continue
-            cross_validation[language], dropped["validation"][language] = cross_pairs(
-                validation["en"], validation[language]
-            )
-            cross_test[language], dropped["test"][language] = cross_pairs(test["en"], test[language])
-        if not any(cross_validation.values()) or not any(cross_test.values()):
-            cross_validation, cross_test = {}, {}  # no shared ids: no en->xx score
-    return EvalData(validation, test, cross_validation, cross_test, dropped)
-
-
-# ----------------------------------------------------------------------------- model, training, evaluation
-
-
-def synchronize() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def predict(model: Any, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, float]:
-    """Sigmoid scores (n,) of ``pairs`` and the seconds ``predict`` took."""
-    synchronize()
-    start = time.perf_counter()
-    scores = model.predict(pairs, batch_size=PREDICT_BATCH, show_progress_bar=False, convert_to_numpy=True)
-    synchronize()
-    return np.asarray(scores, dtype=np.float64).reshape(-1), time.perf_counter() - start
-
-
-def score_groups(model: Any, groups: dict[str, list[tuple[str, str]]]) -> tuple[dict[str, np.ndarray], float, int]:
-    """One ``predict`` over every group's pairs concatenated; scores split back per group."""
-    names = list(groups)
-    flat = [pair for name in names for pair in groups[name]]
-    scores, seconds = predict(model, flat) if flat else (np.zeros(0), 0.0)
-    out, start = {}, 0
-    for name in names:
-        out[name] = scores[start : start + len(groups[name])]
-        start += len(groups[name])
-    return out, seconds, len(flat)
-
-
-def labels_of(pairs: list[LabeledPair]) -> np.ndarray:
-    return np.array([pair.label for pair in pairs], dtype=np.int64)
-
-
-def evaluate(model: Any, data: EvalData, languages: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Results of one evaluation and the raw validation/test scores behind them."""
-    validation_scores, _, _ = score_groups(
-        model, {lang: [(p.first, p.second) for p in data.validation[lang]] for lang in languages}
+def evaluate(model: Any, inputs: Inputs) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One evaluation (the PAWS-X protocol on the cross-encoder's scores) and the raw scores behind it."""
+    result = evaluate_pawsx(
+        CrossEncoderScorer(model, PREDICT_BATCH),
+        inputs.validation,
+        inputs.test,
+        cross_lingual="en_row",
+        grouping="by_split",  # validation pairs in one predict call, test pairs (timed) in another
     )
-    test_scores, test_seconds, test_count = score_groups(
-        model, {lang: [(p.first, p.second) for p in data.test[lang]] for lang in languages}
-    )
-    validation_labels = {lang: labels_of(data.validation[lang]) for lang in languages}
-    test_labels = {lang: labels_of(data.test[lang]) for lang in languages}
-    threshold, validation_accuracy = best_threshold(
-        np.concatenate([validation_scores[lang] for lang in languages]),
-        np.concatenate([validation_labels[lang] for lang in languages]),
-    )
-    test_accuracy = {lang: accuracy_at(test_scores[lang], test_labels[lang], threshold) for lang in languages}
-    without_ns: dict[str, float | None] = {}
-    for lang in languages:
-        keep = np.array([not (is_untranslated(p.first) or is_untranslated(p.second)) for p in data.test[lang]])
-        without_ns[lang] = (
-            accuracy_at(test_scores[lang][keep], test_labels[lang][keep], threshold) if keep.any() else None
-        )
+    return evaluation_record(result), {
+        split: {lang: {"scores": s.scores.tolist(), "labels": s.labels.tolist()} for lang, s in sets.items()}
+        for split, sets in (("validation", result.fit), ("test", result.test))
+    }
+
+
+def evaluation_record(result: PawsxResult) -> dict[str, Any]:
+    """One entry of the report's ``evaluations`` (its layout is the result file's)."""
+    languages = result.languages
+    test_accuracy = {lang: result.monolingual[lang].at_pooled.accuracy for lang in languages}
+    without_ns = {lang: result.monolingual[lang].accuracy_without_untranslated for lang in languages}
     translated = [value for value in without_ns.values() if value is not None]
-    result: dict[str, Any] = {
-        "threshold": threshold,
-        "validation_accuracy": validation_accuracy,
-        "validation_accuracy_per_language": {
-            lang: accuracy_at(validation_scores[lang], validation_labels[lang], threshold) for lang in languages
-        },
+    test_pairs, test_seconds = sum(s.labels.size for s in result.test.values()), result.seconds["test"]
+    record: dict[str, Any] = {
+        "threshold": result.pooled_threshold,
+        "validation_accuracy": result.pooled_fit_accuracy,
+        "validation_accuracy_per_language": result.fit_accuracy,
         "test_accuracy": test_accuracy,
         "test_accuracy_mean": float(np.mean([test_accuracy[lang] for lang in languages])),
         "test_accuracy_without_untranslated": without_ns,
         "test_accuracy_without_untranslated_mean": float(np.mean(translated)) if translated else None,
-        "test_majority_class_mean": float(
-            np.mean([max(np.mean(test_labels[lang]), 1 - np.mean(test_labels[lang])) for lang in languages])
-        ),
+        "test_majority_class_mean": float(np.mean([result.monolingual[lang].majority_class for lang in languages])),
         "inference": {
-            "pairs": test_count,
+            "pairs": test_pairs,
             "seconds": test_seconds,
-            "pairs_per_second": test_count / test_seconds if test_seconds > 0 else None,
+            "pairs_per_second": test_pairs / test_seconds if test_seconds > 0 else None,
             "batch_size": PREDICT_BATCH,
         },
     }
-    if data.cross_test:
-        result["en_to_xx"] = evaluate_cross(model, data)
-    raw = {
-        "validation": {
-            lang: {"scores": validation_scores[lang].tolist(), "labels": validation_labels[lang].tolist()}
-            for lang in languages
-        },
-        "test": {
-            lang: {"scores": test_scores[lang].tolist(), "labels": test_labels[lang].tolist()} for lang in languages
-        },
-    }
-    return result, raw
+    row = result.en_row
+    if row is not None and any(row.n_test.values()):
+        record["en_to_xx"] = {
+            "threshold": row.threshold,
+            "accuracy": row.accuracy,
+            "mean": row.mean if not math.isnan(row.mean) else None,
+            "n_validation": row.n_fit,
+            "n_test": row.n_test,
+            "dropped": {"validation": row.dropped_fit, "test": row.dropped_test},
+        }
+    return record
 
 
-def evaluate_cross(model: Any, data: EvalData) -> dict[str, Any]:
-    targets = list(data.cross_test)
-    fit, _, _ = score_groups(model, {x: [(a, b) for a, b, _ in data.cross_validation[x]] for x in targets})
-    test, _, _ = score_groups(model, {x: [(a, b) for a, b, _ in data.cross_test[x]] for x in targets})
-    fit_labels = {x: np.array([y for _, _, y in data.cross_validation[x]], dtype=np.int64) for x in targets}
-    test_labels = {x: np.array([y for _, _, y in data.cross_test[x]], dtype=np.int64) for x in targets}
-    threshold, _ = best_threshold(
-        np.concatenate([fit[x] for x in targets]), np.concatenate([fit_labels[x] for x in targets])
-    )
-    accuracy = {x: accuracy_at(test[x], test_labels[x], threshold) if test[x].size else None for x in targets}
-    scored = [value for value in accuracy.values() if value is not None]
-    return {
-        "threshold": threshold,
-        "accuracy": accuracy,
-        "mean": float(np.mean(scored)) if scored else None,
-        "n_validation": {x: len(data.cross_validation[x]) for x in targets},
-        "n_test": {x: len(data.cross_test[x]) for x in targets},
-        "dropped": data.cross_dropped,
-    }
+# ----------------------------------------------------------------------------- training run
 
 
-def fresh_parameters(model: Any, folder: Path) -> list[str] | None:
-    """Parameters of the classification model that the folder's safetensors did not hold (None: unknown)."""
-    from safetensors import safe_open
-
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        return None
-    stored: set[str] = set()
-    for path in files:
-        with safe_open(str(path), "pt") as handle:
-            stored |= set(handle.keys())
-    hf_model = model.model
-    prefix = f"{getattr(hf_model, 'base_model_prefix', '')}."
-    names = [name for name, _ in hf_model.named_parameters()]
-    return [name for name in names if name not in stored and name.removeprefix(prefix) not in stored]
-
-
-def position_limit(folder: Path) -> int | None:
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    value = config.get("max_position_embeddings")
-    return int(value) if isinstance(value, int) else None
-
-
-def run(
-    args: argparse.Namespace,
-    command: str,
-    languages: tuple[str, ...],
-    data_dir: Path,
-    folder: Path,
-    train: dict[str, list[LabeledPair]],
-    untranslated: dict[str, int],
-    files: dict[str, Path],
-    data: EvalData,
-    resume: Resume,
-) -> dict[str, Any]:
+def run(args: argparse.Namespace, command: str, inputs: Inputs) -> dict[str, Any]:
     began = time.perf_counter()
     import torch
-    from datasets import Dataset
-    from sentence_transformers.cross_encoder import (
-        CrossEncoder,
-        CrossEncoderTrainer,
-        CrossEncoderTrainingArguments,
-        losses,
-    )
-    from transformers import TrainerCallback, set_seed
+    from transformers import set_seed
 
+    folder, resume = inputs.folder, inputs.resume
     limit = position_limit(folder)
     max_length = min(args.max_length, limit) if limit else args.max_length
     if max_length != args.max_length:
         print(f"--max-length {args.max_length} > the model's {limit} positions: using {max_length}", flush=True)
     set_seed(args.seed)  # the fresh head's initialisation
     load_start = time.perf_counter()
-    model = CrossEncoder(
-        str(folder), num_labels=1, max_length=max_length, activation_fn=torch.nn.Sigmoid(), local_files_only=True
-    )
+    model = load_cross_encoder(folder, max_length)
     load_seconds = time.perf_counter() - load_start
-    if model.default_prompt_name is not None or any(model.prompts.values()):
-        raise RuntimeError(f"the cross-encoder would apply prompts {model.prompts}; it must read raw pairs")
-    rows = [pair for lang in languages for pair in train[lang]]
-    dataset = Dataset.from_dict(
-        {
-            "sentence1": [pair.first for pair in rows],
-            "sentence2": [pair.second for pair in rows],
-            "label": [float(pair.label or 0) for pair in rows],
-        }
-    )
-    evaluations: list[dict[str, Any]] = list(resume.evaluations)
-    last_raw: dict[str, Any] = resume.last_raw
-    epoch_seconds: list[float] = list(resume.epoch_seconds)
-    settings = resume_settings(args, languages)
+    check_raw_pairs(model)
+    rows = [pair for lang in inputs.languages for pair in inputs.train[lang]]
+    state = Resume(resume.checkpoint, list(resume.evaluations), list(resume.epoch_seconds), resume.last_raw)
+    settings = resume_settings(args, inputs.languages)
     if resume.checkpoint is not None:
-        print(f"resuming from {resume.checkpoint} (epoch {len(epoch_seconds)} of {args.epochs})", flush=True)
+        print(f"resuming from {resume.checkpoint} (epoch {len(state.epoch_seconds)} of {args.epochs})", flush=True)
 
     def record(epoch: int, train_seconds: float | None) -> None:
-        nonlocal last_raw
+        nonlocal state
         start = time.perf_counter()
-        result, last_raw = evaluate(model, data, languages)
+        result, last_raw = evaluate(model, inputs)
         result = {"epoch": epoch, "train_seconds": train_seconds, **result}
         result["eval_seconds"] = time.perf_counter() - start
-        evaluations.append(result)
-        cross = result.get("en_to_xx", {}).get("mean")
-        print(
-            f"epoch {epoch}: test accuracy mean {result['test_accuracy_mean']:.4f}, validation "
-            f"{result['validation_accuracy']:.4f}, en->xx {cross if cross is None else round(cross, 4)}, "
-            f"{result['inference']['pairs_per_second'] or 0:.0f} pairs/s",
-            flush=True,
-        )
+        state.evaluations.append(result)
+        state = Resume(state.checkpoint, state.evaluations, state.epoch_seconds, last_raw)
+        print_epoch(result)
         if args.checkpoint_dir is not None:  # before the epoch's checkpoint: a crash between redoes the epoch
-            write_resume(args.checkpoint_dir, settings, (evaluations, epoch_seconds, last_raw))
+            write_resume(args.checkpoint_dir, settings, state)
 
-    class EpochEvaluation(TrainerCallback):
-        epoch_start = 0.0
-        epochs_this_sitting = 0
+    def after_epoch(seconds: float) -> None:
+        state.epoch_seconds.append(seconds)
+        record(len(state.epoch_seconds), seconds)
 
-        def on_epoch_begin(self, *_: Any, **__: Any) -> None:
-            synchronize()
-            self.epoch_start = time.perf_counter()
-
-        def on_epoch_end(self, _args: Any, _state: Any, control: Any, **__: Any) -> None:
-            synchronize()
-            epoch_seconds.append(time.perf_counter() - self.epoch_start)
-            record(len(epoch_seconds), epoch_seconds[-1])
-            self.epochs_this_sitting += 1
-            if args.stop_after_epochs is not None and self.epochs_this_sitting >= args.stop_after_epochs:
-                control.should_training_stop = True  # the Trainer still saves this epoch's checkpoint
-
-    if args.eval_before_training and not any(result["epoch"] == 0 for result in evaluations):
+    if args.eval_before_training and not any(result["epoch"] == 0 for result in state.evaluations):
         record(0, None)
-    with tempfile.TemporaryDirectory(prefix="cross-encoder-pawsx-") as scratch:
-        training_args = CrossEncoderTrainingArguments(
-            output_dir=scratch if args.checkpoint_dir is None else str(args.checkpoint_dir),
-            num_train_epochs=args.epochs,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=args.lr,
-            warmup_steps=WARMUP_RATIO,  # a float below 1 is a ratio in transformers 5
-            lr_scheduler_type="linear",
-            seed=args.seed,
-            save_strategy="no" if args.checkpoint_dir is None else "epoch",
-            save_total_limit=1,  # the latest epoch's checkpoint is all a resume needs (~1.4 GB for e5-small)
-            eval_strategy="no",
-            logging_strategy="epoch",
-            report_to="none",
-            dataloader_pin_memory=torch.cuda.is_available(),
-            disable_tqdm=not sys.stderr.isatty(),
-        )
-        trainer = CrossEncoderTrainer(
-            model=model,
-            args=training_args,
-            train_dataset=dataset,
-            loss=losses.BinaryCrossEntropyLoss(model),
-            callbacks=[EpochEvaluation()],
-        )
-        output = trainer.train(resume_from_checkpoint=None if resume.checkpoint is None else str(resume.checkpoint))
-        losses_by_epoch = {
-            round(entry["epoch"]): entry["loss"] for entry in trainer.state.log_history if "loss" in entry
-        }
-    for result in evaluations:
-        result["train_loss"] = losses_by_epoch.get(result["epoch"])
-    train_seconds = sum(epoch_seconds)
-    trained = [result for result in evaluations if result["epoch"] > 0]
-    selected = max(trained, key=lambda result: result["validation_accuracy"]) if trained else None
-    final = evaluations[-1]
-    epochs_done = len(epoch_seconds)
-    return {
+    schedule = EpochSchedule(
+        args.epochs, args.batch_size, args.lr, args.seed, args.checkpoint_dir, args.stop_after_epochs
+    )
+    outcome = train_cross_encoder(model, rows, schedule, resume.checkpoint, after_epoch)
+    for result in state.evaluations:
+        result["train_loss"] = outcome.losses_by_epoch.get(result["epoch"])
+    report: dict[str, Any] = {
         "benchmark": "cross_encoder_pawsx",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
@@ -556,41 +302,77 @@ def run(
             "max_length": max_length,
             "load_seconds": load_seconds,
         },
-        "data": {
-            "data_dir": str(data_dir),
-            "protocol": PROTOCOL,
-            "languages": list(languages),
-            "files": {name: file_sha256(path) for name, path in sorted(files.items())},
-            "train_pairs": {lang: len(train[lang]) for lang in languages},
-            "train_pairs_total": len(rows),
-            "train_untranslated_left_out": untranslated,
-            "limit_train": args.limit_train,
-            "validation_pairs": {lang: len(data.validation[lang]) for lang in languages},
-            "test_pairs": {lang: len(data.test[lang]) for lang in languages},
-            "test_untranslated_kept": {
-                lang: sum(is_untranslated(p.first) or is_untranslated(p.second) for p in data.test[lang])
-                for lang in languages
-            },
+        "data": data_section(args, inputs, len(rows)),
+        "training": training_section(args, state, outcome, len(rows)),
+        **results_sections(state),
+        "timings": {"total_seconds": time.perf_counter() - began},
+        "environment": environment(torch),
+    }
+    return report
+
+
+def print_epoch(result: dict[str, Any]) -> None:
+    cross = result.get("en_to_xx", {}).get("mean")
+    print(
+        f"epoch {result['epoch']}: test accuracy mean {result['test_accuracy_mean']:.4f}, validation "
+        f"{result['validation_accuracy']:.4f}, en->xx {cross if cross is None else round(cross, 4)}, "
+        f"{result['inference']['pairs_per_second'] or 0:.0f} pairs/s",
+        flush=True,
+    )
+
+
+def data_section(args: argparse.Namespace, inputs: Inputs, train_total: int) -> dict[str, Any]:
+    languages = inputs.languages
+    return {
+        "data_dir": str(inputs.data_dir),
+        "protocol": PROTOCOL,
+        "languages": list(languages),
+        "files": {name: file_sha256(path) for name, path in sorted(inputs.files.items())},
+        "train_pairs": {lang: len(inputs.train[lang]) for lang in languages},
+        "train_pairs_total": train_total,
+        "train_untranslated_left_out": inputs.untranslated,
+        "limit_train": args.limit_train,
+        "validation_pairs": {lang: len(inputs.validation[lang]) for lang in languages},
+        "test_pairs": {lang: len(inputs.test[lang]) for lang in languages},
+        "test_untranslated_kept": {
+            lang: sum(is_untranslated(p.first) or is_untranslated(p.second) for p in inputs.test[lang])
+            for lang in languages
         },
-        "training": {
-            "loss": "BinaryCrossEntropyLoss",
-            "epochs": args.epochs,
-            "epochs_completed": epochs_done,
-            "complete": epochs_done >= args.epochs,
-            "checkpoint_dir": None if args.checkpoint_dir is None else str(args.checkpoint_dir),
-            "resumed_from": None if resume.checkpoint is None else str(resume.checkpoint),
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "warmup_ratio": WARMUP_RATIO,
-            "scheduler": "linear",
-            "weight_decay": training_args.weight_decay,
-            "seed": args.seed,
-            "steps": output.global_step,
-            "train_loss": output.training_loss,
-            "epoch_seconds": epoch_seconds,
-            "seconds": train_seconds,
-            "examples_per_second": len(rows) * epochs_done / train_seconds if train_seconds > 0 else None,
-        },
+    }
+
+
+def training_section(
+    args: argparse.Namespace, state: Resume, outcome: TrainingOutcome, train_total: int
+) -> dict[str, Any]:
+    epochs_done, train_seconds = len(state.epoch_seconds), sum(state.epoch_seconds)
+    return {
+        "loss": "BinaryCrossEntropyLoss",
+        "epochs": args.epochs,
+        "epochs_completed": epochs_done,
+        "complete": epochs_done >= args.epochs,
+        "checkpoint_dir": None if args.checkpoint_dir is None else str(args.checkpoint_dir),
+        "resumed_from": None if state.checkpoint is None else str(state.checkpoint),
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "warmup_ratio": WARMUP_RATIO,
+        "scheduler": "linear",
+        "weight_decay": outcome.weight_decay,
+        "seed": args.seed,
+        "steps": outcome.steps,
+        "train_loss": outcome.train_loss,
+        "epoch_seconds": state.epoch_seconds,
+        "seconds": train_seconds,
+        "examples_per_second": train_total * epochs_done / train_seconds if train_seconds > 0 else None,
+    }
+
+
+def results_sections(state: Resume) -> dict[str, Any]:
+    """``evaluations``, ``final``, ``selected_by_validation`` and ``scores`` (the last raw scores)."""
+    evaluations = state.evaluations
+    trained = [result for result in evaluations if result["epoch"] > 0]
+    selected = max(trained, key=lambda result: result["validation_accuracy"]) if trained else None
+    final = evaluations[-1]
+    return {
         "evaluations": evaluations,
         "final": {
             "epoch": final["epoch"],
@@ -607,9 +389,7 @@ def run(
             "test_accuracy_mean": selected["test_accuracy_mean"],
             "en_to_xx_mean": selected.get("en_to_xx", {}).get("mean"),
         },
-        "scores": {"epoch": final["epoch"], **last_raw} if last_raw else None,
-        "timings": {"total_seconds": time.perf_counter() - began},
-        "environment": environment(torch),
+        "scores": {"epoch": final["epoch"], **state.last_raw} if state.last_raw else None,
     }
 
 

@@ -24,11 +24,15 @@ from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import UNTRANSLATED
 from paraxl.decision.scorers import PairScorer
 from paraxl.decision.threshold import accuracy_at, best_threshold
-from paraxl.evaluation.tasks.base import mean
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Cell = tuple[str, str]  # (sentence1 language, sentence2 language)
+
+
+def mean(values: Sequence[float]) -> float:
+    """Plain mean; NaN for no values (as the tasks' ``mean``, which this module, below them, cannot import)."""
+    return float(np.mean(values)) if len(values) else float("nan")
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import UNTRANSLATED
+from paraxl.data.readers import UNTRANSLATED, PawsxProtocol, read_pawsx_pairs
 from paraxl.decision.scorers import PairScorer
 from paraxl.decision.threshold import ThresholdSweep, accuracy_at, accuracy_sweep, best_threshold
 from paraxl.errors import InputError
@@ -143,6 +144,19 @@ def evaluate_pawsx(
     if test is None or cross_lingual == "none" or len(languages) < 2:
         return result
     return _with_cross_lingual(scorer, result, cross_lingual)
+
+
+def read_labelled(
+    data_dir: Path, split: str, languages: Sequence[str], protocol: PawsxProtocol
+) -> dict[str, list[LabeledPair]]:
+    """Labelled PAWS-X pairs of ``split`` per language; an empty file or a pair without a label is an error."""
+    pairs = read_pawsx_pairs(data_dir, split, languages, protocol)
+    for language, rows in pairs.items():
+        if not rows:
+            path = data_dir / "pawsx" / protocol / language / f"{split}.tsv"
+            raise InputError(f"no pairs in PAWS-X {protocol}/{language}/{split}", str(path))
+        labels_of(rows)
+    return pairs
 
 
 def labels_of(pairs: Sequence[LabeledPair]) -> IntArray:

@@ -23,12 +23,12 @@ from __future__ import annotations
 from typing import Any
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import PAWSX_LANGUAGES, read_pawsx_pairs
+from paraxl.data.readers import PAWSX_LANGUAGES
 from paraxl.decision.scorers import EmbeddingCosineScorer
 from paraxl.errors import InputError
 from paraxl.evaluation.embeddings import Embedder
 from paraxl.evaluation.pawsx_cross import CrossLingualMatrix
-from paraxl.evaluation.pawsx_protocol import PawsxResult, evaluate_pawsx, labels_of
+from paraxl.evaluation.pawsx_protocol import PawsxResult, evaluate_pawsx, read_labelled
 from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol, TaskResult, TaskSpec, mean, rounded
 
 EXACT_TEST_LANGUAGES = ("de", "ko", "zh")  # official test labels are exact only for these
@@ -47,16 +47,6 @@ def split_names(protocol: PawsxProtocol, language: str) -> tuple[str, str]:
 def label_source(protocol: PawsxProtocol, language: str) -> str:
     """Where a test split's labels come from: "human" or "derived" (majority of de/ko/zh)."""
     return "derived" if protocol == "official" and language not in EXACT_TEST_LANGUAGES else "human"
-
-
-def read_split(context: EvalContext, protocol: PawsxProtocol, language: str, split: str) -> list[LabeledPair]:
-    """One language's labelled pairs of ``split``; no pairs, or a pair without a label, is an error."""
-    pairs = read_pawsx_pairs(context.data_dir, split, (language,), protocol)[language]
-    if not pairs:
-        path = context.data_dir / "pawsx" / protocol / language / f"{split}.tsv"
-        raise InputError(f"no pairs in PAWS-X {protocol}/{language}/{split}", str(path))
-    labels_of(pairs)
-    return pairs
 
 
 class PawsxTask:
@@ -84,8 +74,8 @@ class PawsxTask:
         test: dict[str, list[LabeledPair]] = {}
         for language in self.languages:
             fit_split, test_split = split_names(self.protocol, language)
-            fit[language] = read_split(context, self.protocol, language, fit_split)
-            test[language] = read_split(context, self.protocol, language, test_split)
+            fit |= read_labelled(context.data_dir, fit_split, (language,), self.protocol)
+            test |= read_labelled(context.data_dir, test_split, (language,), self.protocol)
         result = evaluate_pawsx(
             EmbeddingCosineScorer(embedder),
             fit,

@@ -1,0 +1,211 @@
+"""Resumable per-epoch training of a sentence-transformers cross-encoder on labelled pairs.
+
+``CrossEncoderTrainer`` + ``BinaryCrossEntropyLoss`` over (sentence1, sentence2, 0/1 label) rows,
+AdamW with linear decay after a warm-up ratio, a callback after every epoch (where a caller
+evaluates). With a checkpoint folder, a Trainer checkpoint (weights, optimizer, scheduler, data
+order) is saved after every epoch and ``resume.json`` beside it keeps the caller's state (its
+settings, the evaluations so far, epoch times, the last raw scores): running the same settings
+again continues after the last finished epoch on the same learning-rate schedule; other settings
+in the same folder are refused, naming the settings that differ.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from paraxl.data.pairs import LabeledPair
+from paraxl.data.readers import UNTRANSLATED
+from paraxl.errors import InputError
+from paraxl.io.atomic import atomic_path
+from paraxl.modeling.cross_encoder import synchronize
+
+if TYPE_CHECKING:
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+RESUME_FILE = "resume.json"
+WARMUP_RATIO = 0.1
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What earlier sittings of a checkpoint-folder run left: the checkpoint to continue from
+    (None: start afresh), the evaluations and epoch timings up to it, the last raw scores."""
+
+    checkpoint: Path | None
+    evaluations: list[dict[str, Any]]
+    epoch_seconds: list[float]
+    last_raw: dict[str, Any]
+
+
+def epochs_in(checkpoint: Path) -> int:
+    """Whole epochs a Trainer checkpoint has finished (its ``trainer_state.json``)."""
+    path = checkpoint / "trainer_state.json"
+    try:
+        return round(float(json.loads(path.read_text(encoding="utf-8"))["epoch"]))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"unreadable Trainer checkpoint state ({error})", path) from None
+
+
+def read_resume(directory: Path | None, settings: dict[str, Any]) -> Resume:
+    """The state a checkpoint-folder run left, checked against this sitting's ``settings``."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if directory is None:
+        return Resume(None, [], [], {})
+    path, last = directory / RESUME_FILE, get_last_checkpoint(str(directory)) if directory.is_dir() else None
+    if not path.is_file():
+        if last is not None:  # training from scratch here would mix with (and rotate away) that checkpoint
+            raise InputError(f"holds a Trainer checkpoint but no {RESUME_FILE}: not this script's run", directory)
+        return Resume(None, [], [], {})
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved_settings, evaluations = saved["settings"], saved["evaluations"]
+        epoch_seconds, last_raw = saved["epoch_seconds"], saved["last_raw"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"unreadable resume state ({error}); delete the folder to start afresh", path) from None
+    if saved_settings != settings:
+        differing = sorted(
+            k for k in settings.keys() | saved_settings.keys() if settings.get(k) != saved_settings.get(k)
+        )
+        raise InputError(
+            f"--checkpoint-dir holds a run with other settings ({', '.join(differing)}): "
+            "rerun with that run's options or use another folder",
+            path,
+        )
+    checkpoint = None if last is None else Path(last)
+    done = 0 if checkpoint is None else epochs_in(checkpoint)
+    # an epoch evaluated but killed before its checkpoint was saved is trained again
+    kept = [result for result in evaluations if result["epoch"] <= done]
+    raw = last_raw if kept and len(kept) == len(evaluations) else {}  # the raw scores are of the last evaluation
+    return Resume(checkpoint, kept, epoch_seconds[:done], raw)
+
+
+def write_resume(directory: Path, settings: dict[str, Any], state: Resume) -> None:
+    """``resume.json``: the settings and the state so far (the checkpoint path is the Trainer's)."""
+    saved = {
+        "settings": settings,
+        "evaluations": state.evaluations,
+        "epoch_seconds": state.epoch_seconds,
+        "last_raw": state.last_raw,
+    }
+    with atomic_path(directory / RESUME_FILE) as tmp:
+        tmp.write_text(json.dumps(saved, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def usable_train_pairs(
+    pairs: dict[str, list[LabeledPair]], limit: int | None
+) -> tuple[dict[str, list[LabeledPair]], dict[str, int]]:
+    """Per language: the pairs without ``NS`` on either side (then the first ``limit``), and the ``NS`` count."""
+    usable: dict[str, list[LabeledPair]] = {}
+    untranslated: dict[str, int] = {}
+    for language, rows in pairs.items():
+        kept = [pair for pair in rows if UNTRANSLATED not in (pair.first.strip(), pair.second.strip())]
+        untranslated[language] = len(rows) - len(kept)
+        usable[language] = kept[:limit] if limit is not None else kept
+    return usable, untranslated
+
+
+@dataclass(frozen=True)
+class EpochSchedule:
+    """How to train: epochs in all, batch size, learning rate, seed; where to checkpoint and when to stop."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int
+    checkpoint_dir: Path | None = None
+    stop_after_epochs: int | None = None  # end this sitting after N more epochs (needs checkpoint_dir)
+    warmup_ratio: float = WARMUP_RATIO
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What the Trainer reports: optimizer steps, mean loss, the loss logged per epoch, weight decay."""
+
+    steps: int
+    train_loss: float
+    losses_by_epoch: dict[int, float]
+    weight_decay: float
+
+
+def train_cross_encoder(
+    model: CrossEncoder,
+    rows: Sequence[LabeledPair],
+    schedule: EpochSchedule,
+    resume_from: Path | None,
+    after_epoch: Callable[[float], None],
+) -> TrainingOutcome:
+    """Train ``model`` on ``rows`` (label 1 = paraphrase) and call ``after_epoch(seconds)`` after each epoch.
+
+    ``resume_from``: a Trainer checkpoint of the same schedule to continue from. The callback runs
+    before the epoch's checkpoint is saved, so a crash between them redoes the epoch.
+    """
+    import torch
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments, losses
+
+    dataset = Dataset.from_dict(
+        {
+            "sentence1": [pair.first for pair in rows],
+            "sentence2": [pair.second for pair in rows],
+            "label": [float(pair.label or 0) for pair in rows],
+        }
+    )
+    with tempfile.TemporaryDirectory(prefix="cross-encoder-") as scratch:
+        training_args = CrossEncoderTrainingArguments(
+            output_dir=scratch if schedule.checkpoint_dir is None else str(schedule.checkpoint_dir),
+            num_train_epochs=schedule.epochs,
+            per_device_train_batch_size=schedule.batch_size,
+            learning_rate=schedule.lr,
+            warmup_steps=schedule.warmup_ratio,  # a float below 1 is a ratio in transformers 5
+            lr_scheduler_type="linear",
+            seed=schedule.seed,
+            save_strategy="no" if schedule.checkpoint_dir is None else "epoch",
+            save_total_limit=1,  # the latest epoch's checkpoint is all a resume needs (~1.4 GB for e5-small)
+            eval_strategy="no",
+            logging_strategy="epoch",
+            report_to="none",
+            dataloader_pin_memory=torch.cuda.is_available(),
+            disable_tqdm=not sys.stderr.isatty(),
+        )
+        trainer = CrossEncoderTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=dataset,
+            loss=losses.BinaryCrossEntropyLoss(model),
+            callbacks=[_epoch_callback(after_epoch, schedule.stop_after_epochs)],
+        )
+        output = trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from))
+        losses_by_epoch = {
+            round(entry["epoch"]): entry["loss"] for entry in trainer.state.log_history if "loss" in entry
+        }
+    return TrainingOutcome(output.global_step, output.training_loss, losses_by_epoch, training_args.weight_decay)
+
+
+def _epoch_callback(after_epoch: Callable[[float], None], stop_after_epochs: int | None) -> Any:
+    """A ``TrainerCallback`` timing each epoch (GPU synchronised) and ending the sitting when asked."""
+    from transformers import TrainerCallback
+
+    class EpochEnd(TrainerCallback):  # type: ignore[misc]
+        epoch_start = 0.0
+        epochs_this_sitting = 0
+
+        def on_epoch_begin(self, *_: Any, **__: Any) -> None:
+            synchronize()
+            self.epoch_start = time.perf_counter()
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            synchronize()
+            after_epoch(time.perf_counter() - self.epoch_start)
+            self.epochs_this_sitting += 1
+            if stop_after_epochs is not None and self.epochs_this_sitting >= stop_after_epochs:
+                control.should_training_stop = True  # the Trainer still saves this epoch's checkpoint
+
+    return EpochEnd()
