@@ -245,18 +245,9 @@ def evaluation_record(result: PawsxResult) -> dict[str, Any]:
 def run(args: argparse.Namespace, command: str, inputs: Inputs) -> dict[str, Any]:
     began = time.perf_counter()
     import torch
-    from transformers import set_seed
 
     folder, resume = inputs.folder, inputs.resume
-    limit = position_limit(folder)
-    max_length = min(args.max_length, limit) if limit else args.max_length
-    if max_length != args.max_length:
-        print(f"--max-length {args.max_length} > the model's {limit} positions: using {max_length}", flush=True)
-    set_seed(args.seed)  # the fresh head's initialisation
-    load_start = time.perf_counter()
-    model = load_cross_encoder(folder, max_length)
-    load_seconds = time.perf_counter() - load_start
-    check_raw_pairs(model)
+    model, max_length, load_seconds = load_model(args, folder)
     rows = [pair for lang in inputs.languages for pair in inputs.train[lang]]
     state = Resume(resume.checkpoint, list(resume.evaluations), list(resume.epoch_seconds), resume.last_raw)
     settings = resume_settings(args, inputs.languages)
@@ -309,6 +300,22 @@ def run(args: argparse.Namespace, command: str, inputs: Inputs) -> dict[str, Any
         "environment": environment(torch),
     }
     return report
+
+
+def load_model(args: argparse.Namespace, folder: Path) -> tuple[Any, int, float]:
+    """The cross-encoder (fresh head seeded with ``--seed``), its max length and the seconds loading took."""
+    from transformers import set_seed
+
+    limit = position_limit(folder)
+    max_length = min(args.max_length, limit) if limit else args.max_length
+    if max_length != args.max_length:
+        print(f"--max-length {args.max_length} > the model's {limit} positions: using {max_length}", flush=True)
+    set_seed(args.seed)  # the fresh head's initialisation
+    load_start = time.perf_counter()
+    model = load_cross_encoder(folder, max_length)
+    load_seconds = time.perf_counter() - load_start
+    check_raw_pairs(model)
+    return model, max_length, load_seconds
 
 
 def print_epoch(result: dict[str, Any]) -> None:
