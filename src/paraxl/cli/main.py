@@ -287,8 +287,14 @@ def _score_text(document: dict[str, object]) -> str:
 
 
 # the other command modules register on the same app (imported for that side effect)
-from paraxl.cli import onnx_commands, pi_commands, search_commands, serve_command, soup_command  # noqa: E402, F401
-from paraxl.cli import table_command  # noqa: E402, F401
+from paraxl.cli import (  # noqa: E402, F401
+    onnx_commands,
+    pi_commands,
+    search_commands,
+    serve_command,
+    soup_command,
+    table_command,
+)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
