@@ -100,13 +100,8 @@ def train_st_mnrl(config: TrainConfig, data_dir: Path | None, output: Path) -> d
     """
     # imported here: sentence-transformers' trainer pulls in datasets/accelerate
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-    from sentence_transformers.base.sampler import DefaultBatchSampler
+    from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
-    from torch.utils.data import SequentialSampler
-
-    from paraxl.loading.specs import resolve_model_folder
 
     if config.loss.kind != "info_nce":
         raise InputError(f"the sentence-transformers baseline trains info_nce (MNRL), not {config.loss.kind!r}")
@@ -117,39 +112,10 @@ def train_st_mnrl(config: TrainConfig, data_dir: Path | None, output: Path) -> d
     data = load_training_data(config.data, data_dir)
     rows = baseline_rows(config, data.units, config.max_steps)
 
-    model = SentenceTransformer(str(resolve_model_folder(config.model.name)), device="cpu")
-    if config.model.max_seq_length is not None:
-        model.max_seq_length = config.model.max_seq_length
-    if config.model.freeze_word_embeddings:
-        backbone: Any = model[0].auto_model
-        backbone.get_input_embeddings().weight.requires_grad_(False)
+    model = _st_model(config)
     prompt_name = config.model.prompt_name or model.default_prompt_name
     prompt = model.prompts.get(prompt_name, "") if prompt_name else ""
-
-    def sequential(dataset: Any, batch_size: int, drop_last: bool, **_: Any) -> DefaultBatchSampler:
-        # rows are already in paraxl's batch order: no shuffling
-        return DefaultBatchSampler(SequentialSampler(dataset), batch_size=batch_size, drop_last=drop_last)
-
-    optim = config.optim
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(output / "st-trainer"),
-        per_device_train_batch_size=config.batch_size,
-        max_steps=config.max_steps,
-        learning_rate=optim.lr,
-        warmup_steps=math.ceil(optim.warmup_ratio * config.max_steps),
-        lr_scheduler_type={"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[optim.schedule],
-        weight_decay=optim.weight_decay,
-        max_grad_norm=optim.max_grad_norm or 0.0,
-        seed=config.seed,
-        batch_sampler=sequential,
-        prompts=prompt or None,
-        save_strategy="no",
-        report_to="none",
-        logging_steps=config.log_every,
-        disable_tqdm=True,
-        use_cpu=config.device == "cpu" or not _cuda(),
-        dataloader_drop_last=False,
-    )
+    args = _training_arguments(config, output, prompt)
     loss = MultipleNegativesRankingLoss(model, scale=1.0 / config.loss.temperature)
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=Dataset.from_dict(rows.columns()), loss=loss
@@ -174,6 +140,54 @@ def train_st_mnrl(config: TrainConfig, data_dir: Path | None, output: Path) -> d
     with atomic_path(output / "summary.json", suffix=".json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
+
+
+def _st_model(config: TrainConfig) -> Any:
+    """The SentenceTransformer to train, with paraxl's max length and frozen word embeddings."""
+    from sentence_transformers import SentenceTransformer
+
+    from paraxl.loading.specs import resolve_model_folder
+
+    model = SentenceTransformer(str(resolve_model_folder(config.model.name)), device="cpu")
+    if config.model.max_seq_length is not None:
+        model.max_seq_length = config.model.max_seq_length
+    if config.model.freeze_word_embeddings:
+        backbone: Any = model[0].auto_model
+        backbone.get_input_embeddings().weight.requires_grad_(False)
+    return model
+
+
+def _training_arguments(config: TrainConfig, output: Path, prompt: str) -> Any:
+    """sentence-transformers' arguments for ``config``: paraxl's schedule, seed and batch order."""
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+    from torch.utils.data import SequentialSampler
+
+    def sequential(dataset: Any, batch_size: int, drop_last: bool, **_: Any) -> DefaultBatchSampler:
+        # rows are already in paraxl's batch order: no shuffling
+        return DefaultBatchSampler(SequentialSampler(dataset), batch_size=batch_size, drop_last=drop_last)
+
+    optim = config.optim
+    max_steps = config.max_steps or 0  # train_st_mnrl refuses a config without max_steps
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output / "st-trainer"),
+        per_device_train_batch_size=config.batch_size,
+        max_steps=max_steps,
+        learning_rate=optim.lr,
+        warmup_steps=math.ceil(optim.warmup_ratio * max_steps),
+        lr_scheduler_type={"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[optim.schedule],
+        weight_decay=optim.weight_decay,
+        max_grad_norm=optim.max_grad_norm or 0.0,
+        seed=config.seed,
+        batch_sampler=sequential,
+        prompts=prompt or None,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=config.log_every,
+        disable_tqdm=True,
+        use_cpu=config.device == "cpu" or not _cuda(),
+        dataloader_drop_last=False,
+    )
 
 
 def _cuda() -> bool:

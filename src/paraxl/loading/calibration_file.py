@@ -234,15 +234,7 @@ def _parse(read: _Reader, data: Mapping[str, object]) -> Calibration:
     if method not in METHODS:
         raise read.fail(f"'method' must be one of {', '.join(METHODS)}")
     platt = read.section(data, "platt")
-    isotonic = read.section(data, "isotonic")
-    x = read.numbers(isotonic, "x_thresholds", "isotonic.")
-    y = read.numbers(isotonic, "y_thresholds", "isotonic.")
-    if len(x) != len(y):
-        raise read.fail(f"isotonic has {len(x)} x but {len(y)} y thresholds")
-    if any(b < a for a, b in pairwise(x)) or any(b < a for a, b in pairwise(y)):
-        raise read.fail("isotonic thresholds must be ascending")
-    if not all(0.0 <= value <= 1.0 for value in y):
-        raise read.fail("isotonic y thresholds must lie in [0, 1]")
+    x, y = _isotonic(read, read.section(data, "isotonic"))
     held = read.section(data, "held_out")
     metrics = {}
     for name in METHODS:
@@ -251,17 +243,7 @@ def _parse(read: _Reader, data: Mapping[str, object]) -> Calibration:
             *(read.number(block, key, f"held_out.{name}.") for key in ("log_loss", "brier", "ece"))
         )
     body = read.section(data, "data")
-    files = body.get("files", [])
-    if not isinstance(files, list) or not all(isinstance(item, Mapping) for item in files):
-        raise read.fail("'data.files' must be a list of objects")
-    data_files = tuple(
-        DataFile(
-            name=read.text(item, "name", "data.files.", optional=False) or "",
-            sha256=read.text(item, "sha256", "data.files.", optional=False) or "",
-            pairs=read.integer(item, "pairs", "data.files."),
-        )
-        for item in files
-    )
+    data_files = _data_files(read, body)
     n_pairs = read.integer(body, "n_pairs", "data.", minimum=1)
     positives = read.integer(body, "positives", "data.")
     if positives > n_pairs:
@@ -289,4 +271,32 @@ def _parse(read: _Reader, data: Mapping[str, object]) -> Calibration:
         else 0,
         created=read.text(data, "created"),
         paraxl_version=read.text(data, "paraxl_version"),
+    )
+
+
+def _isotonic(read: _Reader, isotonic: Mapping[str, object]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The isotonic map's ``(x, y)`` thresholds: equal lengths, ascending, y in [0, 1]."""
+    x = read.numbers(isotonic, "x_thresholds", "isotonic.")
+    y = read.numbers(isotonic, "y_thresholds", "isotonic.")
+    if len(x) != len(y):
+        raise read.fail(f"isotonic has {len(x)} x but {len(y)} y thresholds")
+    if any(b < a for a, b in pairwise(x)) or any(b < a for a, b in pairwise(y)):
+        raise read.fail("isotonic thresholds must be ascending")
+    if not all(0.0 <= value <= 1.0 for value in y):
+        raise read.fail("isotonic y thresholds must lie in [0, 1]")
+    return x, y
+
+
+def _data_files(read: _Reader, body: Mapping[str, object]) -> tuple[DataFile, ...]:
+    """The calibration data files recorded under ``data.files`` (name, sha256, pairs used)."""
+    files = body.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(item, Mapping) for item in files):
+        raise read.fail("'data.files' must be a list of objects")
+    return tuple(
+        DataFile(
+            name=read.text(item, "name", "data.files.", optional=False) or "",
+            sha256=read.text(item, "sha256", "data.files.", optional=False) or "",
+            pairs=read.integer(item, "pairs", "data.files."),
+        )
+        for item in files
     )
