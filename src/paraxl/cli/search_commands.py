@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from paraxl.cli.common import app, cli_errors, console, errors, open_model
+from paraxl.cli.common import BackendOption, app, cli_errors, console, errors, open_model
 from paraxl.errors import InputError
 from paraxl.loading.specs import DEFAULT_MODEL
 
@@ -48,7 +48,7 @@ def build_index(
     model: Annotated[
         str, typer.Option("--model", "-m", help="bundled:NAME, a model folder, or hub:ORG/NAME[@REV]")
     ] = DEFAULT_MODEL,
-    backend: Annotated[str, typer.Option(help="inference backend: torch, onnx, onnx-int8")] = "torch",
+    backend: BackendOption = "torch",
     index_type: Annotated[
         str, typer.Option("--index-type", help="auto, exact, flat, ivf or hnsw (auto: by corpus size)")
     ] = "auto",
