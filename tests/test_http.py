@@ -273,8 +273,8 @@ def test_serve_wires_model_threshold_and_limits(
 ) -> None:
     captured: dict[str, Any] = {}
 
-    def fake_run(app: FastAPI, host: str, port: int, log_level: str) -> None:
-        captured.update(app=app, host=host, port=port)
+    def fake_run(app: FastAPI, host: str, port: int, log_level: str, **settings: Any) -> None:
+        captured.update(app=app, host=host, port=port, settings=settings)
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
     result = runner.invoke(cli_app, ["serve", str(tiny_model_dir), "--threshold", "0.8", "--max-batch", "3"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,6 +12,14 @@ from paraxl.cli.common import BackendOption, app, cli_errors, console, errors, l
 from paraxl.errors import InputError
 from paraxl.loading.model import resolve_model
 from paraxl.loading.specs import DEFAULT_MODEL
+from paraxl.serving.limits import (
+    DEFAULT_KEEP_ALIVE,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_REQUEST_TIMEOUT,
+    ServerLimits,
+    is_loopback,
+)
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -49,6 +58,18 @@ def serve(
         bool, typer.Option(help="merge requests that queue up while the encoder is busy into one forward pass")
     ] = True,
     log_level: Annotated[str, typer.Option(help=f"uvicorn log level: {', '.join(LOG_LEVELS)}")] = "info",
+    request_timeout: Annotated[
+        float, typer.Option(help="seconds a client has to send a whole request (header and body); then: closed")
+    ] = DEFAULT_REQUEST_TIMEOUT,
+    keep_alive_timeout: Annotated[
+        int, typer.Option(min=1, help="seconds an idle connection stays open between requests")
+    ] = DEFAULT_KEEP_ALIVE,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="connections served at once; beyond: 503")
+    ] = DEFAULT_MAX_CONNECTIONS,
+    max_header_bytes: Annotated[
+        int, typer.Option(min=1, help="largest request line + headers; beyond: 400")
+    ] = DEFAULT_MAX_HEADER_BYTES,
 ) -> None:
     """Serve embeddings, similarity, paraphrase decisions and search over HTTP (one process).
 
@@ -62,6 +83,7 @@ def serve(
     from paraxl.decision.decider import decider_for
     from paraxl.serving.app import create_app
     from paraxl.serving.limits import ServiceLimits
+    from paraxl.serving.server import uvicorn_settings
     from paraxl.serving.service import ParaxlService
     from paraxl.version import __version__
 
@@ -69,6 +91,9 @@ def serve(
         raise InputError(f"--threshold is a cosine similarity in [-1, 1], got {threshold}")
     if log_level not in LOG_LEVELS:
         raise InputError(f"unknown --log-level {log_level!r}; use one of {', '.join(LOG_LEVELS)}")
+    if not (math.isfinite(request_timeout) and request_timeout > 0):
+        raise InputError(f"--request-timeout must be a finite number of seconds > 0, got {request_timeout}")
+    server_limits = ServerLimits(request_timeout, keep_alive_timeout, max_connections, max_header_bytes)
     limits = ServiceLimits(
         max_batch=max_batch, max_text_chars=max_text_chars, max_k=max_k, max_body_bytes=max_body_bytes
     )
@@ -102,7 +127,16 @@ def serve(
         highlight=False,
         markup=False,
     )
-    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level)
+    if not is_loopback(host):
+        # --help says so too, but a warning at run time is what someone who copied a command line sees
+        errors.print(
+            f"warning: binding {host} exposes this service to other machines, with no authentication",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    settings = uvicorn_settings(server_limits)
+    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, **settings)
 
 
 def _searcher(index: Path, model: LoadedModel) -> Searcher:

@@ -8,7 +8,8 @@ Errors always come back as ``{"error": "<one readable line>", "detail": [...]}``
 * 413: body over ``max_body_bytes`` (refused from its ``Content-Length`` before a byte is read, and
   by counting the bytes of a chunked body, before any JSON is parsed: :class:`BodySizeLimit`), too
   many items, a text over ``max_text_chars``;
-* 422: malformed JSON, wrong types, unknown fields, empty texts, bad ``k`` or prompt name;
+* 422: malformed JSON (also invalid UTF-8, nesting too deep for the decoder, integers over 4300
+  digits), wrong types, unknown fields, empty texts, bad ``k`` or prompt name;
 * 409: ``/paraphrase`` without a calibration, ``/search`` without an index;
 * 404 / 405: unknown route / wrong method;
 * 500: only for a bug, logged with its traceback; bad input never causes one.
@@ -243,6 +244,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "error parsing the body" (400) for whatever its JSON decoder raised besides
+            # JSONDecodeError: invalid UTF-8, nesting past the recursion limit, an integer over
+            # Python's 4300 digits. Malformed JSON all the same: 422 with the reason, as documented.
+            message = f"body: {_unparsable_reason(exc.__cause__)}"
+            return _error(422, message, [{"loc": ["body"], "msg": message[6:], "type": "json_invalid"}])
         return _error(exc.status_code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(Exception)
@@ -299,6 +306,17 @@ def _over_limit(problem: dict[str, Any]) -> bool:
     A pair with three members is also "too_long" for pydantic, but that is malformed, not large.
     """
     return problem["type"] == "string_too_long" or (problem["type"] == "too_long" and len(problem["loc"]) == 2)
+
+
+def _unparsable_reason(cause: BaseException) -> str:
+    """One line saying why a body that is not valid JSON for Python's decoder was refused."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"not valid UTF-8 (byte {cause.start}: {cause.reason}); send JSON as UTF-8"
+    if isinstance(cause, RecursionError):
+        return "invalid JSON: nested too deeply"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "invalid JSON: a number too large (over 4300 digits)"
+    return f"cannot be parsed as JSON ({type(cause).__name__})"
 
 
 def _message(error: Any) -> str:

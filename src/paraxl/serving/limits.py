@@ -1,7 +1,13 @@
-"""How much one request may ask of the service (enforced by the service layer and mirrored in the HTTP schema)."""
+"""How much one request may ask of the service (enforced by the service layer and mirrored in the HTTP schema),
+and how long and how many connections the HTTP server keeps (:class:`ServerLimits`).
+
+Kept free of web-framework imports: the CLI reads the defaults for its options from here.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import math
 from dataclasses import asdict, dataclass
 
 from paraxl.errors import InputError
@@ -30,3 +36,41 @@ class ServiceLimits:
     def as_dict(self) -> dict[str, int]:
         """The limits as plain JSON-ready numbers (for /health)."""
         return {name: int(value) for name, value in asdict(self).items()}
+
+
+# A request's header and body must be in within this many seconds of its first byte. The default body
+# limit (1 MB) at 10 s needs 100 kB/s: any real client, while a slowloris must reconnect every 10 s.
+DEFAULT_REQUEST_TIMEOUT = 10.0
+DEFAULT_KEEP_ALIVE = 5  # uvicorn's own default
+# Connections (and tasks) served at once; more are answered 503. One process encodes one batch at a
+# time, so hundreds of concurrent clients only queue; 512 stays well below the usual 1024 descriptors.
+DEFAULT_MAX_CONNECTIONS = 512
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024  # h11's default, stated: request line + headers
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Connection-level limits of the HTTP server (applied by :func:`paraxl.serving.server.uvicorn_settings`)."""
+
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    keep_alive: int = DEFAULT_KEEP_ALIVE
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.request_timeout) and self.request_timeout > 0):
+            raise InputError(f"request_timeout must be a finite number of seconds > 0, got {self.request_timeout}")
+        for name in ("keep_alive", "max_connections", "max_header_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"server limit {name} must be a positive integer, got {value!r}")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the service on this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # another host name: it may resolve to anything
+        return False
