@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from paraxl.losses.step import SECTION_CONFIG
 
 
 class HardNegativeConfig(BaseModel):
     """The ``mining:`` section: mega-batch hard negatives (paper 1), mined across all mini-batches
     of a step, for the pair losses. (Hard-negative mining; bitext mining is ``paraxl.mining``.)"""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG
 
     enabled: bool = False
     top_k: int = Field(default=1, ge=1)
-    ceiling: float | None = None  # drop candidates above this cosine (likely false negatives)
-    relative_ceiling: float | None = None  # drop candidates above (positive cosine - this)
+    # drop candidates above this cosine (likely false negatives)
+    ceiling: float | None = Field(default=None, ge=-1.0, le=1.0)
+    # drop candidates above (positive cosine - this); a difference of two cosines
+    relative_ceiling: float | None = Field(default=None, ge=-2.0, le=2.0)
 
 
 def mine_hard_negatives(

@@ -57,6 +57,11 @@ class GroupSteps:
 
 StepNeeds = PairSteps | GroupSteps
 
+# Every section of the training config: frozen, unknown keys refused, and numbers finite (a
+# `.inf` or `.nan` from YAML or an override is refused where it is written, with its line,
+# not deep in the trainer as an OverflowError or a NaN loss).
+SECTION_CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
 
 class LossSection(BaseModel):
     """A loss kind's ``loss:`` section of the training config: frozen, unknown keys refused.
@@ -64,6 +69,6 @@ class LossSection(BaseModel):
     Every field has a default, so ``loss: {kind: <name>}`` alone is a valid section.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG
 
     kind: str

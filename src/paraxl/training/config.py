@@ -14,19 +14,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from paraxl.errors import InputError
 from paraxl.losses.additive_margin import AdditiveMarginConfig
 from paraxl.losses.hard_negatives import HardNegativeConfig
 from paraxl.losses.registry import LossConfig, pair_kinds, step_needs
-from paraxl.losses.step import PairSteps
+from paraxl.losses.step import SECTION_CONFIG, PairSteps
 from paraxl.training.config_errors import config_error, union_kinds
 from paraxl.training.data_config import TrainData
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG  # unknown keys refused, numbers finite
 
 
 class ModelConfig(_Strict):
@@ -66,6 +66,7 @@ class OptimConfig(_Strict):
     max_grad_norm: float | None = Field(default=1.0, gt=0.0)
 
 
+MAX_EPOCHS = 1e6
 DEFAULT_LOSS_KIND = "additive_margin"  # of a `loss:` section that names no kind (AdditiveMarginConfig)
 
 
@@ -83,8 +84,9 @@ class TrainConfig(_Strict):
     mini_batches_per_step: int = Field(default=1, ge=1)  # the mega-batch size K
     grad_cache: bool | None = None  # None: on when a step holds several mini-batches
     max_steps: int | None = Field(default=None, ge=1)
-    epochs: float | None = Field(default=None, gt=0.0)
-    seed: int = 42
+    # bounded so that epochs x steps per epoch stays a countable number of steps
+    epochs: float | None = Field(default=None, gt=0.0, le=MAX_EPOCHS)
+    seed: int = Field(default=42, ge=0, lt=2**63)  # numpy refuses negative seeds, torch takes 64 bits
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = Field(default=10, ge=1)

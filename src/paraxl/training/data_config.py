@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from paraxl.losses.step import SECTION_CONFIG
 
 
 class _DataSection(BaseModel):
     """Keys every data kind has."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG
     reads_data_dir: ClassVar[bool] = False  # read from the data directory (not from `paths`)
 
     kind: str

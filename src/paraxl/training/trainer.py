@@ -133,6 +133,9 @@ class _Run:
         needs_data_dir = config.data.reads_data_dir or config.validation is not None
         folder = data_dir if data_dir is not None else config.data_dir
         self.data_dir = resolve_data_dir(folder) if needs_data_dir else None
+        if needs_data_dir and self.data_dir is None:
+            reader = "validation" if not config.data.reads_data_dir else f"data kind {config.data.kind}"
+            raise InputError(f"{reader} reads the benchmark data folder: pass --data-dir or set $PARAXL_DATA_DIR")
         check_output(self.output, config, overwrite)
 
     # ------------------------------------------------------------------ set-up
