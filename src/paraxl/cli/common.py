@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import os
+import unicodedata
 from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from paraxl.errors import ParaxlError
 from paraxl.loading.backends import INFERENCE_BACKENDS
@@ -25,8 +27,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
+# Markup and emoji codes are off: every line paraxl prints interpolates user text (paths, column names,
+# model specs, texts), and "[/x]" or ":smile:" in a file name must print as is, never as markup (a
+# MarkupError inside the error handler was a traceback). Styled words are built as rich Text instead.
+console = Console(markup=False, emoji=False)
+errors = Console(stderr=True, markup=False, emoji=False)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,7 +61,7 @@ def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except ParaxlError as exc:
-            errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            errors.print(Text.assemble(("error:", "bold red"), " ", shown(exc)), highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper
@@ -64,7 +69,7 @@ def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 def open_model(spec: str, backend: str = "torch") -> LoadedModel:
     """``load_model(spec, backend)`` with a spinner (the one way commands load a model by spec)."""
-    with console.status(f"loading {spec} ({backend})"):
+    with console.status(Text(f"loading {shown(spec)} ({backend})")):
         return load_model(spec, backend)
 
 
@@ -73,10 +78,38 @@ def load_resolved(model: ResolvedModel, quiet: bool = False) -> LoadedModel:
 
     ``quiet`` puts the spinner on stderr, for commands whose stdout is data.
     """
-    with (errors if quiet else console).status(f"loading {model.spec} ({model.backend})"):
+    with (errors if quiet else console).status(Text(f"loading {shown(model.spec)} ({model.backend})")):
         return model.load()
+
+
+def say(message: str, *, stderr: bool = False, style: str | None = None) -> None:
+    """A plain line (or lines) for the user: user text in it printed as is, each line made safe by :func:`shown`."""
+    text = "\n".join(shown(line) for line in message.split("\n"))
+    (errors if stderr else console).print(text, style=style, highlight=False, soft_wrap=True)
 
 
 def print_note(note: str) -> None:
     """A note for the user (never stops the command), on stderr."""
-    errors.print(note, highlight=False, soft_wrap=True)
+    errors.print(shown(note), highlight=False, soft_wrap=True)
+
+
+def print_labelled(label: str, message: str, style: str = "yellow") -> None:
+    """``label: message`` on stderr, the label styled, the message (user text in it) shown as is."""
+    errors.print(Text.assemble((f"{label}:", style), " ", shown(message)), highlight=False, soft_wrap=True)
+
+
+def shown(value: object) -> str:
+    """``str(value)`` safe for one terminal line: control characters and lone surrogates escaped.
+
+    A file name may hold a newline or an escape sequence (which would break the one-line error or
+    drive the terminal), and an undecodable argument arrives as a lone surrogate, which a UTF-8
+    stream cannot write; both are shown as Python escapes (``\\n``, ``\\x1b``, ``\\udcff``).
+    Markup needs no escaping here: the consoles print with markup off.
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    # repr() of one character: "\\n", "\\x1b", "\\udcff"; spaces of any kind stay as they are
+    return "".join(
+        char if char.isprintable() or unicodedata.category(char) == "Zs" else repr(char)[1:-1] for char in text
+    )

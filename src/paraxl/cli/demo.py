@@ -57,7 +57,7 @@ def show_similarities(console: Console, encoder: SentenceEncoder) -> None:
         "Translations score far above the unrelated sentence, but word-order swaps score almost as high as "
         "paraphrases: the off-the-shelf model cannot tell them apart, which is what training fixes."
     )
-    console.print(f"[dim]{encoder.dimension}-dim embeddings, {time.perf_counter() - start:.2f} s[/]")
+    console.print(f"{encoder.dimension}-dim embeddings, {time.perf_counter() - start:.2f} s", style="dim")
 
 
 def word_order_table(encoder: SentenceEncoder, title: str) -> Table:

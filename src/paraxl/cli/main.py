@@ -18,6 +18,7 @@ from paraxl.cli.common import (
     console,
     errors,
     open_model,
+    say,
 )
 from paraxl.errors import InputError
 from paraxl.loading.specs import DEFAULT_MODEL
@@ -74,7 +75,7 @@ def encode(
     embeddings = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt_name, show_progress=True)
     seconds = time.perf_counter() - start
     write_embeddings(output, embeddings, texts)
-    console.print(
+    say(
         f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {output} "
         f"({embeddings.shape[0] / max(seconds, 1e-9):.1f} texts/s)"
     )
@@ -92,7 +93,7 @@ def similarity(
 ) -> None:
     """Cosine similarity of two sentences, or of every pair in a TSV file."""
     from paraxl.io.outputs import write_tsv
-    from paraxl.io.text_input import read_pairs
+    from paraxl.io.text_input import check_unicode, read_pairs
     from paraxl.retrieval import paired_cosine
 
     if (pairs is None) == (not sentences):
@@ -104,7 +105,7 @@ def similarity(
         assert sentences is not None
         if len(sentences) != 2 or not all(s.strip() for s in sentences):
             raise InputError(f"expected two non-empty sentences, got {len(sentences)}")
-        first, second = [sentences[0]], [sentences[1]]
+        first, second = [check_unicode(sentences[0], "sentence 1")], [check_unicode(sentences[1], "sentence 2")]
     encoder = open_model(model, backend).encoder
     embedded = encoder.encode(first + second, batch_size=batch_size)
     scores = paired_cosine(embedded[: len(first)], embedded[len(first) :])
@@ -114,7 +115,7 @@ def similarity(
             ["sentence1", "sentence2", "cosine"],
             [(a, b, f"{s:.6f}") for a, b, s in zip(first, second, scores, strict=True)],
         )
-        console.print(f"wrote {len(scores)} scores to {output}")
+        say(f"wrote {len(scores)} scores to {output}")
     elif pairs is None:
         console.print(f"{scores[0]:.4f}")
     else:
@@ -176,8 +177,8 @@ def train(
             f"; validation accuracy {summary.first_validation['accuracy']:.4f} -> "
             f"{summary.last_validation['accuracy']:.4f} (best {summary.best_metric:.4f} at step {summary.best_step})"
         )
-    console.print(line, highlight=False)
-    console.print(f"model: {Path(summary.output_dir) / 'final'}", highlight=False)
+    say(line)
+    say(f"model: {Path(summary.output_dir) / 'final'}")
 
 
 @app.command()
@@ -228,7 +229,7 @@ def mine(
             for p in pairs
         ],
     )
-    console.print(f"wrote {len(pairs)} pairs to {output}", highlight=False)
+    say(f"wrote {len(pairs)} pairs to {output}")
 
 
 @app.command("eval")
@@ -272,12 +273,12 @@ def evaluate(
         plots=plots,
         backend=backend,
     )
-    outcome = run_evaluation(request, log=lambda message: errors.print(f"[dim]{message}[/]", highlight=False))
+    outcome = run_evaluation(request, log=lambda message: say(message, stderr=True, style="dim"))
     table = Table("task", "main score", "seconds")
     for document in outcome.documents:
         table.add_row(document["task"]["name"], _score_text(document), f"{document['wall_seconds']:.1f}")
     console.print(table)
-    console.print(f"results: {outcome.output_dir} (summary.md, one JSON per task, plots/)", highlight=False)
+    say(f"results: {outcome.output_dir} (summary.md, one JSON per task, plots/)")
 
 
 def _score_text(document: dict[str, object]) -> str:

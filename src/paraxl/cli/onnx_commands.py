@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from paraxl.cli.common import app, cli_errors, console
+from paraxl.cli.common import app, cli_errors, console, say, shown
 
 
 @app.command("export-onnx")
@@ -25,18 +26,15 @@ def export_onnx_command(
     from paraxl.loading.model import resolve_model
 
     folder = resolve_model(model).folder
-    with console.status(f"exporting {model} to ONNX"):
+    with console.status(Text(f"exporting {shown(model)} to ONNX")):
         report = export_onnx(folder, int8=int8, force=force)
     if report.up_to_date:
-        console.print(f"{folder}: ONNX export up to date (--force to redo it)", highlight=False)
+        say(f"{folder}: ONNX export up to date (--force to redo it)")
         return
     table = Table("backend", "file", "MB")
     for backend, name in BACKEND_FILES.items():
         path = folder / name
         if path in report.written:
-            table.add_row(backend, str(path), f"{path.stat().st_size / 1e6:.1f}")
+            table.add_row(backend, shown(path), f"{path.stat().st_size / 1e6:.1f}")
     console.print(table)
-    console.print(
-        f"exported in {report.seconds:.1f} s; record: {manifest_path(folder)}; use --backend onnx or onnx-int8",
-        highlight=False,
-    )
+    say(f"exported in {report.seconds:.1f} s; record: {manifest_path(folder)}; use --backend onnx or onnx-int8")

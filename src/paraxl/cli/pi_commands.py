@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from paraxl.cli.common import BackendOption, app, cli_errors, console, load_resolved, open_model, print_note
+from paraxl.cli.common import BackendOption, app, cli_errors, console, load_resolved, open_model, print_note, say
 from paraxl.errors import InputError
 from paraxl.loading.model import resolve_model
 
@@ -75,7 +75,7 @@ def calibrate(
     )
     target = save_calibration(loaded.folder, calibration)
     _print_report(calibration, folds)
-    console.print(f"saved {target}", highlight=False, soft_wrap=True)
+    say(f"saved {target}")
 
 
 def _print_report(calibration: Calibration, asked_folds: int) -> None:
@@ -124,6 +124,7 @@ def paraphrase_identification(
     from paraxl.decision.pairs import decision_columns, decision_rows, read_pair_table
     from paraxl.decision.scorers import score_pairs
     from paraxl.io.outputs import tsv_field, write_tsv
+    from paraxl.io.text_input import check_unicode
 
     if (pairs is None) == (not sentences):
         raise InputError("give either two sentences or --pairs FILE")
@@ -133,6 +134,8 @@ def paraphrase_identification(
         raise InputError("output must be a .tsv file", output)
     if sentences and (len(sentences) != 2 or not all(s.strip() for s in sentences)):
         raise InputError(f"expected two non-empty sentences, got {len(sentences)}")
+    for number, sentence in enumerate(sentences or (), start=1):
+        check_unicode(sentence, f"sentence {number}")
     table = read_pair_table(pairs) if pairs is not None else None
 
     resolved = resolve_model(model, backend)
@@ -167,8 +170,4 @@ def paraphrase_identification(
             sys.stdout.write("\t".join(tsv_field(field) for field in fields) + "\n")
         return
     write_tsv(output, header, rows)
-    console.print(
-        f"wrote {len(rows)} decisions to {output} ({int(decided.sum())} paraphrases at threshold {threshold:.4f})",
-        highlight=False,
-        soft_wrap=True,
-    )
+    say(f"wrote {len(rows)} decisions to {output} ({int(decided.sum())} paraphrases at threshold {threshold:.4f})")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paraxl.cli.common import BackendOption, app, cli_errors, console, errors, load_resolved, print_note
+from paraxl.cli.common import BackendOption, app, cli_errors, load_resolved, print_note, say
 from paraxl.errors import InputError
 from paraxl.loading.model import resolve_model
 from paraxl.loading.specs import DEFAULT_MODEL
@@ -121,20 +121,13 @@ def serve(
     )
     paraphrase = f"threshold {decider.threshold:.4f} ({decider.method})" if decider else "off (no calibration)"
     search = f"{len(searcher)} vectors from {index}" if searcher is not None else "off (no --index)"
-    console.print(
+    say(
         f"serving {model} ({backend}) on http://{host}:{port}  docs: /docs\n"
-        f"  /paraphrase: {paraphrase}\n  /search: {search}",
-        highlight=False,
-        markup=False,
+        f"  /paraphrase: {paraphrase}\n  /search: {search}"
     )
     if not is_loopback(host):
         # --help says so too, but a warning at run time is what someone who copied a command line sees
-        errors.print(
-            f"warning: binding {host} exposes this service to other machines, with no authentication",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
+        say(f"warning: binding {host} exposes this service to other machines, with no authentication", stderr=True)
     settings = uvicorn_settings(server_limits)
     uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, **settings)
 
@@ -152,5 +145,5 @@ def _searcher(index: Path, model: LoadedModel) -> Searcher:
         dimension=model.encoder.dimension,
     )
     if note:
-        errors.print(f"note: {note}", highlight=False, soft_wrap=True)
+        print_note(f"note: {note}")
     return loaded

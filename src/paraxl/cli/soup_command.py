@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from paraxl.cli.common import app, cli_errors, console
+from paraxl.cli.common import app, cli_errors, console, say
 from paraxl.errors import InputError
 
 
@@ -26,7 +26,7 @@ def soup_command(
     shares = _parse_weights(weights) if weights is not None else None
     with console.status(f"averaging {len(models)} models"):
         average_models(models, output, shares)
-    console.print(f"wrote {output} (sources and weights in {output / 'soup.json'})", highlight=False)
+    say(f"wrote {output} (sources and weights in {output / 'soup.json'})")
 
 
 def _parse_weights(text: str) -> list[float]:

@@ -91,4 +91,18 @@ def _json_text(line: str, path: Path, number: int, key: str) -> str:
 def _non_empty(text: str, path: Path, number: int) -> str:
     if not text.strip():
         raise InputError("empty text", path, number)
+    return check_unicode(text, "the text", path, number)
+
+
+def check_unicode(text: str, what: str, path: Path | None = None, line: int | None = None) -> str:
+    """``text`` if it is valid Unicode; raise :class:`InputError` on a lone surrogate.
+
+    Files are decoded strictly, but a command-line argument that is not UTF-8 arrives as lone
+    surrogates (Python's ``surrogateescape``), and JSON may spell one as ``\\ud800``; the tokenizer
+    cannot take either (a ``TypeError`` deep inside it), so they are refused here, by position.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what} is not valid UTF-8 text (character {exc.start + 1})", path, line) from None
     return text
