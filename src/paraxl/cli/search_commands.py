@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from paraxl.cli.common import BackendOption, app, cli_errors, console, open_model, print_labelled, say, shown
-from paraxl.errors import InputError
+from paraxl.cli.common import BackendOption, app, cli_errors, console, errors, load_resolved, open_model
+from paraxl.errors import InputError, ModelSpecError
+from paraxl.io.locks import folder_lock
 from paraxl.loading.specs import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from paraxl.loading.model import LoadedModel
-    from paraxl.serving.index import SearchHit, VectorIndex
+    from paraxl.serving.index import IndexInfo, SearchHit, VectorIndex
 
 index_app = typer.Typer(help="Build and extend vector indexes for `paraxl search`.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
@@ -37,6 +39,10 @@ IdPrefixOption = Annotated[str, typer.Option(help="prefix for line-number ids (k
 BatchOption = Annotated[int, typer.Option(min=1, help="texts per encoder batch")]
 NprobeOption = Annotated[int | None, typer.Option(min=1, help="ivf: cells searched per query (recall vs speed)")]
 EfSearchOption = Annotated[int | None, typer.Option(min=1, help="hnsw: candidate list size (recall vs speed)")]
+AllowHubOption = Annotated[
+    bool,
+    typer.Option("--allow-hub-model", help="fetch the Hugging Face Hub model the index names (off: never fetched)"),
+]
 
 
 @index_app.command("build")
@@ -75,33 +81,37 @@ def build_index(
     if index_type not in INDEX_BACKENDS:
         raise InputError(f"unknown --index-type {index_type!r}; use one of {', '.join(INDEX_BACKENDS)}")
     check_target(output)
-    ids, texts = read_corpus(corpus, input_format, column, id_column, id_prefix)
-    params = _build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search)
-    loaded = open_model(model, backend)
-    encoder = loaded.encoder
-    prompt = prompt_name if prompt_name is not None else encoder.settings.default_prompt_name
-    encoder.prompt_prefix(prompt)  # an unknown prompt fails here, before the corpus is embedded
-    start = time.perf_counter()
-    vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt, show_progress=True)
-    encoded = time.perf_counter()
-    index = VectorIndex.build(
-        vectors,
-        ids,
-        texts,
-        index_type,
-        model=_recorded_spec(model),
-        model_fingerprint=encoder.fingerprint,
-        prompt_name=prompt,
-        seed=seed,
-        weights_fingerprint=loaded.weights_fingerprint,
-        inference_backend=backend,
-        **params,
-    )
-    built = time.perf_counter()
-    index.save(output)
-    say(
+    with folder_lock(output, "index"):  # one writer per index folder (see paraxl.io.locks)
+        check_target(output)  # again, now that no other writer can change it
+        ids, texts = read_corpus(corpus, input_format, column, id_column, id_prefix)
+        params = _build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search)
+        loaded = open_model(model, backend)
+        encoder = loaded.encoder
+        prompt = prompt_name if prompt_name is not None else encoder.settings.default_prompt_name
+        encoder.prompt_prefix(prompt)  # an unknown prompt fails here, before the corpus is embedded
+        start = time.perf_counter()
+        vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt, show_progress=True)
+        encoded = time.perf_counter()
+        index = VectorIndex.build(
+            vectors,
+            ids,
+            texts,
+            index_type,
+            model=_recorded_spec(model),
+            model_fingerprint=encoder.fingerprint,
+            prompt_name=prompt,
+            seed=seed,
+            weights_fingerprint=loaded.weights_fingerprint,
+            inference_backend=backend,
+            **params,
+        )
+        built = time.perf_counter()
+        index.save(output)
+    console.print(
         f"indexed {len(index)} texts ({index.info.backend} index, {index.dimension}-d) into {output} in "
-        f"{time.perf_counter() - start:.1f} s (embedding {encoded - start:.1f} s, index {built - encoded:.1f} s)"
+        f"{time.perf_counter() - start:.1f} s (embedding {encoded - start:.1f} s, index {built - encoded:.1f} s)",
+        highlight=False,
+        markup=False,
     )
 
 
@@ -119,29 +129,38 @@ def add_to_index(
     id_column: IdColumnOption = None,
     id_prefix: IdPrefixOption = "",
     batch_size: BatchOption = 32,
+    allow_hub_model: AllowHubOption = False,
 ) -> None:
     """Embed more texts with the index's model and append them (ids must be new)."""
     from paraxl.serving.corpus import read_corpus
     from paraxl.serving.index import VectorIndex
+    from paraxl.serving.index_files import check_folder
 
     start = time.perf_counter()
-    index = VectorIndex.load(index_dir)
-    ids, texts = read_corpus(corpus, input_format, column, id_column, id_prefix)
-    index.check_new_ids(ids)
-    # adding vectors of another model would silently spoil every later search: no override here
-    encoder = _query_model(index, model, backend, allow_mismatch=False).encoder
-    vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=index.info.prompt_name, show_progress=True)
-    index.add(vectors, ids, texts)
-    index.save(index_dir)
+    check_folder(index_dir)
+    # load, append and save under the index's lock: a concurrent add's rows are never overwritten
+    with folder_lock(index_dir, "index"):
+        index = VectorIndex.load(index_dir)
+        ids, texts = read_corpus(corpus, input_format, column, id_column, id_prefix)
+        index.check_new_ids(ids)
+        # adding vectors of another model would silently spoil every later search: no override here
+        encoder = _query_model(index, model, backend, allow_mismatch=False, allow_hub=allow_hub_model).encoder
+        prompt = index.info.prompt_name
+        vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt, show_progress=True)
+        index.add(vectors, ids, texts)
+        index.save(index_dir)
     if index.info.backend == "ivf":
-        print_labelled(
-            "note",
-            "IVF cells were trained on the first corpus and are not retrained on add; "
+        errors.print(
+            "[yellow]note:[/] IVF cells were trained on the first corpus and are not retrained on add; "
             f"after large additions run `paraxl index rebuild {index_dir} --index-type ivf`",
+            highlight=False,
+            soft_wrap=True,
         )
-    say(
+    console.print(
         f"added {len(ids)} texts to {index_dir}: {len(index)} in all ({index.info.backend} index) "
-        f"in {time.perf_counter() - start:.1f} s"
+        f"in {time.perf_counter() - start:.1f} s",
+        highlight=False,
+        markup=False,
     )
 
 
@@ -160,16 +179,23 @@ def rebuild_index(
 ) -> None:
     """Rebuild an index as another type, or retrain IVF cells after many additions (no re-embedding)."""
     from paraxl.serving.index import VectorIndex
-    from paraxl.serving.index_files import check_target
+    from paraxl.serving.index_files import check_folder, check_target
 
     target = output if output is not None else index_dir
     check_target(target)
+    check_folder(index_dir)
     start = time.perf_counter()
-    index = VectorIndex.load(index_dir).rebuild(
-        index_type, seed=seed, **_build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search)
+    with folder_lock(target, "index"):  # in place: load and save under one lock, as for add
+        check_target(target)
+        index = VectorIndex.load(index_dir).rebuild(
+            index_type, seed=seed, **_build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search)
+        )
+        index.save(target)
+    console.print(
+        f"rebuilt {len(index)} items ({index.info.backend} index) in {target} ({time.perf_counter() - start:.1f} s)",
+        highlight=False,
+        markup=False,
     )
-    index.save(target)
-    say(f"rebuilt {len(index)} items ({index.info.backend} index) in {target} ({time.perf_counter() - start:.1f} s)")
 
 
 def _build_params(
@@ -204,12 +230,13 @@ def search(
             "--allow-model-mismatch", help="search even if the query model is not the index's (scores are suspect)"
         ),
     ] = False,
+    allow_hub_model: AllowHubOption = False,
     nprobe: NprobeOption = None,
     ef_search: EfSearchOption = None,
     batch_size: BatchOption = 32,
 ) -> None:
     """Find the indexed texts closest in meaning to a query (cosine similarity), in any language."""
-    from paraxl.io.text_input import check_unicode, read_texts
+    from paraxl.io.text_input import read_texts
     from paraxl.serving.index import VectorIndex
 
     if (query is None) == (queries is None):
@@ -222,12 +249,12 @@ def search(
         texts = read_texts(queries, "txt")
     else:
         assert query is not None
-        texts = [check_unicode(query, "the query")]
+        texts = [query]
     index = VectorIndex.load(index_dir)
     search_params = {name: value for name, value in (("nprobe", nprobe), ("ef_search", ef_search)) if value}
     if search_params:
         index.set_search_params(**search_params)
-    encoder = _query_model(index, model, backend, allow_mismatch=allow_model_mismatch).encoder
+    encoder = _query_model(index, model, backend, allow_model_mismatch, allow_hub_model).encoder
     prompt = prompt_name if prompt_name is not None else index.info.prompt_name
     start = time.perf_counter()
     vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt)
@@ -236,7 +263,7 @@ def search(
     rows = [(text, hit) for text, hits in zip(texts, results, strict=True) for hit in hits]
     if output is not None:
         _write_hits(output, rows)
-        say(f"wrote {len(rows)} hits for {len(texts)} queries to {output} ({seconds:.2f} s)")
+        console.print(f"wrote {len(rows)} hits for {len(texts)} queries to {output} ({seconds:.2f} s)", markup=False)
     elif json_lines:
         for text, hit in rows:
             sys.stdout.write(_hit_json(text, hit) + "\n")
@@ -245,23 +272,39 @@ def search(
     else:
         table = Table("rank", "score", "id", "text", title=f"{len(index)} items, {index.info.backend} index")
         for _, hit in rows:
-            # shown(): a stored text is printed as is (the console reads no markup), control characters escaped
-            table.add_row(str(hit.rank), f"{hit.score:.4f}", shown(hit.id), shown(hit.text or ""))
+            # Text(): a stored text is shown as is, never read as rich markup
+            table.add_row(str(hit.rank), f"{hit.score:.4f}", Text(hit.id), Text(hit.text or ""))
         console.print(table)
 
 
 HIT_COLUMNS = ("query", "rank", "id", "score", "text")
 
 
-def _query_model(index: VectorIndex, model: str | None, backend: str | None, allow_mismatch: bool) -> LoadedModel:
-    """The model for new texts of ``index``: its recorded model and backend unless overridden, checked."""
-    from paraxl.serving.index import check_query_model
+def _query_model(
+    index: VectorIndex, model: str | None, backend: str | None, allow_mismatch: bool, allow_hub: bool
+) -> LoadedModel:
+    """The model for new texts of ``index``: its recorded model and backend unless overridden, checked.
+
+    ``index.json`` may have been altered to name any folder or Hub repository, so a recorded model is
+    used only if it proves to be the one the index was built with: a Hub model needs ``allow_hub``
+    before it is fetched, a folder's files must match the recorded weights fingerprint before its
+    weights load, and an index recording no fingerprint cannot vouch for its model (refused unless
+    ``allow_mismatch``). A model the user names with --model is their choice: checked, not refused
+    for lack of a fingerprint.
+    """
+    from paraxl.loading.model import resolve_model
+    from paraxl.serving.index import check_model_files, check_query_model
 
     info = index.info
     spec = model if model is not None else info.model
     if spec is None:
         raise InputError("the index records no model; pass --model")
-    loaded = open_model(spec, backend if backend is not None else (info.inference_backend or "torch"))
+    if model is None:
+        _check_recorded_model(info, spec, allow_mismatch, allow_hub)
+    resolved = resolve_model(spec, backend if backend is not None else (info.inference_backend or "torch"))
+    if not allow_mismatch:
+        check_model_files(info, resolved.weights_fingerprint, spec)
+    loaded = load_resolved(resolved)
     note = check_query_model(
         info,
         loaded.encoder.fingerprint,
@@ -271,8 +314,24 @@ def _query_model(index: VectorIndex, model: str | None, backend: str | None, all
         allow_mismatch=allow_mismatch,
     )
     if note is not None:
-        print_labelled("note", note)
+        errors.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     return loaded
+
+
+def _check_recorded_model(info: IndexInfo, spec: str, allow_mismatch: bool, allow_hub: bool) -> None:
+    """Refuse the model ``index.json`` names when it would be fetched unasked or cannot be verified."""
+    from paraxl.serving.index import fetches_from_hub
+
+    if fetches_from_hub(spec) and not allow_hub:
+        raise ModelSpecError(
+            f"the index names the Hugging Face Hub model {spec!r}; pass --allow-hub-model to fetch it, "
+            "or --model to choose the query model"
+        )
+    if info.model_fingerprint is None and info.weights_fingerprint is None and not allow_mismatch:
+        raise ModelSpecError(
+            f"the index names the model {spec} but records no model fingerprint to check it against; "
+            "pass --model, or --allow-model-mismatch (search) to use it unchecked"
+        )
 
 
 def _recorded_spec(spec: str) -> str:

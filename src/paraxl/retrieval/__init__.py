@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from paraxl.retrieval.faiss_index import FAISS_INDEX_TYPES, FaissIndex, default_nlist
 from paraxl.retrieval.margin import MiningCandidates, ratio_margin_candidates
-from paraxl.retrieval.normalize import cosine_matrix, l2_normalised, paired_cosine, unit_float32_rows, unit_rows
+from paraxl.retrieval.normalize import (
+    checked_unit_rows,
+    cosine_matrix,
+    l2_normalised,
+    paired_cosine,
+    unit_float32_rows,
+    unit_rows,
+)
 from paraxl.retrieval.search_index import INDEX_TYPES, ExactIndex, SearchIndex, build_index
 from paraxl.retrieval.topk import KNN_INDEX_TYPES, KnnIndexType, exact_topk, knn
 
@@ -25,6 +32,7 @@ __all__ = [
     "MiningCandidates",
     "SearchIndex",
     "build_index",
+    "checked_unit_rows",
     "cosine_matrix",
     "default_nlist",
     "exact_topk",

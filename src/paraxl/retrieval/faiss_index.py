@@ -17,6 +17,7 @@ import numpy as np
 
 from paraxl.errors import InputError
 from paraxl.retrieval.checks import check_params, positive_int
+from paraxl.retrieval.normalize import checked_unit_rows
 
 FAISS_INDEX_TYPES = ("flat", "ivf", "hnsw")
 
@@ -147,6 +148,28 @@ class FaissIndex:
         first; a row of ``-1`` means "no hit" (IVF when the probed cells hold fewer than k)."""
         scores, rows = self._index.search(queries, k)
         return scores, rows.astype(np.int64, copy=False)
+
+    def check_stored_rows(self) -> None:
+        """Refuse (:class:`InputError`, naming the row) a stored row that is not a finite unit vector.
+
+        Reads FAISS's own float arrays in place (no reconstruction, no copy): flat's and hnsw's
+        storage as one (n, dim) array, ivf's list by list with the row numbers it keeps per list.
+        """
+        faiss = faiss_module()
+        count, dimension = self.count, int(self._index.d)
+        if count == 0:
+            return
+        if self.index_type != "ivf":
+            flat = self._index if self.index_type == "flat" else faiss.downcast_index(self._index.storage)
+            checked_unit_rows(faiss.rev_swig_ptr(flat.get_xb(), count * dimension).reshape(count, dimension))
+            return
+        lists = faiss.extract_index_ivf(self._index).invlists
+        for cell in range(int(lists.nlist)):
+            size = int(lists.list_size(cell))
+            if size:
+                codes = faiss.rev_swig_ptr(lists.get_codes(cell), size * int(lists.code_size))
+                rows = faiss.rev_swig_ptr(lists.get_ids(cell), size)
+                checked_unit_rows(codes.view(np.float32).reshape(size, dimension), rows)
 
     def vectors(self) -> np.ndarray:
         """The stored rows, reconstructed (exactly: all three types keep uncompressed vectors)."""

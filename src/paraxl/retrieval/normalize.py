@@ -21,6 +21,9 @@ from paraxl.retrieval.checks import FloatArray, embeddings
 
 # a float32 row counts as unit length within this tolerance (then it is not rescaled, nor copied)
 UNIT_TOLERANCE = 1e-6
+# a stored row (read back from an index file) must be unit length within this: float32 rounding stays
+# near 1e-7, while a damaged or altered file (a row scaled x1000 "wins" every query) is far outside
+STORED_NORM_TOLERANCE = 1e-3
 
 
 def unit_rows(matrix: npt.ArrayLike, dtype: npt.DTypeLike | None = np.float64) -> np.ndarray:
@@ -78,6 +81,32 @@ def unit_float32_rows(matrix: np.ndarray, what: str = "vectors") -> np.ndarray:
         return array
     normalised: np.ndarray = array / norms[:, None]
     return normalised
+
+
+def checked_unit_rows(matrix: np.ndarray, rows: np.ndarray | None = None) -> None:
+    """Refuse the first row of ``matrix`` (n, dim) that is not finite and of unit length.
+
+    For vectors read back from an index, which were stored as unit rows: one vectorised pass (the
+    squared norms; NaN and infinity make them non-finite), no copy of ``matrix``. ``rows``: the row
+    numbers of ``matrix``'s rows, when it holds a part of the index (default 0..n-1).
+
+    Raises:
+        InputError: "row N holds NaN or infinity" or "row N has norm X, not 1" (no path: the caller adds it).
+    """
+    if matrix.shape[0] == 0:
+        return
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))  # (n,)
+    bad = np.flatnonzero(~(np.abs(norms - 1) <= STORED_NORM_TOLERANCE))  # NaN compares false: caught
+    if bad.size == 0:
+        return
+    first = int(bad[0])
+    row = int(rows[first]) if rows is not None else first
+    if not np.isfinite(matrix[first]).all():
+        raise InputError(f"row {row} holds NaN or infinity (stored vectors are finite unit rows)")
+    raise InputError(
+        f"row {row} has norm {float(norms[first]):.6g}, not 1 (stored vectors are unit rows: "
+        "the file was damaged or altered)"
+    )
 
 
 def cosine_matrix(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:

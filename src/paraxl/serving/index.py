@@ -12,7 +12,12 @@ The FAISS types used all keep uncompressed vectors, so no ``vectors.npy`` is sto
 (it would double the disk); :meth:`VectorIndex.vectors` reconstructs them for a rebuild.
 
 Searching is safe from several threads at once; ``add`` and ``set_search_params`` must not run
-concurrently with anything.
+concurrently with anything. Across processes, a writer holds the folder's lock from load to save
+(:func:`paraxl.io.locks.folder_lock`, as ``paraxl index add`` does), or rows added meanwhile are lost.
+
+The model an index names answers its queries, so ``index.json`` is not trusted blindly: the model must
+match the recorded fingerprints (:func:`check_model_files` before loading, :func:`check_query_model`
+after), and a Hub model named there is fetched only with the user's consent (:func:`fetches_from_hub`).
 """
 
 from __future__ import annotations
@@ -273,6 +278,32 @@ def check_query_model(
     if allow_mismatch:
         return f"model mismatch allowed: {detail}; scores compare vectors of different models"
     raise ModelSpecError(f"{detail}; use the index's model, rebuild the index, or pass --allow-model-mismatch")
+
+
+def check_model_files(info: IndexInfo, weights_fingerprint: str, model: str) -> None:
+    """Refuse, before its weights load, a model whose files are not those the index was built with.
+
+    ``weights_fingerprint`` is the candidate folder's (a hash of its files, no weights loaded): where
+    the index records one and it differs, :func:`check_query_model` would refuse after loading anyway;
+    this says so first, so a folder named by a tampered ``index.json`` is never even loaded.
+    """
+    if info.weights_fingerprint is not None and weights_fingerprint != info.weights_fingerprint:
+        raise ModelSpecError(
+            f"the index was built with {info.model or 'an unrecorded model'} (weights fingerprint "
+            f"{info.weights_fingerprint[:12]}), the query model {model} has weights fingerprint "
+            f"{weights_fingerprint[:12]}; use the index's model, rebuild the index, or pass --allow-model-mismatch"
+        )
+
+
+def fetches_from_hub(spec: str) -> bool:
+    """Whether loading ``spec`` may download from the Hugging Face Hub (``hub:...`` or a bare ``org/name``
+    that is not a local path); an index naming such a model needs the user's explicit consent."""
+    if spec.startswith("hub:"):
+        return True
+    if spec.startswith(("bundled:", ".", "/", "~")):
+        return False
+    path = Path(spec).expanduser()
+    return not path.exists() and not (path.parent != Path() and path.parent.is_dir())
 
 
 def _check_index_type(index_type: str) -> None:

@@ -6,7 +6,11 @@
     vectors.npy   exact only: the float32 (n, dim) unit rows (``np.save``, no pickle)
     index.faiss   flat / ivf / hnsw: ``faiss.write_index`` (FAISS's own binary format)
 
-Loading checks that the files agree (count, dimension, index type) and names the file that does not.
+Loading checks that the files agree (count, dimension, index type) and names the file that does not,
+and that every stored vector is a finite unit row (:func:`~paraxl.retrieval.checked_unit_rows`: a NaN
+row scored ``nan`` and a row scaled x1000 won every query); it names the row.
+Writers hold the folder's lock (:func:`paraxl.io.locks.folder_lock`); its ``.paraxl.lock`` is not
+part of the index.
 The key ``backend`` of ``index.json`` holds the index type (its name predates the word).
 """
 
@@ -22,7 +26,8 @@ import numpy as np
 
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_directory
-from paraxl.retrieval import INDEX_TYPES, ExactIndex, FaissIndex, SearchIndex
+from paraxl.io.locks import LOCK_FILE
+from paraxl.retrieval import INDEX_TYPES, ExactIndex, FaissIndex, SearchIndex, checked_unit_rows
 from paraxl.retrieval.faiss_index import faiss_class, faiss_module
 
 FORMAT = "paraxl-vector-index"
@@ -73,14 +78,20 @@ def check_target(folder: Path) -> None:
     if folder.exists():
         if not folder.is_dir():
             raise InputError("exists and is not a folder", folder)
-        if any(folder.iterdir()) and not (folder / INFO_FILE).is_file():
+        others = (path for path in folder.iterdir() if path.name != LOCK_FILE)  # a writer's lock: not content
+        if any(others) and not (folder / INFO_FILE).is_file():
             raise InputError("exists, is not empty and is not a paraxl index: refusing to replace it", folder)
+
+
+def check_folder(folder: Path) -> None:
+    """Raise unless ``folder`` is an existing folder (before anything reads or locks it)."""
+    if not folder.is_dir():
+        raise InputError("no such index folder" if not folder.exists() else "not a folder", folder)
 
 
 def load(folder: Path) -> tuple[dict[str, object], SearchIndex, list[str], list[str | None]]:
     """``(info fields, search index, ids, texts)`` of a saved index, after checking the files agree."""
-    if not folder.is_dir():
-        raise InputError("no such index folder" if not folder.exists() else "not a folder", folder)
+    check_folder(folder)
     info = read_info(folder / INFO_FILE)
     index_type, dimension, count = str(info["backend"]), int(info["dimension"]), int(info["count"])  # type: ignore[call-overload]
     search: SearchIndex
@@ -124,6 +135,10 @@ def _load_exact(folder: Path, dimension: int) -> ExactIndex:
         raise InputError(f"not a readable .npy matrix ({exc})", path) from None
     if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[1] != dimension:
         raise InputError(f"expected a float32 (n, {dimension}) matrix, found {vectors.dtype} {vectors.shape}", path)
+    try:
+        checked_unit_rows(vectors)
+    except InputError as exc:
+        raise InputError(exc.reason, path) from None
     return ExactIndex(vectors)
 
 
@@ -146,9 +161,14 @@ def _load_faiss(folder: Path, index_type: str, dimension: int, params: dict[str,
     if index.d != dimension or index.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise InputError(f"expected an inner-product index of dimension {dimension}, found dimension {index.d}", path)
     try:
-        return FaissIndex.wrap(index_type, index, params)
+        search = FaissIndex.wrap(index_type, index, params)
     except InputError as exc:
         raise InputError(f"backend_params: {exc.reason}", folder / INFO_FILE) from None
+    try:
+        search.check_stored_rows()
+    except InputError as exc:
+        raise InputError(exc.reason, path) from None
+    return search
 
 
 def read_info(path: Path) -> dict[str, object]:
