@@ -16,9 +16,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
-from paraxl.cli.common import BackendOption, app, cli_errors, console, errors, load_resolved, open_model
+from paraxl.cli.common import (
+    BackendOption,
+    app,
+    cli_errors,
+    console,
+    load_resolved,
+    open_model,
+    print_labelled,
+    say,
+    shown,
+)
 from paraxl.errors import InputError, ModelSpecError
 from paraxl.io.locks import folder_lock
 from paraxl.loading.specs import DEFAULT_MODEL
@@ -107,11 +116,9 @@ def build_index(
         )
         built = time.perf_counter()
         index.save(output)
-    console.print(
+    say(
         f"indexed {len(index)} texts ({index.info.backend} index, {index.dimension}-d) into {output} in "
-        f"{time.perf_counter() - start:.1f} s (embedding {encoded - start:.1f} s, index {built - encoded:.1f} s)",
-        highlight=False,
-        markup=False,
+        f"{time.perf_counter() - start:.1f} s (embedding {encoded - start:.1f} s, index {built - encoded:.1f} s)"
     )
 
 
@@ -150,17 +157,14 @@ def add_to_index(
         index.add(vectors, ids, texts)
         index.save(index_dir)
     if index.info.backend == "ivf":
-        errors.print(
-            "[yellow]note:[/] IVF cells were trained on the first corpus and are not retrained on add; "
+        print_labelled(
+            "note",
+            "IVF cells were trained on the first corpus and are not retrained on add; "
             f"after large additions run `paraxl index rebuild {index_dir} --index-type ivf`",
-            highlight=False,
-            soft_wrap=True,
         )
-    console.print(
+    say(
         f"added {len(ids)} texts to {index_dir}: {len(index)} in all ({index.info.backend} index) "
-        f"in {time.perf_counter() - start:.1f} s",
-        highlight=False,
-        markup=False,
+        f"in {time.perf_counter() - start:.1f} s"
     )
 
 
@@ -191,11 +195,7 @@ def rebuild_index(
             index_type, seed=seed, **_build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search)
         )
         index.save(target)
-    console.print(
-        f"rebuilt {len(index)} items ({index.info.backend} index) in {target} ({time.perf_counter() - start:.1f} s)",
-        highlight=False,
-        markup=False,
-    )
+    say(f"rebuilt {len(index)} items ({index.info.backend} index) in {target} ({time.perf_counter() - start:.1f} s)")
 
 
 def _build_params(
@@ -236,7 +236,7 @@ def search(
     batch_size: BatchOption = 32,
 ) -> None:
     """Find the indexed texts closest in meaning to a query (cosine similarity), in any language."""
-    from paraxl.io.text_input import read_texts
+    from paraxl.io.text_input import check_unicode, read_texts
     from paraxl.serving.index import VectorIndex
 
     if (query is None) == (queries is None):
@@ -249,7 +249,7 @@ def search(
         texts = read_texts(queries, "txt")
     else:
         assert query is not None
-        texts = [query]
+        texts = [check_unicode(query, "the query")]
     index = VectorIndex.load(index_dir)
     search_params = {name: value for name, value in (("nprobe", nprobe), ("ef_search", ef_search)) if value}
     if search_params:
@@ -263,7 +263,7 @@ def search(
     rows = [(text, hit) for text, hits in zip(texts, results, strict=True) for hit in hits]
     if output is not None:
         _write_hits(output, rows)
-        console.print(f"wrote {len(rows)} hits for {len(texts)} queries to {output} ({seconds:.2f} s)", markup=False)
+        say(f"wrote {len(rows)} hits for {len(texts)} queries to {output} ({seconds:.2f} s)")
     elif json_lines:
         for text, hit in rows:
             sys.stdout.write(_hit_json(text, hit) + "\n")
@@ -272,8 +272,8 @@ def search(
     else:
         table = Table("rank", "score", "id", "text", title=f"{len(index)} items, {index.info.backend} index")
         for _, hit in rows:
-            # Text(): a stored text is shown as is, never read as rich markup
-            table.add_row(str(hit.rank), f"{hit.score:.4f}", Text(hit.id), Text(hit.text or ""))
+            # shown(): a stored text is printed as is (the console reads no markup), control characters escaped
+            table.add_row(str(hit.rank), f"{hit.score:.4f}", shown(hit.id), shown(hit.text or ""))
         console.print(table)
 
 
@@ -314,7 +314,7 @@ def _query_model(
         allow_mismatch=allow_mismatch,
     )
     if note is not None:
-        errors.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        print_labelled("note", note)
     return loaded
 
 
