@@ -153,8 +153,11 @@ def test_pi_without_calibration_fails_or_uses_threshold(model: Path, tmp_path: P
     assert code == 0, err
     assert "nan" in out and "label        paraphrase (threshold 0.5000)" in out
     source = tmp_path / "plain.tsv"
-    source.write_text("the cat\tthe cat\n")
+    source.write_text("the cat\tthe dog\n")
+    # a cosine threshold above 1 can never be met: refused since issue 27 (it used to decide 0 for all)
     code, out, err = run("pi", str(model), "--pairs", str(source), "--threshold", "1.5")
+    assert code == 2 and "--threshold is a cosine similarity in [-1, 1], got 1.5" in err
+    code, out, err = run("pi", str(model), "--pairs", str(source), "--threshold", "1")
     assert code == 0, err
     assert out.splitlines()[1].split("\t")[3:] == ["nan", "0"]
 

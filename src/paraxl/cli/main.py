@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -197,6 +198,7 @@ def mine(
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
 ) -> None:
     """Mine translation pairs between two corpora (ratio margin, k nearest neighbours both ways, 1-to-1)."""
+    from paraxl.decision.threshold import check_threshold
     from paraxl.evaluation.embeddings import CachedEmbedder
     from paraxl.evaluation.loaders.bucc import read_id_text_file
     from paraxl.io.outputs import write_tsv
@@ -205,6 +207,8 @@ def mine(
 
     if output.suffix != ".tsv":
         raise InputError("output must be a .tsv file", output)
+    if threshold is not None:
+        check_threshold(threshold, "--threshold", 0.0, math.inf, "a ratio margin", low_open=True)
     corpora = []
     for path in (source, target):
         if ids:

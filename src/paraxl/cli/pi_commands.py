@@ -123,6 +123,7 @@ def paraphrase_identification(
     from paraxl.decision.decider import decider_for
     from paraxl.decision.pairs import decision_columns, decision_rows, read_pair_table
     from paraxl.decision.scorers import score_pairs
+    from paraxl.decision.threshold import check_threshold
     from paraxl.io.outputs import tsv_field, write_tsv
     from paraxl.io.text_input import check_unicode
 
@@ -136,6 +137,8 @@ def paraphrase_identification(
         raise InputError(f"expected two non-empty sentences, got {len(sentences)}")
     for number, sentence in enumerate(sentences or (), start=1):
         check_unicode(sentence, f"sentence {number}")
+    if threshold is not None:
+        check_threshold(threshold, "--threshold", -1.0, 1.0, "a cosine similarity")
     table = read_pair_table(pairs) if pairs is not None else None
 
     resolved = resolve_model(model, backend)

@@ -81,14 +81,15 @@ def serve(
     import uvicorn
 
     from paraxl.decision.decider import decider_for
+    from paraxl.decision.threshold import check_threshold
     from paraxl.serving.app import create_app
     from paraxl.serving.limits import ServiceLimits
     from paraxl.serving.server import uvicorn_settings
     from paraxl.serving.service import ParaxlService
     from paraxl.version import __version__
 
-    if threshold is not None and not -1.0 <= threshold <= 1.0:
-        raise InputError(f"--threshold is a cosine similarity in [-1, 1], got {threshold}")
+    if threshold is not None:
+        check_threshold(threshold, "--threshold", -1.0, 1.0, "a cosine similarity")
     if log_level not in LOG_LEVELS:
         raise InputError(f"unknown --log-level {log_level!r}; use one of {', '.join(LOG_LEVELS)}")
     if not (math.isfinite(request_timeout) and request_timeout > 0):

@@ -8,10 +8,13 @@ fitting example's score.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from paraxl.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -27,6 +30,21 @@ class ThresholdSweep:
         """``(threshold, accuracy)`` of the highest accuracy; ties go to the lowest threshold."""
         index = int(np.argmax(self.accuracy))
         return float(self.thresholds[index]), float(self.accuracy[index])
+
+
+def check_threshold(value: float, name: str, low: float, high: float, what: str, *, low_open: bool = False) -> float:
+    """``value`` if it is a finite number in the score's range; else :class:`InputError` naming the option.
+
+    A threshold outside the range can never (or always) be met, and NaN compares false with every
+    score: each would decide silently for every pair. ``low_open`` excludes ``low`` itself (a ratio
+    margin threshold must be above 0). ``pi`` and ``serve`` check cosine thresholds in [-1, 1],
+    ``mine`` ratio margins in (0, inf).
+    """
+    above_low = value > low if low_open else value >= low
+    if not (math.isfinite(value) and above_low and value <= high):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
+        raise InputError(f"{name} is {what} in {interval}, got {value:g}")
+    return value
 
 
 def _validated(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
