@@ -9,24 +9,24 @@ length-sorted batches (little padding), input order restored.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from paraxl.errors import ModelFormatError
 from paraxl.inference.onnx_files import INPUT_NAMES, OUTPUT_NAME, locate_export, session_options
 from paraxl.io.hashing import model_folder_fingerprint
+from paraxl.modeling.model_files import loading, read_json_object
 from paraxl.modeling.pooling import PoolingMode
 from paraxl.modeling.progress import PROGRESS_THRESHOLD, EncodeProgress
 from paraxl.modeling.protocol import check_encode_arguments
 from paraxl.modeling.st_layout import EncoderSettings, read_settings
+from paraxl.modeling.tokenizer_files import load_tokenizer
 
 FloatMatrix = npt.NDArray[np.float32]
 
@@ -96,13 +96,14 @@ class OnnxEncoder:
         """Load ``folder``'s verified export for ``backend`` ("onnx" or "onnx-int8")."""
         folder = Path(folder)
         exported = locate_export(folder, backend)
-        config = _read_config(folder)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        config = read_json_object(folder / "config.json")
+        tokenizer = load_tokenizer(folder)
         limit = int(config.get("max_position_embeddings", 512))
         settings = read_settings(folder, fallback_max_length=min(limit, int(tokenizer.model_max_length)))
-        session = onnxruntime.InferenceSession(
-            str(exported.path), session_options(), providers=["CPUExecutionProvider"]
-        )
+        with loading(exported.path, "ONNX graph"):  # onnxruntime's errors share no public base class
+            session = onnxruntime.InferenceSession(
+                str(exported.path), session_options(), providers=["CPUExecutionProvider"]
+            )
         names = [node.name for node in session.get_inputs()]
         if sorted(names) != sorted(INPUT_NAMES):
             raise ModelFormatError(f"{exported.path}: inputs {names}, expected {list(INPUT_NAMES)}")
@@ -160,14 +161,3 @@ class OnnxEncoder:
             encoded = self.tokenizer(texts, truncation=True, max_length=self.settings.max_seq_length)
         ids: list[list[int]] = encoded["input_ids"]
         return ids
-
-
-def _read_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFormatError(f"{path}: unreadable model config ({exc})") from exc
-    if not isinstance(config, dict):
-        raise ModelFormatError(f"{path}: expected a JSON object")
-    return config

@@ -13,6 +13,7 @@ from the old weights (``backends.EXPORT_DIRS``), and this is the layer that know
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from paraxl.errors import InputError, ModelFormatError
 from paraxl.io.atomic import atomic_directory
 from paraxl.io.hashing import model_folder_fingerprint
 from paraxl.loading.backends import EXPORT_DIRS
+from paraxl.modeling.finite import check_finite_tensors
 
 WEIGHTS_FILE = "model.safetensors"
 PROVENANCE_FILE = "soup.json"
@@ -46,6 +48,7 @@ def average_models(folders: Sequence[Path], output: Path, weights: Sequence[floa
     _check_output(output, folders)
     layout = _shared_layout(folders)
     averaged = _average_tensors(folders, shares)
+    check_finite_tensors(averaged, f"{output}: the averaged weights")
     with atomic_directory(output) as tmp:
         for relative in layout:
             (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -75,9 +78,12 @@ def _normalized_weights(weights: Sequence[float] | None, count: int) -> list[flo
         return [1.0 / count] * count
     if len(weights) != count:
         raise InputError(f"{len(weights)} weight(s) for {count} model(s): give one weight per model")
-    if any(not weight > 0 for weight in weights):  # `not >` also rejects NaN
-        raise InputError(f"weights must be positive numbers, got {list(weights)}")
-    total = float(sum(weights))
+    # NaN fails `> 0`; infinity (or a sum that overflows) would make every share 0 or NaN
+    if any(not (math.isfinite(weight) and weight > 0) for weight in weights):
+        raise InputError(f"weights must be finite positive numbers, got {list(weights)}")
+    total = sum(float(weight) for weight in weights)  # (math.fsum raises on overflow)
+    if not math.isfinite(total):
+        raise InputError(f"weights must sum to a finite number, got {list(weights)} (scale them down)")
     return [float(weight) / total for weight in weights]
 
 

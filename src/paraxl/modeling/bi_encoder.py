@@ -10,14 +10,16 @@ from typing import Literal, overload
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from paraxl.errors import ModelFormatError
 from paraxl.io.atomic import atomic_directory
+from paraxl.modeling.model_files import check_model_folder, loading
 from paraxl.modeling.pooling import pool
 from paraxl.modeling.progress import PROGRESS_THRESHOLD, EncodeProgress
 from paraxl.modeling.protocol import check_encode_arguments
 from paraxl.modeling.st_layout import EncoderSettings, read_settings, write_st_files
+from paraxl.modeling.tokenizer_files import load_tokenizer, save_tokenizer
 
 
 class BiEncoder(torch.nn.Module):
@@ -181,20 +183,32 @@ class BiEncoder(torch.nn.Module):
         """Save in the sentence-transformers layout (safetensors weights), atomically."""
         with atomic_directory(path) as tmp:
             self.backbone.save_pretrained(tmp, safe_serialization=True)
-            self.tokenizer.model_max_length = self.max_seq_length
-            self.tokenizer.save_pretrained(tmp)
+            save_tokenizer(self.tokenizer, tmp, self.max_seq_length)  # no state of earlier encode calls
             write_st_files(tmp, self.settings, self.dimension)
 
     @classmethod
     def load(cls, path: str | Path) -> BiEncoder:
-        """Load a saved folder (sentence-transformers or plain Hugging Face layout)."""
+        """Load a saved folder (sentence-transformers or plain Hugging Face layout).
+
+        Every file is checked first (``model_files``): a damaged, foreign or incomplete folder
+        raises ModelFormatError naming the file, and weights missing from the safetensors are
+        refused rather than initialised at random.
+        """
         folder = Path(path)
         if not (folder / "config.json").is_file():
             raise ModelFormatError(f"{folder}: not a model folder (no config.json)")
-        if not any(folder.glob("*.safetensors")):
-            raise ModelFormatError(f"{folder}: no .safetensors weights (paraxl never unpickles weight files)")
-        backbone = AutoModel.from_pretrained(folder, use_safetensors=True, add_pooling_layer=False)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        weights = check_model_folder(folder)
+        with loading(folder, "model weights"):
+            backbone, info = AutoModel.from_pretrained(
+                folder, use_safetensors=True, add_pooling_layer=False, output_loading_info=True
+            )
+        missing = sorted(info.get("missing_keys") or []) + sorted(info.get("mismatched_keys") or [])
+        if missing:
+            shown = ", ".join(str(name) for name in missing[:3])
+            raise ModelFormatError(
+                f"{weights[0]}: lacks {len(missing)} tensor(s) the model needs ({shown}); not this model's weights"
+            )
+        tokenizer = load_tokenizer(folder)
         limit = int(getattr(backbone.config, "max_position_embeddings", 512))
         settings = read_settings(folder, fallback_max_length=min(limit, int(tokenizer.model_max_length)))
         encoder = cls(backbone, tokenizer, settings)
