@@ -16,7 +16,7 @@ from paraxl.data.aligned import AlignedCollector, read_aligned_files, read_paral
 from paraxl.data.pairs import LabeledPair, groups_from_pairs, read_labeled_pairs
 from paraxl.data.records import TrainingData
 from paraxl.errors import InputError
-from paraxl.io.rows import RowPolicy
+from paraxl.io.rows import RowPolicy, inside_data_dir
 
 __all__ = [
     "PAWSX_LANGUAGES",
@@ -58,10 +58,8 @@ def read_pawsx_pairs(
     _check_languages(languages, PAWSX_LANGUAGES, "PAWS-X")
     policy = policy or RowPolicy()
     root = Path(data_dir) / "pawsx" / protocol
-    return {
-        language: read_labeled_pairs(root / language / f"{split}.tsv", language=language, policy=policy)
-        for language in languages
-    }
+    paths = {language: inside_data_dir(data_dir, root / language / f"{split}.tsv") for language in languages}
+    return {language: read_labeled_pairs(path, language=language, policy=policy) for language, path in paths.items()}
 
 
 def read_pawsx(
@@ -109,7 +107,7 @@ def read_xnli(
     collector = AlignedCollector()
     root = Path(data_dir) / "xnli"
     for split in splits:
-        paths = [root / f"{split}-{language}.tsv" for language in languages]
+        paths = [inside_data_dir(data_dir, root / f"{split}-{language}.tsv") for language in languages]
         collector.read(paths, languages=languages, columns=columns, header=True, policy=policy)
     return collector.finish(what=f"XNLI {', '.join(splits)} under {data_dir}")
 

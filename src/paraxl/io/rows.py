@@ -10,7 +10,8 @@ Formats:
 Decoding is strictly UTF-8, line by line, so a bad byte costs one row rather than the file.
 Whether a bad row stops the read or is skipped (and counted) is the caller's :class:`RowPolicy`.
 File-level problems (missing, a directory, empty, an unreadable header) always raise: there is no
-row to skip.
+row to skip. An error quotes a file's content only in part (:func:`quoted`, :func:`quoted_names`):
+enough to find the line and column, never a whole line of a file the user may not have meant to show.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from paraxl.errors import InputError
 RowFormat = Literal["txt", "tsv", "csv", "jsonl"]
 ROW_FORMATS: tuple[RowFormat, ...] = ("txt", "tsv", "csv", "jsonl")
 _SEPARATED = {"tsv": "tab-separated", "csv": "comma-separated", "txt": "line"}
+QUOTE_WIDTH = 40  # characters of one field an error message quotes
+QUOTE_COUNT = 12  # header names an error message lists
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,37 @@ def choose_format(path: Path, explicit: str | None, extensions: Mapping[str, str
     return found
 
 
+def quoted(text: str) -> str:
+    """``repr(text)``, clipped to :data:`QUOTE_WIDTH` characters (a header or a field in an error)."""
+    return repr(text) if len(text) <= QUOTE_WIDTH else f"{text[:QUOTE_WIDTH]!r}..."
+
+
+def quoted_names(names: Sequence[str]) -> str:
+    """A header's names for an error, ``['a', 'b']``: at most :data:`QUOTE_COUNT`, each :func:`quoted`."""
+    listed = ", ".join(quoted(name) for name in names[:QUOTE_COUNT])
+    return f"[{listed}]" if len(names) <= QUOTE_COUNT else f"[{listed}, ...] ({len(names)} columns)"
+
+
+def inside_data_dir(data_dir: str | Path, path: Path) -> Path:
+    """``path`` if its real location is inside the data folder's; else :class:`InputError`, the file unread.
+
+    Benchmark files are read, and quoted in errors, as data: a symbolic link out of the data folder
+    could point them at any file of the machine. Links within the folder, and a data folder that is
+    itself a link, are fine.
+    """
+    try:
+        root, real = Path(data_dir).resolve(), path.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop
+        raise InputError("cannot resolve the path (a symbolic link loop?)", path) from None
+    if real != root and not real.is_relative_to(root):
+        raise InputError(
+            f"is a symbolic link out of the data directory {data_dir} (to {real}); benchmark files are read "
+            "only inside it: copy the file in, or pass the folder that holds it as --data-dir",
+            path,
+        )
+    return path
+
+
 def read_raw_lines(path: Path) -> list[bytes]:
     """The file's lines as bytes, without BOM or newline; missing, directory or unreadable raise."""
     try:
@@ -98,6 +132,8 @@ def read_raw_lines(path: Path) -> list[bytes]:
         raise InputError("is a directory, expected a file", path) from None
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", path) from None
+    except ValueError:  # a NUL byte, or a character the file system cannot encode
+        raise InputError("not a valid file name", path) from None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # UTF-8 byte-order mark
     lines = raw.split(b"\n")
@@ -250,11 +286,11 @@ def _checked_names(names: list[str], columns: Sequence[str] | None, path: Path, 
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise InputError(f"column {name!r} appears twice in the header", path, line)
+            raise InputError(f"column {quoted(name)} appears twice in the header", path, line)
         seen.add(name)
     for wanted in columns or ():
         if wanted not in seen:
-            raise InputError(f"no column {wanted!r} in header {names}", path, line)
+            raise InputError(f"no column {wanted!r} in header {quoted_names(names)}", path, line)
     return names
 
 

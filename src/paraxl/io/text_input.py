@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from paraxl.errors import InputError
-from paraxl.io.rows import choose_format, iter_rows, read_header
+from paraxl.io.rows import choose_format, iter_rows, quoted_names, read_header
 from paraxl.io.rows import iter_lines as iter_lines  # re-exported: it used to live here
 
 TextFormat = Literal["txt", "tsv", "jsonl"]
@@ -69,7 +69,7 @@ def _tsv_texts(path: Path, column: str | None) -> list[str]:
     header = read_header(path, "tsv")
     wanted = column or ("text" if "text" in header or len(header) != 1 else header[0])
     if wanted not in header:
-        raise InputError(f"no column {wanted!r} in header {header}; pass --column", path, 1)
+        raise InputError(f"no column {wanted!r} in header {quoted_names(header)}; pass --column", path, 1)
     return [_non_empty(row.fields[wanted], path, row.line) for row in iter_rows(path, "tsv", columns=(wanted,))]
 
 

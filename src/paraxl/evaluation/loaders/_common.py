@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paraxl.errors import InputError
-from paraxl.io.rows import iter_lines
+from paraxl.io.rows import inside_data_dir, iter_lines, quoted
 
 
 def data_file(data_dir: str | Path, relative: str, what: str) -> Path:
@@ -20,7 +20,7 @@ def data_file(data_dir: str | Path, relative: str, what: str) -> Path:
     root = Path(data_dir)
     path = root / relative
     if path.is_file():
-        return path
+        return inside_data_dir(root, path)
     if not root.is_dir():
         raise InputError(
             f"{what}: the data directory {root} does not exist (benchmark files are read from a data "
@@ -36,7 +36,7 @@ def data_folder(data_dir: str | Path, relative: str, what: str) -> Path:
     root = Path(data_dir)
     path = root / relative
     if path.is_dir():
-        return path
+        return inside_data_dir(root, path)
     if not root.is_dir():
         raise InputError(
             f"{what}: the data directory {root} does not exist (benchmark files are read from a data "
@@ -60,11 +60,11 @@ def parse_score(
     try:
         value = float(text)
     except ValueError:
-        raise InputError(f"{what} {text!r} is not a number", path, line) from None
+        raise InputError(f"{what} {quoted(text)} is not a number", path, line) from None
     if not math.isfinite(value):
-        raise InputError(f"{what} {text!r} is not a finite number", path, line)
+        raise InputError(f"{what} {quoted(text)} is not a finite number", path, line)
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
-        raise InputError(f"{what} {text!r} is outside the range {bounds[0]:g} to {bounds[1]:g}", path, line)
+        raise InputError(f"{what} {quoted(text)} is outside the range {bounds[0]:g} to {bounds[1]:g}", path, line)
     return value
 
 
