@@ -4,11 +4,18 @@ Each checkpoint is one folder ``checkpoints/step-NNNNNNN`` written atomically (t
 folder + rename), so a run killed at any instant leaves only complete checkpoints.
 Optimizer/scheduler/RNG states are tensors and plain containers, loaded with
 ``weights_only=True`` (no arbitrary unpickling).
+
+A checkpoint's last file is ``manifest.json``: the sha256 of every other file. A checkpoint
+damaged later (a full disk, a copy cut short, a byte flipped) is recognised before anything
+of it is loaded (:func:`verify_checkpoint`); checkpoints written before manifests existed are
+loaded unverified (see :mod:`paraxl.training.resume` for the fallback to an older one).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,12 +23,18 @@ from typing import Any
 
 import torch
 
-from paraxl.errors import ModelFormatError
+from paraxl.errors import InputError, ModelFormatError
 from paraxl.io.atomic import atomic_directory
 from paraxl.modeling.bi_encoder import BiEncoder
 
 CHECKPOINTS = "checkpoints"
+MANIFEST = "manifest.json"
 _PREFIX = "step-"
+_STEP_FOLDER = re.compile(r"step-(\d+)")
+
+
+class CheckpointDamaged(ModelFormatError):
+    """A checkpoint whose files are missing, differ from its manifest, or cannot be loaded."""
 
 
 @dataclass
@@ -52,17 +65,56 @@ def save_checkpoint(
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rng_states, tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
+        write_manifest(tmp)  # last: it vouches for everything above
     for old in list_checkpoints(output_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target
 
 
+def write_manifest(folder: Path) -> None:
+    """``manifest.json``: ``{"files": {relative path: sha256}}`` of every file in ``folder``."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p != folder / MANIFEST)
+    digests = {p.relative_to(folder).as_posix(): _sha256(p) for p in files}
+    (folder / MANIFEST).write_text(json.dumps({"files": digests}, indent=2) + "\n")
+
+
+def verify_checkpoint(checkpoint: Path) -> bool:
+    """True: every file of the manifest is there with its checksum; False: no manifest (a
+    checkpoint from before manifests, loaded unverified). CheckpointDamaged otherwise."""
+    manifest = checkpoint / MANIFEST
+    if not manifest.exists():
+        return False
+    try:
+        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        listed = {str(name): str(digest) for name, digest in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointDamaged(f"{MANIFEST} is unreadable ({type(exc).__name__})") from None
+    if "state.json" not in listed:
+        raise CheckpointDamaged(f"{MANIFEST} does not list state.json")
+    for name, digest in listed.items():
+        path = checkpoint / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise CheckpointDamaged(f"{MANIFEST} names a file outside the checkpoint ({name!r})")
+        if not path.is_file():
+            raise CheckpointDamaged(f"{name} is missing")
+        if _sha256(path) != digest:
+            raise CheckpointDamaged(f"{name} differs from its checksum: truncated or changed since it was written")
+    return True
+
+
+def _sha256(path: Path) -> str:
+    """The file's bytes as they are now (no cache: a damaged file may keep its size and time)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def list_checkpoints(output_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (temp folders of an interrupted write are ignored)."""
+    """Checkpoint folders (``step-N``), oldest first; temp folders of an interrupted write and
+    checkpoints set aside as damaged have other names and are not listed."""
     folder = output_dir / CHECKPOINTS
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.name.startswith(_PREFIX) and (p / "state.json").is_file()]
+    found = [p for p in folder.iterdir() if _STEP_FOLDER.fullmatch(p.name) and p.is_dir()]
     return sorted(found, key=lambda p: int(p.name.removeprefix(_PREFIX)))
 
 
@@ -89,7 +141,8 @@ def restore_optimizer(
     scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
     rng_states = torch.load(checkpoint / "rng.pt", weights_only=True)
     if rank >= len(rng_states):
-        raise ModelFormatError(f"{checkpoint}: saved by {len(rng_states)} processes; resume with as many")
+        # not damage: the same checkpoint resumes with the right number of processes
+        raise InputError(f"saved by {len(rng_states)} processes; resume with as many", checkpoint)
     _set_rng_state(rng_states[rank])
 
 

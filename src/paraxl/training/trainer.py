@@ -37,15 +37,9 @@ from paraxl.io.hashing import data_file_records
 from paraxl.loading.backends import load_bi_encoder
 from paraxl.losses.registry import step_needs
 from paraxl.modeling.bi_encoder import BiEncoder
+from paraxl.modeling.finite import check_finite_tensors
 from paraxl.paths import data_dir as resolve_data_dir
-from paraxl.training.checkpoint import (
-    TrainerState,
-    latest_checkpoint,
-    load_trainer_state,
-    restore_optimizer,
-    rng_state,
-    save_checkpoint,
-)
+from paraxl.training.checkpoint import TrainerState, load_trainer_state, restore_optimizer, rng_state, save_checkpoint
 from paraxl.training.config import DistillConfig, TrainConfig
 from paraxl.training.data_loading import load_training_data
 from paraxl.training.distillation import TeacherScores
@@ -53,6 +47,7 @@ from paraxl.training.distributed import DistContext, init_distributed, shutdown_
 from paraxl.training.layout import StepLayout, TranslationPositives, step_layout
 from paraxl.training.objective import step_loss
 from paraxl.training.progress import StepProgress
+from paraxl.training.resume import newest_intact, remove_stale_temp_folders
 from paraxl.training.run_files import append_metrics, check_output, truncate_metrics, write_json
 from paraxl.training.step import accumulate_step_gradient
 from paraxl.training.validation import PairValidation
@@ -205,7 +200,10 @@ class _Run:
         if self.context.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             write_json(self.output / "config.json", self.config.model_dump(mode="json"))
-            truncate_metrics(self.output / "metrics.jsonl", state.step)
+            # a fresh start (-1) redoes step 0's validation too: no line of an earlier try is kept
+            note = truncate_metrics(self.output / "metrics.jsonl", state.step if checkpoint else -1)
+            if note:
+                self._say(note)
         self._describe_data(data, batches_per_epoch, total_steps)
 
         first_validation = self.last_validation = None
@@ -231,6 +229,7 @@ class _Run:
             data_files=data_file_records(data.sources, self.data_dir),
         )
         if self.context.is_main:
+            self._check_finite(model, state)
             model.save(self.output / "final")
             write_json(self.output / "summary.json", asdict(summary))
         self.context.barrier()
@@ -248,17 +247,36 @@ class _Run:
         return data, sampler, translations, teacher
 
     def _restore(self, total_steps: int) -> tuple[Path | None, TrainerState, BiEncoder, torch.optim.Optimizer, Any]:
-        """The latest checkpoint (None: a fresh start, seeded), its state, model, optimizer and scheduler."""
-        checkpoint = latest_checkpoint(self.output)
-        state = load_trainer_state(checkpoint) if checkpoint else TrainerState()
-        if checkpoint is None:
-            torch.manual_seed(self.config.seed + self.context.rank)
+        """The newest intact checkpoint (None: a fresh start, seeded), its state, model, optimizer
+        and scheduler; damaged checkpoints are reported and set aside (see training.resume)."""
+        if self.context.is_main:
+            note = remove_stale_temp_folders(self.output)
+            if note:
+                self._say(note)
+        resumed, damaged = newest_intact(
+            self.output, partial(self._resume_from, total_steps=total_steps), self._say, self.context.is_main
+        )
+        if resumed is not None:
+            state, model, optimizer, scheduler = resumed.loaded
+            unverified = "" if resumed.verified else " (written before checksums: not verified)"
+            self._say(f"resuming from {resumed.checkpoint} (step {state.step} of {total_steps}){unverified}")
+            return resumed.checkpoint, state, model, optimizer, scheduler
+        if damaged:
+            self._say(f"no intact checkpoint in {self.output}: starting over")
+        torch.manual_seed(self.config.seed + self.context.rank)
+        model = self._load_model(None)
+        optimizer, scheduler = self._optimizer(model, total_steps)
+        return None, TrainerState(), model, optimizer, scheduler
+
+    def _resume_from(
+        self, checkpoint: Path, total_steps: int
+    ) -> tuple[TrainerState, BiEncoder, torch.optim.Optimizer, Any]:
+        """Everything a run continues from, read from ``checkpoint`` (verified by the caller)."""
+        state = load_trainer_state(checkpoint)
         model = self._load_model(checkpoint)
         optimizer, scheduler = self._optimizer(model, total_steps)
-        if checkpoint is not None:
-            restore_optimizer(checkpoint, optimizer, scheduler, self.context.rank)
-            self._say(f"resuming from {checkpoint} (step {state.step} of {total_steps})")
-        return checkpoint, state, model, optimizer, scheduler
+        restore_optimizer(checkpoint, optimizer, scheduler, self.context.rank)
+        return state, model, optimizer, scheduler
 
     def _train_steps(
         self, loop: _Loop, model: BiEncoder, optimizer: torch.optim.Optimizer, scheduler: Any, state: TrainerState
@@ -338,6 +356,7 @@ class _Run:
             f"step {state.step}: validation accuracy {metrics['accuracy']:.4f} (threshold {metrics['threshold']:.3f})"
         )
         if state.best_metric is None or metrics["accuracy"] > state.best_metric:
+            self._check_finite(model, state)
             state.best_metric, state.best_step = metrics["accuracy"], state.step
             model.save(self.output / "best")
             write_json(self.output / "best" / "paraxl_validation.json", {"step": state.step, **metrics})
@@ -345,6 +364,7 @@ class _Run:
         return metrics
 
     def _checkpoint(self, model: BiEncoder, optimizer: Any, scheduler: Any, state: TrainerState) -> None:
+        self._check_finite(model, state)  # every process holds the same weights: all refuse together
         states = [rng_state()]
         if self.context.active:
             gathered: list[Any] = [None] * self.context.world_size
@@ -354,13 +374,19 @@ class _Run:
             save_checkpoint(self.output, model, optimizer, scheduler, state, self.config.keep_checkpoints, states)
         self.context.barrier()
 
+    @staticmethod
+    def _check_finite(model: BiEncoder, state: TrainerState) -> None:
+        """A NaN or infinite weight stops the run before it is written (checkpoint, best or final):
+        resuming would only go on from it; the previous checkpoint stays the newest."""
+        check_finite_tensors(model.state_dict(), f"step {state.step}: the trained model")
+
     def _log(self, record: dict[str, Any]) -> None:
         if self.context.is_main:
             append_metrics(self.output / "metrics.jsonl", record)
 
     def _say(self, message: str) -> None:
-        if self.context.is_main:
-            self.console.print(message)
+        if self.context.is_main:  # one line however long (a path), and no markup in paths
+            self.console.print(message, soft_wrap=True, markup=False)
 
     def _describe_data(self, data: TrainingData, batches_per_epoch: int, total_steps: int) -> None:
         config = self.config
