@@ -4,13 +4,14 @@ Output folder layout::
 
     config.json          the validated config of the run (a resume must match it)
     metrics.jsonl        one JSON object per logged step / evaluation
-    checkpoints/step-N/  resumable state (model, optimizer, scheduler, RNG, position)
+    checkpoints/step-N/  resumable state (model, optimizer, scheduler, RNG, position; manifest.json: checksums)
     best/                the checkpoint with the best validation metric (if validating)
     final/               the model after the last step
     summary.json         what the run did, how long it took
 
 Resuming is automatic: a run whose output folder holds checkpoints continues from the
-latest one, and ends with the same weights as an uninterrupted run (tested).
+latest intact one (see :mod:`paraxl.training.resume`), and ends with the same weights as an
+uninterrupted run (tested).
 """
 
 from __future__ import annotations
