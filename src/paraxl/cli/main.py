@@ -93,12 +93,14 @@ def similarity(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
 ) -> None:
     """Cosine similarity of two sentences, or of every pair in a TSV file."""
-    from paraxl.io.outputs import write_tsv
+    from paraxl.io.outputs import check_output, write_tsv
     from paraxl.io.text_input import check_unicode, read_pairs
     from paraxl.retrieval import paired_cosine
 
     if (pairs is None) == (not sentences):
         raise InputError("give either two sentences or --pairs FILE")
+    if output is not None:
+        check_output(output)
     if pairs is not None:
         loaded = read_pairs(pairs)
         first, second = [p.first for p in loaded], [p.second for p in loaded]
@@ -147,6 +149,9 @@ def demo(
     if similarities_only:
         show_similarities(console, open_model(model, "torch").encoder)
         return
+    from paraxl.io.outputs import check_output
+
+    check_output(output, "folder")
     folder = resolve_data_dir(data_dir)
     run_demo(console, errors, model, folder, output, DemoSettings(steps=steps, batch_size=batch_size))
 
@@ -201,12 +206,13 @@ def mine(
     from paraxl.decision.threshold import check_threshold
     from paraxl.evaluation.embeddings import CachedEmbedder
     from paraxl.evaluation.loaders.bucc import read_id_text_file
-    from paraxl.io.outputs import write_tsv
+    from paraxl.io.outputs import check_output, write_tsv
     from paraxl.io.text_input import read_texts
     from paraxl.mining.bitext import mine_bitext
 
     if output.suffix != ".tsv":
         raise InputError("output must be a .tsv file", output)
+    check_output(output)
     if threshold is not None:
         check_threshold(threshold, "--threshold", 0.0, math.inf, "a ratio margin", low_open=True)
     corpora = []

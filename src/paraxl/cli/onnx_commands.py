@@ -22,10 +22,12 @@ def export_onnx_command(
 ) -> None:
     """Export a model to ONNX (MODEL/onnx/model.onnx, and model_qint8.onnx with --int8) for fast CPU inference."""
     from paraxl.inference.onnx_export import export_onnx
-    from paraxl.inference.onnx_files import BACKEND_FILES, manifest_path
+    from paraxl.inference.onnx_files import BACKEND_FILES, ONNX_DIR, manifest_path
+    from paraxl.io.outputs import check_output
     from paraxl.loading.model import resolve_model
 
     folder = resolve_model(model).folder
+    check_output(folder / ONNX_DIR, "folder")  # the export writes there: fail before the model loads
     with console.status(Text(f"exporting {shown(model)} to ONNX")):
         report = export_onnx(folder, int8=int8, force=force)
     if report.up_to_date:

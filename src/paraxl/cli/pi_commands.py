@@ -47,13 +47,15 @@ def calibrate(
     from paraxl.decision.pairs import read_calibration_pairs
     from paraxl.decision.scorers import score_pairs
     from paraxl.io.hashing import file_sha256
-    from paraxl.loading.calibration_file import DataFile, save_calibration
+    from paraxl.io.outputs import check_output
+    from paraxl.loading.calibration_file import CALIBRATION_FILE, DataFile, save_calibration
     from paraxl.version import __version__
 
     if method not in ("auto", "platt", "isotonic"):
         raise InputError(f"unknown --method {method!r}; use auto, platt or isotonic")
     pairs = read_calibration_pairs(data)
     loaded = open_model(model, backend)
+    check_output(loaded.folder / CALIBRATION_FILE)  # written last: fail before the pairs are scored
     encoder = loaded.encoder
     # the prompt actually applied, so that ``pi`` embeds the same way ("" = none)
     used_prompt = prompt_name if prompt_name is not None else (encoder.settings.default_prompt_name or "")
@@ -124,7 +126,7 @@ def paraphrase_identification(
     from paraxl.decision.pairs import decision_columns, decision_rows, read_pair_table
     from paraxl.decision.scorers import score_pairs
     from paraxl.decision.threshold import check_threshold
-    from paraxl.io.outputs import tsv_field, write_tsv
+    from paraxl.io.outputs import check_output, tsv_field, write_tsv
     from paraxl.io.text_input import check_unicode
 
     if (pairs is None) == (not sentences):
@@ -133,6 +135,8 @@ def paraphrase_identification(
         raise InputError("--output needs --pairs FILE (one pair is printed)")
     if output is not None and output.suffix.lower() != ".tsv":
         raise InputError("output must be a .tsv file", output)
+    if output is not None:
+        check_output(output)
     if sentences and (len(sentences) != 2 or not all(s.strip() for s in sentences)):
         raise InputError(f"expected two non-empty sentences, got {len(sentences)}")
     for number, sentence in enumerate(sentences or (), start=1):

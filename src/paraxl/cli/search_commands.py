@@ -30,6 +30,7 @@ from paraxl.cli.common import (
 )
 from paraxl.errors import InputError, ModelSpecError
 from paraxl.io.locks import folder_lock
+from paraxl.io.outputs import check_output
 from paraxl.loading.specs import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def build_index(
 
     if index_type not in INDEX_BACKENDS:
         raise InputError(f"unknown --index-type {index_type!r}; use one of {', '.join(INDEX_BACKENDS)}")
+    check_output(output, "folder")
     check_target(output)
     with folder_lock(output, "index"):  # one writer per index folder (see paraxl.io.locks)
         check_target(output)  # again, now that no other writer can change it
@@ -186,6 +188,7 @@ def rebuild_index(
     from paraxl.serving.index_files import check_folder, check_target
 
     target = output if output is not None else index_dir
+    check_output(target, "folder")
     check_target(target)
     check_folder(index_dir)
     start = time.perf_counter()
@@ -245,6 +248,8 @@ def search(
         raise InputError("empty query")
     if output is not None and output.suffix.lower() not in (".tsv", ".jsonl"):
         raise InputError("output must be a .tsv or .jsonl file", output)
+    if output is not None:
+        check_output(output)
     if queries is not None:
         texts = read_texts(queries, "txt")
     else:

@@ -28,7 +28,10 @@ def table_command(
     Resumable: a finished run is read back, not rerun. The same as benchmarks/run_table.py.
     """
     from paraxl.experiments.command import TableRequest, run_table_request
+    from paraxl.io.outputs import check_output
 
+    check_output(runs_dir, "folder")
+    check_output(results_dir, "folder")
     began = time.perf_counter()
     request = TableRequest(table, data_dir, runs_dir, results_dir, only, seeds, keep_models)
     json_path, md_path = run_table_request(request, log=lambda message: print(message, flush=True))

@@ -22,6 +22,7 @@ from paraxl.evaluation.runner import parse_task_list, run_tasks
 from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol
 from paraxl.evaluation.tasks.registry import TASKS
 from paraxl.io.atomic import atomic_path
+from paraxl.io.outputs import check_output
 from paraxl.loading.backends import INFERENCE_BACKENDS
 from paraxl.loading.model import resolve_model
 from paraxl.modeling.protocol import SentenceEncoder
@@ -78,8 +79,8 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = lambda mes
     if request.backend not in INFERENCE_BACKENDS:
         raise InputError(f"unknown backend {request.backend!r}; use one of {', '.join(INFERENCE_BACKENDS)}")
     protocol: PawsxProtocol = "official" if request.protocol == "official" else "resplit"
+    output_dir = check_output(request.output_dir or default_output_dir(request.model, protocol), "folder")
     folder = resolve_data_dir(request.data_dir)
-    output_dir = request.output_dir or default_output_dir(request.model, protocol)
     encoder, model = load_eval_encoder(request, log)
     embedder = CachedEmbedder(
         encoder,

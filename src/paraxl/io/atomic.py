@@ -42,7 +42,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; a finished folder gets normal rights
+        _normal_modes(tmp)
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, old / "replaced")
@@ -52,6 +52,23 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _normal_modes(root: Path) -> None:
+    """Give ``root`` and everything in it the mode ``mkdir``/``open`` would: 0777/0666 less the umask.
+
+    mkdtemp makes the folder 0700, and libraries that write through their own temporary files
+    leave theirs 0600 (transformers' ``model.safetensors``): one output folder would otherwise mix
+    files other users can read with files they cannot. Executable files keep their x bits.
+    """
+    umask = _umask()
+    for path in (root, *root.rglob("*")):
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            path.chmod(0o777 & ~umask)
+        else:
+            path.chmod((0o777 if path.stat().st_mode & 0o111 else 0o666) & ~umask)
 
 
 def _umask() -> int:

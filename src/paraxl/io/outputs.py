@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -11,6 +13,37 @@ from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
 
 EMBEDDING_SUFFIXES = (".npy", ".parquet")
+OutputKind = Literal["file", "folder"]
+
+
+def check_output(path: Path, kind: OutputKind = "file") -> Path:
+    """Fail before any work when ``path`` cannot be written as a ``kind``: InputError naming it.
+
+    Every command calls this for each output before it loads a model or reads data, so a typo
+    costs nothing, not minutes of work thrown away at the end. A file output must not be a
+    folder; a folder output must not be a file (an existing folder is fine: whether it may be
+    replaced or added to is the command's rule) and must be writable. A missing parent is fine
+    when the nearest existing one is a writable folder: the atomic writers create the rest.
+    """
+    if kind == "file" and path.is_dir():
+        raise InputError("is a folder; give a file name", path)
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise InputError("is an existing file; give a folder", path)
+    if kind == "folder" and path.is_dir():
+        _check_writable(path, path)  # the command writes inside it
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"{ancestor} is a file, not a folder: nothing can be written under it", path)
+    _check_writable(ancestor, path)
+    return path
+
+
+def _check_writable(folder: Path, path: Path) -> None:
+    # os.access asks the kernel with the real user's rights (and a read-only mount's): no probe file
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write in {folder} (permission denied or read-only)", path)
 
 
 def check_embedding_output(path: Path) -> None:
@@ -21,6 +54,7 @@ def check_embedding_output(path: Path) -> None:
         raise InputError("output is a directory", path)
     if not path.parent.exists():
         raise InputError(f"output folder {path.parent} does not exist", path)
+    check_output(path)
 
 
 def write_embeddings(path: Path, embeddings: np.ndarray, texts: Sequence[str]) -> None:

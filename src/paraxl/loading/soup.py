@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from paraxl.errors import InputError, ModelFormatError
 from paraxl.io.atomic import atomic_directory
 from paraxl.io.hashing import model_folder_fingerprint
+from paraxl.io.outputs import check_output
 from paraxl.loading.backends import EXPORT_DIRS
 from paraxl.modeling.finite import check_finite_tensors
 
@@ -93,6 +94,7 @@ def _check_output(output: Path, folders: Sequence[Path]) -> None:
         raise InputError(f"{output}: the output is one of the input models; choose a new folder")
     if output.exists():
         raise InputError(f"{output}: already exists; choose a new folder (a soup never overwrites)")
+    check_output(output, "folder")
 
 
 def _shared_layout(folders: Sequence[Path]) -> list[Path]:

@@ -11,12 +11,14 @@ from pathlib import Path
 
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
+from paraxl.io.outputs import check_output as check_writable
 from paraxl.training.checkpoint import latest_checkpoint
 from paraxl.training.config import TrainConfig, upgrade_record
 
 
 def check_output(output: Path, config: TrainConfig, overwrite: bool) -> None:
     """Refuse a finished run's folder, and checkpoints of a run with another config (unless ``overwrite``)."""
+    check_writable(output, "folder")  # before anything is loaded or written
     config_file = output / "config.json"
     if (output / "summary.json").exists() and not overwrite:
         raise InputError("holds a finished run; choose another output_dir or pass --overwrite", output)
