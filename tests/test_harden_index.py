@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,9 +28,12 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 from paraxl.io.locks import folder_lock
-with folder_lock(Path(sys.argv[1]), "test folder", wait_seconds=0):
-    Path(sys.argv[2]).write_text("locked")
-    time.sleep(float(sys.argv[3]))
+try:
+    with folder_lock(Path(sys.argv[1]), "test folder", wait_seconds=0):
+        Path(sys.argv[2]).write_text("locked")
+        time.sleep(float(sys.argv[3]))
+except KeyboardInterrupt:  # how the tests stop a holder early: the lock is released on the way out
+    pass
 """
 
 
@@ -111,6 +115,47 @@ def test_a_lock_on_a_new_folder_leaves_nothing_when_the_work_fails(tmp_path: Pat
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="exists and is not a folder"), folder_lock(tmp_path / "file", "index"):
         pass
+
+
+@pytest.fixture()
+def short_lock_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands give up on a held lock after 0.3 s instead of a minute."""
+    monkeypatch.setattr("paraxl.io.locks.DEFAULT_WAIT_SECONDS", 0.3)
+
+
+@pytest.mark.usefixtures("short_lock_wait")
+def test_calibrate_export_and_eval_wait_for_their_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The other folders two commands may write at once: a model folder (calibrate, export-onnx), an eval output."""
+    import shutil
+
+    from .eval_fixtures import write_benchmark_data
+    from .test_pi_cli import labeled_pairs
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    before = sorted(path.name for path in model.iterdir())
+    pairs = labeled_pairs(tmp_path / "pairs.tsv")
+    out = tmp_path / "eval-out"
+    out.mkdir()
+    data = write_benchmark_data(tmp_path / "data")
+    for folder, what, command in [
+        (model, "model folder", ["calibrate", str(model), "--data", str(pairs), "--folds", "2"]),
+        (model, "model folder", ["export-onnx", str(model), "--no-int8"]),
+        (out, "eval output folder", ["eval", str(model), "--tasks", "bucc", "--data-dir", str(data), "-o", str(out)]),
+    ]:
+        holder = _hold(folder, tmp_path, seconds=60.0)
+        try:
+            code, stdout, stderr = run(*command)
+            # eval reports its progress on stderr ("loading ..."): the error is then its last line
+            last = stderr.strip().splitlines()[-1] if command[0] == "eval" else stderr
+            error = one_line_error(code, stdout, last)
+            assert "Traceback" not in stderr
+        finally:
+            holder.send_signal(signal.SIGINT)  # KeyboardInterrupt: the holder unlocks and removes its file
+            holder.wait()
+        assert f"{what} is being written by another paraxl process (pid {holder.pid}); try again" in error, command
+    assert sorted(path.name for path in model.iterdir()) == before  # nothing written beside the holder
+    assert list(out.iterdir()) == []
 
 
 def test_concurrent_index_adds_keep_every_row(tiny_model_dir: Path, tmp_path: Path) -> None:

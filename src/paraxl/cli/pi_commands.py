@@ -11,6 +11,7 @@ from rich.table import Table
 
 from paraxl.cli.common import BackendOption, app, cli_errors, console, load_resolved, open_model, print_note, say
 from paraxl.errors import InputError
+from paraxl.io.locks import folder_lock
 from paraxl.loading.model import resolve_model
 
 if TYPE_CHECKING:
@@ -75,7 +76,8 @@ def calibrate(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         paraxl_version=__version__,
     )
-    target = save_calibration(loaded.folder, calibration)
+    with folder_lock(loaded.folder, "model folder"):  # another calibrate or an ONNX export may be writing it
+        target = save_calibration(loaded.folder, calibration)
     _print_report(calibration, folds)
     say(f"saved {target}")
 

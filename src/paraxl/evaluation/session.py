@@ -22,6 +22,7 @@ from paraxl.evaluation.runner import parse_task_list, run_tasks
 from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol
 from paraxl.evaluation.tasks.registry import TASKS
 from paraxl.io.atomic import atomic_path
+from paraxl.io.locks import folder_lock
 from paraxl.io.outputs import check_output
 from paraxl.loading.backends import INFERENCE_BACKENDS
 from paraxl.loading.model import resolve_model
@@ -119,14 +120,15 @@ def evaluate_embedder(
 ) -> EvalOutcome:
     """Run ``task_names`` on any embedder and write results, summary and plots into ``output_dir``."""
     context = EvalContext(data_dir=folder, seed=request.seed, progress=log)
-    documents = run_tasks(embedder, model, task_names, context, output_dir, protocol)
-    written: list[Path] = []
-    if request.plots:
-        for document in documents:
-            written += write_plots(document, output_dir / "plots")
-    summary = summary_markdown(_related_documents(output_dir, model, protocol))
-    with atomic_path(output_dir / "summary.md", suffix=".md") as tmp:
-        tmp.write_text(summary, encoding="utf-8")
+    with folder_lock(output_dir, "eval output folder"):  # two evals into one folder would mix their summaries
+        documents = run_tasks(embedder, model, task_names, context, output_dir, protocol)
+        written: list[Path] = []
+        if request.plots:
+            for document in documents:
+                written += write_plots(document, output_dir / "plots")
+        summary = summary_markdown(_related_documents(output_dir, model, protocol))
+        with atomic_path(output_dir / "summary.md", suffix=".md") as tmp:
+            tmp.write_text(summary, encoding="utf-8")
     return EvalOutcome(output_dir, documents, written)
 
 

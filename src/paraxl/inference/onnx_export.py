@@ -47,6 +47,7 @@ from paraxl.inference.onnx_files import (
 )
 from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import file_sha256, model_folder_fingerprint
+from paraxl.io.locks import folder_lock
 from paraxl.modeling.bi_encoder import BiEncoder
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,12 @@ def export_onnx(folder: Path, int8: bool = True, force: bool = False) -> ExportR
     loads or says it needs exporting.
     """
     start = time.perf_counter()
+    with folder_lock(folder, "model folder"):  # a concurrent export would rewrite the same files
+        return _export_locked(folder, int8, force, start)
+
+
+def _export_locked(folder: Path, int8: bool, force: bool, start: float) -> ExportReport:
+    """:func:`export_onnx` under the folder's lock (so a waiting second export finds the files current)."""
     fingerprint = model_folder_fingerprint(folder)
     manifest = None if force else _current_manifest(folder, fingerprint)
     written: list[Path] = []

@@ -6,7 +6,8 @@ whole read-modify-write inside :func:`folder_lock`. Without it two ``paraxl inde
 the index, appended their rows and saved, and the second save dropped the first's rows.
 
 The kernel releases a flock when its process ends, however it ends, so a crash never leaves a stale
-lock; the file itself is removed by the process that held it. Two subtleties:
+lock; the file itself is removed by the process that held it (a process killed outright leaves the
+empty file, which the next writer reuses and removes). Two subtleties:
 
 * an index save replaces the whole folder (lock file included) while the lock is held: a process that
   was waiting then holds a lock on a file no longer in the folder. After taking the lock, the file at
@@ -35,14 +36,15 @@ _POLL_SECONDS = 0.05
 
 
 @contextmanager
-def folder_lock(folder: str | Path, what: str, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> Iterator[None]:
+def folder_lock(folder: str | Path, what: str, wait_seconds: float | None = None) -> Iterator[None]:
     """Hold the write lock of ``folder`` (created if missing) for the ``with`` block.
 
     Args:
         folder: the folder written in the block; created (with its parents) if missing, and removed
             again afterwards if it was created here and is empty (a failed first write leaves nothing).
         what: what the folder is, for the message (``"index"``, ``"model folder"``, ...).
-        wait_seconds: how long to wait for another process's lock before giving up.
+        wait_seconds: how long to wait for another process's lock before giving up (default:
+            :data:`DEFAULT_WAIT_SECONDS`, read at each call).
 
     Raises:
         InputError: the lock is still held after ``wait_seconds`` ("``<folder>: <what> is being written
@@ -51,7 +53,8 @@ def folder_lock(folder: str | Path, what: str, wait_seconds: float = DEFAULT_WAI
     folder = Path(folder)
     created = _make_folder(folder)
     path = folder / LOCK_FILE
-    handle = _acquire(path, what, time.monotonic() + max(0.0, wait_seconds))
+    wait = DEFAULT_WAIT_SECONDS if wait_seconds is None else wait_seconds
+    handle = _acquire(path, what, time.monotonic() + max(0.0, wait))
     try:
         yield
     finally:
