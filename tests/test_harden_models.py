@@ -140,6 +140,15 @@ def test_onnx_backend_reports_damage_in_one_line(tiny_model_dir: Path, tmp_path:
     assert_one_line_error(code, out, err, str(folder))
 
 
+def test_cross_encoder_load_reports_damage_as_model_format_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from paraxl.modeling.cross_encoder import load_cross_encoder
+
+    folder = _copy(tiny_model_dir, tmp_path)
+    _truncate_half(folder / "model.safetensors")
+    with pytest.raises(ModelFormatError, match=r"model\.safetensors: damaged"):
+        load_cross_encoder(folder, max_length=32)
+
+
 def _fault_cases(folder: Path) -> list[Path]:
     return sorted(path.relative_to(folder) for path in folder.rglob("*") if path.is_file())
 

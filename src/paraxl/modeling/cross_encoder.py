@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from paraxl.modeling.model_files import check_model_folder
+
 if TYPE_CHECKING:
     from sentence_transformers.cross_encoder import CrossEncoder
 
@@ -50,6 +52,7 @@ def load_cross_encoder(folder: Path, max_length: int) -> CrossEncoder:
     import torch
     from sentence_transformers.cross_encoder import CrossEncoder
 
+    check_model_folder(folder)  # a damaged file: one ModelFormatError naming it, not a library traceback
     model: CrossEncoder = CrossEncoder(
         str(folder), num_labels=1, max_length=max_length, activation_fn=torch.nn.Sigmoid(), local_files_only=True
     )
