@@ -137,3 +137,10 @@ def test_cli_writes_a_soup_and_reports_errors_in_one_line(three_runs: list[Path]
         result = runner.invoke(app, ["soup", *models, "-o", str(tmp_path / "y")])
         assert result.exit_code == 2 and "2 or more distinct" in result.stderr, result.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_stale_lock_file_does_not_change_the_layout(three_runs: list[Path], tmp_path: Path) -> None:
+    # a writer killed with SIGKILL leaves its empty lock file behind in the model folder
+    (three_runs[0] / ".paraxl.lock").touch()
+    average_models(three_runs[:2], tmp_path / "soup")
+    assert not (tmp_path / "soup" / ".paraxl.lock").exists()

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from paraxl.errors import InputError, ModelFormatError
 from paraxl.io.atomic import atomic_directory
 from paraxl.io.hashing import model_folder_fingerprint
+from paraxl.io.locks import LOCK_FILE
 from paraxl.io.outputs import check_output
 from paraxl.loading.backends import EXPORT_DIRS
 from paraxl.modeling.finite import check_finite_tensors
@@ -119,12 +120,13 @@ def _shared_layout(folders: Sequence[Path]) -> list[Path]:
 
 
 def _non_weight_files(folder: Path) -> set[Path]:
-    """Every file but the weights, the provenance and inference exports (made from the old weights)."""
+    """Every file but the weights, the provenance, inference exports (made from the old weights) and a
+    writer's lock file (an empty one stays behind when a `calibrate` is killed)."""
     return {
         path.relative_to(folder)
         for path in folder.rglob("*")
         if path.is_file()
-        and path.name not in (WEIGHTS_FILE, PROVENANCE_FILE)
+        and path.name not in (WEIGHTS_FILE, PROVENANCE_FILE, LOCK_FILE)
         and path.relative_to(folder).parts[0] not in EXPORT_DIRS
     }
 
