@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,7 +20,11 @@ from paraxl.serving.limits import (
     DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_WAIT,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    QueueLimits,
     ServerLimits,
     is_loopback,
 )
@@ -25,7 +33,7 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 if TYPE_CHECKING:
     from paraxl.loading.model import LoadedModel
-    from paraxl.serving.service import Searcher
+    from paraxl.serving.service import ParaxlService, Searcher
 
 
 @app.command("serve")
@@ -70,6 +78,15 @@ def serve(
     max_header_bytes: Annotated[
         int, typer.Option(min=1, help="largest request line + headers; beyond: 400")
     ] = DEFAULT_MAX_HEADER_BYTES,
+    max_queue: Annotated[
+        int, typer.Option(min=1, help="most texts waiting for the encoder; beyond: 429 with Retry-After")
+    ] = DEFAULT_MAX_QUEUE,
+    max_wait_seconds: Annotated[
+        float, typer.Option(help="longest a request waits for the encoder; then: 429 with Retry-After")
+    ] = DEFAULT_MAX_WAIT,
+    shutdown_timeout: Annotated[
+        float, typer.Option(help="on SIGTERM, seconds to finish the requests in flight before exiting")
+    ] = DEFAULT_SHUTDOWN_TIMEOUT,
 ) -> None:
     """Serve embeddings, similarity, paraphrase decisions and search over HTTP (one process).
 
@@ -92,9 +109,16 @@ def serve(
         check_threshold(threshold, "--threshold", -1.0, 1.0, "a cosine similarity")
     if log_level not in LOG_LEVELS:
         raise InputError(f"unknown --log-level {log_level!r}; use one of {', '.join(LOG_LEVELS)}")
-    if not (math.isfinite(request_timeout) and request_timeout > 0):
-        raise InputError(f"--request-timeout must be a finite number of seconds > 0, got {request_timeout}")
-    server_limits = ServerLimits(request_timeout, keep_alive_timeout, max_connections, max_header_bytes)
+    _check_seconds(
+        {
+            "--request-timeout": request_timeout,
+            "--max-wait-seconds": max_wait_seconds,
+            "--shutdown-timeout": shutdown_timeout,
+        }
+    )
+    server_limits = ServerLimits(
+        request_timeout, keep_alive_timeout, max_connections, max_header_bytes, shutdown_timeout
+    )
     limits = ServiceLimits(
         max_batch=max_batch, max_text_chars=max_text_chars, max_k=max_k, max_body_bytes=max_body_bytes
     )
@@ -119,18 +143,52 @@ def serve(
         backend=backend,
         micro_batch=micro_batch,
         version=__version__,
+        queue=QueueLimits(max_queue, max_wait_seconds),
     )
+    _announce(service, index, host, port)
+    settings = uvicorn_settings(server_limits)
+    with _sigterm_exits_zero():
+        uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, **settings)
+
+
+def _check_seconds(options: dict[str, float]) -> None:
+    """Each option a finite number of seconds > 0 (typer cannot say "finite"), else one line, exit 2."""
+    for option, seconds in options.items():
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise InputError(f"{option} must be a finite number of seconds > 0, got {seconds}")
+
+
+def _announce(service: ParaxlService, index: Path | None, host: str, port: int) -> None:
+    """What is served where, and a warning when other machines can reach it."""
+    decider, searcher = service.decider, service.searcher
     paraphrase = f"threshold {decider.threshold:.4f} ({decider.method})" if decider else "off (no calibration)"
     search = f"{len(searcher)} vectors from {index}" if searcher is not None else "off (no --index)"
     say(
-        f"serving {model} ({backend}) on http://{host}:{port}  docs: /docs\n"
+        f"serving {service.model_name} ({service.backend}) on http://{host}:{port}  docs: /docs\n"
         f"  /paraphrase: {paraphrase}\n  /search: {search}"
     )
     if not is_loopback(host):
         # --help says so too, but a warning at run time is what someone who copied a command line sees
         say(f"warning: binding {host} exposes this service to other machines, with no authentication", stderr=True)
-    settings = uvicorn_settings(server_limits)
-    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, **settings)
+
+
+@contextmanager
+def _sigterm_exits_zero() -> Iterator[None]:
+    """Let a SIGTERM that uvicorn has already handled (drained, shut down) end the command with 0.
+
+    uvicorn catches SIGTERM, finishes the requests in flight and then raises the signal again under
+    the handler it found, so that the default handler kills the process (status 143, a failure to a
+    supervisor). The server has stopped cleanly by then: under this handler the re-raised signal is
+    a no-op and ``paraxl serve`` returns normally (status 0). Signals belong to the main thread only.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _searcher(index: Path, model: LoadedModel) -> Searcher:

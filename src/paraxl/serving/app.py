@@ -226,7 +226,7 @@ def _add_routes(app: FastAPI, service: ParaxlService, models: RequestModels) -> 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return _error(exc.status, exc.message)
+        return _error(exc.status, exc.message, headers=exc.headers or None)  # Retry-After on a 429
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

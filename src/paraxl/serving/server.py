@@ -27,6 +27,8 @@ def uvicorn_settings(limits: ServerLimits) -> dict[str, Any]:
         "timeout_keep_alive": limits.keep_alive,
         "limit_concurrency": limits.max_connections,
         "h11_max_incomplete_event_size": limits.max_header_bytes,
+        # SIGTERM: stop accepting, finish the requests in flight for at most this long, then exit
+        "timeout_graceful_shutdown": limits.shutdown_timeout,
     }
 
 

@@ -11,26 +11,30 @@ flips train/eval mode inside ``encode`` (shared state) and already spreads one b
 cores, so two concurrent forwards on a 2-core machine only contend. Requests that queue up while
 a batch runs are merged into the next forward pass (micro-batching, see ``SerialEncoder``; one
 encode call over many requests' texts beats one call per request because each forward pass has a
-fixed cost; ``benchmarks/bench_service.py --micro-batch both`` measures it end to end).
+fixed cost; ``benchmarks/bench_service.py --micro-batch both`` measures it end to end). The queue
+is bounded (``QueueLimits``): a full queue, or a request waiting past its deadline, is refused with
+:class:`Overloaded` (429 + ``Retry-After``); the queue lives in ``paraxl.serving.encoder_queue``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from paraxl.decision.decider import Decider
-from paraxl.errors import InputError, ParaxlError
+from paraxl.errors import InputError
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.retrieval import paired_cosine
-from paraxl.serving.limits import ServiceLimits
+from paraxl.serving.encoder_queue import EncoderObserver, Overloaded, SerialEncoder, ServiceError
+from paraxl.serving.limits import QueueLimits, ServiceLimits
 
 __all__ = [
+    "EncoderObserver",
+    "Overloaded",
     "ParaxlService",
+    "QueueLimits",
     "SearchHitLike",
     "Searcher",
     "SerialEncoder",
@@ -45,15 +49,6 @@ TOO_LARGE = 413
 INVALID = 422
 NOT_CONFIGURED = 409
 DEFAULT_K = 10
-
-
-class ServiceError(ParaxlError):
-    """A request the service refuses: ``status`` is the HTTP status code, ``message`` says why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 # ---------------------------------------------------------------- what the service needs from others
@@ -99,82 +94,6 @@ class Searcher(Protocol):
     def search(self, queries: np.ndarray, k: int) -> Sequence[Sequence[SearchHitLike]]: ...
 
 
-# ---------------------------------------------------------------- one encoder, one batch at a time
-
-
-@dataclass(eq=False)
-class _Job:
-    """One caller's texts waiting for a forward pass; filled in by whichever thread runs it."""
-
-    texts: list[str]
-    prompt_name: str | None
-    result: np.ndarray | None = None
-    error: BaseException | None = None
-    finished: bool = False
-
-
-@dataclass
-class SerialEncoder:
-    """Runs ``encoder.encode`` for many threads, one call at a time, merging calls that queue up.
-
-    Each caller enqueues its job, then waits for the run lock. The thread that gets it encodes its
-    own job together with the queued jobs of the same prompt (up to ``max_merged_texts`` texts) in
-    one ``encode`` call; callers whose job was taken along find it finished and return at once.
-    No background thread is involved, and a lone caller gets exactly ``encoder.encode(texts)``.
-    Merged calls differ from separate ones only by float rounding (other batch shapes, ~1e-7).
-    """
-
-    encoder: SentenceEncoder
-    batch_size: int = 32
-    max_merged_texts: int = 256
-    merge: bool = True
-    _queue: list[_Job] = field(default_factory=list, init=False, repr=False)
-    _queue_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _run_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    def encode(self, texts: list[str], prompt_name: str | None = None) -> np.ndarray:
-        """Texts -> float32 (n, dim), as ``encoder.encode`` would give them."""
-        job = _Job(texts, prompt_name)
-        with self._queue_lock:
-            self._queue.append(job)
-        with self._run_lock:
-            if not job.finished:
-                self._run(self._take(job))
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None
-        return job.result
-
-    def _take(self, job: _Job) -> list[_Job]:
-        """Our job first (so every caller makes progress), then queued jobs that fit beside it."""
-        with self._queue_lock:
-            self._queue.remove(job)
-            batch, total = [job], len(job.texts)
-            if self.merge:
-                for other in list(self._queue):
-                    if other.prompt_name == job.prompt_name and total + len(other.texts) <= self.max_merged_texts:
-                        self._queue.remove(other)
-                        batch.append(other)
-                        total += len(other.texts)
-        return batch
-
-    def _run(self, batch: list[_Job]) -> None:
-        texts = [text for job in batch for text in job.texts]
-        try:
-            matrix = self.encoder.encode(
-                texts, batch_size=self.batch_size, prompt_name=batch[0].prompt_name, show_progress=False
-            )  # (sum of texts, dim)
-        except BaseException as exc:  # every waiting caller must hear of it, not just this thread
-            for job in batch:
-                job.error, job.finished = exc, True
-            return
-        start = 0
-        for job in batch:
-            job.result = matrix[start : start + len(job.texts)]
-            job.finished = True
-            start += len(job.texts)
-
-
 # ---------------------------------------------------------------- the service
 
 
@@ -200,6 +119,7 @@ class ParaxlService:
         backend: str | None = None,
         micro_batch: bool = True,
         version: str | None = None,
+        queue: QueueLimits | None = None,
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
@@ -218,8 +138,17 @@ class ParaxlService:
                 f"{encoder.dimension}; rebuild the index with this model"
             )
         self._encoder = SerialEncoder(
-            encoder, batch_size=batch_size, max_merged_texts=max(self.limits.max_batch, batch_size), merge=micro_batch
+            encoder,
+            batch_size=batch_size,
+            max_merged_texts=max(self.limits.max_batch, batch_size),
+            merge=micro_batch,
+            limits=queue if queue is not None else QueueLimits(),
         )
+
+    @property
+    def queue(self) -> SerialEncoder:
+        """The encoder queue every request goes through (its depth and observer: ``paraxl.serving.metrics``)."""
+        return self._encoder
 
     # ------------------------------------------------------------ endpoints
 

@@ -1,0 +1,200 @@
+"""The service's one encoder queue: merged forward passes, a bounded queue and a per-request deadline.
+
+Kept apart from :mod:`paraxl.serving.service` (validation and answers) and free of web-framework and
+metrics imports: the HTTP adapter maps :class:`ServiceError` (and its :class:`Overloaded`) to a status
+code, and a metrics module watches the queue through the small :class:`EncoderObserver` protocol.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NoReturn, Protocol
+
+import numpy as np
+
+from paraxl.errors import ParaxlError
+from paraxl.modeling.protocol import SentenceEncoder
+from paraxl.serving.limits import QueueLimits
+
+__all__ = ["EncoderObserver", "Overloaded", "SerialEncoder", "ServiceError"]
+
+TOO_MANY = 429
+
+
+class ServiceError(ParaxlError):
+    """A request the service refuses: ``status`` is the HTTP status code, ``message`` says why,
+    ``headers`` are extra response headers (``Retry-After`` for :class:`Overloaded`)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class Overloaded(ServiceError):
+    """429: the queue is full, or the request waited past its deadline; retry after ``retry_after`` s.
+
+    Both cases are 429, not 503: the request was fine and the server is healthy, only busy, and a
+    client (or a load test) should read 5xx as a fault. ``Retry-After`` is an integer estimate.
+    """
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(TOO_MANY, message, {"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class EncoderObserver(Protocol):
+    """What a metrics collector hears from the queue (called outside the encoder's run lock)."""
+
+    def batch_encoded(self, texts: Sequence[str], prompt_name: str | None, seconds: float) -> None:
+        """One forward pass over ``texts`` (several requests' texts when merged) took ``seconds``."""
+
+    def refused(self, reason: str) -> None:
+        """A request answered 429: ``reason`` is ``queue_full`` or ``deadline``."""
+
+
+@dataclass(eq=False)
+class _Job:
+    """One caller's texts waiting for a forward pass; filled in by whichever thread runs it."""
+
+    texts: list[str]
+    prompt_name: str | None
+    deadline: float = math.inf  # time.monotonic() by which it must have been taken for encoding
+    result: np.ndarray | None = None
+    error: BaseException | None = None
+    finished: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class SerialEncoder:
+    """Runs ``encoder.encode`` for many threads, one call at a time, merging calls that queue up.
+
+    Each caller enqueues its job, then waits for the run lock. The thread that gets it encodes its
+    own job together with the queued jobs of the same prompt (up to ``max_merged_texts`` texts) in
+    one ``encode`` call; callers whose job was taken along find it finished and return at once.
+    No background thread is involved, and a lone caller gets exactly ``encoder.encode(texts)``.
+    Merged calls differ from separate ones only by float rounding (other batch shapes, ~1e-7).
+
+    Backpressure (``limits``): a job is refused at once (:class:`Overloaded`) when the texts already
+    waiting plus its own would pass ``limits.max_queue`` (an empty queue takes any job, so a request
+    larger than the queue is still served); a job not taken for encoding within ``limits.max_wait``
+    seconds leaves the queue and is refused too, so a waiting caller never hangs past its deadline.
+    """
+
+    encoder: SentenceEncoder
+    batch_size: int = 32
+    max_merged_texts: int = 256
+    merge: bool = True
+    limits: QueueLimits = field(default_factory=QueueLimits)
+    observer: EncoderObserver | None = None
+    _queue: list[_Job] = field(default_factory=list, init=False, repr=False)
+    _queued_texts: int = field(default=0, init=False, repr=False)
+    _texts_per_second: float = field(default=0.0, init=False, repr=False)  # running estimate, 0: unknown
+    _queue_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _run_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def queued_texts(self) -> int:
+        """Texts waiting for a forward pass (not counting the batch being encoded)."""
+        return self._queued_texts
+
+    def encode(self, texts: list[str], prompt_name: str | None = None) -> np.ndarray:
+        """Texts -> float32 (n, dim), as ``encoder.encode`` would give them; :class:`Overloaded` when busy."""
+        job = self._admit(_Job(texts, prompt_name, deadline=time.monotonic() + self.limits.max_wait))
+        while not job.finished:
+            if self._run_lock.acquire(timeout=max(0.0, job.deadline - time.monotonic())):
+                try:  # our job is either finished (taken along) or still queued: the run lock is held while taken
+                    ran = None if job.finished else self._run(self._take(job))
+                finally:
+                    self._run_lock.release()
+                if ran is not None and self.observer is not None:
+                    self.observer.batch_encoded(*ran)
+            elif self._withdraw(job):
+                self._refuse("deadline", f"the request waited {self.limits.max_wait:g} s for the encoder")
+            else:  # taken along by the thread encoding now: its answer is coming
+                job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _admit(self, job: _Job) -> _Job:
+        with self._queue_lock:
+            full = self._queue and self._queued_texts + len(job.texts) > self.limits.max_queue
+            if not full:
+                self._queue.append(job)
+                self._queued_texts += len(job.texts)
+                return job
+        self._refuse("queue_full", f"the encoder queue is full ({self.limits.max_queue} texts waiting at most)")
+
+    def _withdraw(self, job: _Job) -> bool:
+        """Take ``job`` off the queue if nobody has taken it for encoding yet."""
+        with self._queue_lock:
+            if job not in self._queue:
+                return False
+            self._queue.remove(job)
+            self._queued_texts -= len(job.texts)
+            return True
+
+    def _refuse(self, reason: str, why: str) -> NoReturn:
+        if self.observer is not None:
+            self.observer.refused(reason)
+        retry_after = self.retry_after()
+        raise Overloaded(f"server busy: {why}; retry in {retry_after} s", retry_after)
+
+    def retry_after(self) -> int:
+        """Seconds until the texts now waiting should have been encoded (1 when unknown; at most the max wait)."""
+        rate = self._texts_per_second
+        estimate = math.ceil(self._queued_texts / rate) if rate > 0 else 1
+        return max(1, min(estimate, math.ceil(self.limits.max_wait)))
+
+    def _take(self, job: _Job) -> list[_Job]:
+        """Our job first (so every caller makes progress), then queued jobs that fit beside it.
+
+        Jobs past their deadline are left for their callers to withdraw: encoding them would delay
+        everyone behind them for an answer their callers are about to refuse anyway.
+        """
+        now = time.monotonic()
+        with self._queue_lock:
+            self._queue.remove(job)
+            batch, total = [job], len(job.texts)
+            if self.merge:
+                for other in list(self._queue):
+                    fits = total + len(other.texts) <= self.max_merged_texts
+                    if other.prompt_name == job.prompt_name and fits and other.deadline > now:
+                        self._queue.remove(other)
+                        batch.append(other)
+                        total += len(other.texts)
+            self._queued_texts -= total
+        return batch
+
+    def _run(self, batch: list[_Job]) -> tuple[list[str], str | None, float] | None:
+        """Encode ``batch``; what the observer hears of it (None when the encoder failed)."""
+        texts = [text for job in batch for text in job.texts]
+        start = time.monotonic()
+        try:
+            matrix = self.encoder.encode(
+                texts, batch_size=self.batch_size, prompt_name=batch[0].prompt_name, show_progress=False
+            )  # (sum of texts, dim)
+        except BaseException as exc:  # every waiting caller must hear of it, not just this thread
+            for job in batch:
+                job.error, job.finished = exc, True
+                job.done.set()
+            return None
+        seconds = time.monotonic() - start
+        if seconds > 0:  # a running average, so one slow batch does not dominate the Retry-After estimate
+            rate = len(texts) / seconds
+            self._texts_per_second = rate if self._texts_per_second == 0 else 0.8 * self._texts_per_second + 0.2 * rate
+        offset = 0
+        for job in batch:
+            job.result = matrix[offset : offset + len(job.texts)]
+            job.finished = True
+            job.done.set()
+            offset += len(job.texts)
+        return texts, batch[0].prompt_name, seconds

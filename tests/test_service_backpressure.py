@@ -1,0 +1,130 @@
+"""Backpressure: a bounded encoder queue answers 429 + Retry-After at once when full, and a request that
+waits past its deadline leaves the queue with a 429 too; never a hang, a timeout or a 5xx (issue 30)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+
+from paraxl.errors import InputError
+from paraxl.modeling.bi_encoder import BiEncoder
+from paraxl.serving.app import create_app
+from paraxl.serving.service import Overloaded, ParaxlService, QueueLimits, SerialEncoder
+
+from .test_http import serving
+
+
+class GatedEncoder:
+    """Wraps an encoder: each ``encode`` call signals ``entered`` and then waits for ``gate``."""
+
+    def __init__(self, inner: BiEncoder) -> None:
+        self.inner, self.settings = inner, inner.settings
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.calls: list[int] = []
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    @property
+    def fingerprint(self) -> str | None:
+        return None
+
+    def prompt_prefix(self, prompt_name: str | None = None) -> str:
+        return self.inner.prompt_prefix(prompt_name)
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 32, prompt_name: str | None = None, **_: object
+    ) -> np.ndarray:
+        self.entered.set()
+        assert self.gate.wait(timeout=20), "the test never opened the gate"
+        self.calls.append(len(texts))
+        return self.inner.encode(texts, batch_size=batch_size, prompt_name=prompt_name)
+
+
+@pytest.fixture()
+def gated(tiny_model_dir: object) -> Iterator[GatedEncoder]:
+    encoder = GatedEncoder(BiEncoder.load(tiny_model_dir))  # type: ignore[arg-type]
+    yield encoder
+    encoder.gate.set()  # never leave a worker thread blocked
+
+
+def _wait_for(condition: object, bound: float = 10.0) -> None:
+    deadline = time.monotonic() + bound
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_a_full_queue_refuses_at_once_with_retry_after(gated: GatedEncoder) -> None:
+    serial = SerialEncoder(gated, limits=QueueLimits(max_queue=2, max_wait=10))  # type: ignore[arg-type]
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(serial.encode, ["the cat"])
+        assert gated.entered.wait(10)  # being encoded: not in the queue any more
+        queued = pool.submit(serial.encode, ["le chat", "der hund"])
+        _wait_for(lambda: serial.queued_texts == 2)
+        start = time.monotonic()
+        with pytest.raises(Overloaded, match="queue is full") as refused:
+            serial.encode(["one more"])
+        assert time.monotonic() - start < 0.5  # refused at once, not after a wait
+        assert refused.value.status == 429 and refused.value.retry_after >= 1
+        assert refused.value.headers == {"Retry-After": str(refused.value.retry_after)}
+        gated.gate.set()
+        assert running.result(10).shape == (1, 32) and queued.result(10).shape == (2, 32)
+    assert serial.queued_texts == 0
+    assert serial.encode(["served again"]).shape == (1, 32)  # recovered once the queue drained
+
+
+def test_an_empty_queue_takes_a_request_larger_than_the_queue(gated: GatedEncoder) -> None:
+    gated.gate.set()
+    serial = SerialEncoder(gated, limits=QueueLimits(max_queue=1))  # type: ignore[arg-type]
+    assert serial.encode(["a", "b", "c"]).shape == (3, 32)  # else a big request could never be served
+
+
+def test_a_request_past_its_deadline_leaves_the_queue_with_429(gated: GatedEncoder) -> None:
+    serial = SerialEncoder(gated, limits=QueueLimits(max_queue=10, max_wait=0.3))  # type: ignore[arg-type]
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(serial.encode, ["the cat"])
+        assert gated.entered.wait(10)
+        start = time.monotonic()
+        with pytest.raises(Overloaded, match=r"waited 0\.3 s") as refused:
+            serial.encode(["le chat", "der hund"])
+        assert 0.25 < time.monotonic() - start < 2.0  # at its deadline, not when the encoder frees up
+        assert refused.value.status == 429 and refused.value.retry_after == 1
+        assert serial.queued_texts == 0  # withdrawn: nobody encodes it for a caller who left
+        gated.gate.set()
+        assert running.result(10).shape == (1, 32)
+    assert gated.calls == [1]
+
+
+@pytest.mark.parametrize("bad", [{"max_queue": 0}, {"max_queue": True}, {"max_wait": 0.0}, {"max_wait": float("inf")}])
+def test_queue_limits_are_checked(bad: dict[str, float]) -> None:
+    with pytest.raises(InputError, match="max_"):
+        QueueLimits(**bad)  # type: ignore[arg-type]
+
+
+def test_the_http_service_answers_429_with_retry_after_never_5xx(gated: GatedEncoder) -> None:
+    service = ParaxlService(gated, model_name="tiny", queue=QueueLimits(max_queue=1, max_wait=10))  # type: ignore[arg-type]
+    with serving(create_app(service)) as url, httpx.Client(base_url=url, timeout=20) as http:
+        with ThreadPoolExecutor(2) as pool:
+            running = pool.submit(http.post, "/embed", json={"texts": ["the cat"]})
+            assert gated.entered.wait(10)
+            queued = pool.submit(http.post, "/similarity", json={"pairs": [["a", "b"]]})
+            _wait_for(lambda: service.queue.queued_texts == 2)  # an empty queue took it whole
+            for path, body in [("/embed", {"texts": ["x"]}), ("/similarity", {"pairs": [["x", "y"]]})] * 3:
+                start = time.monotonic()
+                response = http.post(path, json=body)
+                assert time.monotonic() - start < 1.0
+                assert response.status_code == 429, response.text
+                assert int(response.headers["Retry-After"]) >= 1
+                assert "queue is full" in response.json()["error"]
+            gated.gate.set()
+            assert running.result(10).status_code == 200 and queued.result(10).status_code == 200
+        assert http.post("/embed", json={"texts": ["after"]}).status_code == 200
