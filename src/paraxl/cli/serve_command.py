@@ -45,7 +45,7 @@ def serve(
     ] = None,
     host: Annotated[
         str,
-        typer.Option(help="address to bind; 0.0.0.0 exposes the service (no authentication) to your whole network"),
+        typer.Option(help="address to bind; 0.0.0.0 exposes the service to your whole network (set --api-key)"),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port)")] = 8000,
     backend: BackendOption = "torch",
@@ -87,6 +87,15 @@ def serve(
     shutdown_timeout: Annotated[
         float, typer.Option(help="on SIGTERM, seconds to finish the requests in flight before exiting")
     ] = DEFAULT_SHUTDOWN_TIMEOUT,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PARAXL_API_KEY",
+            show_default=False,
+            help="require 'Authorization: Bearer KEY' on every route but /health and the docs "
+            "(better: the PARAXL_API_KEY variable, which other users cannot read in the process list)",
+        ),
+    ] = None,
 ) -> None:
     """Serve embeddings, similarity, paraphrase decisions and search over HTTP (one process).
 
@@ -100,6 +109,7 @@ def serve(
     from paraxl.decision.decider import decider_for
     from paraxl.decision.threshold import check_threshold
     from paraxl.serving.app import create_app
+    from paraxl.serving.auth import check_api_key
     from paraxl.serving.limits import ServiceLimits
     from paraxl.serving.server import uvicorn_settings
     from paraxl.serving.service import ParaxlService
@@ -116,6 +126,8 @@ def serve(
             "--shutdown-timeout": shutdown_timeout,
         }
     )
+    if api_key is not None:
+        check_api_key(api_key, "--api-key (or PARAXL_API_KEY)")
     server_limits = ServerLimits(
         request_timeout, keep_alive_timeout, max_connections, max_header_bytes, shutdown_timeout
     )
@@ -145,10 +157,10 @@ def serve(
         version=__version__,
         queue=QueueLimits(max_queue, max_wait_seconds),
     )
-    _announce(service, index, host, port)
+    _announce(service, index, host, port, authenticated=api_key is not None)
     settings = uvicorn_settings(server_limits)
     with _sigterm_exits_zero():
-        uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, **settings)
+        uvicorn.run(create_app(service, api_key=api_key), host=host, port=port, log_level=log_level, **settings)
 
 
 def _check_seconds(options: dict[str, float]) -> None:
@@ -158,8 +170,8 @@ def _check_seconds(options: dict[str, float]) -> None:
             raise InputError(f"{option} must be a finite number of seconds > 0, got {seconds}")
 
 
-def _announce(service: ParaxlService, index: Path | None, host: str, port: int) -> None:
-    """What is served where, and a warning when other machines can reach it."""
+def _announce(service: ParaxlService, index: Path | None, host: str, port: int, *, authenticated: bool) -> None:
+    """What is served where, and a warning when other machines can reach it without a key."""
     decider, searcher = service.decider, service.searcher
     paraphrase = f"threshold {decider.threshold:.4f} ({decider.method})" if decider else "off (no calibration)"
     search = f"{len(searcher)} vectors from {index}" if searcher is not None else "off (no --index)"
@@ -167,9 +179,13 @@ def _announce(service: ParaxlService, index: Path | None, host: str, port: int) 
         f"serving {service.model_name} ({service.backend}) on http://{host}:{port}  docs: /docs\n"
         f"  /paraphrase: {paraphrase}\n  /search: {search}"
     )
-    if not is_loopback(host):
+    if not is_loopback(host) and not authenticated:
         # --help says so too, but a warning at run time is what someone who copied a command line sees
-        say(f"warning: binding {host} exposes this service to other machines, with no authentication", stderr=True)
+        say(
+            f"warning: binding {host} exposes this service to other machines, with no authentication; "
+            "set PARAXL_API_KEY (or --api-key) to require a key",
+            stderr=True,
+        )
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from paraxl.serving.auth import add_api_key
 from paraxl.serving.limits import ServiceLimits
 from paraxl.serving.service import DEFAULT_K, ParaxlService, ServiceError
 
@@ -169,8 +170,9 @@ def request_models(limits: ServiceLimits) -> RequestModels:
     return RequestModels(EmbedRequest, PairsRequest, SearchRequest)
 
 
-def create_app(service: ParaxlService) -> FastAPI:
-    """The HTTP application for ``service``; request schemas carry the service's limits."""
+def create_app(service: ParaxlService, *, api_key: str | None = None) -> FastAPI:
+    """The HTTP application for ``service``; request schemas carry the service's limits; ``api_key``:
+    every route but ``/health`` and the docs needs ``Authorization: Bearer <api_key>``."""
     app = FastAPI(
         title="paraxl",
         version=service.version or "0",
@@ -178,6 +180,7 @@ def create_app(service: ParaxlService) -> FastAPI:
         f"with {service.model_name}. Errors: 413 too large, 422 invalid, 409 feature not configured.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=service.limits.max_body_bytes)
+    add_api_key(app, api_key)  # 401 before a body is read, when a key is set
     _add_routes(app, service, request_models(service.limits))
     _install_error_handlers(app)
     return app
