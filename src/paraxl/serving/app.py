@@ -33,6 +33,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paraxl.serving.auth import add_api_key
 from paraxl.serving.limits import ServiceLimits
+from paraxl.serving.openai_api import PREFIX as OPENAI_PREFIX
+from paraxl.serving.openai_api import add_openai_routes, openai_error
 from paraxl.serving.service import DEFAULT_K, ParaxlService, ServiceError
 
 log = logging.getLogger("paraxl.serving")
@@ -182,6 +184,7 @@ def create_app(service: ParaxlService, *, api_key: str | None = None) -> FastAPI
     app.add_middleware(BodySizeLimit, max_bytes=service.limits.max_body_bytes)
     add_api_key(app, api_key)  # 401 before a body is read, when a key is set
     _add_routes(app, service, request_models(service.limits))
+    add_openai_routes(app, service)  # /v1/embeddings, /v1/models: what OpenAI clients call
     _install_error_handlers(app)
     return app
 
@@ -228,11 +231,12 @@ def _add_routes(app: FastAPI, service: ParaxlService, models: RequestModels) -> 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return _error(exc.status, exc.message, headers=exc.headers or None)  # Retry-After on a 429
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        # Retry-After on a 429
+        return _error(exc.status, exc.message, headers=exc.headers or None, path=request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
             {"loc": list(error.get("loc", ())), "msg": _message(error), "type": error.get("type", "")}
             for error in exc.errors()
@@ -243,22 +247,24 @@ def _install_error_handlers(app: FastAPI) -> None:
         if first["type"] == "json_invalid":
             where = "body"
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return _error(413 if too_large else 422, f"{where}: {first['msg']}{more}", problems)
+        return _error(413 if too_large else 422, f"{where}: {first['msg']}{more}", problems, path=request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.__cause__ is not None:
             # FastAPI's "error parsing the body" (400) for whatever its JSON decoder raised besides
             # JSONDecodeError: invalid UTF-8, nesting past the recursion limit, an integer over
             # Python's 4300 digits. Malformed JSON all the same: 422 with the reason, as documented.
             message = f"body: {_unparsable_reason(exc.__cause__)}"
-            return _error(422, message, [{"loc": ["body"], "msg": message[6:], "type": "json_invalid"}])
-        return _error(exc.status_code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
+            detail = [{"loc": ["body"], "msg": message[6:], "type": "json_invalid"}]
+            return _error(422, message, detail, path=request.url.path)
+        headers = dict(exc.headers) if exc.headers else None
+        return _error(exc.status_code, str(exc.detail), headers=headers, path=request.url.path)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
-        return _error(500, "internal server error (logged on the server)")
+        return _error(500, "internal server error (logged on the server)", path=request.url.path)
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -287,7 +293,7 @@ class BodySizeLimit:
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             error = BodyTooLarge(self.max_bytes)
-            await _error(error.status_code, str(error.detail))(scope, receive, send)
+            await _error(error.status_code, str(error.detail), path=scope["path"])(scope, receive, send)
             return
         seen = 0
 
@@ -333,6 +339,13 @@ def _message(error: Any) -> str:
 
 
 def _error(
-    status: int, message: str, detail: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    detail: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    path: str = "",
 ) -> JSONResponse:
+    if path.startswith(OPENAI_PREFIX):  # the one place the OpenAI routes get OpenAI's error shape
+        return openai_error(status, message, detail, headers)
     return JSONResponse(status_code=status, content={"error": message, "detail": detail or []}, headers=headers)

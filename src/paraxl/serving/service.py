@@ -293,3 +293,28 @@ class ParaxlService:
             known = ", ".join(sorted(prompts)) or "none"
             raise ServiceError(INVALID, f"unknown prompt_name {prompt_name!r}; this model has: {known}")
         return prompt_name
+
+    # ------------------------------------------------------------ token counts (the OpenAI routes' usage)
+
+    def count_tokens(self, texts: Sequence[str], prompt_name: str | None = None) -> list[int]:
+        """Tokens the model reads for each text: prompt prefix and special tokens included, truncated to
+        ``max_seq_length`` as the encoder truncates (0 each for an encoder without a ``tokenizer``).
+
+        Counts with a private copy of the tokenizer: the encoder's own one changes its Rust
+        padding state per call and refuses to be used by two threads at once, while counting runs
+        in the request threads. The copy's state is set once, before it is shared.
+        """
+        import copy  # only this method needs it
+
+        max_length = self.encoder.settings.max_seq_length
+        counter = vars(self).get("_token_counter")
+        if counter is None:
+            tokenizer = getattr(self.encoder, "tokenizer", None)
+            if tokenizer is None:
+                return [0] * len(texts)
+            counter = copy.deepcopy(tokenizer)
+            counter(["."], truncation=True, max_length=max_length)
+            self._token_counter = counter
+        prefix = self.encoder.prompt_prefix(self._prompt(prompt_name))
+        ids = counter([prefix + text for text in texts], truncation=True, max_length=max_length)["input_ids"]
+        return [len(row) for row in ids]
