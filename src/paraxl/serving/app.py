@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paraxl.serving.auth import add_api_key
 from paraxl.serving.limits import ServiceLimits
+from paraxl.serving.metrics import add_metrics
 from paraxl.serving.openai_api import PREFIX as OPENAI_PREFIX
 from paraxl.serving.openai_api import add_openai_routes, openai_error
 from paraxl.serving.service import DEFAULT_K, ParaxlService, ServiceError
@@ -183,6 +184,7 @@ def create_app(service: ParaxlService, *, api_key: str | None = None) -> FastAPI
     )
     app.add_middleware(BodySizeLimit, max_bytes=service.limits.max_body_bytes)
     add_api_key(app, api_key)  # 401 before a body is read, when a key is set
+    add_metrics(app, service)  # GET /metrics; its middleware, added last, wraps and counts the others
     _add_routes(app, service, request_models(service.limits))
     add_openai_routes(app, service)  # /v1/embeddings, /v1/models: what OpenAI clients call
     _install_error_handlers(app)
