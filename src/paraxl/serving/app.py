@@ -36,6 +36,7 @@ from paraxl.serving.limits import ServiceLimits
 from paraxl.serving.metrics import add_metrics
 from paraxl.serving.openai_api import PREFIX as OPENAI_PREFIX
 from paraxl.serving.openai_api import add_openai_routes, openai_error
+from paraxl.serving.playground import router as playground_router
 from paraxl.serving.service import DEFAULT_K, ParaxlService, ServiceError
 
 log = logging.getLogger("paraxl.serving")
@@ -187,6 +188,7 @@ def create_app(service: ParaxlService, *, api_key: str | None = None) -> FastAPI
     add_metrics(app, service)  # GET /metrics; its middleware, added last, wraps and counts the others
     _add_routes(app, service, request_models(service.limits))
     add_openai_routes(app, service)  # /v1/embeddings, /v1/models: what OpenAI clients call
+    app.include_router(playground_router)  # GET /: the playground page (not in the OpenAPI schema)
     _install_error_handlers(app)
     return app
 

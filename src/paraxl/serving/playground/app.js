@@ -1,0 +1,192 @@
+// The paraxl playground: vanilla JS against this server's own JSON API, no library, no build step.
+// Text from the user or the API is only ever set with textContent, never parsed as HTML.
+"use strict";
+
+const state = { health: null };
+
+function $(id) { return document.getElementById(id); }
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+// POST/GET JSON; an error answer becomes an Error with the API's one-line message (never a raw throw).
+async function api(path, body) {
+  const options = body === undefined ? {} : {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  };
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (problem) {
+    throw new Error(`cannot reach the server (${problem.message})`);
+  }
+  let data = null;
+  try { data = await response.json(); } catch (_) { data = null; }
+  if (!response.ok) {
+    const reason = data && (typeof data.error === "string" ? data.error : data.error && data.error.message);
+    throw new Error(`${path} answered ${response.status}: ${reason || response.statusText}`);
+  }
+  return data;
+}
+
+function cosine(a, b) {
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
+}
+
+// darker blue for higher similarity; negative scores stay white
+function shade(cell, score) {
+  const s = Math.max(0, Math.min(1, score));
+  cell.style.backgroundColor = `hsl(215, 65%, ${Math.round(100 - 55 * s)}%)`;
+  cell.style.color = s > 0.6 ? "#fff" : "#111";
+}
+
+function label(i) { return `#${i + 1}`; }
+
+function renderMatrix(sentences, vectors) {
+  const table = element("table");
+  table.append(element("caption", "Cosine similarity (1 = same meaning)"));
+  const head = element("tr");
+  head.append(element("th", "Sentence"));
+  sentences.forEach((_, j) => { const th = element("th", label(j)); th.scope = "col"; head.append(th); });
+  const thead = element("thead"); thead.append(head); table.append(thead);
+  const tbody = element("tbody");
+  sentences.forEach((sentence, i) => {
+    const row = element("tr");
+    const th = element("th", `${label(i)} ${sentence}`, "sentence"); th.scope = "row"; row.append(th);
+    sentences.forEach((_, j) => {
+      const score = cosine(vectors[i], vectors[j]);
+      const td = element("td", score.toFixed(2));
+      td.title = `${label(i)} vs ${label(j)}: ${score.toFixed(4)}`;
+      shade(td, score);
+      row.append(td);
+    });
+    tbody.append(row);
+  });
+  table.append(tbody);
+  $("matrix").replaceChildren(table);
+}
+
+async function renderDecisions(sentences) {
+  const target = $("decisions");
+  const calibration = state.health && state.health.calibration;
+  if (!calibration) {
+    target.replaceChildren(element("p", "This server has no calibration, so it makes no paraphrase decisions.", "hint"));
+    return;
+  }
+  const pairs = [];
+  for (let i = 0; i < sentences.length; i++) {
+    for (let j = i + 1; j < sentences.length; j++) pairs.push([i, j]);
+  }
+  const most = state.health.limits.max_batch;
+  const results = [];
+  for (let start = 0; start < pairs.length; start += most) {
+    const chunk = pairs.slice(start, start + most).map(([i, j]) => [sentences[i], sentences[j]]);
+    const answer = await api("/paraphrase", { pairs: chunk });
+    results.push(...answer.results);
+  }
+  const table = element("table");
+  table.append(element("caption", `Paraphrase decisions (${calibration.method}, threshold ${calibration.threshold.toFixed(3)})`));
+  const head = element("tr");
+  for (const name of ["Pair", "Score", "Probability", "Paraphrase?"]) {
+    const th = element("th", name); th.scope = "col"; head.append(th);
+  }
+  const thead = element("thead"); thead.append(head); table.append(thead);
+  const tbody = element("tbody");
+  results.forEach((result, n) => {
+    const [i, j] = pairs[n];
+    const row = element("tr");
+    row.append(element("td", `${label(i)} – ${label(j)}`));
+    row.append(element("td", result.score.toFixed(3)));
+    row.append(element("td", result.probability === null ? "–" : result.probability.toFixed(3)));
+    row.append(element("td", result.is_paraphrase ? "yes" : "no", result.is_paraphrase ? "yes" : "no"));
+    tbody.append(row);
+  });
+  table.append(tbody);
+  target.replaceChildren(table);
+}
+
+async function compare(event) {
+  event.preventDefault();
+  showError("");
+  const sentences = $("sentences").value.split("\n").map((line) => line.trim()).filter((line) => line);
+  if (sentences.length < 2) {
+    showError("Type at least two sentences, one per line.");
+    return;
+  }
+  try {
+    const answer = await api("/embed", { texts: sentences });
+    renderMatrix(sentences, answer.embeddings);
+    await renderDecisions(sentences);
+  } catch (problem) {
+    showError(problem.message);
+  }
+}
+
+async function search(event) {
+  event.preventDefault();
+  showError("");
+  const query = $("query").value.trim();
+  if (!query) {
+    showError("Type a query to search for.");
+    return;
+  }
+  try {
+    const k = Math.min(5, state.health.limits.max_k);
+    const answer = await api("/search", { query, k });
+    const table = element("table");
+    table.append(element("caption", `Best ${k} hits for “${query}”`));
+    const head = element("tr");
+    for (const name of ["Rank", "Score", "Id", "Text"]) {
+      const th = element("th", name); th.scope = "col"; head.append(th);
+    }
+    const thead = element("thead"); thead.append(head); table.append(thead);
+    const tbody = element("tbody");
+    for (const hit of answer.results[0]) {
+      const row = element("tr");
+      row.append(element("td", String(hit.rank)));
+      row.append(element("td", hit.score.toFixed(3)));
+      row.append(element("td", hit.id));
+      row.append(element("td", hit.text === null ? "(no text stored)" : hit.text));
+      tbody.append(row);
+    }
+    table.append(tbody);
+    $("hits").replaceChildren(table);
+  } catch (problem) {
+    showError(problem.message);
+  }
+}
+
+async function start() {
+  $("compare-form").addEventListener("submit", compare);
+  $("search-form").addEventListener("submit", search);
+  try {
+    const health = await api("/health");
+    state.health = health;
+    const decides = health.calibration ? `decides paraphrases (${health.calibration.method})` : "no calibration";
+    $("server").textContent = `Serving model ${health.model} (${health.dimension} dimensions, ${health.backend || "torch"}); ${decides}.`;
+    if (health.index) {
+      $("query-hint").textContent = `An index of ${health.index.count} texts is served.`;
+      $("query").disabled = false;
+      $("search-button").disabled = false;
+    } else {
+      $("query-hint").textContent = "No index is served: restart the server with --index DIR to search.";
+    }
+  } catch (problem) {
+    $("server").textContent = "The server did not answer /health.";
+    showError(problem.message);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", start);
