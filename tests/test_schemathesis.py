@@ -2,15 +2,17 @@
 
 This is the main guard against bad requests (tests/test_http.py keeps the hand-written cases of
 known past failures): for every operation, valid and invalid bodies alike must never get a 5xx,
-and every response (status code, body, headers) must be one the schema documents. Two servers are
-fuzzed: one with a calibration and an index (every route answers 200 or 4xx), and a bare one (where
-/paraphrase and /search answer 409, which must be documented too). In process (ASGI), derandomized
-and bounded, so it runs the same in CI every time.
+and every response (status code, body, headers) must be one the schema documents. Four servers are
+fuzzed: one with a calibration and an index (every route answers 200 or 4xx), a bare one (where
+/paraphrase and /search answer 409), a busy one (every encoding refused with 429 + Retry-After, as a
+full queue does) and one with an API key the fuzzer does not send (401): those answers must be
+documented too. In process (ASGI), derandomized and bounded, so it runs the same in CI every time.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import schemathesis
@@ -21,7 +23,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.serving.app import create_app
-from paraxl.serving.service import ParaxlService, ServiceLimits
+from paraxl.serving.service import Overloaded, ParaxlService, ServiceLimits
 
 from .test_service import DOCS, FakeDecider, FakeSearcher
 
@@ -42,17 +44,25 @@ def encoder(tiny_model_dir: Path) -> BiEncoder:
     return BiEncoder.load(tiny_model_dir)
 
 
-def _app(encoder: BiEncoder, configured: bool) -> FastAPI:
-    if not configured:
+def _busy(texts: list[str], prompt_name: str | None = None) -> NoReturn:
+    raise Overloaded("server busy: the encoder queue is full; retry in 1 s", 1)
+
+
+def _app(encoder: BiEncoder, kind: str) -> FastAPI:
+    """``configured``: a calibration and an index; ``bare``: neither (409s); ``busy``: every encoding is
+    refused as the full queue refuses it (429 + Retry-After); ``keyed``: an API key the fuzzer lacks (401)."""
+    if kind == "bare":
         return create_app(ParaxlService(encoder, model_name="tiny", limits=LIMITS))
     searcher = FakeSearcher(encoder.encode(DOCS, prompt_name="passage"), DOCS)
     service = ParaxlService(encoder, model_name="tiny", decider=FakeDecider(), searcher=searcher, limits=LIMITS)
-    return create_app(service)
+    if kind == "busy":
+        service.queue.encode = _busy  # type: ignore[method-assign]
+    return create_app(service, api_key="fuzzer-does-not-know-it" if kind == "keyed" else None)
 
 
-@pytest.fixture(scope="module", params=["configured", "bare"])
+@pytest.fixture(scope="module", params=["configured", "bare", "busy", "keyed"])
 def api_schema(request: pytest.FixtureRequest, encoder: BiEncoder) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_asgi("/openapi.json", _app(encoder, request.param == "configured"))
+    return schemathesis.openapi.from_asgi("/openapi.json", _app(encoder, request.param))
 
 
 def _has_input(operation: schemathesis.APIOperation) -> bool:

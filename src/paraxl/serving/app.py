@@ -49,6 +49,17 @@ class ErrorResponse(BaseModel):
     detail: list[dict[str, Any]] = Field(default_factory=list, description="per-field problems (loc, msg, type)")
 
 
+# The answers of the operational limits, documented so that clients (and the fuzzer in
+# tests/test_schemathesis.py, which checks every answer against the schema) know them: 429 from the
+# encoder queue on every route that encodes, 401 on every route when the server has an API key.
+BUSY: dict[str, Any] = {
+    "model": ErrorResponse,
+    "description": "busy: the encoder queue is full, or the request waited past its deadline; retry later",
+    "headers": {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}},
+}
+UNAUTHORIZED: dict[str, Any] = {"model": ErrorResponse, "description": "missing or wrong API key (--api-key)"}
+
+
 class Calibration(BaseModel):
     method: str
     threshold: float
@@ -182,6 +193,7 @@ def create_app(service: ParaxlService, *, api_key: str | None = None) -> FastAPI
         version=service.version or "0",
         description="Multilingual sentence embeddings and cross-lingual paraphrase identification "
         f"with {service.model_name}. Errors: 413 too large, 422 invalid, 409 feature not configured.",
+        responses={401: UNAUTHORIZED} if api_key is not None else None,
     )
     app.add_middleware(BodySizeLimit, max_bytes=service.limits.max_body_bytes)
     add_api_key(app, api_key)  # 401 before a body is read, when a key is set
@@ -198,6 +210,7 @@ def _add_routes(app: FastAPI, service: ParaxlService, models: RequestModels) -> 
     # are the per-service classes built by request_models
     EmbedRequest, PairsRequest, SearchRequest = models.embed, models.pairs, models.search
     errors: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (409, 413, 422)}
+    errors[429] = BUSY
 
     @app.get("/health", response_model=HealthResponse, summary="What is served, and the limits")
     def health() -> dict[str, object]:

@@ -153,6 +153,7 @@ def add_openai_routes(app: FastAPI, service: ParaxlService) -> None:
     EmbeddingsRequest = embeddings_request(service)
     card = ModelCard(id=service.model_name, created=int(time.time()), owned_by=OWNER)
     errors: dict[int | str, dict[str, Any]] = {code: {"model": OpenAIError} for code in (404, 413, 422)}
+    errors[429] = {"model": OpenAIError, "description": "busy: retry after the Retry-After header's seconds"}
     service.count_tokens(["warm up"])  # builds the counting tokenizer now, before request threads share it
 
     @app.post(
