@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,8 +42,9 @@ TIMEOUT_MS = 20_000
 
 
 def _browser_or_skip() -> str:
-    if Path(CHROMIUM).is_file() and shutil.which(CHROMIUM):
-        return CHROMIUM
+    found = CHROMIUM if shutil.which(CHROMIUM) else shutil.which("chromium")  # Debian's path, else PATH's
+    if found:
+        return found
     reason = f"{CHROMIUM} is not installed (apt-get install chromium)"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason}; CI must run the browser test, not skip it")
@@ -142,3 +144,14 @@ def test_without_index_or_calibration_the_page_says_so(tiny_model_dir: Path) -> 
         page.locator("#matrix table").wait_for()
         page.get_by_text("no calibration, so it makes no paraphrase decisions").wait_for()
     assert problems == []
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_without_chromium_ci_fails_and_elsewhere_skips(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", str(tmp_path / "chromium"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome):
+        _browser_or_skip()
