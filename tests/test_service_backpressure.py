@@ -3,6 +3,7 @@ waits past its deadline leaves the queue with a 429 too; never a hang, a timeout
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -128,3 +129,29 @@ def test_the_http_service_answers_429_with_retry_after_never_5xx(gated: GatedEnc
             gated.gate.set()
             assert running.result(10).status_code == 200 and queued.result(10).status_code == 200
         assert http.post("/embed", json={"texts": ["after"]}).status_code == 200
+
+
+def test_the_deadline_counts_the_wait_for_a_worker_thread(gated: GatedEncoder) -> None:
+    """More requests than the server's worker threads (anyio's 40): those waiting for a thread are on
+    the clock too. Before, each got its full wait again once it reached the queue (rounds of 40)."""
+    service = ParaxlService(gated, model_name="tiny", queue=QueueLimits(max_queue=1000, max_wait=1.0))  # type: ignore[arg-type]
+    clients = 130
+
+    async def burst(url: str) -> list[tuple[int, float]]:
+        limits = httpx.Limits(max_connections=clients + 5)
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+            await http.get("/health")  # connected and warm before the clock starts
+
+            async def one() -> tuple[int, float]:
+                start = time.monotonic()
+                response = await http.post("/embed", json={"texts": ["the cat"]})
+                return response.status_code, time.monotonic() - start
+
+            return list(await asyncio.gather(*(one() for _ in range(clients))))
+
+    with serving(create_app(service)) as url:
+        threading.Timer(2.5, gated.gate.set).start()  # the first request is served once all have answered
+        answers = asyncio.run(burst(url))
+    refused = sorted(seconds for status, seconds in answers if status == 429)
+    assert sorted(status for status, _ in answers) == [200] + [429] * (clients - 1)
+    assert refused[-1] < 2.0, f"a 429 took {refused[-1]:.2f} s with a 1 s deadline"

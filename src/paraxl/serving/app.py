@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paraxl.serving.auth import add_api_key
+from paraxl.serving.encoder_queue import RequestClock
 from paraxl.serving.limits import ServiceLimits
 from paraxl.serving.metrics import add_metrics
 from paraxl.serving.openai_api import PREFIX as OPENAI_PREFIX
@@ -196,6 +197,7 @@ def create_app(service: ParaxlService, *, api_key: str | None = None) -> FastAPI
         responses={401: UNAUTHORIZED} if api_key is not None else None,
     )
     app.add_middleware(BodySizeLimit, max_bytes=service.limits.max_body_bytes)
+    app.add_middleware(RequestClock)  # a request's queue deadline runs from its last body byte
     add_api_key(app, api_key)  # 401 before a body is read, when a key is set
     add_metrics(app, service)  # GET /metrics; its middleware, added last, wraps and counts the others
     _add_routes(app, service, request_models(service.limits))

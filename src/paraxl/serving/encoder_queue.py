@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
@@ -20,9 +21,15 @@ from paraxl.errors import ParaxlError
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.serving.limits import QueueLimits
 
-__all__ = ["EncoderObserver", "Overloaded", "SerialEncoder", "ServiceError"]
+__all__ = ["EncoderObserver", "Overloaded", "RequestClock", "SerialEncoder", "ServiceError", "request_received"]
 
 TOO_MANY = 429
+
+# When the request now served was read in full (time.monotonic()), set by :class:`RequestClock`: a
+# request's deadline runs from then, so the time it waits for a worker thread counts too (the web
+# server has a bounded thread pool, itself an unbounded queue in front of this one). Worker threads
+# see it because they run in a copy of the request's context. None (no HTTP): from the call.
+request_received: ContextVar[float | None] = ContextVar("paraxl_request_received", default=None)
 
 
 class ServiceError(ParaxlError):
@@ -106,7 +113,9 @@ class SerialEncoder:
 
     def encode(self, texts: list[str], prompt_name: str | None = None) -> np.ndarray:
         """Texts -> float32 (n, dim), as ``encoder.encode`` would give them; :class:`Overloaded` when busy."""
-        job = self._admit(_Job(texts, prompt_name, deadline=time.monotonic() + self.limits.max_wait))
+        received = request_received.get()
+        start = received if received is not None else time.monotonic()
+        job = self._admit(_Job(texts, prompt_name, deadline=start + self.limits.max_wait))
         while not job.finished:
             if self._run_lock.acquire(timeout=max(0.0, job.deadline - time.monotonic())):
                 try:  # our job is either finished (taken along) or still queued: the run lock is held while taken
@@ -125,6 +134,8 @@ class SerialEncoder:
         return job.result
 
     def _admit(self, job: _Job) -> _Job:
+        if job.deadline <= time.monotonic():  # it waited its time before reaching the queue
+            self._refuse("deadline", f"the request waited {self.limits.max_wait:g} s for the encoder")
         with self._queue_lock:
             full = self._queue and self._queued_texts + len(job.texts) > self.limits.max_queue
             if not full:
@@ -198,3 +209,28 @@ class SerialEncoder:
             job.done.set()
             offset += len(job.texts)
         return texts, batch[0].prompt_name, seconds
+
+
+ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Any], Awaitable[None]]
+
+
+class RequestClock:
+    """ASGI middleware: sets :data:`request_received` when a request's body has been read in full.
+
+    The last body byte, not the first header byte: a slow upload is bounded by the server's read
+    timeout, and should not use up the time the request may wait for the encoder.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], send: Any
+    ) -> None:
+        async def clocked() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                request_received.set(time.monotonic())  # in the request's task: its endpoint's thread inherits it
+            return message
+
+        await self.app(scope, clocked if scope["type"] == "http" else receive, send)
