@@ -154,4 +154,7 @@ def test_the_deadline_counts_the_wait_for_a_worker_thread(gated: GatedEncoder) -
         answers = asyncio.run(burst(url))
     refused = sorted(seconds for status, seconds in answers if status == 429)
     assert sorted(status for status, _ in answers) == [200] + [429] * (clients - 1)
-    assert refused[-1] < 2.0, f"a 429 took {refused[-1]:.2f} s with a 1 s deadline"
+    # with the clock starting only at the queue, the last of 4 rounds of 40 threads answered after
+    # about 4 s; from arrival, about 1 s plus the time 130 connections take on a busy 2-core CI machine
+    # (2.24 s seen there), so the bound sits between the two
+    assert refused[-1] < 3.2, f"a 429 took {refused[-1]:.2f} s with a 1 s deadline"
