@@ -127,7 +127,7 @@ def paraphrase_identification(
     from paraxl.decision.decider import decider_for
     from paraxl.decision.pairs import decision_columns, decision_rows, read_pair_table
     from paraxl.decision.scorers import score_pairs
-    from paraxl.decision.threshold import check_threshold
+    from paraxl.decision.threshold import check_cosine_threshold
     from paraxl.io.outputs import check_output, tsv_field, write_tsv
     from paraxl.io.text_input import check_unicode
 
@@ -144,7 +144,7 @@ def paraphrase_identification(
     for number, sentence in enumerate(sentences or (), start=1):
         check_unicode(sentence, f"sentence {number}")
     if threshold is not None:
-        check_threshold(threshold, "--threshold", -1.0, 1.0, "a cosine similarity")
+        check_cosine_threshold(threshold)
     table = read_pair_table(pairs) if pairs is not None else None
 
     resolved = resolve_model(model, backend)

@@ -107,7 +107,7 @@ def serve(
     import uvicorn
 
     from paraxl.decision.decider import decider_for
-    from paraxl.decision.threshold import check_threshold
+    from paraxl.decision.threshold import check_cosine_threshold
     from paraxl.serving.app import create_app
     from paraxl.serving.auth import check_api_key
     from paraxl.serving.limits import ServiceLimits
@@ -116,7 +116,7 @@ def serve(
     from paraxl.version import __version__
 
     if threshold is not None:
-        check_threshold(threshold, "--threshold", -1.0, 1.0, "a cosine similarity")
+        check_cosine_threshold(threshold)
     if log_level not in LOG_LEVELS:
         raise InputError(f"unknown --log-level {log_level!r}; use one of {', '.join(LOG_LEVELS)}")
     _check_seconds(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, overload
 
 import numpy as np
 
-from paraxl.decision.threshold import check_threshold
+from paraxl.decision.threshold import check_cosine_threshold
 from paraxl.errors import InputError, ModelFormatError
 from paraxl.loading.calibration_file import CALIBRATION_FILE, Calibration
 
@@ -62,7 +62,7 @@ class FixedThreshold:
 
     def __post_init__(self) -> None:
         # a cosine threshold outside [-1, 1] (or NaN) would decide every pair the same way, silently
-        check_threshold(self.threshold, "--threshold", -1.0, 1.0, "a cosine similarity")
+        check_cosine_threshold(self.threshold)
 
     @property
     def method(self) -> str:

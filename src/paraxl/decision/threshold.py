@@ -47,6 +47,11 @@ def check_threshold(value: float, name: str, low: float, high: float, what: str,
     return value
 
 
+def check_cosine_threshold(value: float) -> float:
+    """``--threshold`` of a cosine decision (``pi``, ``serve``, :class:`FixedThreshold`): in [-1, 1]."""
+    return check_threshold(value, "--threshold", -1.0, 1.0, "a cosine similarity")
+
+
 def _validated(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     score_array = np.asarray(scores, dtype=np.float64).reshape(-1)
     label_array = np.asarray(labels).reshape(-1)

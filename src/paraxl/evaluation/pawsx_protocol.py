@@ -207,11 +207,12 @@ def language_scores(fit: ScoredSet, test: ScoredSet, pooled_threshold: float) ->
     own_threshold, _ = best_threshold(fit.scores, fit.labels)
     _, oracle = best_threshold(test.scores, test.labels)
     positives = float(np.mean(test.labels))
-    translated = ~test.untranslated
+    untranslated = test.untranslated  # (n,) bool; a property that walks every pair: read it once
+    translated = ~untranslated
     return LanguageScores(
         n_fit=int(fit.labels.size),
         n_test=int(test.labels.size),
-        untranslated_test_pairs=int(test.untranslated.sum()),
+        untranslated_test_pairs=int(untranslated.sum()),
         at_pooled=pair_classification_scores(test.scores, test.labels, pooled_threshold),
         own_threshold=own_threshold,
         at_own=pair_classification_scores(test.scores, test.labels, own_threshold),

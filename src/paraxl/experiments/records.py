@@ -28,7 +28,6 @@ from paraxl.evaluation.results import ResultDocument
 from paraxl.evaluation.scores import TaskScores, number, numbers
 
 # the extras of a pair-classification record that its summary keeps (the cross-lingual ones if measured)
-_PAIR_EXTRAS = ("validation_accuracy", "threshold")
 _CROSS_EXTRAS = ("cross_lingual_accuracy", "en_to_xx_accuracy", "en_to_xx_own_threshold_accuracy")
 
 

@@ -52,8 +52,12 @@ class ResolvedModel:
         return load_calibration(self.folder)
 
     def load(self) -> LoadedModel:
-        """Load the encoder: the same identity plus the model itself."""
-        return LoadedModel(self.spec, self.folder, self.backend, open_encoder(self.folder, self.backend))
+        """Load the encoder: the same identity plus the model itself (what was already read is kept)."""
+        loaded = LoadedModel(self.spec, self.folder, self.backend, open_encoder(self.folder, self.backend))
+        for name in ("weights_fingerprint", "calibration"):  # cached_property values, if computed
+            if name in vars(self):
+                vars(loaded)[name] = vars(self)[name]
+        return loaded
 
 
 @dataclass(frozen=True)

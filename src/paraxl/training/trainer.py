@@ -239,7 +239,7 @@ class _Run:
     def _data(self) -> tuple[TrainingData, GroupBatchSampler, TranslationPositives | None, Teacher | None]:
         config = self.config
         data = load_training_data(config.data, self.data_dir)
-        sampler = GroupBatchSampler([g.group_id for g in data.units], config.batch_size, seed=config.seed)
+        sampler = GroupBatchSampler(data.group_ids(), config.batch_size, seed=config.seed)
         translations = TranslationPositives.at_rate(data.units, config.data.translation_positives)
         distill = config.distill
         teacher = (TeacherScores.read(distill.scores), distill) if distill else None  # read once, used every step
