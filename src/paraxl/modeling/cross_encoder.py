@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from paraxl.errors import ModelFormatError
 from paraxl.modeling.model_files import check_model_folder
 
 if TYPE_CHECKING:
@@ -43,8 +44,10 @@ def position_limit(folder: Path) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def load_cross_encoder(folder: Path, max_length: int) -> CrossEncoder:
+def load_cross_encoder(folder: Path, max_length: int | None) -> CrossEncoder:
     """``CrossEncoder(folder, num_labels=1)`` with a sigmoid on its logit, from local files only.
+
+    ``max_length`` None keeps the folder's own (a saved cross-encoder records it).
 
     A SentenceTransformer folder (the bi-encoder's backbone) becomes ``...ForSequenceClassification``
     on the same encoder weights with a freshly initialised head (seed it first for a reproducible head).
@@ -57,6 +60,54 @@ def load_cross_encoder(folder: Path, max_length: int) -> CrossEncoder:
         str(folder), num_labels=1, max_length=max_length, activation_fn=torch.nn.Sigmoid(), local_files_only=True
     )
     return model
+
+
+def is_cross_encoder(folder: Path) -> bool:
+    """Whether ``folder`` holds a cross-encoder rather than a sentence embedder, from its config files alone.
+
+    ``CrossEncoder.save`` writes ``config_sentence_transformers.json`` with ``model_type: CrossEncoder``;
+    a plain Hugging Face sequence classifier (a cross-encoder saved without sentence-transformers) has a
+    ``config.json`` whose ``architectures`` end in ``ForSequenceClassification`` and no pooling module
+    (a sentence-transformers bi-encoder folder always has ``modules.json``, which names one).
+    """
+    settings = _json_object(folder / "config_sentence_transformers.json")
+    if settings.get("model_type") == "CrossEncoder":
+        return True
+    if settings.get("model_type") is not None or (folder / "modules.json").is_file():
+        return False  # a SentenceTransformer (bi-encoder) folder
+    architectures = _json_object(folder / "config.json").get("architectures")
+    return isinstance(architectures, list) and any(
+        isinstance(name, str) and name.endswith("ForSequenceClassification") for name in architectures
+    )
+
+
+def check_one_output(folder: Path) -> None:
+    """Refuse a cross-encoder with several outputs (an NLI or multi-class head): a pair scorer needs one."""
+    config = _json_object(folder / "config.json")
+    labels = config.get("id2label")
+    count = config.get("num_labels", len(labels) if isinstance(labels, dict) else 1)
+    if count != 1:
+        raise ModelFormatError(
+            f"{folder}: the cross-encoder has {count} outputs; paraxl scores pairs with a one-output "
+            "(num_labels 1) cross-encoder"
+        )
+
+
+def open_cross_encoder_scorer(folder: Path, batch_size: int = PREDICT_BATCH) -> CrossEncoderScorer:
+    """The :class:`CrossEncoderScorer` of a cross-encoder folder (:func:`is_cross_encoder`), torch on CPU/GPU."""
+    check_one_output(folder)
+    model = load_cross_encoder(folder, None)
+    check_raw_pairs(model)
+    return CrossEncoderScorer(model, batch_size)
+
+
+def _json_object(path: Path) -> dict[str, object]:
+    """A JSON file's top-level object; empty when the file is absent, unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def check_raw_pairs(model: CrossEncoder) -> None:
