@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from paraxl.cli.common import BackendOption, app, cli_errors, console, load_resolved, open_model, print_note, say
+from paraxl.cli.common import BackendOption, app, cli_errors, console, errors, load_resolved, print_note, say
 from paraxl.errors import InputError
 from paraxl.io.locks import folder_lock
 from paraxl.loading.model import resolve_model
 
 if TYPE_CHECKING:
-    from paraxl.loading.calibration_file import Calibration
+    import numpy as np
+    import numpy.typing as npt
 
+    from paraxl.decision.pairs import PairTable
+    from paraxl.decision.scorers import PairScorer
+    from paraxl.loading.calibration_file import Calibration
+    from paraxl.loading.model import ResolvedModel
+
+DECIDED_BY = "decided_by"
 ModelArgument = Annotated[str, typer.Argument(help="bundled:NAME, a model folder, or hub:ORG/NAME[@REV]")]
 
 
@@ -46,7 +54,6 @@ def calibrate(
 
     from paraxl.decision.calibration import fit_calibration
     from paraxl.decision.pairs import read_calibration_pairs
-    from paraxl.decision.scorers import score_pairs
     from paraxl.io.hashing import file_sha256
     from paraxl.io.outputs import check_output
     from paraxl.loading.calibration_file import CALIBRATION_FILE, DataFile, save_calibration
@@ -55,17 +62,15 @@ def calibrate(
     if method not in ("auto", "platt", "isotonic"):
         raise InputError(f"unknown --method {method!r}; use auto, platt or isotonic")
     pairs = read_calibration_pairs(data)
-    loaded = open_model(model, backend)
-    check_output(loaded.folder / CALIBRATION_FILE)  # written last: fail before the pairs are scored
-    encoder = loaded.encoder
-    # the prompt actually applied, so that ``pi`` embeds the same way ("" = none)
-    used_prompt = prompt_name if prompt_name is not None else (encoder.settings.default_prompt_name or "")
-    encoder.prompt_prefix(used_prompt)  # an unknown prompt fails here, before the embedding work
-    scores = score_pairs(encoder, pairs.first, pairs.second, batch_size, prompt_name=used_prompt, show_progress=True)
+    resolved = resolve_model(model, backend)
+    check_output(resolved.folder / CALIBRATION_FILE)  # written last: fail before the pairs are scored
+    # the prompt actually applied, so that ``pi`` embeds the same way ("" = none; a cross-encoder has none)
+    scorer, used_prompt = _pair_scorer(resolved, batch_size, prompt_name, quiet=False)
+    scores = scorer.score(list(zip(pairs.first, pairs.second, strict=True)))
     fitted = fit_calibration(scores, pairs.labels, method=method, folds=folds, seed=seed)
     calibration = replace(
         fitted,
-        model_fingerprint=loaded.weights_fingerprint,
+        model_fingerprint=resolved.weights_fingerprint,
         backend=backend,
         prompt_name=used_prompt,
         data_files=tuple(
@@ -76,10 +81,28 @@ def calibrate(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         paraxl_version=__version__,
     )
-    with folder_lock(loaded.folder, "model folder"):  # another calibrate or an ONNX export may be writing it
-        target = save_calibration(loaded.folder, calibration)
+    with folder_lock(resolved.folder, "model folder"):  # another calibrate or an ONNX export may be writing it
+        target = save_calibration(resolved.folder, calibration)
     _print_report(calibration, folds)
     say(f"saved {target}")
+
+
+def _pair_scorer(
+    model: ResolvedModel, batch_size: int, prompt_name: str | None, *, quiet: bool
+) -> tuple[PairScorer, str | None]:
+    """The model's pair scorer and the prompt it embeds with: a cross-encoder's sigmoid scores (no
+    prompt: ``""``), else the bi-encoder's cosines (``prompt_name`` None: the model's default)."""
+    from paraxl.decision.model_scorers import bi_encoder_scorer, cross_encoder_scorer, is_cross_encoder_model
+
+    if is_cross_encoder_model(model):
+        if prompt_name:
+            raise InputError(f"{model.spec} is a cross-encoder: it reads raw pairs, without a prompt")
+        with (errors if quiet else console).status(f"loading {model.spec} (cross-encoder)"):
+            return cross_encoder_scorer(model, batch_size), ""
+    scorer = bi_encoder_scorer(
+        model, batch_size, prompt_name, load=lambda m: load_resolved(m, quiet=quiet), show_progress=not quiet
+    )
+    return scorer.scorer, scorer.prompt_name
 
 
 def _print_report(calibration: Calibration, asked_folds: int) -> None:
@@ -102,6 +125,17 @@ def _print_report(calibration: Calibration, asked_folds: int) -> None:
         console.print(line, highlight=False, soft_wrap=True)
 
 
+@dataclass(frozen=True)
+class _Decisions:
+    """What ``pi`` prints per pair (n,): score, probability (NaN: none), label, and who decided (None: one model)."""
+
+    scores: npt.NDArray[np.float64]
+    probabilities: npt.NDArray[np.float64]
+    labels: npt.NDArray[np.bool_]
+    rule: str  # how the label was decided, for the summary line
+    decided_by: list[str] | None = None
+
+
 @app.command("pi")
 @cli_errors
 def paraphrase_identification(
@@ -113,22 +147,30 @@ def paraphrase_identification(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the TSV here instead of stdout")] = None,
     threshold: Annotated[
         float | None,
-        typer.Option(help="decide with this cosine threshold instead; works uncalibrated (probability: nan)"),
+        typer.Option(help="decide with this score threshold instead; works uncalibrated (probability: nan)"),
+    ] = None,
+    cascade: Annotated[
+        Path | None,
+        typer.Option(
+            help="a rule file of `paraxl cascade fit/fuse`: MODEL is its bi-encoder; a decided_by column "
+            "says which model decided each pair (bi, cross or fusion)"
+        ),
+    ] = None,
+    cross_encoder: Annotated[
+        str | None, typer.Option(help="with --cascade: the cross-encoder (default: the folder the rule file names)")
     ] = None,
     backend: BackendOption = "torch",
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
 ) -> None:
-    """Paraphrase or not: cosine score, calibrated probability and label, for one pair or a TSV of pairs.
+    """Paraphrase or not: score, calibrated probability and label, for one pair or a TSV of pairs.
 
-    Output TSV: the input columns, then score, probability (nan if uncalibrated), label (1 paraphrase, 0 not).
+    MODEL is a bi-encoder (score: cosine) or a cross-encoder folder (score: its sigmoid); with
+    ``--cascade`` the bi-encoder of a cascade or fusion rule. Output TSV: the input columns, then
+    score, probability (nan if uncalibrated), label (1 paraphrase, 0 not) and, with --cascade, decided_by.
     """
-    import numpy as np
-
-    from paraxl.decision.decider import decider_for
-    from paraxl.decision.pairs import decision_columns, decision_rows, read_pair_table
-    from paraxl.decision.scorers import score_pairs
+    from paraxl.decision.pairs import read_pair_table
     from paraxl.decision.threshold import check_cosine_threshold
-    from paraxl.io.outputs import check_output, tsv_field, write_tsv
+    from paraxl.io.outputs import check_output
     from paraxl.io.text_input import check_unicode
 
     if (pairs is None) == (not sentences):
@@ -145,38 +187,99 @@ def paraphrase_identification(
         check_unicode(sentence, f"sentence {number}")
     if threshold is not None:
         check_cosine_threshold(threshold)
+    if cascade is None and cross_encoder is not None:
+        raise InputError("--cross-encoder goes with --cascade RULE_FILE")
+    if cascade is not None and threshold is not None:
+        raise InputError("--threshold does not apply with --cascade: the rule file holds the thresholds")
     table = read_pair_table(pairs) if pairs is not None else None
+    if table is not None:
+        pair_list = list(zip(table.first, table.second, strict=True))
+    else:
+        assert sentences is not None
+        pair_list = [(sentences[0], sentences[1])]
+    quiet = table is not None and output is None  # stdout is data: spinners go to stderr
+    if cascade is not None:
+        decisions = _rule_decisions(cascade, model, cross_encoder, backend, batch_size, pair_list, quiet)
+    else:
+        decisions = _model_decisions(model, threshold, backend, batch_size, pair_list, quiet)
+    _emit(decisions, table, output)
+
+
+def _model_decisions(
+    model: str, threshold: float | None, backend: str, batch_size: int, pairs: list[tuple[str, str]], quiet: bool
+) -> _Decisions:
+    """One model decides: a bi-encoder's cosine or a cross-encoder's score, at its calibration or ``threshold``."""
+    from paraxl.decision.decider import decider_for
 
     resolved = resolve_model(model, backend)
     # the model's calibration or --threshold, checked before the weights load
     decider = decider_for(resolved, threshold, note=print_note)
-    if table is not None:
-        first, second = table.first, table.second
-    else:
-        assert sentences is not None
-        first, second = [sentences[0]], [sentences[1]]
-    to_stdout = table is not None and output is None
-    encoder = load_resolved(resolved, quiet=to_stdout).encoder
-    # embed as the calibration did (None: the model's default prompt)
-    scores = score_pairs(
-        encoder, first, second, batch_size, prompt_name=decider.prompt_name, show_progress=not to_stdout
-    )
-    probabilities = decider.probability(scores)  # NaN without a calibration
+    # score as the calibration did (None: the model's default prompt)
+    scorer, _ = _pair_scorer(resolved, batch_size, decider.prompt_name, quiet=quiet)
+    scores = scorer.score(pairs)
     decided = decider.decide(scores)
-    threshold = decider.threshold
+    return _Decisions(scores, decider.probability(scores), decided, f"threshold {decider.threshold:.4f}")
+
+
+def _rule_decisions(
+    path: Path, bi: str, cross: str | None, backend: str, batch_size: int, pairs: list[tuple[str, str]], quiet: bool
+) -> _Decisions:
+    """A cascade (the cross-encoder scores the in-band pairs only) or a fusion (both score every pair)."""
+    import numpy as np
+
+    from paraxl.decision.cascade import CascadeRule, CascadeScorer, cascade_rule
+    from paraxl.decision.fusion import FusionScorer, fusion_rule
+    from paraxl.decision.model_scorers import bi_encoder_scorer, cross_encoder_scorer, resolve_rule_models
+    from paraxl.decision.two_model_file import load_rule
+
+    stored = load_rule(path)
+    rule = cascade_rule(stored) if stored.kind == "cascade" else fusion_rule(stored)  # a bad rule fails early
+    models = resolve_rule_models(stored, bi, cross, backend)  # other weights: refused before loading
+    bi_scorer = bi_encoder_scorer(
+        models.bi,
+        batch_size,
+        stored.bi.prompt_name,
+        load=lambda m: load_resolved(m, quiet=quiet),
+        show_progress=not quiet,
+    ).scorer
+    with (errors if quiet else console).status("loading the cross-encoder"):
+        cross_scorer = cross_encoder_scorer(models.cross)
+    if isinstance(rule, CascadeRule):
+        decided = CascadeScorer(rule, bi_scorer, cross_scorer).decide(pairs)
+        share = f"the cascade's thresholds, cross-encoder on {decided.cross_share:.1%} of pairs"
+        nan = np.full(len(pairs), np.nan)
+        return _Decisions(decided.scores, nan, decided.labels, share, decided.decided_by)
+    _, _, probabilities, labels = FusionScorer(rule, bi_scorer, cross_scorer).decide(pairs)
+    fused = f"fused P >= {rule.threshold:.4f}"
+    return _Decisions(probabilities, probabilities, labels, fused, ["fusion"] * len(pairs))
+
+
+def _emit(decisions: _Decisions, table: PairTable | None, output: Path | None) -> None:
+    """One pair: a few lines on the console; a table: TSV rows to ``output`` or stdout."""
+    import numpy as np
+
+    from paraxl.decision.pairs import decision_columns, decision_rows
+    from paraxl.io.outputs import tsv_field, write_tsv
 
     if table is None:
-        probability = "nan (no calibration)" if np.isnan(probabilities[0]) else f"{probabilities[0]:.4f}"
-        verdict = "paraphrase" if decided[0] else "not paraphrase"
-        console.print(f"score        {scores[0]:.4f}", highlight=False)
-        console.print(f"probability  {probability}", highlight=False)
-        console.print(f"label        {verdict} (threshold {threshold:.4f})", highlight=False)
+        probability = decisions.probabilities[0]
+        verdict = "paraphrase" if decisions.labels[0] else "not paraphrase"
+        console.print(f"score        {decisions.scores[0]:.4f}", highlight=False)
+        console.print(
+            f"probability  {'nan (no calibration)' if np.isnan(probability) else f'{probability:.4f}'}", highlight=False
+        )
+        console.print(f"label        {verdict} ({decisions.rule})", highlight=False)
+        if decisions.decided_by is not None:
+            console.print(f"decided by   {decisions.decided_by[0]}", highlight=False)
         return
     header = decision_columns(table.columns)
-    rows = decision_rows(table, scores, probabilities, decided)
+    rows = decision_rows(table, decisions.scores, decisions.probabilities, decisions.labels)
+    if decisions.decided_by is not None:
+        header = [f"input_{name}" if name == DECIDED_BY else name for name in header] + [DECIDED_BY]
+        rows = [[*row, who] for row, who in zip(rows, decisions.decided_by, strict=True)]
     if output is None:
         for fields in (header, *rows):
             sys.stdout.write("\t".join(tsv_field(field) for field in fields) + "\n")
         return
     write_tsv(output, header, rows)
-    say(f"wrote {len(rows)} decisions to {output} ({int(decided.sum())} paraphrases at threshold {threshold:.4f})")
+    say(f"wrote {len(rows)} decisions to {output} ({int(decisions.labels.sum())} paraphrases at {decisions.rule})")
