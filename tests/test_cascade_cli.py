@@ -172,3 +172,28 @@ def test_cascade_fit_needs_one_target_and_a_cross_encoder(bi_dir: Path, pawsx_di
         "--budget", "0.3", "-o", out,
     )  # fmt: skip
     assert code == 2 and "is not a cross-encoder" in stderr
+
+
+def test_the_cascade_benchmark_runs_on_tiny_models(bi_dir: Path, cross_dir: Path, tmp_path: Path) -> None:
+    """benchmarks/bench_cascade.py end to end (2 languages, 12 pairs each): every row, the en -> X cell,
+    the timings, and the three files."""
+    from .scripts import load_benchmark_script
+
+    root = tmp_path / "data"
+    for index, language in enumerate(("en", "de")):
+        for split in ("validation", "test"):
+            write_pairs(root / "pawsx" / "resplit" / language / f"{split}.tsv", pair_rows(12, 20 + index))
+    script = load_benchmark_script("bench_cascade")
+    script.main([
+        "--bi", str(bi_dir), "--cross", str(cross_dir), "--data-dir", str(root), "--languages", "en,de",
+        "--max-pairs", "10", "--timing-pairs", "12", "--name", "smoke", "--output-dir", str(tmp_path),
+    ])  # fmt: skip
+    document = json.loads((tmp_path / "smoke.json").read_text())
+    rows = document["monolingual"]["rows"]
+    assert set(rows) == {"bi", "cross", "fusion"} | {f"cascade@{b:g}" for b in (0.1, 0.2, 0.3, 0.5, 1.0)}
+    assert document["monolingual"]["n_fit"] == 20 and document["monolingual"]["n_test"] == 20
+    assert list(document["en_to_xx"]["rows"]["bi"]["accuracy"]) == ["en-de"]
+    assert all(rows[name]["test_share_sent"] <= 1.0 for name in rows)
+    assert set(document["timings"]) >= {"bi", "cross", "fusion", "cascade@0.3"}
+    assert (tmp_path / "smoke.md").read_text().count("| cascade@") == 10
+    assert (tmp_path / "smoke.png").stat().st_size > 1000
