@@ -21,10 +21,11 @@ from paraxl.evaluation.embeddings import cache_folder
 from paraxl.evaluation.results import read_document
 from paraxl.evaluation.session import EvalRequest, load_eval_encoder
 from paraxl.inference import onnx_export
-from paraxl.inference.onnx_encoder import OnnxEncoder, pad_batch, pool_hidden_states
+from paraxl.inference.onnx_encoder import OnnxEncoder, pool_hidden_states
 from paraxl.inference.onnx_export import export_onnx
 from paraxl.inference.onnx_files import BACKEND_FILES, manifest_path
 from paraxl.loading.backends import load_encoder
+from paraxl.modeling.batching import pad_batch
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.modeling.pooling import pool
 from paraxl.modeling.st_layout import EncoderSettings
@@ -116,6 +117,24 @@ def test_order_restored_and_batch_invariant(exported_dir: Path) -> None:
     np.testing.assert_allclose(shuffled, one_by_one[permutation], atol=1e-5)
 
 
+@pytest.mark.parametrize("max_tokens", [None, 30])
+def test_the_shared_batching_policy_torch_and_onnx_agree(exported_dir: Path, max_tokens: int | None) -> None:
+    # one Tokenized, both backends: the same token-budget batches (30: long texts alone), the same vectors
+    torch_encoder = BiEncoder.load(exported_dir)
+    onnx_encoder = load_encoder(str(exported_dir), "onnx")
+    assert isinstance(onnx_encoder, OnnxEncoder)
+    torch_encoder.max_batch_tokens = onnx_encoder.max_batch_tokens = max_tokens
+    tokenized = onnx_encoder.tokenize_texts(TEXTS, "passage")
+    assert [list(ids) for ids in tokenized.input_ids] == [
+        list(ids) for ids in torch_encoder.tokenize_texts(TEXTS, "passage").input_ids
+    ]
+    from_onnx = onnx_encoder.encode_tokenized(tokenized, batch_size=3)
+    np.testing.assert_allclose(from_onnx, torch_encoder.encode_tokenized(tokenized, batch_size=3), atol=1e-5)
+    alone = np.stack([onnx_encoder.encode([text], prompt_name="passage")[0] for text in TEXTS])
+    np.testing.assert_allclose(from_onnx, alone, atol=1e-5)
+    np.testing.assert_array_equal(onnx_encoder.encode(TEXTS, batch_size=3, prompt_name="passage"), from_onnx)
+
+
 def test_empty_input_and_bad_calls(exported_dir: Path) -> None:
     encoder = load_encoder(str(exported_dir), "onnx")
     empty = encoder.encode([])
@@ -171,6 +190,7 @@ def test_export_is_idempotent_and_recorded(exported_dir: Path) -> None:
     assert record["opset"] == onnx_export.OPSET and record["source_fingerprint"]
     assert record["files"]["onnx-int8"]["quantization"]["per_channel"] is True
     assert record["files"]["onnx"]["checked_max_abs_diff"] < 1e-4
+    assert record["files"]["onnx"][onnx_export.EMBEDDING_CHECK_KEY] <= onnx_export.EMBEDDING_TOLERANCE == 1e-5
     assert export_onnx(exported_dir).up_to_date
 
 
@@ -247,10 +267,15 @@ def test_fingerprints_differ_per_backend(exported_dir: Path) -> None:
     }
     assert len(set(prints.values())) == 3 and all(prints.values())
     assert isinstance(load_encoder(str(exported_dir), "onnx"), OnnxEncoder)
-    for backend in ("torch", "onnx"):
-        encoder, model = load_eval_encoder(EvalRequest(model=str(exported_dir), backend=backend))
-        assert model.fingerprint == encoder.fingerprint == prints[backend]
-    assert cache_folder(Path("c"), str(prints["torch"])) != cache_folder(Path("c"), str(prints["onnx"]))
+    # evaluation keys on the numerics: torch and the checked fp32 export share torch's key, int8 has its own
+    records = {
+        backend: load_eval_encoder(EvalRequest(model=str(exported_dir), backend=backend))[1]
+        for backend in ("torch", "onnx", "onnx-int8")
+    }
+    assert records["torch"].fingerprint == records["onnx"].fingerprint == prints["torch"]
+    assert records["onnx-int8"].fingerprint == prints["onnx-int8"]
+    assert [record.backend for record in records.values()] == ["torch", "onnx", "onnx-int8"]
+    assert cache_folder(Path("c"), str(prints["torch"])) != cache_folder(Path("c"), str(prints["onnx-int8"]))
 
 
 # ---------------------------------------------------------------- CLI
@@ -293,32 +318,28 @@ def test_cli_errors_are_one_line(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert code == 2 and "unknown backend 'tensorrt'" in err
 
 
-def test_cli_eval_with_onnx_backend_has_its_own_cache(
+def test_cli_eval_backends_share_the_cache_where_vectors_are_identical(
     exported_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """torch fills the cache; ONNX fp32 (checked to 1e-5) and auto read it; int8 encodes under its own key."""
     monkeypatch.setenv("PARAXL_CACHE_DIR", str(tmp_path / "cache"))
     data = write_benchmark_data(tmp_path / "data")
-    documents = {}
-    for backend in ("torch", "onnx"):
+    documents, messages = {}, {}
+    for backend in ("torch", "onnx", "auto", "onnx-int8"):
         out = tmp_path / backend
-        code, _, err = _run(
-            "eval",
-            str(exported_dir),
-            "--tasks",
-            "pawsx",
-            "--data-dir",
-            str(data),
-            "-o",
-            str(out),
-            "--backend",
-            backend,
-            "--no-plots",
-        )
+        args = ["eval", str(exported_dir), "--tasks", "pawsx", "--data-dir", str(data), "-o", str(out), "--no-plots"]
+        code, _, err = _run(*args, "--backend", backend)
         assert code == 0, err
-        documents[backend] = read_document(out / "pawsx.json")
-    assert documents["onnx"]["embeddings"]["encoded"] > 0  # nothing was taken from the torch cache
-    assert documents["onnx"]["model"]["fingerprint"] != documents["torch"]["model"]["fingerprint"]
-    assert documents["onnx"]["main_score"] == pytest.approx(documents["torch"]["main_score"], abs=1e-4)
+        documents[backend], messages[backend] = read_document(out / "pawsx.json"), err
+    assert documents["torch"]["embeddings"]["encoded"] > 0
+    for backend in ("onnx", "auto"):
+        assert documents[backend]["embeddings"]["encoded"] == 0  # every vector came from torch's cache
+        assert documents[backend]["model"]["fingerprint"] == documents["torch"]["model"]["fingerprint"]
+        assert documents[backend]["main_score"] == documents["torch"]["main_score"]
+    assert documents["auto"]["model"]["backend"] == "onnx" and "backend: ONNX fp32" in messages["auto"]
+    assert documents["onnx-int8"]["embeddings"]["encoded"] == documents["torch"]["embeddings"]["encoded"]
+    assert documents["onnx-int8"]["model"]["fingerprint"] != documents["torch"]["model"]["fingerprint"]
+    assert documents["onnx-int8"]["main_score"] == pytest.approx(documents["torch"]["main_score"], abs=0.1)
 
 
 # ---------------------------------------------------------------- the real bundled model

@@ -266,7 +266,15 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     cache: Annotated[bool, typer.Option(help="reuse embeddings cached on disk per (model, text)")] = True,
     plots: Annotated[bool, typer.Option(help="draw PNG plots beside the results")] = True,
-    backend: BackendOption = "torch",
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="auto (default): ONNX fp32 when the model exports and its embeddings match torch's to 1e-5 "
+            "(a folder of yours is exported into paraxl's cache, never into the folder), else torch; "
+            "or torch, onnx, onnx-int8 (int8 changes scores slightly)",
+        ),
+    ] = "auto",
 ) -> None:
     """Evaluate a model: one result JSON per task, summary.md and plots in the output folder."""
     from paraxl.evaluation.session import EvalRequest, run_evaluation

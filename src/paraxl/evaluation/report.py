@@ -38,6 +38,7 @@ def summary_markdown(documents: Sequence[ResultDocument]) -> str:
         f"# paraxl eval: `{first.model.spec}`",
         "",
         f"- model fingerprint: `{(first.model.fingerprint or 'in-memory')[:16]}`",
+        f"- inference backend: {_backends(documents)}",
         f"- paraxl {first.provenance.paraxl_version}, commit `{str(git.get('commit', 'unknown'))[:12]}`"
         + (" (with local changes)" if git.get("dirty") else ""),
         f"- PAWS-X protocol: {first.protocol}; seed {first.seed}",
@@ -59,6 +60,12 @@ def summary_markdown(documents: Sequence[ResultDocument]) -> str:
         if section is not None:
             lines += ["", f"## {doc.task.name}", "", *section(doc)]
     return "\n".join(lines) + "\n"
+
+
+def _backends(documents: Sequence[ResultDocument]) -> str:
+    """The backends that made these results (torch and checked ONNX fp32 share a fingerprint)."""
+    names = list(dict.fromkeys(doc.model.backend or "not recorded" for doc in documents))
+    return ", ".join(names)
 
 
 def headline_text(document: ResultDocument) -> str:

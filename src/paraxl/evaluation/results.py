@@ -16,6 +16,8 @@ Schema versions (``schema_version``; :meth:`ResultDocument.from_json` reads both
        other key, its meaning and layout are those of version 1. paraxl itself always derives
        the record from ``scores`` (:mod:`paraxl.evaluation.readers`), so a version-1 and a
        version-2 file with the same ``scores`` read the same.
+
+Both versions may carry ``model.backend`` (the inference backend that ran; absent in older files).
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ _LIBRARIES = ("torch", "transformers", "sentence-transformers", "numpy", "scikit
 class ModelInfo:
     spec: str
     folder: str | None
-    fingerprint: str | None  # sha256 over weights/config/tokenizer files; None for an in-memory model
+    # what decides the vectors up to fp32 noise (paraxl.loading.fastest.numerics_fingerprint): the
+    # sha256 over weights/config/tokenizer files for torch and checked ONNX fp32 alike, the int8
+    # file's own; None for an in-memory model
+    fingerprint: str | None
+    backend: str | None = None  # the inference backend that ran (torch, onnx, onnx-int8); None before it was recorded
 
 
 @dataclass(frozen=True)

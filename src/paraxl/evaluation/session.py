@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from paraxl.errors import InputError
+from paraxl.evaluation.cross_encoder_eval import cross_encoder_outcome
 from paraxl.evaluation.embeddings import CachedEmbedder, Embedder, cache_folder
 from paraxl.evaluation.report import summary_markdown
 from paraxl.evaluation.report_plots import write_plots
@@ -25,11 +26,13 @@ from paraxl.io.atomic import atomic_path
 from paraxl.io.locks import folder_lock
 from paraxl.io.outputs import check_output
 from paraxl.loading.backends import INFERENCE_BACKENDS
+from paraxl.loading.fastest import AUTO_BACKEND, numerics_fingerprint, open_fastest_identical
 from paraxl.loading.model import resolve_model
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.paths import cache_dir, data_dir
 
 PROTOCOLS: tuple[PawsxProtocol, ...] = ("resplit", "official")
+EVAL_BACKENDS = (AUTO_BACKEND, *INFERENCE_BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,9 @@ class EvalRequest:
     batch_size: int = 64
     use_cache: bool = True
     plots: bool = True
-    backend: str = "torch"  # the inference backend: see paraxl.loading.backends.INFERENCE_BACKENDS
+    # "auto" (ONNX fp32 when the model exports and matches torch, else torch: paraxl.loading.fastest)
+    # or an inference backend of paraxl.loading.backends.INFERENCE_BACKENDS
+    backend: str = AUTO_BACKEND
 
 
 @dataclass(frozen=True)
@@ -77,11 +82,13 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = lambda mes
     task_names = parse_task_list(request.tasks)
     if request.protocol not in PROTOCOLS:
         raise InputError(f"unknown PAWS-X protocol {request.protocol!r}; use {' or '.join(PROTOCOLS)}")
-    if request.backend not in INFERENCE_BACKENDS:
-        raise InputError(f"unknown backend {request.backend!r}; use one of {', '.join(INFERENCE_BACKENDS)}")
+    if request.backend not in EVAL_BACKENDS:
+        raise InputError(f"unknown backend {request.backend!r}; use one of {', '.join(EVAL_BACKENDS)}")
     protocol: PawsxProtocol = "official" if request.protocol == "official" else "resplit"
     output_dir = check_output(request.output_dir or default_output_dir(request.model, protocol), "folder")
     folder = resolve_data_dir(request.data_dir)
+    if (cross := cross_encoder_outcome(request, task_names, protocol, folder, output_dir, log)) is not None:
+        return EvalOutcome(*cross)  # a cross-encoder: the pair tasks only (paraxl.evaluation.cross_encoder_eval)
     encoder, model = load_eval_encoder(request, log)
     embedder = CachedEmbedder(
         encoder,
@@ -98,14 +105,24 @@ def load_eval_encoder(
 ) -> tuple[SentenceEncoder, ModelInfo]:
     """The encoder of ``request`` on its backend and the model record its results carry.
 
-    The record's fingerprint is the encoder's, which differs per backend (torch, onnx,
-    onnx-int8): the embedding cache and the summary never mix vectors of two backends.
+    ``auto`` picks ONNX fp32 when the model has or may get a checked export (bundled models, or a
+    user's folder exported into paraxl's cache, kept there only with ``use_cache``), else torch;
+    the line saying which, and why, goes to ``log``. The record's fingerprint is the encoder's
+    :func:`~paraxl.loading.fastest.numerics_fingerprint`: torch and checked ONNX fp32 share it (so
+    they share the embedding cache and one summary), int8 has its own. ``backend`` records what ran.
     """
-    resolved = resolve_model(request.model, request.backend)
-    log(f"loading {request.model} from {resolved.folder} ({request.backend})")
-    encoder = resolved.load().encoder
-    model = ModelInfo(spec=request.model, folder=str(resolved.folder), fingerprint=encoder.fingerprint)
-    return encoder, model
+    if request.backend != AUTO_BACKEND:
+        resolved = resolve_model(request.model, request.backend)
+        log(f"loading {request.model} from {resolved.folder} ({request.backend})")
+        encoder = resolved.load().encoder
+        numerics = numerics_fingerprint(encoder, request.backend, resolved.folder)
+        return encoder, ModelInfo(request.model, str(resolved.folder), numerics, request.backend)
+    folder = resolve_model(request.model, "torch").folder
+    log(f"loading {request.model} from {folder} (backend auto)")
+    encoder, choice = open_fastest_identical(folder, keep_export=request.use_cache)
+    spent = f"; {choice.export_seconds:.0f} s to export and check" if choice.export_seconds >= 1 else ""
+    log(("WARNING: " if choice.fell_back else "") + f"backend: {choice.reason}{spent}")
+    return encoder, ModelInfo(request.model, str(folder), choice.numerics, choice.backend)
 
 
 def evaluate_embedder(

@@ -55,13 +55,13 @@ def _load_onnx(folder: Path, backend: str) -> SentenceEncoder:
     """
     from paraxl.inference.onnx_encoder import OnnxEncoder
 
-    if _owned_by_paraxl(folder):
+    if owned_by_paraxl(folder):
         from paraxl.inference.onnx_export import ensure_export
 
         ensure_export(folder, backend)
     return OnnxEncoder.load(folder, backend)
 
 
-def _owned_by_paraxl(folder: Path) -> bool:
+def owned_by_paraxl(folder: Path) -> bool:
     """Whether ``folder`` lies in paraxl's cache (bundled models), where paraxl may write."""
     return folder.resolve().is_relative_to(cache_dir().resolve())
