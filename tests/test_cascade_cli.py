@@ -197,3 +197,29 @@ def test_the_cascade_benchmark_runs_on_tiny_models(bi_dir: Path, cross_dir: Path
     assert set(document["timings"]) >= {"bi", "cross", "fusion", "cascade@0.3"}
     assert (tmp_path / "smoke.md").read_text().count("| cascade@") == 10
     assert (tmp_path / "smoke.png").stat().st_size > 1000
+
+
+def test_eval_runs_pawsx_on_a_cross_encoder_and_refuses_embedding_tasks(cross_dir: Path, tmp_path: Path) -> None:
+    from paraxl.data.readers import PAWSX_LANGUAGES
+    from paraxl.decision.threshold import best_threshold
+
+    root = tmp_path / "data"
+    for index, language in enumerate(PAWSX_LANGUAGES):
+        for split, seed in (("validation", index), ("test", 50 + index)):
+            write_pairs(root / "pawsx" / "resplit" / language / f"{split}.tsv", pair_rows(8, seed))
+    out = tmp_path / "eval"
+    code, _, stderr = run("eval", str(cross_dir), "--tasks", "tatoeba,pawsx", "--data-dir", str(root),
+                          "-o", str(out), "--no-plots")  # fmt: skip
+    assert code == 2
+    assert stderr.count("\n") == 1 and "is a cross-encoder" in stderr and "tatoeba" in stderr
+    code, _, stderr = run("eval", str(cross_dir), "--tasks", "pawsx", "--data-dir", str(root),
+                          "-o", str(out), "--no-plots")  # fmt: skip
+    assert code == 0, stderr
+    document = json.loads((out / "pawsx.json").read_text())
+    scorer = open_cross_encoder_scorer(cross_dir)
+    fit = [(a, b, y) for i in range(7) for _, a, b, y in pair_rows(8, i)]
+    threshold, _ = best_threshold(scorer.score([(a, b) for a, b, _ in fit]), [y for *_, y in fit])
+    assert document["scores"]["pooled_threshold"] == pytest.approx(threshold, abs=1e-6)
+    assert document["model"]["fingerprint"] == model_folder_fingerprint(cross_dir)
+    assert set(document["scores"]["en_to_xx"]["accuracy"]) == set(PAWSX_LANGUAGES) - {"en"}
+    assert (out / "summary.md").is_file()
