@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from paraxl.losses.phases import Clock, no_clock
+
 Features = dict[str, torch.Tensor]
 RngState = tuple[torch.Tensor, list[torch.Tensor]]
 
@@ -34,6 +36,7 @@ def cached_backward(
     embed: Callable[[Features], torch.Tensor],
     mini_batches: Sequence[Features],
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    clock: Clock = no_clock,
 ) -> torch.Tensor:
     """Accumulate into the parameters' ``.grad`` the gradient of ``loss_fn(cat(embed(b) for b))``.
 
@@ -41,23 +44,28 @@ def cached_backward(
         embed: maps tokenized features to (batch, dim) embeddings (e.g. a BiEncoder).
         mini_batches: the features of each mini-batch, in order.
         loss_fn: maps all embeddings (total, dim), concatenated in mini-batch order, to a scalar.
+        clock: times the phases ``no_grad_pass``, ``loss``, ``forward`` and ``backward`` (replay).
     Returns:
         The loss value (detached).
     """
     rng_states: list[RngState] = []
     cached: list[torch.Tensor] = []
-    with torch.no_grad():
+    with clock("no_grad_pass"), torch.no_grad():
         for features in mini_batches:
             rng_states.append(_get_rng())
             cached.append(embed(features))  # (batch, dim)
     sizes = [chunk.shape[0] for chunk in cached]
     replay_state = _get_rng()
-    reps = torch.cat(cached).detach().requires_grad_(True)  # (total, dim)
-    loss = loss_fn(reps)
-    loss.backward()
+    with clock("loss"):
+        reps = torch.cat(cached).detach().requires_grad_(True)  # (total, dim)
+        loss = loss_fn(reps)
+        loss.backward()
     assert reps.grad is not None
     for features, state, grad in zip(mini_batches, rng_states, reps.grad.split(sizes), strict=True):
         _set_rng(state)
-        embed(features).backward(gradient=grad)
+        with clock("forward"):
+            replayed = embed(features)
+        with clock("backward"):
+            replayed.backward(gradient=grad)
     _set_rng(replay_state)  # continue as if the embeddings were computed once
     return loss.detach()

@@ -87,7 +87,9 @@ class TrainConfig(_Strict):
     # bounded so that epochs x steps per epoch stays a countable number of steps
     epochs: float | None = Field(default=None, gt=0.0, le=MAX_EPOCHS)
     seed: int = Field(default=42, ge=0, lt=2**63)  # numpy refuses negative seeds, torch takes 64 bits
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # auto: bf16 autocast where the hardware has native bf16 (CPU: AVX-512-BF16 / AMX), else fp32;
+    # the precision a run used is in its summary.json (see paraxl.training.precision)
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=100, ge=1)

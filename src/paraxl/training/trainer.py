@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -47,6 +46,7 @@ from paraxl.training.distillation import TeacherScores
 from paraxl.training.distributed import DistContext, init_distributed, shutdown_distributed
 from paraxl.training.layout import StepLayout, TranslationPositives, step_layout
 from paraxl.training.objective import step_loss
+from paraxl.training.precision import autocast_for, resolve_precision
 from paraxl.training.progress import StepProgress
 from paraxl.training.resume import newest_intact, remove_stale_temp_folders
 from paraxl.training.run_files import append_metrics, check_output, truncate_metrics, write_json
@@ -73,6 +73,7 @@ class TrainSummary:
     skipped_rows: int
     dropped_units: int
     data_files: list[dict[str, Any]]  # path (relative to the data dir), sha256, bytes of each file read
+    precision: str = "fp32"  # what `precision` resolved to on this machine (auto: bf16 where native)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ class _Run:
         self.console = console
         self.show_progress = show_progress and context.is_main
         self.output = Path(config.output_dir)
+        self.precision = resolve_precision(config.precision, device)
+        self.autocast = autocast_for(self.precision, device)
         self.eval_seconds = 0.0  # set again when the training loop starts
         self.last_validation: dict[str, float] | None = None
         needs_data_dir = config.data.reads_data_dir or config.validation is not None
@@ -159,11 +162,6 @@ class _Run:
         warmup = math.ceil(optim.warmup_ratio * total_steps)
         scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
         return optimizer, scheduler
-
-    def _autocast(self) -> Callable[[], AbstractContextManager[object]]:
-        if self.config.precision == "bf16":
-            return partial(torch.autocast, device_type=self.device.type, dtype=torch.bfloat16)
-        return nullcontext
 
     # ------------------------------------------------------------------ batches
     def _batches(self, sampler: GroupBatchSampler, state: TrainerState) -> Iterator[tuple[int, int, list[int]]]:
@@ -228,6 +226,7 @@ class _Run:
             skipped_rows=data.skipped_rows,
             dropped_units=data.dropped_units,
             data_files=data_file_records(data.sources, self.data_dir),
+            precision=self.precision,
         )
         if self.context.is_main:
             self._check_finite(model, state)
@@ -332,7 +331,7 @@ class _Run:
             grad_cache=config.uses_grad_cache,
             chunk_size=EMBED_CHUNK,
             prompt_name=config.model.prompt_name,
-            autocast=self._autocast(),
+            autocast=self.autocast,
         )
         trainable = [p for p in model.parameters() if p.requires_grad]
         max_norm = config.optim.max_grad_norm
@@ -393,7 +392,7 @@ class _Run:
         config = self.config
         self._say(
             f"training data: {data.summary()}; {batches_per_epoch} mini-batches of {config.batch_size} per epoch; "
-            f"{total_steps} steps of {config.mini_batches_per_step} mini-batch(es)"
+            f"{total_steps} steps of {config.mini_batches_per_step} mini-batch(es); precision {self.precision}"
         )
 
 
