@@ -140,6 +140,9 @@ def test_cascade_fit_then_pi(bi_dir: Path, cross_dir: Path, pawsx_dir: Path, tmp
         written = list(csv.DictReader(handle, delimiter="\t"))
     assert {row["decided_by"] for row in written} <= {"bi", "cross"}
     assert [row["input_label"] for row in written] == [str(label) for *_, label in rows]
+    code, stdout, stderr = run("pi", str(bi_dir), "--cascade", str(rule_file), "the cat", "le chat")
+    assert code == 0, stderr
+    assert "nan (a cascade gives none)" in stdout and ("decided by   bi" in stdout or "decided by   cross" in stdout)
     for row in written:  # the deciding model's score at its own threshold gives the label
         cut = rule.cross_threshold if row["decided_by"] == "cross" else rule.bi_threshold
         assert row["label"] == ("1" if float(row["score"]) >= cut else "0") or abs(float(row["score"]) - cut) < 1e-6

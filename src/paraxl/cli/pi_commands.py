@@ -265,9 +265,8 @@ def _emit(decisions: _Decisions, table: PairTable | None, output: Path | None) -
         probability = decisions.probabilities[0]
         verdict = "paraphrase" if decisions.labels[0] else "not paraphrase"
         console.print(f"score        {decisions.scores[0]:.4f}", highlight=False)
-        console.print(
-            f"probability  {'nan (no calibration)' if np.isnan(probability) else f'{probability:.4f}'}", highlight=False
-        )
+        missing = "nan (a cascade gives none)" if decisions.decided_by is not None else "nan (no calibration)"
+        console.print(f"probability  {missing if np.isnan(probability) else f'{probability:.4f}'}", highlight=False)
         console.print(f"label        {verdict} ({decisions.rule})", highlight=False)
         if decisions.decided_by is not None:
             console.print(f"decided by   {decisions.decided_by[0]}", highlight=False)
