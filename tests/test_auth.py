@@ -68,6 +68,26 @@ def test_the_right_key_passes_and_health_and_docs_are_open(service: ParaxlServic
             assert client.get(path).status_code == 200, path
 
 
+def test_a_401_on_the_openai_routes_is_in_openai_error_shape(service: ParaxlService) -> None:
+    with TestClient(create_app(service, api_key=KEY)) as client:
+        for method, path in [("POST", "/v1/embeddings"), ("GET", "/v1/models")]:
+            response = client.request(
+                method, path, json={"model": "tiny", "input": "a"}, headers={"Authorization": "x"}
+            )
+            assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith("Bearer")
+            error = response.json()["error"]
+            assert set(error) == {"message", "type", "param", "code"} and "API key" in error["message"]
+            assert (error["type"], error["code"], error["param"]) == ("authentication_error", "invalid_api_key", None)
+
+
+def test_the_playground_page_is_open_its_api_calls_are_not(service: ParaxlService) -> None:
+    with TestClient(create_app(service, api_key=KEY)) as client:
+        for path in ("/", "/playground/app.js", "/playground/style.css"):
+            assert client.get(path).status_code == 200, path  # static files: the page asks for the key
+        _refused(client.get("/playground/../metrics"))
+        _refused(client.post("/embed", json={"texts": ["a"]}))
+
+
 def test_without_a_key_nothing_is_checked(service: ParaxlService) -> None:
     with TestClient(create_app(service)) as client:
         assert client.post("/embed", json={"texts": ["a"]}).status_code == 200

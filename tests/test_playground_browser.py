@@ -146,6 +146,24 @@ def test_without_index_or_calibration_the_page_says_so(tiny_model_dir: Path) -> 
     assert problems == []
 
 
+def test_with_an_api_key_the_page_asks_for_it_and_then_works(tiny_model_dir: Path) -> None:
+    service = ParaxlService(BiEncoder.load(tiny_model_dir), model_name="tiny")
+    problems: list[str] = []
+    with serving(create_app(service, api_key="page-key")) as url, browser_page(problems) as page:
+        page.goto(url + "/")
+        page.get_by_text("model tiny", exact=False).wait_for()  # /health is open
+        page.get_by_role("button", name="Compare").click()
+        page.locator("#error").get_by_text("needs an API key").wait_for()
+        page.get_by_label("API key", exact=True).fill("page-key")
+        page.get_by_role("button", name="Use this key").click()
+        assert page.locator("#key-form").is_hidden()
+        page.get_by_role("button", name="Compare").click()
+        page.locator("#matrix table").wait_for()
+        assert page.evaluate("sessionStorage.getItem('paraxl-api-key')") == "page-key"
+    # Chromium logs the refused request itself; nothing else reached the console
+    assert len(problems) == 1 and "401" in problems[0], problems
+
+
 @pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
 def test_without_chromium_ci_fails_and_elsewhere_skips(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ci: str, outcome: type[BaseException]

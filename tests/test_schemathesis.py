@@ -98,3 +98,13 @@ def test_every_answer_is_documented_and_none_is_a_5xx(
         except BaseException as exc:
             exc.add_note(f"while fuzzing {operation.label} ({mode.value} examples)")
             raise
+
+
+def test_the_search_schema_says_exactly_one_of_query_or_queries(encoder: BiEncoder) -> None:
+    """``{}`` (or both at once) is a 422, and the schema says so, not only the server (a hole the fuzzer found)."""
+    import jsonschema_rs  # schemathesis' own validator
+
+    schema = _app(encoder, "configured").openapi()["components"]["schemas"]["SearchRequest"]
+    valid = jsonschema_rs.validator_for(schema).is_valid
+    assert valid({"query": "a"}) and valid({"queries": ["a"], "k": 2}) and valid({"query": None, "queries": ["a"]})
+    assert not valid({}) and not valid({"k": 2}) and not valid({"query": "a", "queries": ["b"]})

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from paraxl.errors import InputError
+from paraxl.modeling.batching import Tokenized
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.serving.app import create_app
 from paraxl.serving.service import Overloaded, ParaxlService, QueueLimits, SerialEncoder
@@ -41,13 +42,19 @@ class GatedEncoder:
     def prompt_prefix(self, prompt_name: str | None = None) -> str:
         return self.inner.prompt_prefix(prompt_name)
 
+    def tokenize_texts(self, texts: Sequence[str], prompt_name: str | None = None) -> Tokenized:
+        return self.inner.tokenize_texts(texts, prompt_name)
+
+    def encode_tokenized(self, tokenized: Tokenized, batch_size: int = 32, **_: object) -> np.ndarray:
+        self.entered.set()
+        assert self.gate.wait(timeout=20), "the test never opened the gate"
+        self.calls.append(len(tokenized))
+        return self.inner.encode_tokenized(tokenized, batch_size=batch_size)
+
     def encode(
         self, texts: Sequence[str], batch_size: int = 32, prompt_name: str | None = None, **_: object
     ) -> np.ndarray:
-        self.entered.set()
-        assert self.gate.wait(timeout=20), "the test never opened the gate"
-        self.calls.append(len(texts))
-        return self.inner.encode(texts, batch_size=batch_size, prompt_name=prompt_name)
+        return self.encode_tokenized(self.tokenize_texts(texts, prompt_name), batch_size)
 
 
 @pytest.fixture()
@@ -158,3 +165,62 @@ def test_the_deadline_counts_the_wait_for_a_worker_thread(gated: GatedEncoder) -
     # about 4 s; from arrival, about 1 s plus the time 130 connections take on a busy 2-core CI machine
     # (2.24 s seen there), so the bound sits between the two
     assert refused[-1] < 3.2, f"a 429 took {refused[-1]:.2f} s with a 1 s deadline"
+
+
+def test_a_full_queue_answers_429_on_the_event_loop_while_every_worker_thread_waits(gated: GatedEncoder) -> None:
+    """More requests admitted than the server has worker threads (anyio's 40): the next one is refused
+    at once, from the event loop. Before, it waited for a thread, which only the encoder could free."""
+    service = ParaxlService(gated, model_name="tiny", queue=QueueLimits(max_queue=50, max_wait=10))  # type: ignore[arg-type]
+    app = create_app(service)
+    admitted = 50  # 1 encoding (gated) + 49 waiting: 39 of them in threads, the rest for a thread
+
+    async def overload(url: str) -> tuple[list[int], list[tuple[int, float]]]:
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=80)) as http:
+            await http.get("/health")
+            first = asyncio.create_task(http.post("/embed", json={"texts": ["first"]}))
+            while not gated.entered.is_set():
+                await asyncio.sleep(0.01)
+            rest = [asyncio.create_task(http.post("/embed", json={"texts": [f"t{i}"]})) for i in range(admitted - 1)]
+            while service.queue.queued_texts + app.state.admission.waiting_texts < admitted - 1:
+                await asyncio.sleep(0.01)
+
+            async def probe() -> tuple[int, float]:
+                start = time.monotonic()
+                response = await http.post("/similarity", json={"pairs": [["a", "b"]]})
+                return response.status_code, time.monotonic() - start
+
+            probes = [await probe() for _ in range(5)]
+            gated.gate.set()
+            served = [response.status_code for response in await asyncio.gather(first, *rest)]
+            return served, probes
+
+    with serving(app) as url:
+        served, probes = asyncio.run(overload(url))
+    assert served == [200] * admitted
+    assert [status for status, _ in probes] == [429] * 5
+    assert max(seconds for _, seconds in probes) < 1.0  # not the 10 s deadline, nor the gate's opening
+    assert service.queue.queued_texts == 0 and app.state.admission.waiting_texts == 0
+
+
+def test_admission_refuses_what_would_wait_past_the_deadline_at_the_encoders_speed() -> None:
+    """Texts ahead / the encoder's texts per second over max_wait: 429 now, not at the deadline."""
+    from types import SimpleNamespace
+
+    from paraxl.serving.admission import Admission
+
+    refusals: list[str] = []
+    queue = SimpleNamespace(
+        queued_texts=8,
+        limits=QueueLimits(max_queue=100, max_wait=1.0),
+        texts_per_second=10.0,  # 8 queued texts: 0.8 s of work
+        observer=SimpleNamespace(refused=refusals.append),
+        retry_after=lambda: 1,
+    )
+    admission = Admission(queue)  # type: ignore[arg-type]
+    admission._admit(2)  # 1.0 s: within the wait
+    assert admission.waiting_texts == 2
+    with pytest.raises(Overloaded, match=r"about 1\.1 s of work"):
+        admission._admit(1)  # 11 texts ahead of the encoder: 1.1 s
+    queue.texts_per_second = 0.0  # speed unknown (nothing encoded yet): only the count applies
+    admission._admit(50)
+    assert admission.waiting_texts == 52 and refusals == ["queue_full"]

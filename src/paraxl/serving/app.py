@@ -14,8 +14,10 @@ Errors always come back as ``{"error": "<one readable line>", "detail": [...]}``
 * 404 / 405: unknown route / wrong method;
 * 500: only for a bug, logged with its traceback; bad input never causes one.
 
-Endpoints are plain ``def``: FastAPI runs them in its thread pool, where validation runs in
-parallel and the service's ``SerialEncoder`` serialises (and merges) the forward passes. No
+The encoding endpoints hand their work to FastAPI's thread pool through :class:`Admission`, which
+answers 429 on the event loop when the encoder queue is full (a refusal never waits for a thread);
+in the threads the service validates in parallel and its ``SerialEncoder`` serialises (and merges)
+the forward passes. No
 endpoint takes a file path, and CORS is off (add a middleware yourself to expose it to browsers).
 """
 
@@ -31,6 +33,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from paraxl.serving.admission import Admission
 from paraxl.serving.auth import add_api_key
 from paraxl.serving.encoder_queue import RequestClock
 from paraxl.serving.limits import ServiceLimits
@@ -123,6 +126,17 @@ class SearchResponse(BaseModel):
     results: list[list[SearchHit]] = Field(description="one ranked hit list per query, in input order")
 
 
+# /search takes exactly one of query (a text) or queries (a list), the other absent or null: stated in
+# the schema too, so that clients and the fuzzer know that {} or both at once is a 422
+ONE_OF_QUERY_OR_QUERIES: dict[str, Any] = {
+    "examples": [{"query": "a cat on a mat", "k": 5}, {"queries": ["a", "b"]}],
+    "oneOf": [
+        {"required": [given], "properties": {given: {"type": kind}, other: {"type": "null"}}}
+        for given, kind, other in (("query", "string", "queries"), ("queries", "array", "query"))
+    ],
+}
+
+
 @dataclass(frozen=True)
 class RequestModels:
     """The request schemas of one service: built per app because they carry the service's limits."""
@@ -161,9 +175,7 @@ def request_models(limits: ServiceLimits) -> RequestModels:
         )
 
     class SearchRequest(BaseModel):
-        model_config = ConfigDict(
-            **strict, json_schema_extra={"examples": [{"query": "a cat on a mat", "k": 5}, {"queries": ["a", "b"]}]}
-        )
+        model_config = ConfigDict(**strict, json_schema_extra=ONE_OF_QUERY_OR_QUERIES)
         query: Text | None = Field(default=None, description="one query (give this or queries)")
         queries: list[Text] | None = Field(
             default=None, description="several queries (give this or query)", min_length=1, max_length=most
@@ -198,16 +210,20 @@ def create_app(service: ParaxlService, *, api_key: str | None = None) -> FastAPI
     )
     app.add_middleware(BodySizeLimit, max_bytes=service.limits.max_body_bytes)
     app.add_middleware(RequestClock)  # a request's queue deadline runs from its last body byte
-    add_api_key(app, api_key)  # 401 before a body is read, when a key is set
+    add_api_key(app, api_key, _auth_error)  # 401 before a body is read, when a key is set
     add_metrics(app, service)  # GET /metrics; its middleware, added last, wraps and counts the others
-    _add_routes(app, service, request_models(service.limits))
-    add_openai_routes(app, service)  # /v1/embeddings, /v1/models: what OpenAI clients call
+    admission = Admission(service.queue)  # 429s decided on the event loop, not after waiting for a thread
+    app.state.admission = admission
+    _add_routes(app, service, request_models(service.limits), admission)
+    add_openai_routes(
+        app, service, admission, keyed=api_key is not None
+    )  # /v1/embeddings, /v1/models: what OpenAI clients call
     app.include_router(playground_router)  # GET /: the playground page (not in the OpenAPI schema)
     _install_error_handlers(app)
     return app
 
 
-def _add_routes(app: FastAPI, service: ParaxlService, models: RequestModels) -> None:
+def _add_routes(app: FastAPI, service: ParaxlService, models: RequestModels, admission: Admission) -> None:
     # FastAPI reads each endpoint's parameter annotation to pick its body schema: these locals
     # are the per-service classes built by request_models
     EmbedRequest, PairsRequest, SearchRequest = models.embed, models.pairs, models.search
@@ -219,14 +235,18 @@ def _add_routes(app: FastAPI, service: ParaxlService, models: RequestModels) -> 
         return service.health()
 
     @app.post("/embed", response_model=EmbedResponse, responses=errors, summary="Embed texts")
-    def embed(request: EmbedRequest) -> dict[str, object]:  # type: ignore[valid-type]
-        # (n, dim) float32
-        matrix = service.embed(request.texts, request.prompt_name)  # type: ignore[attr-defined]
+    async def embed(request: EmbedRequest) -> dict[str, object]:  # type: ignore[valid-type]
+        texts, prompt = request.texts, request.prompt_name  # type: ignore[attr-defined]
+        matrix = await admission.run(len(texts), lambda: service.embed(texts, prompt))  # (n, dim) float32
         return {"model": service.model_name, "dimension": int(matrix.shape[1]), "embeddings": matrix.tolist()}
 
     @app.post("/similarity", response_model=SimilarityResponse, responses=errors, summary="Cosine of text pairs")
-    def similarity(request: PairsRequest) -> dict[str, object]:  # type: ignore[valid-type]
-        return {"model": service.model_name, "scores": service.similarity(request.pairs)}  # type: ignore[attr-defined]
+    async def similarity(request: PairsRequest) -> dict[str, object]:  # type: ignore[valid-type]
+        pairs = request.pairs  # type: ignore[attr-defined]
+        return {
+            "model": service.model_name,
+            "scores": await admission.run(2 * len(pairs), lambda: service.similarity(pairs)),
+        }
 
     @app.post(
         "/paraphrase",
@@ -234,17 +254,19 @@ def _add_routes(app: FastAPI, service: ParaxlService, models: RequestModels) -> 
         responses=errors,
         summary="Decide whether text pairs are paraphrases (needs a calibration or --threshold)",
     )
-    def paraphrase(request: PairsRequest) -> dict[str, object]:  # type: ignore[valid-type]
-        results = service.paraphrase(request.pairs)  # type: ignore[attr-defined]
+    async def paraphrase(request: PairsRequest) -> dict[str, object]:  # type: ignore[valid-type]
+        pairs = request.pairs  # type: ignore[attr-defined]
+        results = await admission.run(2 * len(pairs), lambda: service.paraphrase(pairs))
         method = service.decider.method if service.decider is not None else ""
         return {"model": service.model_name, "method": method, "results": results}
 
     @app.post(
         "/search", response_model=SearchResponse, responses=errors, summary="Nearest indexed texts (needs --index)"
     )
-    def search(request: SearchRequest) -> dict[str, object]:  # type: ignore[valid-type]
+    async def search(request: SearchRequest) -> dict[str, object]:  # type: ignore[valid-type]
         queries = request.queries if request.queries is not None else [request.query or ""]  # type: ignore[attr-defined]
-        hits = service.search(queries, request.k, request.prompt_name)  # type: ignore[attr-defined]
+        k, prompt = request.k, request.prompt_name  # type: ignore[attr-defined]
+        hits = await admission.run(len(queries), lambda: service.search(queries, k, prompt))
         return {"model": service.model_name, "results": hits}
 
 
@@ -355,6 +377,10 @@ def _message(error: Any) -> str:
     if error.get("type") == "model_attributes_type" and tuple(error.get("loc", ())) == ("body",):
         return "the body must be a JSON object, sent with Content-Type: application/json"
     return str(error.get("msg", "invalid"))
+
+
+def _auth_error(status: int, message: str, headers: dict[str, str], path: str) -> JSONResponse:
+    return _error(status, message, headers=headers, path=path)
 
 
 def _error(

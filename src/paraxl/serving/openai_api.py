@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from paraxl.serving.admission import Admission
 from paraxl.serving.service import ParaxlService
 
 PREFIX = "/v1/"
@@ -148,12 +149,20 @@ def embeddings_request(service: ParaxlService) -> type[BaseModel]:
     return EmbeddingsRequest
 
 
-def add_openai_routes(app: FastAPI, service: ParaxlService) -> None:
-    """Add the ``/v1/`` routes for ``service`` to ``app``."""
+def add_openai_routes(
+    app: FastAPI, service: ParaxlService, admission: Admission | None = None, *, keyed: bool = False
+) -> None:
+    """Add the ``/v1/`` routes for ``service`` to ``app``; ``admission``: the app's (429 on the event loop);
+    ``keyed``: the app requires an API key (its 401s on these routes are in OpenAI's shape too)."""
+    admission = admission if admission is not None else Admission(service.queue)
+    unauthorized: dict[int | str, dict[str, Any]] = (
+        {401: {"model": OpenAIError, "description": "missing or wrong API key"}} if keyed else {}
+    )
     EmbeddingsRequest = embeddings_request(service)
     card = ModelCard(id=service.model_name, created=int(time.time()), owned_by=OWNER)
     errors: dict[int | str, dict[str, Any]] = {code: {"model": OpenAIError} for code in (404, 413, 422)}
     errors[429] = {"model": OpenAIError, "description": "busy: retry after the Retry-After header's seconds"}
+    errors.update(unauthorized)
     service.count_tokens(["warm up"])  # builds the counting tokenizer now, before request threads share it
 
     @app.post(
@@ -163,36 +172,48 @@ def add_openai_routes(app: FastAPI, service: ParaxlService) -> None:
         summary="Embed texts (OpenAI-compatible)",
         tags=["OpenAI"],
     )
-    def embeddings(request: EmbeddingsRequest) -> Any:  # type: ignore[valid-type]
+    async def embeddings(request: EmbeddingsRequest) -> Any:  # type: ignore[valid-type]
         texts: list[str] = request.input  # type: ignore[attr-defined]
         if request.model != service.model_name:  # type: ignore[attr-defined]
             return _unknown_model(request.model, service.model_name)  # type: ignore[attr-defined]
-        matrix = service.embed(texts)  # (n, dim) float32, the model's default prompt as /embed
-        tokens = sum(service.count_tokens(texts))
         as_base64 = request.encoding_format == "base64"  # type: ignore[attr-defined]
-        return {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": _base64(row) if as_base64 else row.tolist()}
-                for i, row in enumerate(matrix)
-            ],
-            "model": service.model_name,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        return await admission.run(len(texts), lambda: _embeddings(service, texts, as_base64=as_base64))
 
-    @app.get("/v1/models", response_model=ModelList, summary="The served model (OpenAI-compatible)", tags=["OpenAI"])
+    @app.get(
+        "/v1/models",
+        response_model=ModelList,
+        responses=unauthorized,
+        summary="The served model (OpenAI-compatible)",
+        tags=["OpenAI"],
+    )
     def models() -> ModelList:
         return ModelList(data=[card])
 
     @app.get(
         "/v1/models/{model_id:path}",
         response_model=ModelCard,
-        responses={code: {"model": OpenAIError} for code in (404, 413)},  # 413: an id over MAX_MODEL_ID
+        # 413: an id over MAX_MODEL_ID
+        responses={**{code: {"model": OpenAIError} for code in (404, 413)}, **unauthorized},
         summary="One model (OpenAI-compatible)",
         tags=["OpenAI"],
     )
     def model(model_id: Annotated[str, Path(max_length=MAX_MODEL_ID)]) -> Any:
         return card if model_id == service.model_name else _unknown_model(model_id, service.model_name)
+
+
+def _embeddings(service: ParaxlService, texts: list[str], *, as_base64: bool) -> dict[str, Any]:
+    """The answer of ``/v1/embeddings`` (in a worker thread: encoding and token counting block)."""
+    matrix, counts = service.embed_with_usage(texts)  # (n, dim) float32 and token counts: one tokenization
+    tokens = sum(counts)
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": _base64(row) if as_base64 else row.tolist()}
+            for i, row in enumerate(matrix)
+        ],
+        "model": service.model_name,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def _unknown_model(asked: str, served: str) -> JSONResponse:

@@ -8,7 +8,9 @@ on a machine without network. It only calls this server's own JSON endpoints (``
 Every file carries ``Content-Security-Policy: default-src 'self'``: scripts, styles, images and
 requests may come from this server only, and inline scripts are refused (the page has none), so
 text typed into it or returned by the API can never run as code. The routes are left out of the
-OpenAPI schema: they are a page for people, not part of the API.
+OpenAPI schema: they are a page for people, not part of the API. With ``--api-key`` the page and its
+files stay open (static, no data): on the first 401 the page asks for the key, keeps it in the tab's
+session storage and sends it as ``Authorization: Bearer`` to this server's API only.
 """
 
 from __future__ import annotations

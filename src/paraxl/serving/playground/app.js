@@ -19,10 +19,35 @@ function showError(message) {
   box.hidden = !message;
 }
 
+// The API key of a server started with --api-key: typed into the page, kept in this tab's session
+// storage (gone when the tab closes), sent only to this same origin.
+const KEY_ITEM = "paraxl-api-key";
+
+function authorization() {
+  const key = sessionStorage.getItem(KEY_ITEM);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function askForKey() {
+  $("key-form").hidden = false;
+  $("api-key").focus();
+}
+
+function useKey(event) {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  if (key) sessionStorage.setItem(KEY_ITEM, key); else sessionStorage.removeItem(KEY_ITEM);
+  $("api-key").value = "";
+  $("key-form").hidden = true;
+  showError("");
+}
+
 // POST/GET JSON; an error answer becomes an Error with the API's one-line message (never a raw throw).
 async function api(path, body) {
-  const options = body === undefined ? {} : {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  const options = body === undefined ? { headers: authorization() } : {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...authorization() },
+    body: JSON.stringify(body),
   };
   let response;
   try {
@@ -32,6 +57,10 @@ async function api(path, body) {
   }
   let data = null;
   try { data = await response.json(); } catch (_) { data = null; }
+  if (response.status === 401) {
+    askForKey();
+    throw new Error("This server needs an API key: type it in the field above, then try again.");
+  }
   if (!response.ok) {
     const reason = data && (typeof data.error === "string" ? data.error : data.error && data.error.message);
     throw new Error(`${path} answered ${response.status}: ${reason || response.statusText}`);
@@ -171,6 +200,7 @@ async function search(event) {
 async function start() {
   $("compare-form").addEventListener("submit", compare);
   $("search-form").addEventListener("submit", search);
+  $("key-form").addEventListener("submit", useKey);
   try {
     const health = await api("/health");
     state.health = health;
