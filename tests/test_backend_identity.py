@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from paraxl.errors import ModelFormatError
 from paraxl.evaluation.report import headline_text
 from paraxl.evaluation.session import EvalOutcome, EvalRequest, run_evaluation
 from paraxl.evaluation.tasks.registry import TASKS
 from paraxl.inference import onnx_export
-from paraxl.loading.fastest import MIRROR_ROOT
+from paraxl.loading.fastest import MIRROR_ROOT, open_fastest_identical
+from paraxl.modeling.bi_encoder import BiEncoder
 
 from .eval_fixtures import write_benchmark_data, write_user_data
 
@@ -107,7 +109,7 @@ def test_a_failed_check_falls_back_to_torch_loudly(
     tiny_model_dir: Path, bench_dir: Path, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: object) -> tuple[float, float]:
-        raise onnx_export.ModelFormatError("the ONNX export does not reproduce torch (max abs difference 0.1)")
+        raise ModelFormatError("the ONNX export does not reproduce torch (max abs difference 0.1)")
 
     monkeypatch.setattr(onnx_export, "_check_against_torch", broken)
     model = tmp_path / "model"
@@ -120,3 +122,16 @@ def test_a_failed_check_falls_back_to_torch_loudly(
     assert outcome.documents[0]["model"]["backend"] == "torch"
     warning = next(line for line in lines if line.startswith("WARNING"))
     assert "falling back" in warning and "does not reproduce torch" in warning
+
+
+def test_a_folder_with_its_own_checked_export_runs_on_it(tiny_model_dir: Path, tmp_path: Path, cache: Path) -> None:
+    """``export_user_folder=False`` (the demo): the folder's own export is used, none is made."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    encoder, choice = open_fastest_identical(model, export_user_folder=False)
+    assert choice.backend == "torch" and not choice.fell_back and not (model / "onnx").exists()
+    onnx_export.export_onnx(model, int8=False)
+    encoder, choice = open_fastest_identical(model, export_user_folder=False)
+    assert choice.backend == "onnx" and choice.numerics == BiEncoder.load(model).fingerprint
+    texts = ["the cat sat on the mat", "der hund", "猫は犬"]
+    assert abs(encoder.encode(texts) - BiEncoder.load(model).encode(texts)).max() <= onnx_export.EMBEDDING_TOLERANCE

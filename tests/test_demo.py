@@ -67,6 +67,9 @@ def test_demo_fine_tunes_and_prints_before_and_after(tiny_model_dir: Path, tmp_p
     assert "the same word-order pairs after fine-tuning" in result.stdout
     assert (output / "final" / "model.safetensors").is_file()
     assert not (output / "checkpoints").exists()
+    # a user's folder without an export is scored on torch, and never written into
+    assert "off-the-shelf model on torch" in result.stderr and not (model / "onnx").exists()
+    assert "score before" in result.stdout and "score after" in result.stdout  # the phase times
     tuned = BiEncoder.load(output / "final").encode(["the cat 1 sat on the sofa"])
     assert not np.allclose(tuned, BiEncoder.load(model).encode(["the cat 1 sat on the sofa"]))
 

@@ -51,14 +51,22 @@ class BackendChoice:
     export_seconds: float = 0.0  # time spent exporting or checking now (0 when an export was ready)
 
 
-def open_fastest_identical(folder: Path, keep_export: bool = True) -> tuple[SentenceEncoder, BackendChoice]:
+def open_fastest_identical(
+    folder: Path, keep_export: bool = True, export_user_folder: bool = True
+) -> tuple[SentenceEncoder, BackendChoice]:
     """The encoder of ``folder`` on the fastest backend identical to torch, and the choice made.
 
     Args:
         folder: a model folder (bundled, local or downloaded).
         keep_export: for a folder outside paraxl's cache, keep the export in the cache for later
             runs (True) or drop it once the encoder has loaded (False: for weights seen once).
+        export_user_folder: False: a folder outside paraxl's cache without a checked export of its
+            own runs on torch (for a caller that encodes too little to repay an export).
     """
+    if not (export_user_folder or owned_by_paraxl(folder) or _has_checked_export(folder)):
+        encoder = open_encoder(folder, "torch")
+        reason = "torch (the folder has no checked ONNX export; making one would cost more than it saves here)"
+        return encoder, BackendChoice("torch", folder, reason, encoder.fingerprint)
     began = time.perf_counter()
     once: list[Path] = []  # a mirror to drop when done (keep_export=False)
     try:
@@ -107,6 +115,19 @@ def _checked_export(folder: Path, keep_export: bool, once: list[Path]) -> tuple[
     if checked is None or not checked <= EMBEDDING_TOLERANCE:  # ensure_export records it; never expected
         raise ModelFormatError(f"{target}: the ONNX export carries no embedding check within {EMBEDDING_TOLERANCE:g}")
     return target, checked
+
+
+def _has_checked_export(folder: Path) -> bool:
+    """Whether ``folder`` holds a current fp32 export whose record shows the embedding check passed."""
+    from paraxl.inference.onnx_export import EMBEDDING_TOLERANCE, embedding_check
+    from paraxl.inference.onnx_files import locate_export
+
+    try:
+        locate_export(folder, "onnx")
+    except ModelFormatError:
+        return False
+    checked = embedding_check(folder)
+    return checked is not None and checked <= EMBEDDING_TOLERANCE
 
 
 def _mirror(folder: Path, keep_export: bool) -> Path:
