@@ -12,6 +12,7 @@ import pytest
 
 from paraxl.decision.decider import FixedThreshold
 from paraxl.errors import InputError
+from paraxl.modeling.batching import Tokenized
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.serving.service import ParaxlService, SerialEncoder, ServiceError, ServiceLimits
 
@@ -246,6 +247,21 @@ class SlowRecordingEncoder:
     def prompt_prefix(self, prompt_name: str | None = None) -> str:
         return self.inner.prompt_prefix(prompt_name)
 
+    def tokenize_texts(self, texts: Sequence[str], prompt_name: str | None = None) -> Tokenized:
+        return self.inner.tokenize_texts(texts, prompt_name)
+
+    def encode_tokenized(
+        self, tokenized: Tokenized, batch_size: int = 32, show_progress: bool | None = None
+    ) -> np.ndarray:
+        self.active += 1
+        self.overlapped |= self.active > 1
+        try:
+            time.sleep(0.02)
+            self.calls.append(len(tokenized))
+            return self.inner.encode_tokenized(tokenized, batch_size=batch_size)
+        finally:
+            self.active -= 1
+
     def encode(
         self,
         texts: Sequence[str],
@@ -253,14 +269,7 @@ class SlowRecordingEncoder:
         prompt_name: str | None = None,
         show_progress: bool | None = None,
     ) -> np.ndarray:
-        self.active += 1
-        self.overlapped |= self.active > 1
-        try:
-            time.sleep(0.02)
-            self.calls.append(len(texts))
-            return self.inner.encode(texts, batch_size=batch_size, prompt_name=prompt_name)
-        finally:
-            self.active -= 1
+        return self.encode_tokenized(self.tokenize_texts(texts, prompt_name), batch_size)
 
 
 def _concurrent_embeds(service: ParaxlService, requests: list[list[str]]) -> list[np.ndarray]:
@@ -298,7 +307,7 @@ def test_concurrent_requests_run_one_at_a_time_and_merge(tiny_encoder: BiEncoder
         assert len(recorder.calls) == len(requests)
 
 
-def test_serial_encoder_merges_only_the_same_prompt_and_respects_the_cap(tiny_encoder: BiEncoder) -> None:
+def test_serial_encoder_merges_across_prompts_within_the_cap(tiny_encoder: BiEncoder) -> None:
     recorder = SlowRecordingEncoder(tiny_encoder)
     serial = SerialEncoder(recorder, max_merged_texts=4)  # type: ignore[arg-type]
     barrier = threading.Barrier(6)
@@ -321,7 +330,7 @@ def test_serial_encoder_merges_only_the_same_prompt_and_respects_the_cap(tiny_en
 
 def test_an_encoder_failure_reaches_every_waiting_caller(tiny_encoder: BiEncoder) -> None:
     class Failing(SlowRecordingEncoder):
-        def encode(self, texts: Sequence[str], *args: object, **kwargs: object) -> np.ndarray:
+        def encode_tokenized(self, tokenized: Tokenized, *args: object, **kwargs: object) -> np.ndarray:
             time.sleep(0.02)
             raise RuntimeError("boom")
 
@@ -340,3 +349,55 @@ def test_an_encoder_failure_reaches_every_waiting_caller(tiny_encoder: BiEncoder
     for thread in threads:
         thread.join()
     assert failures == ["boom"] * 5
+
+
+def test_usage_counts_are_the_tokenizers_counts_from_one_tokenization(tiny_encoder: BiEncoder) -> None:
+    texts = ["the cat", "le chat est assis sur le tapis", "猫", "cat " * 300]  # the last one truncated
+    service = make_service(tiny_encoder, limits=ServiceLimits(max_text_chars=2000))
+    for prompt_name, prefix in ((None, "query: "), ("passage", "passage: ")):
+        expected = tiny_encoder.tokenizer(
+            [prefix + text for text in texts], truncation=True, max_length=tiny_encoder.max_seq_length
+        )["input_ids"]
+        matrix, counts = service.embed_with_usage(texts, prompt_name)
+        assert counts == [len(ids) for ids in expected] == service.count_tokens(texts, prompt_name)
+        np.testing.assert_array_equal(matrix, tiny_encoder.encode(texts, prompt_name=prompt_name))
+    with pytest.raises(ServiceError, match="unknown prompt_name"):
+        service.count_tokens(texts, "nope")
+
+
+def test_queued_requests_merge_into_one_call_equal_to_per_request_encodes(tiny_model_dir: object) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .test_service_backpressure import GatedEncoder
+
+    gated = GatedEncoder(BiEncoder.load(tiny_model_dir))  # type: ignore[arg-type]
+    heard: list[tuple[int, int]] = []
+
+    class Observer:
+        def batch_encoded(self, texts: int, tokens: int, seconds: float) -> None:
+            heard.append((texts, tokens))
+
+        def refused(self, reason: str) -> None:
+            raise AssertionError(reason)
+
+    serial = SerialEncoder(gated, observer=Observer())  # type: ignore[arg-type]
+    requests = [(["der hund", "cat " * 300], "query"), (["le chat"], "passage"), (["a b c", "x", "y"], "")]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            first = pool.submit(serial.encode, ["the cat"])
+            assert gated.entered.wait(10)  # the first call is running: the others queue up behind it
+            queued = [pool.submit(serial.encode, texts, prompt) for texts, prompt in requests]
+            deadline = time.monotonic() + 10
+            while serial.queued_texts < 6:
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            gated.gate.set()
+            results = [future.result(10) for future in queued]
+            first.result(10)
+    finally:
+        gated.gate.set()
+    assert gated.calls == [1, 6]  # the three queued requests (three prompts) in one encode call
+    for (texts, prompt), result in zip(requests, results, strict=True):
+        np.testing.assert_allclose(result, gated.inner.encode(texts, prompt_name=prompt), atol=1e-5)
+    counts = [gated.inner.tokenize_texts(texts, prompt).total_tokens for texts, prompt in requests]
+    assert heard == [(1, gated.inner.tokenize_texts(["the cat"]).total_tokens), (6, sum(counts))]

@@ -2,14 +2,13 @@
 
 The graph computes the transformer's token states; pooling and L2 normalisation follow the
 folder's sentence-transformers settings here in numpy (see ``onnx_files`` for the layout).
-Encoding matches ``BiEncoder.encode``: prompt prefix, truncation to ``max_seq_length``,
-length-sorted batches (little padding), input order restored.
+Encoding follows the batching policy every backend shares (``paraxl.modeling.batching``): tokenize
+once, sort by token count, token-budget batches, input order restored; so it matches ``BiEncoder.encode``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,10 +20,16 @@ from transformers import PreTrainedTokenizerBase
 from paraxl.errors import ModelFormatError
 from paraxl.inference.onnx_files import INPUT_NAMES, OUTPUT_NAME, locate_export, session_options
 from paraxl.io.hashing import model_folder_fingerprint
+from paraxl.modeling.batching import (
+    DEFAULT_MAX_TOKENS,
+    Tokenized,
+    encode_in_batches,
+    prefixed,
+    text_tokenizer,
+)
 from paraxl.modeling.model_files import loading, read_json_object
 from paraxl.modeling.pooling import PoolingMode
-from paraxl.modeling.progress import PROGRESS_THRESHOLD, EncodeProgress
-from paraxl.modeling.protocol import check_encode_arguments
+from paraxl.modeling.protocol import check_batch_size, check_encode_arguments, check_texts
 from paraxl.modeling.st_layout import EncoderSettings, read_settings
 from paraxl.modeling.tokenizer_files import load_tokenizer
 
@@ -53,24 +58,14 @@ def pool_hidden_states(
     return pooled
 
 
-def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Right-pad token id lists to the longest: ``(input_ids, attention_mask)``, both (batch, seq) int64."""
-    width = max(len(row) for row in rows)
-    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    attention_mask = np.zeros((len(rows), width), dtype=np.int64)
-    for index, row in enumerate(rows):
-        input_ids[index, : len(row)] = row
-        attention_mask[index, : len(row)] = 1
-    return input_ids, attention_mask
-
-
 class OnnxEncoder:
     """ONNX Runtime inference for a model folder exported by ``paraxl export-onnx``.
 
     ``fingerprint`` = sha256 of (model folder fingerprint, backend name, sha256 of the .onnx
     file), so caches never mix fp32, int8 and torch vectors. ``encode`` may be called from
-    several threads: ONNX Runtime's ``run`` is thread-safe, tokenization is serialised (a
-    Rust fast tokenizer refuses concurrent calls that change its padding/truncation state).
+    several threads: ONNX Runtime's ``run`` is thread-safe, and tokenization uses a private copy of
+    the Rust tokenizer that no call changes (``batching.TextTokenizer``). ``max_batch_tokens``: the
+    padded-token budget of one forward pass (``None``: rows only).
     """
 
     def __init__(
@@ -88,8 +83,8 @@ class OnnxEncoder:
         self.backend = backend
         self._dimension = dimension
         self._fingerprint = fingerprint
+        self.max_batch_tokens: int | None = DEFAULT_MAX_TOKENS
         self._pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
-        self._tokenizer_lock = threading.Lock()
 
     @classmethod
     def load(cls, folder: str | Path, backend: str = "onnx") -> OnnxEncoder:
@@ -127,6 +122,35 @@ class OnnxEncoder:
         """The prefix for ``prompt_name`` (default: the model's default prompt; ``""`` for none)."""
         return self.settings.prompt_prefix(prompt_name)
 
+    def tokenize_texts(self, texts: Sequence[str], prompt_name: str | None = None) -> Tokenized:
+        """Token ids per text as the model reads them: prompt prefix, special tokens, truncated; unpadded."""
+        check_texts(texts)
+        prefix = self.prompt_prefix(prompt_name)
+        tokenizer = text_tokenizer(self, self.tokenizer, self.settings.max_seq_length)
+        return tokenizer(prefixed(texts, prefix))
+
+    def encode_tokenized(
+        self, tokenized: Tokenized, batch_size: int = 32, show_progress: bool | None = None
+    ) -> FloatMatrix:
+        """Embed :meth:`tokenize_texts`'s output -> float32 (n, dim), in input order."""
+        check_batch_size(batch_size)
+        settings, session = self.settings, self.session
+
+        def forward(input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]) -> FloatMatrix:
+            feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+            hidden = session.run([OUTPUT_NAME], feeds)[0]  # (batch, seq, dim)
+            return pool_hidden_states(hidden, attention_mask, settings.pooling, settings.normalize)
+
+        return encode_in_batches(
+            tokenized,
+            forward,
+            dimension=self.dimension,
+            batch_size=batch_size,
+            max_tokens=self.max_batch_tokens,
+            pad_id=self._pad_id,
+            show_progress=show_progress,
+        )
+
     def encode(
         self,
         texts: Sequence[str],
@@ -134,30 +158,6 @@ class OnnxEncoder:
         prompt_name: str | None = None,
         show_progress: bool | None = None,
     ) -> FloatMatrix:
-        """Embed ``texts`` -> float32 (n, dim), in input order (see the class docstring)."""
+        """Embed ``texts`` -> float32 (n, dim), in input order: :meth:`tokenize_texts` + :meth:`encode_tokenized`."""
         check_encode_arguments(texts, batch_size)
-        prefix = self.prompt_prefix(prompt_name)
-        result = np.empty((len(texts), self.dimension), dtype=np.float32)
-        if not texts:
-            return result
-        token_ids = self._tokenize([prefix + text for text in texts])
-        # longest first (stable): each batch pads to a similar length; rows go back by index
-        order = np.argsort([-len(ids) for ids in token_ids], kind="stable")
-        show = len(texts) > PROGRESS_THRESHOLD if show_progress is None else show_progress
-        settings = self.settings
-        with EncodeProgress(show, len(texts)) as advance:
-            for start in range(0, len(texts), batch_size):
-                rows = order[start : start + batch_size]
-                input_ids, attention_mask = pad_batch([token_ids[i] for i in rows], self._pad_id)
-                feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
-                hidden = self.session.run([OUTPUT_NAME], feeds)[0]  # (batch, seq, dim)
-                result[rows] = pool_hidden_states(hidden, attention_mask, settings.pooling, settings.normalize)
-                advance(len(rows))
-        return result
-
-    def _tokenize(self, texts: list[str]) -> list[list[int]]:
-        """Token ids per text (special tokens added, truncated to ``max_seq_length``), unpadded."""
-        with self._tokenizer_lock:
-            encoded = self.tokenizer(texts, truncation=True, max_length=self.settings.max_seq_length)
-        ids: list[list[int]] = encoded["input_ids"]
-        return ids
+        return self.encode_tokenized(self.tokenize_texts(texts, prompt_name), batch_size, show_progress)

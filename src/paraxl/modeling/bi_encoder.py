@@ -1,4 +1,4 @@
-"""BiEncoder: backbone -> pooling -> optional L2 normalisation, with batched encoding."""
+"""BiEncoder: backbone -> pooling -> optional L2 normalisation, with batched encoding (``batching``'s policy)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,18 @@ from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from paraxl.errors import ModelFormatError
 from paraxl.io.atomic import atomic_directory
+from paraxl.modeling.batching import (
+    DEFAULT_MAX_TOKENS,
+    Tokenized,
+    encode_in_batches,
+    prefixed,
+    text_tokenizer,
+)
 from paraxl.modeling.model_files import check_model_folder, loading
 from paraxl.modeling.pooling import pool
-from paraxl.modeling.progress import PROGRESS_THRESHOLD, EncodeProgress
-from paraxl.modeling.protocol import check_encode_arguments
+from paraxl.modeling.protocol import check_batch_size, check_encode_arguments, check_texts
 from paraxl.modeling.st_layout import EncoderSettings, read_settings, write_st_files
+from paraxl.modeling.threads import configure_torch_threads
 from paraxl.modeling.tokenizer_files import load_tokenizer, save_tokenizer
 
 
@@ -26,7 +33,9 @@ class BiEncoder(torch.nn.Module):
     """A sentence embedding model in the sentence-transformers sense.
 
     ``forward`` maps tokenized features to embeddings (batch, dim) with gradients, for
-    training; ``encode`` maps raw texts to float32 embeddings for inference.
+    training; ``encode`` maps raw texts to float32 embeddings for inference, batched as every
+    backend batches (``paraxl.modeling.batching``; ``max_batch_tokens`` is the padded-token budget
+    of one forward pass, ``None`` for rows only).
 
     Example:
         >>> model = load_encoder("bundled:multilingual-e5-small")  # doctest: +SKIP
@@ -43,6 +52,7 @@ class BiEncoder(torch.nn.Module):
         self.settings = settings
         # the folder this model was loaded from: its files decide the embeddings until it is trained
         self.source_folder: Path | None = None
+        self.max_batch_tokens: int | None = DEFAULT_MAX_TOKENS
         if settings.freeze_word_embeddings:
             self.freeze_word_embeddings()
 
@@ -142,7 +152,6 @@ class BiEncoder(torch.nn.Module):
         output: Literal["torch"],
     ) -> torch.Tensor: ...
 
-    @torch.inference_mode()
     def encode(
         self,
         texts: Sequence[str],
@@ -151,32 +160,54 @@ class BiEncoder(torch.nn.Module):
         show_progress: bool | None = None,
         output: Literal["numpy", "torch"] = "numpy",
     ) -> np.ndarray | torch.Tensor:
-        """Embed ``texts`` -> float32 (n, dim), in input order.
-
-        Texts are sorted by length (longest first) so each batch pads little, then the
-        original order is restored. The model is put in eval mode for the call and its
-        previous mode restored afterwards.
-        """
+        """Embed ``texts`` -> float32 (n, dim), in input order: :meth:`tokenize_texts` + :meth:`encode_tokenized`."""
         check_encode_arguments(texts, batch_size)
-        order = np.argsort([-len(text) for text in texts], kind="stable")
-        chunks: list[torch.Tensor] = []
+        embeddings = self.encode_tokenized(self.tokenize_texts(texts, prompt_name), batch_size, show_progress)
+        return torch.from_numpy(embeddings) if output == "torch" else embeddings
+
+    def tokenize_texts(self, texts: Sequence[str], prompt_name: str | None = None) -> Tokenized:
+        """Token ids per text as the model reads them: prompt prefix, special tokens, truncated to
+        ``max_seq_length``; unpadded. One batch call; safe from several threads (``batching.TextTokenizer``)."""
+        check_texts(texts)
+        prefix = self.prompt_prefix(prompt_name)
+        return text_tokenizer(self, self.tokenizer, self.max_seq_length)(prefixed(texts, prefix))
+
+    @torch.inference_mode()
+    def encode_tokenized(
+        self, tokenized: Tokenized, batch_size: int = 32, show_progress: bool | None = None
+    ) -> np.ndarray:
+        """Embed :meth:`tokenize_texts`'s output -> float32 (n, dim), in input order.
+
+        Longest texts first in token-budget batches (``batching.plan_batches``), each padded to its
+        longest row. The model is put in eval mode for the call and its previous mode restored.
+        """
+        check_batch_size(batch_size)
+        device = self.device
+
+        def forward(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+            features = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
+            features = {key: value.to(device) for key, value in features.items()}  # (batch, seq) int64
+            embeddings: np.ndarray = self(features).float().cpu().numpy()  # (batch, dim)
+            return embeddings
+
         was_training = self.training
         self.eval()
-        show = len(texts) > PROGRESS_THRESHOLD if show_progress is None else show_progress
         try:
-            with EncodeProgress(show, len(texts)) as advance:
-                for start in range(0, len(texts), batch_size):
-                    batch_ids = order[start : start + batch_size]
-                    features = self.tokenize([texts[i] for i in batch_ids], prompt_name)
-                    features = {key: value.to(self.device) for key, value in features.items()}
-                    chunks.append(self(features).float().cpu())  # (batch, dim)
-                    advance(len(batch_ids))
+            return encode_in_batches(
+                tokenized,
+                forward,
+                dimension=self.dimension,
+                batch_size=batch_size,
+                max_tokens=self.max_batch_tokens,
+                pad_id=self._pad_id(),
+                show_progress=show_progress,
+            )
         finally:
             self.train(was_training)
-        embeddings = torch.cat(chunks) if chunks else torch.empty(0, self.dimension)
-        restored = torch.empty_like(embeddings)
-        restored[torch.from_numpy(order)] = embeddings
-        return restored if output == "torch" else restored.numpy()
+
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad) if pad is not None else 0
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
@@ -213,4 +244,5 @@ class BiEncoder(torch.nn.Module):
         settings = read_settings(folder, fallback_max_length=min(limit, int(tokenizer.model_max_length)))
         encoder = cls(backbone, tokenizer, settings)
         encoder.source_folder = folder
+        configure_torch_threads()  # one intra-op thread per physical core at most (see modeling.threads)
         return encoder

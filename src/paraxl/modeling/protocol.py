@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paraxl.errors import InputError
+from paraxl.modeling.batching import Tokenized
 from paraxl.modeling.st_layout import EncoderSettings
 
 FloatMatrix = npt.NDArray[np.float32]
@@ -18,6 +19,12 @@ FloatMatrix = npt.NDArray[np.float32]
 @runtime_checkable
 class SentenceEncoder(Protocol):
     """Texts -> float32 (n, dim) embeddings in input order, L2-normalised if ``settings.normalize``.
+
+    Every backend batches the same way (``paraxl.modeling.batching``): ``encode`` is
+    ``encode_tokenized(tokenize_texts(texts, prompt_name), batch_size)``, and the two halves are part of
+    the interface so a caller can tokenize once and use the counts too (the service's usage and
+    metrics), tokenize in another thread than it encodes in, or merge several inputs into one encode
+    (the service's queue). ``tokenize_texts`` is safe to call from several threads at once.
 
     ``fingerprint`` identifies what decides the vectors (weights + backend): two encoders
     with the same fingerprint give the same embeddings, so caches may key on it. ``None``
@@ -42,6 +49,12 @@ class SentenceEncoder(Protocol):
         show_progress: bool | None = None,
     ) -> np.ndarray: ...
 
+    def tokenize_texts(self, texts: Sequence[str], prompt_name: str | None = None) -> Tokenized: ...
+
+    def encode_tokenized(
+        self, tokenized: Tokenized, batch_size: int = 32, show_progress: bool | None = None
+    ) -> np.ndarray: ...
+
 
 class Embedder(Protocol):
     """Anything that maps texts to one L2-comparable vector each, in input order: ``embed(texts) -> (n, dim)``.
@@ -54,10 +67,19 @@ class Embedder(Protocol):
 
 def check_encode_arguments(texts: Sequence[str], batch_size: int) -> None:
     """The argument checks every ``encode`` implementation makes before any work."""
+    check_texts(texts)
+    check_batch_size(batch_size)
+
+
+def check_texts(texts: Sequence[str]) -> None:
+    """A list of strings (not one string): InputError naming the first bad item otherwise."""
     if isinstance(texts, str):
         raise InputError("encode() takes a list of texts, not a single string")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"text {index} is {type(text).__name__}, not str")
+
+
+def check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")

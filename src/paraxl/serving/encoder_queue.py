@@ -18,6 +18,7 @@ from typing import Any, NoReturn, Protocol
 import numpy as np
 
 from paraxl.errors import ParaxlError
+from paraxl.modeling.batching import Tokenized
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.serving.limits import QueueLimits
 
@@ -58,8 +59,9 @@ class Overloaded(ServiceError):
 class EncoderObserver(Protocol):
     """What a metrics collector hears from the queue (called outside the encoder's run lock)."""
 
-    def batch_encoded(self, texts: Sequence[str], prompt_name: str | None, seconds: float) -> None:
-        """One forward pass over ``texts`` (several requests' texts when merged) took ``seconds``."""
+    def batch_encoded(self, texts: int, tokens: int, seconds: float) -> None:
+        """One encode call over ``texts`` texts holding ``tokens`` tokens (several requests' when merged;
+        prompt and special tokens included, unpadded) took ``seconds``."""
 
     def refused(self, reason: str) -> None:
         """A request answered 429: ``reason`` is ``queue_full`` or ``deadline``."""
@@ -67,10 +69,9 @@ class EncoderObserver(Protocol):
 
 @dataclass(eq=False)
 class _Job:
-    """One caller's texts waiting for a forward pass; filled in by whichever thread runs it."""
+    """One caller's tokenized texts waiting for a forward pass; filled in by whichever thread runs it."""
 
-    texts: list[str]
-    prompt_name: str | None
+    tokenized: Tokenized
     deadline: float = math.inf  # time.monotonic() by which it must have been taken for encoding
     result: np.ndarray | None = None
     error: BaseException | None = None
@@ -80,11 +81,15 @@ class _Job:
 
 @dataclass
 class SerialEncoder:
-    """Runs ``encoder.encode`` for many threads, one call at a time, merging calls that queue up.
+    """Runs ``encoder.encode_tokenized`` for many threads, one call at a time, merging calls that queue up.
 
-    Each caller enqueues its job, then waits for the run lock. The thread that gets it encodes its
-    own job together with the queued jobs of the same prompt (up to ``max_merged_texts`` texts) in
-    one ``encode`` call; callers whose job was taken along find it finished and return at once.
+    Callers tokenize in their own thread (:meth:`encode` does it for them; the service tokenizes
+    first, for its token counts), outside the run lock, so tokenizing overlaps the forward pass.
+    Each caller enqueues its tokenized texts, then waits for the run lock. The thread that gets it
+    encodes its own job together with queued jobs (up to ``max_merged_texts`` texts) in one
+    ``encode_tokenized`` call, which sorts the merged texts by token count into token-budget batches
+    (``paraxl.modeling.batching``); callers whose job was taken along find it finished and return at
+    once. Jobs of different prompts merge too: the prompt prefix is already in their token ids.
     No background thread is involved, and a lone caller gets exactly ``encoder.encode(texts)``.
     Merged calls differ from separate ones only by float rounding (other batch shapes, ~1e-7).
 
@@ -111,11 +116,22 @@ class SerialEncoder:
         """Texts waiting for a forward pass (not counting the batch being encoded)."""
         return self._queued_texts
 
-    def encode(self, texts: list[str], prompt_name: str | None = None) -> np.ndarray:
-        """Texts -> float32 (n, dim), as ``encoder.encode`` would give them; :class:`Overloaded` when busy."""
+    @property
+    def texts_per_second(self) -> float:
+        """The encoder's recent speed: a running average over encode calls (0.0 until one has run)."""
+        return self._texts_per_second
+
+    def encode(self, texts: Sequence[str], prompt_name: str | None = None) -> np.ndarray:
+        """Texts -> float32 (n, dim), as ``encoder.encode`` would give them; :class:`Overloaded` when busy.
+
+        Tokenizes in the calling thread, before queueing."""
+        return self.encode_tokenized(self.encoder.tokenize_texts(texts, prompt_name))
+
+    def encode_tokenized(self, tokenized: Tokenized) -> np.ndarray:
+        """``encoder.tokenize_texts``'s output -> float32 (n, dim) in input order; :class:`Overloaded` when busy."""
         received = request_received.get()
         start = received if received is not None else time.monotonic()
-        job = self._admit(_Job(texts, prompt_name, deadline=start + self.limits.max_wait))
+        job = self._admit(_Job(tokenized, deadline=start + self.limits.max_wait))
         while not job.finished:
             if self._run_lock.acquire(timeout=max(0.0, job.deadline - time.monotonic())):
                 try:  # our job is either finished (taken along) or still queued: the run lock is held while taken
@@ -137,10 +153,10 @@ class SerialEncoder:
         if job.deadline <= time.monotonic():  # it waited its time before reaching the queue
             self._refuse("deadline", f"the request waited {self.limits.max_wait:g} s for the encoder")
         with self._queue_lock:
-            full = self._queue and self._queued_texts + len(job.texts) > self.limits.max_queue
+            full = self._queue and self._queued_texts + len(job.tokenized) > self.limits.max_queue
             if not full:
                 self._queue.append(job)
-                self._queued_texts += len(job.texts)
+                self._queued_texts += len(job.tokenized)
                 return job
         self._refuse("queue_full", f"the encoder queue is full ({self.limits.max_queue} texts waiting at most)")
 
@@ -150,7 +166,7 @@ class SerialEncoder:
             if job not in self._queue:
                 return False
             self._queue.remove(job)
-            self._queued_texts -= len(job.texts)
+            self._queued_texts -= len(job.tokenized)
             return True
 
     def _refuse(self, reason: str, why: str) -> NoReturn:
@@ -174,24 +190,23 @@ class SerialEncoder:
         now = time.monotonic()
         with self._queue_lock:
             self._queue.remove(job)
-            batch, total = [job], len(job.texts)
+            batch, total = [job], len(job.tokenized)
             if self.merge:
                 for other in list(self._queue):
-                    fits = total + len(other.texts) <= self.max_merged_texts
-                    if other.prompt_name == job.prompt_name and fits and other.deadline > now:
+                    if total + len(other.tokenized) <= self.max_merged_texts and other.deadline > now:
                         self._queue.remove(other)
                         batch.append(other)
-                        total += len(other.texts)
+                        total += len(other.tokenized)
             self._queued_texts -= total
         return batch
 
-    def _run(self, batch: list[_Job]) -> tuple[list[str], str | None, float] | None:
+    def _run(self, batch: list[_Job]) -> tuple[int, int, float] | None:
         """Encode ``batch``; what the observer hears of it (None when the encoder failed)."""
-        texts = [text for job in batch for text in job.texts]
+        merged = Tokenized.concat([job.tokenized for job in batch]) if len(batch) > 1 else batch[0].tokenized
         start = time.monotonic()
         try:
-            matrix = self.encoder.encode(
-                texts, batch_size=self.batch_size, prompt_name=batch[0].prompt_name, show_progress=False
+            matrix = self.encoder.encode_tokenized(
+                merged, batch_size=self.batch_size, show_progress=False
             )  # (sum of texts, dim)
         except BaseException as exc:  # every waiting caller must hear of it, not just this thread
             for job in batch:
@@ -200,15 +215,15 @@ class SerialEncoder:
             return None
         seconds = time.monotonic() - start
         if seconds > 0:  # a running average, so one slow batch does not dominate the Retry-After estimate
-            rate = len(texts) / seconds
+            rate = len(merged) / seconds
             self._texts_per_second = rate if self._texts_per_second == 0 else 0.8 * self._texts_per_second + 0.2 * rate
         offset = 0
         for job in batch:
-            job.result = matrix[offset : offset + len(job.texts)]
+            job.result = matrix[offset : offset + len(job.tokenized)]
             job.finished = True
             job.done.set()
-            offset += len(job.texts)
-        return texts, batch[0].prompt_name, seconds
+            offset += len(job.tokenized)
+        return len(merged), merged.total_tokens, seconds
 
 
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Any], Awaitable[None]]

@@ -17,7 +17,6 @@ Each app gets its own :class:`~prometheus_client.CollectorRegistry`, never the g
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -69,20 +68,15 @@ class ServiceMetrics:
 
     # ------------------------------------------------------------ EncoderObserver
 
-    def batch_encoded(self, texts: Sequence[str], prompt_name: str | None, seconds: float) -> None:
-        self.batch_texts.observe(len(texts))
+    def batch_encoded(self, texts: int, tokens: int, seconds: float) -> None:
+        # the token counts come from the requests' own tokenization (the queue sums them): no second pass
+        self.batch_texts.observe(texts)
         self.batch_seconds.observe(seconds)
-        self.sentences.inc(len(texts))
-        self.tokens.inc(sum(self._token_counts(texts, prompt_name)))
+        self.sentences.inc(texts)
+        self.tokens.inc(tokens)
 
     def refused(self, reason: str) -> None:
         self.overloaded.labels(reason=reason).inc()
-
-    def _token_counts(self, texts: Sequence[str], prompt_name: str | None) -> list[int]:
-        # the service counts as the OpenAI routes' usage does; "" (encode without a prompt) is not a
-        # prompt name it accepts, and differs from the default prompt by a few tokens at most
-        known = prompt_name if prompt_name in self.service.encoder.settings.prompts else None
-        return self.service.count_tokens(texts, known)
 
     # ------------------------------------------------------------ HTTP
 

@@ -5,7 +5,8 @@ for any front end; the FastAPI adapter (``paraxl.serving.app``) only maps JSON t
 :class:`ServiceError` to a status code.
 
 Concurrency: the web server calls these methods from many threads at once (FastAPI runs sync
-endpoints in a thread pool). Validation runs in those threads in parallel, but every forward
+endpoints in a thread pool). Validation and tokenization (once per request: its token counts give
+the OpenAI usage and the metrics) run in those threads in parallel, but every forward
 pass goes through one :class:`SerialEncoder`: one batch at a time, because the PyTorch encoder
 flips train/eval mode inside ``encode`` (shared state) and already spreads one batch over all
 cores, so two concurrent forwards on a 2-core machine only contend. Requests that queue up while
@@ -25,6 +26,7 @@ import numpy as np
 
 from paraxl.decision.decider import Decider
 from paraxl.errors import InputError
+from paraxl.modeling.batching import Tokenized
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.retrieval import paired_cosine
 from paraxl.serving.encoder_queue import EncoderObserver, Overloaded, SerialEncoder, ServiceError
@@ -179,8 +181,15 @@ class ParaxlService:
 
     def embed(self, texts: Sequence[str], prompt_name: str | None = None) -> np.ndarray:
         """Texts -> float32 (n, dim) embeddings in input order (L2-normalised if the model normalises)."""
+        return self.embed_with_usage(texts, prompt_name)[0]
+
+    def embed_with_usage(self, texts: Sequence[str], prompt_name: str | None = None) -> tuple[np.ndarray, list[int]]:
+        """:meth:`embed`, and the tokens the model read for each text (as :meth:`count_tokens` counts
+        them), from the one tokenization the embeddings were computed from."""
         checked = self._texts(texts, "texts")
-        return self._encoder.encode(checked, self._prompt(prompt_name))
+        embeddings, tokenized = self._encode(checked, self._prompt(prompt_name))
+        counts: list[int] = tokenized.lengths.tolist()  # tokens per text, as count_tokens counts them
+        return embeddings, counts
 
     def similarity(self, pairs: Sequence[Sequence[str]]) -> list[float]:
         """Cosine similarity of each (first, second) pair; both sides use the model's default prompt."""
@@ -229,7 +238,7 @@ class ParaxlService:
         # like `paraxl search`: queries take the prompt the index was built with unless the request names one
         recorded = self.searcher.info.prompt_name
         prompt = self._prompt(prompt_name) if prompt_name is not None or recorded is None else recorded
-        embedded = self._encoder.encode(checked, prompt)  # (q, dim)
+        embedded, _ = self._encode(checked, prompt)  # (q, dim)
         k = min(k, len(self.searcher))
         if k == 0:
             return [[] for _ in checked]
@@ -244,8 +253,13 @@ class ParaxlService:
     def _pair_scores(self, pairs: Sequence[Sequence[str]], prompt_name: str | None = None) -> np.ndarray:
         first, second = self._pairs(pairs)
         prompt = self._prompt(None) if prompt_name is None else prompt_name  # "" = no prompt
-        embedded = self._encoder.encode(first + second, prompt)  # (2n, dim)
+        embedded, _ = self._encode(first + second, prompt)  # (2n, dim)
         return paired_cosine(embedded[: len(first)], embedded[len(first) :])
+
+    def _encode(self, texts: list[str], prompt_name: str | None) -> tuple[np.ndarray, Tokenized]:
+        """Tokenize here, in the request's thread (outside the encoder's lock), then queue for a forward pass."""
+        tokenized = self.encoder.tokenize_texts(texts, prompt_name)
+        return self._encoder.encode_tokenized(tokenized), tokenized
 
     def _count(self, items: object, name: str) -> Sequence[object]:
         if isinstance(items, str | bytes) or not isinstance(items, Sequence):
@@ -298,23 +312,10 @@ class ParaxlService:
 
     def count_tokens(self, texts: Sequence[str], prompt_name: str | None = None) -> list[int]:
         """Tokens the model reads for each text: prompt prefix and special tokens included, truncated to
-        ``max_seq_length`` as the encoder truncates (0 each for an encoder without a ``tokenizer``).
+        ``max_seq_length`` as the encoder truncates. A request that is embedded too gets these counts from
+        :meth:`embed_with_usage` without tokenizing twice.
 
-        Counts with a private copy of the tokenizer: the encoder's own one changes its Rust
-        padding state per call and refuses to be used by two threads at once, while counting runs
-        in the request threads. The copy's state is set once, before it is shared.
+        Safe from many threads: the encoder's ``tokenize_texts`` never changes a tokenizer's state.
         """
-        import copy  # only this method needs it
-
-        max_length = self.encoder.settings.max_seq_length
-        counter = vars(self).get("_token_counter")
-        if counter is None:
-            tokenizer = getattr(self.encoder, "tokenizer", None)
-            if tokenizer is None:
-                return [0] * len(texts)
-            counter = copy.deepcopy(tokenizer)
-            counter(["."], truncation=True, max_length=max_length)
-            self._token_counter = counter
-        prefix = self.encoder.prompt_prefix(self._prompt(prompt_name))
-        ids = counter([prefix + text for text in texts], truncation=True, max_length=max_length)["input_ids"]
-        return [len(row) for row in ids]
+        counts: list[int] = self.encoder.tokenize_texts(list(texts), self._prompt(prompt_name)).lengths.tolist()
+        return counts
