@@ -308,6 +308,7 @@ def _score_text(document: dict[str, object]) -> str:
 # the other command modules register on the same app (imported for that side effect)
 from paraxl.cli import (  # noqa: E402, F401
     cascade_command,
+    corpus_command,
     onnx_commands,
     pi_commands,
     search_commands,

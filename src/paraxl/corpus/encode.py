@@ -1,0 +1,182 @@
+"""Streaming, sharded, resumable corpus encoding: inputs -> embedding shards + ``manifest.json``.
+
+Example::
+
+    request = CorpusRequest(inputs=("corpus/",), output_dir=Path("emb"), model="bundled:multilingual-e5-small")
+    summary = encode_corpus(request)  # emb/shard-000000.npy, emb/shard-000000.ids.npy, ..., emb/manifest.json
+
+Running the same request again skips the finished shards (a killed run resumes); a request whose model,
+inputs, prompt, dtype or shard size differ from the folder's run is refused.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paraxl.corpus.encode_job import DTYPES, EncodeSettings, ShardResult
+from paraxl.corpus.engines import ENGINES, import_ray, run_shards
+from paraxl.corpus.manifest import MANIFEST, CorpusManifest
+from paraxl.corpus.plan import ShardTask, plan_shards
+from paraxl.corpus.sources import resolve_inputs, scan_source
+from paraxl.errors import InputError
+from paraxl.loading.model import resolve_model
+from paraxl.modeling.st_layout import read_settings
+from paraxl.modeling.threads import physical_cores
+
+DEFAULT_SHARD_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class CorpusRequest:
+    """One encoding job. ``cpus_per_worker`` None: this machine's physical cores shared among the workers."""
+
+    inputs: tuple[str, ...]
+    output_dir: Path
+    model: str
+    backend: str = "torch"
+    fmt: str | None = None
+    column: str | None = None
+    prompt_name: str | None = None
+    shard_size: int = DEFAULT_SHARD_SIZE
+    dtype: str = "float32"
+    batch_size: int = 32
+    engine: str = "local"
+    workers: int = 1
+    ray_address: str | None = None
+    cpus_per_worker: int | None = None
+
+
+@dataclass(frozen=True)
+class CorpusSummary:
+    manifest: Path
+    shards: int
+    skipped: int  # finished by an earlier run
+    encoded: int
+    rows_encoded: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_encoded / max(self.seconds, 1e-9)
+
+
+# (shards done so far, shards in all); called once before the first shard and after each one
+ProgressHandler = Callable[[int, int], None]
+
+
+def encode_corpus(request: CorpusRequest, progress: ProgressHandler | None = None) -> CorpusSummary:
+    """Encode ``request``'s corpus shard by shard; see the module docstring.
+
+    Raises:
+        InputError: bad options, unreadable inputs, a folder of another job, or a malformed row (the
+            first one met; shards finished before it stay finished and recorded).
+    """
+    _check(request)
+    resolved = resolve_model(request.model, request.backend)
+    prompt = read_settings(resolved.folder, 512).prompt_prefix(request.prompt_name)
+    sources = [
+        scan_source(path, request.fmt, request.column, request.shard_size) for path in resolve_inputs(request.inputs)
+    ]
+    tasks = plan_shards(sources, request.shard_size)
+    job = {
+        "model": {"weights_fingerprint": resolved.weights_fingerprint, "backend": request.backend},
+        "prompt": {"name": request.prompt_name, "text": prompt},
+        "dtype": request.dtype,
+        "shard_size": request.shard_size,
+        "inputs": [source.identity() for source in sources],
+    }
+    request.output_dir.mkdir(parents=True, exist_ok=True)
+    manifest = CorpusManifest.open(request.output_dir, job, tasks, request.model)
+    done = manifest.done()
+    pending = [task for task in tasks if task.index not in done]
+    cpus = request.cpus_per_worker or max(1, physical_cores() // request.workers)
+    settings = EncodeSettings(
+        request.model,
+        request.backend,
+        resolved.weights_fingerprint,
+        request.prompt_name,
+        request.batch_size,
+        request.dtype,
+        str(request.output_dir),
+        cpus,
+    )
+    return _run(request, manifest, settings, pending, len(tasks), progress)
+
+
+def _run(
+    request: CorpusRequest,
+    manifest: CorpusManifest,
+    settings: EncodeSettings,
+    pending: list[ShardTask],
+    total: int,
+    progress: ProgressHandler | None,
+) -> CorpusSummary:
+    skipped = total - len(pending)
+    errors: list[ShardResult] = []
+    encoded: list[ShardResult] = []
+
+    def on_result(result: ShardResult) -> None:
+        if result.error is not None:
+            errors.append(result)
+            return
+        encoded.append(result)
+        manifest.record(result)
+        if progress is not None:
+            progress(skipped + len(encoded), total)
+
+    if progress is not None:
+        progress(skipped, total)
+    began, start = datetime.datetime.now(datetime.UTC), time.perf_counter()
+    try:
+        run_shards(request.engine, settings, pending, request.workers, on_result, request.ray_address)
+    finally:
+        seconds = time.perf_counter() - start
+        manifest.add_run(_run_record(request, settings, began, seconds, encoded, skipped))
+        manifest.save()
+    if errors:
+        raise min(errors, key=lambda result: result.index).input_error()
+    rows = sum(result.rows for result in encoded)
+    return CorpusSummary(request.output_dir / MANIFEST, total, skipped, len(encoded), rows, seconds)
+
+
+def _run_record(
+    request: CorpusRequest,
+    settings: EncodeSettings,
+    began: datetime.datetime,
+    seconds: float,
+    encoded: list[ShardResult],
+    skipped: int,
+) -> dict[str, Any]:
+    rows = sum(result.rows for result in encoded)
+    return {
+        "engine": request.engine,
+        "workers": request.workers,
+        "cpus_per_worker": settings.threads,
+        "ray_address": request.ray_address,
+        "batch_size": request.batch_size,
+        "started": began.isoformat(timespec="seconds"),
+        "seconds": round(seconds, 3),
+        "shards_encoded": len(encoded),
+        "shards_skipped": skipped,
+        "rows_encoded": rows,
+        "rows_per_second": round(rows / max(seconds, 1e-9), 2),
+    }
+
+
+def _check(request: CorpusRequest) -> None:
+    if request.dtype not in DTYPES:
+        raise InputError(f"unknown dtype {request.dtype!r}; use one of {', '.join(DTYPES)}")
+    if request.engine not in ENGINES:
+        raise InputError(f"unknown engine {request.engine!r}; use one of {', '.join(ENGINES)}")
+    for name in ("shard_size", "batch_size", "workers"):
+        if getattr(request, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(request, name)}")
+    if request.cpus_per_worker is not None and request.cpus_per_worker < 1:
+        raise InputError(f"--cpus-per-worker must be at least 1, got {request.cpus_per_worker}")
+    if request.engine == "ray":
+        import_ray()  # before any scanning: one line on how to install it

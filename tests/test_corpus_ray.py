@@ -1,0 +1,97 @@
+"""Corpus encoding on Ray: a 2-node local cluster (1 CPU each), bound to loopback, against the local engine.
+
+Bounded: one cluster for the module, two Ray jobs, an alarm per test (the whole file takes about a minute).
+"""
+
+from __future__ import annotations
+
+import os
+
+# set before Ray is imported anywhere: with it Ray's GCS and both nodes use 127.0.0.1 only
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+import numpy as np
+import pytest
+
+from paraxl.corpus.encode import encode_corpus
+
+from .test_corpus_encode import load_output, request, without_provenance, write_corpus
+
+ray = pytest.importorskip("ray")
+LIMIT_SECONDS = 150  # per test, startup included
+
+
+@pytest.fixture(autouse=True)
+def alarm() -> Iterator[None]:
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError(f"Ray test ran past {LIMIT_SECONDS} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(LIMIT_SECONDS)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    from ray.cluster_utils import Cluster
+
+    local = {"num_cpus": 1, "include_dashboard": False, "node_ip_address": "127.0.0.1"}
+    started = Cluster(initialize_head=True, head_node_args=local)
+    try:
+        started.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        ray.init(address=started.address, include_dashboard=False, log_to_driver=False)
+        assert started.address.startswith("127.0.0.1:")
+        assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"} and len(ray.nodes()) == 2
+        yield started.address
+    finally:
+        ray.shutdown()
+        started.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    folder = tmp_path_factory.mktemp("ray-corpus") / "corpus"
+    write_corpus(folder, data_dir)
+    return folder
+
+
+def test_ray_actors_equal_the_local_engine(cluster: str, corpus: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    encode_corpus(request(corpus, tmp_path / "local", tiny_model_dir))
+    summary = encode_corpus(request(corpus, tmp_path / "ray", tiny_model_dir, engine="ray", workers=2))
+    local, on_ray = load_output(tmp_path / "local"), load_output(tmp_path / "ray")
+    np.testing.assert_allclose(local[0], on_ray[0], atol=1e-6)
+    np.testing.assert_array_equal(local[1], on_ray[1])
+    assert without_provenance(local[2]) == without_provenance(on_ray[2])  # checksums too: 1 torch thread each
+    assert summary.encoded == 13 and on_ray[2]["provenance"]["runs"][0]["engine"] == "ray"
+    # (which actors did the shards is timing: one may finish all of them while the other still loads torch)
+
+
+def test_a_killed_actor_is_restarted_and_the_output_is_unchanged(
+    cluster: str, corpus: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import psutil
+
+    encode_corpus(request(corpus, tmp_path / "local", tiny_model_dir))
+    killed: list[int] = []
+
+    def kill_one_actor(done: int, total: int) -> None:
+        # SIGKILL one mapper actor's process once a shard is done: Ray restarts it and retries its shard
+        if done >= 1 and not killed:
+            for process in psutil.process_iter(["cmdline"]):
+                if "MapWorker" in " ".join(process.info["cmdline"] or []):
+                    killed.append(process.pid)
+                    process.kill()
+                    break
+
+    encode_corpus(request(corpus, tmp_path / "ray", tiny_model_dir, engine="ray", workers=2), progress=kill_one_actor)
+    assert killed
+    local, on_ray = load_output(tmp_path / "local"), load_output(tmp_path / "ray")
+    np.testing.assert_allclose(local[0], on_ray[0], atol=1e-6)
+    assert without_provenance(local[2]) == without_provenance(on_ray[2])
