@@ -86,6 +86,7 @@ class Variant:
 @dataclass
 class Tally:
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)  # process CPU time: robust to other jobs on 1 thread
     phases: dict[str, float] = field(default_factory=dict)
     losses: list[float] = field(default_factory=list)
     real_tokens: int = 0  # non-padding tokens embedded per pass
@@ -109,6 +110,16 @@ def gemm_peak(dtype: torch.dtype, seconds: float) -> dict[str, float]:
         result[name] = 2 * m * k * n * count / (time.perf_counter() - began) / 1e9
     result["peak"] = max(result.values())
     return result
+
+
+def all_peaks(threads: int, seconds: float) -> dict[str, dict[str, float]]:
+    """fp32 and bf16 GEMM peaks with ``threads`` torch threads (a variant is compared with its own)."""
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return {"fp32": gemm_peak(torch.float32, seconds), "bf16": gemm_peak(torch.bfloat16, seconds)}
+    finally:
+        torch.set_num_threads(default)
 
 
 def machine() -> dict[str, Any]:
@@ -172,7 +183,7 @@ def run_variant(model: BiEncoder, initial: dict[str, torch.Tensor], config: Trai
     try:
         for index, build_layout in enumerate(layouts):
             clock = PhaseClock()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             with clock("layout"):
                 layout = build_layout()  # as the trainer does each step (numpy draws)
             optimizer.zero_grad(set_to_none=True)
@@ -190,11 +201,12 @@ def run_variant(model: BiEncoder, initial: dict[str, torch.Tensor], config: Trai
                 trainable = [p for p in model.parameters() if p.requires_grad]
                 torch.nn.utils.clip_grad_norm_(trainable, config.optim.max_grad_norm or float("inf"))
                 optimizer.step()
-            seconds = time.perf_counter() - start
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
             if record_losses:
                 tally.losses.append(loss)
             if index < args.warmup:
                 continue
+            tally.cpu_seconds.append(cpu_seconds)
             _count(tally, model, layout, variant, grad_cache, clock, seconds)
             if time.perf_counter() - began > args.max_seconds:
                 break
@@ -256,12 +268,12 @@ def recipe_layouts(config: TrainConfig, data_dir: Path, steps: int, mega: int) -
 
 
 def summarise(
-    tally: Tally, variant: Variant, groups_per_step: int, peaks: dict[str, dict[str, float]]
+    tally: Tally, variant: Variant, groups_per_step: int, peaks: dict[str, dict[str, dict[str, float]]]
 ) -> dict[str, Any]:
     total = sum(tally.seconds)
     steps = len(tally.seconds)
     precision = resolve_precision(variant.precision, torch.device("cpu"))
-    peak = peaks[precision]["peak"] * 1e9
+    peak = peaks[str(variant.threads or torch.get_num_threads())][precision]["peak"] * 1e9
     achieved = tally.flops / max(total, 1e-9)
     return {
         "variant": variant.name,
@@ -269,6 +281,7 @@ def summarise(
         "timed_steps": steps,
         "seconds_per_step": total / max(steps, 1),
         "groups_per_second": groups_per_step * steps / max(total, 1e-9),
+        "cpu_seconds_per_step": sum(tally.cpu_seconds) / max(steps, 1),
         "phase_share": {name: tally.phases.get(name, 0.0) / max(total, 1e-9) for name in PHASES},
         "padding_share": 1 - tally.real_tokens / max(tally.padded_tokens, 1),
         "padding_share_unsorted": 1 - tally.real_tokens / max(tally.unsorted_padded_tokens, 1),
@@ -297,7 +310,10 @@ def main() -> None:
     variants = [Variant.parse(name) for name in args.variants.split(",")]
     model = load_model(config)
     initial = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    peaks = {"fp32": gemm_peak(torch.float32, args.peak_seconds), "bf16": gemm_peak(torch.bfloat16, args.peak_seconds)}
+    peaks = {
+        str(threads): all_peaks(threads, args.peak_seconds)
+        for threads in sorted({v.threads or torch.get_num_threads() for v in variants})
+    }
     setups = [_setup(config, variant, args) for variant in variants]
     tallies = [Tally() for _ in variants]
     for round_index in range(args.rounds):  # variants alternate within a round: fair on a shared machine
@@ -329,23 +345,28 @@ def render(result: dict[str, Any]) -> str:
     head = (
         f"CPU: {info['cpu']}, {info['cores']} cores, flags {' '.join(info['flags'])} (native bf16: "
         f"{info['native_bf16']}); torch {info['torch']} ({info['torch_cpu_capability']}), threads "
-        f"{info['torch_threads']} intra / {info['torch_interop_threads']} inter-op. GEMM peak: fp32 "
-        f"{peaks['fp32']['peak']:.0f} GFLOP/s, bf16 {peaks['bf16']['peak']:.0f} GFLOP/s.\n"
+        f"{info['torch_threads']} intra / {info['torch_interop_threads']} inter-op. GEMM peak: "
+        + ", ".join(
+            f"{threads} thread(s): fp32 {peak['fp32']['peak']:.0f}, bf16 {peak['bf16']['peak']:.0f} GFLOP/s"
+            for threads, peak in peaks.items()
+        )
+        + ".\n"
         f"Config {result['config']} with {' '.join(result['overrides'])}; "
         f"{result['warmup_steps']} warm-up steps per variant and round, "
         f"{result['rounds']} round(s), variants alternating.\n\n"
     )
     lines = [
-        "| variant | precision | steps | s/step | groups/s | vs first | "
+        "| variant | precision | steps | s/step | CPU s/step | groups/s | vs first | "
         + " | ".join(PHASES)
         + " | padding (sorted / unsorted) | GFLOP/s | % of peak |",
-        "|---|---|---|---|---|---|" + "---|" * len(PHASES) + "---|---|---|",
+        "|---|---|---|---|---|---|---|" + "---|" * len(PHASES) + "---|---|---|",
     ]
     base = result["variants"][0]["groups_per_second"]
     for row in result["variants"]:
         shares = " | ".join(f"{100 * row['phase_share'][name]:.1f} %" for name in PHASES)
         lines.append(
             f"| {row['variant']} | {row['precision']} | {row['timed_steps']} | {row['seconds_per_step']:.2f} "
+            f"| {row['cpu_seconds_per_step']:.2f} "
             f"| {row['groups_per_second']:.2f} | {row['groups_per_second'] / base:.2f}x | {shares} "
             f"| {100 * row['padding_share']:.1f} % / {100 * row['padding_share_unsorted']:.1f} % "
             f"| {row['achieved_gflops']:.1f} | {100 * row['utilisation']:.1f} % |"

@@ -7,10 +7,13 @@ an uninterrupted bf16 run against one resumed from a checkpoint.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+import sys
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -20,17 +23,18 @@ from safetensors.torch import load_file
 from paraxl.data.records import TextUnit
 from paraxl.losses.additive_margin import AdditiveMarginConfig
 from paraxl.losses.hard_negatives import HardNegativeConfig
-from paraxl.losses.phases import PhaseClock
+from paraxl.losses.phases import PhaseClock, no_clock
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.training.distributed import DistContext
-from paraxl.training.layout import pair_layout
+from paraxl.training.layout import StepLayout, pair_layout
 from paraxl.training.objective import step_loss
 from paraxl.training.precision import autocast_for, cpu_flags, native_bf16_cpu, resolve_precision
 from paraxl.training.step import accumulate_step_gradient
 from paraxl.training.trainer import train
 
+from .scripts import REPO
 from .tiny import build_tiny_encoder
-from .training_helpers import tiny_config, write_pairs
+from .training_helpers import fake_pawsx, tiny_config, write_pairs
 
 CPU = torch.device("cpu")
 
@@ -64,7 +68,7 @@ def test_unknown_precision_is_refused() -> None:
 # ---------------------------------------------------------------- one step
 
 
-def _layout() -> object:
+def _layout() -> StepLayout:
     units = [
         TextUnit(i, (f"the cat {i} sat", f"on the mat {i}"), ("", ""), (f"the dog {i} ran on the mat",))
         for i in range(8)
@@ -80,16 +84,15 @@ def _gradients(
     loss_config, mining = AdditiveMarginConfig(margin=0.2), HardNegativeConfig(enabled=True, top_k=1)
     model.zero_grad(set_to_none=True)
     torch.manual_seed(11)
-    extra = {"clock": clock} if clock is not None else {}
     loss = accumulate_step_gradient(
         model,
-        layout,  # type: ignore[arg-type]
+        layout,
         partial(step_loss, layout=layout, loss=loss_config, mining=mining),
         context=DistContext(),
         grad_cache=grad_cache,
         chunk_size=3,
         autocast=autocast_for("bf16" if precision == "bf16" else "fp32", CPU),
-        **extra,
+        clock=clock if clock is not None else no_clock,
     )
     return loss, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
@@ -141,7 +144,7 @@ def test_bf16_step_takes_its_loss_in_float32_near_fp32(grad_cache: bool) -> None
     autocast = autocast_for("bf16", CPU)
     accumulate_step_gradient(
         model, layout, spy, context=DistContext(), grad_cache=grad_cache, chunk_size=3, autocast=autocast
-    )  # type: ignore[arg-type]
+    )
     assert seen and set(seen) == {torch.float32}
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
     loss32, grads32 = _gradients(model, grad_cache=grad_cache)
@@ -182,3 +185,58 @@ def test_bf16_resume_gives_the_same_weights(tiny_model_dir: Path, tmp_path: Path
     actual = load_file(run / "final" / "model.safetensors")
     for name, tensor in expected.items():
         assert torch.equal(actual[name], tensor), name
+
+
+# ---------------------------------------------------------------- the benchmark script
+
+
+def load_bench() -> ModuleType:
+    """benchmarks/bench_training.py as a module, registered in sys.modules (its dataclasses need that)."""
+    spec = importlib.util.spec_from_file_location("bench_training_script", REPO / "benchmarks" / "bench_training.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_variants_and_flop_count() -> None:
+    bench = load_bench()
+    variant = bench.Variant.parse("bf16+nocache+chunk16+k8+threads1")
+    assert (variant.precision, variant.grad_cache, variant.chunk, variant.mega, variant.threads) == (
+        "bf16",
+        False,
+        16,
+        8,
+        1,
+    )
+    with pytest.raises(SystemExit, match="unknown variant token"):
+        bench.Variant.parse("fp32+fast")
+    model = build_tiny_encoder(seed=0)
+    mask_a = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    mask_b = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    chunks = [{"input_ids": torch.ones_like(m), "attention_mask": m} for m in (mask_a, mask_b)]
+    encoder = model.backbone.get_submodule("encoder")
+    params = sum(p.numel() for p in encoder.parameters())  # the layers: no embeddings, no pooler
+    forward = 2 * params * (10 + 12) + 4 * 32 * 2 * (2 * 5**2 + 3 * 4**2)  # matmuls + attention (hidden 32, 2 layers)
+    assert bench.step_flops(model, chunks, True) == (4 * forward, 8 + 7, 22)  # no-grad pass + forward + backward
+    assert bench.step_flops(model, chunks, False)[0] == 3 * forward
+
+
+def test_bench_runs_on_the_tiny_model(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_bench()
+    data = fake_pawsx(tmp_path / "data")
+    out = tmp_path / "profile.json"
+    overrides = [*bench.RECIPE, f"model.name={tiny_model_dir}", "model.max_seq_length=32", "batch_size=2"]
+    argv = ["bench", "--data-dir", str(data), "--variants", "fp32,bf16+nocache", "--steps", "2", "--warmup", "1"]
+    argv += ["--peak-seconds", "0.03", "--out", str(out), "--set", *overrides]
+    monkeypatch.setattr("sys.argv", argv)
+    bench.main()
+    result = json.loads(out.read_text())
+    fp32, bf16 = result["variants"]
+    assert fp32["timed_steps"] == bf16["timed_steps"] == 2 and fp32["precision"] == "fp32"
+    assert len(fp32["losses"]) == 3 and fp32["losses"][0] == pytest.approx(bf16["losses"][0], rel=0.05)  # same step
+    assert fp32["phase_share"]["no_grad_pass"] > 0 and bf16["phase_share"]["no_grad_pass"] == 0
+    assert 0 <= fp32["padding_share"] <= fp32["padding_share_unsorted"] < 1
+    assert fp32["achieved_gflops"] > 0 and result["gemm_peak_gflops"][str(torch.get_num_threads())]["bf16"]["peak"] > 0
+    assert "| fp32 |" in out.with_suffix(".md").read_text()
