@@ -89,6 +89,7 @@ class Outcome:
     seconds: float
     sentences: int
     index: int = -1  # the planned request's position (plan_requests), -1: not from a plan
+    refusal: str = ""  # a 429's reason: "deadline" (waited max_wait in the queue) or "full" (refused at once)
 
 
 @dataclass(frozen=True)
@@ -240,15 +241,17 @@ async def load_test(
             index, next_index = next_index, next_index + 1
             request = plan[index]
             start = time.perf_counter()
-            wait = 0.0
+            wait, refusal = 0.0, ""
             try:
                 response = await http.request(request.method, request.path, json=request.body)
                 status = str(response.status_code)
-                if status == "429" and retry_after == "honor":
-                    wait = float(response.headers.get("Retry-After", "1"))
+                if status == "429":
+                    refusal = "deadline" if "waited" in response.text else "full"
+                    wait = float(response.headers.get("Retry-After", "1")) if retry_after == "honor" else 0.0
             except httpx.HTTPError as exc:
                 status = f"exception:{type(exc).__name__}"
-            outcomes.append(Outcome(request.endpoint, status, time.perf_counter() - start, request.sentences, index))
+            seconds = time.perf_counter() - start
+            outcomes.append(Outcome(request.endpoint, status, seconds, request.sentences, index, refusal))
             if wait:
                 await asyncio.sleep(min(wait, max(0.0, deadline - time.perf_counter())))
 
@@ -291,6 +294,11 @@ def summarise(outcomes: list[Outcome], wall: float, planned: int) -> dict[str, A
         **{f"overall_{key}": value for key, value in latency([o.seconds for o in outcomes]).items()},
         **{f"served_{key}": value for key, value in latency([o.seconds for o in ok]).items()},
         "refused_429": statuses.get("429", 0),
+        "refused_by_reason": {
+            reason or "unknown": {"count": len(times), **latency(times)}
+            for reason in sorted({o.refusal for o in outcomes if o.status == "429"})
+            for times in [[o.seconds for o in outcomes if o.status == "429" and o.refusal == reason]]
+        },
         **{
             f"refused_{key}": value
             for key, value in latency([o.seconds for o in outcomes if o.status == "429"]).items()
@@ -829,6 +837,9 @@ def render_overload(overload: dict[str, Any], found: list[str]) -> list[str]:
         )
     lines += [
         "",
+        "429s by reason (full: refused at admission; deadline: waited the queue's max wait): "
+        + " | ".join(f"{name}: {_reasons(phase)}" for name, phase in overload["phases"].items()),
+        "",
         f"Bars: p99 of 429s {_num(bars['p99_429_ms'])} ms (< 50 ms: {'yes' if bars['p99_429_under_50_ms'] else 'NO'}); "
         f"served p99 within wait + one batch ({bars['served_p99_bound_ms']:.0f} ms): "
         f"{'yes' if bars['served_p99_within_bound'] else 'NO'}; 5xx: {bars['server_errors_5xx']}; "
@@ -837,6 +848,13 @@ def render_overload(overload: dict[str, Any], found: list[str]) -> list[str]:
     if found:
         lines += ["", "**Problems:** " + "; ".join(found)]
     return lines
+
+
+def _reasons(phase: dict[str, Any]) -> str:
+    by_reason = phase["refused_by_reason"].items()
+    return (
+        "; ".join(f"{reason} {stats['count']}, p99 {stats['p99_ms']:.0f} ms" for reason, stats in by_reason) or "none"
+    )
 
 
 def _num(value: float | None) -> str:

@@ -83,6 +83,4 @@ class Admission:
 
     def _rate(self) -> float:
         """The encoder's recent texts per second, as the queue estimates it for Retry-After (0: unknown)."""
-        # TODO(encoder_queue owner): a public ``texts_per_second`` property; until then the private estimate
-        rate = getattr(self.queue, "texts_per_second", None)
-        return float(rate if rate is not None else getattr(self.queue, "_texts_per_second", 0.0))
+        return float(self.queue.texts_per_second)
