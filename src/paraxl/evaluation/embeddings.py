@@ -88,6 +88,9 @@ class CachedEmbedder:
             if key not in self._vectors and key not in missing:
                 missing[key] = text
         if missing:
+            # one encode call with every text not yet cached: the encoder's batching policy
+            # (paraxl.modeling.batching: tokenize once, sort by token count, token-budget batches,
+            # input order restored) sees them all at once; nothing here sorts or splits them.
             new_keys = list(missing)
             vectors = self.encoder.encode(
                 list(missing.values()),

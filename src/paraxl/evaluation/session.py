@@ -43,7 +43,7 @@ class EvalRequest:
     data_dir: Path | None = None
     output_dir: Path | None = None
     seed: int = 0
-    batch_size: int = 64
+    batch_size: int = 64  # rows per forward pass at most; the encoder's token budget caps batches of long texts
     use_cache: bool = True
     plots: bool = True
     # "auto" (ONNX fp32 when the model exports and matches torch, else torch: paraxl.loading.fastest)
