@@ -250,3 +250,21 @@ def test_ray_engine_without_ray_says_how_to_install(
     with pytest.raises(ParaxlError, match=r"pip install 'paraxl\[ray\]'"):
         encode_corpus(request(corpus[0], tmp_path / "out", tiny_model_dir, engine="ray", workers=2))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_worker_that_finds_another_model_stops_the_job_with_one_error(
+    corpus: tuple[Path, list[str]], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from paraxl.corpus.encode_job import EncodeSettings, ShardResult
+    from paraxl.corpus.engines import run_shards
+    from paraxl.corpus.plan import plan_shards
+    from paraxl.corpus.sources import scan_source
+
+    # the driver fingerprinted other weights than this worker loads (a node with another model)
+    settings = EncodeSettings(str(tiny_model_dir), "torch", "0" * 64, None, 4, "float32", str(tmp_path / "out"), 1)
+    tasks = plan_shards([scan_source(corpus[0] / "a.txt", None, None, SHARD)], SHARD)
+    results: list[ShardResult] = []
+    run_shards("local", settings, tasks, 1, results.append)
+    assert len(results) == 1 and results[0].error is not None
+    assert "has weights" in results[0].error and "every worker needs the same model" in results[0].error
+    assert not (tmp_path / "out").exists()  # nothing written

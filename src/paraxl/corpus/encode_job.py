@@ -25,6 +25,7 @@ from paraxl.corpus.plan import ShardTask
 from paraxl.corpus.reading import read_shard_texts
 from paraxl.errors import InputError, ParaxlError
 from paraxl.io.atomic import atomic_path
+from paraxl.modeling.protocol import SentenceEncoder
 
 DTYPES = ("float32", "float16")
 
@@ -88,27 +89,39 @@ class ShardEncoder:
     """
 
     def __init__(self, settings: EncodeSettings) -> None:
-        from paraxl.loading.model import load_model
-
         _quiet_worker()
         if settings.threads > 0 and settings.backend == "torch":
             import torch
 
             torch.set_num_threads(settings.threads)
         self.settings = settings
-        model = load_model(settings.model, settings.backend)
-        if model.weights_fingerprint != settings.weights_fingerprint:
-            raise InputError(
-                f"model {settings.model!r} on {socket.gethostname()} has weights {model.weights_fingerprint[:12]}, "
-                f"not {settings.weights_fingerprint[:12]} as on the driver: every node needs the same model"
-            )
-        self.encoder = model.encoder
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        # a model that does not load (or is another model) comes back as every shard's error, not as an
+        # exception here: a failed Ray actor constructor or pool initializer would surface as a traceback
+        self.load_error: InputError | None = None
+        try:
+            self.encoder = self._load()
+        except ParaxlError as exc:
+            self.load_error = exc if isinstance(exc, InputError) else InputError(str(exc))
+
+    def _load(self) -> SentenceEncoder:
+        from paraxl.loading.model import load_model
+
+        model = load_model(self.settings.model, self.settings.backend)
+        if model.weights_fingerprint != self.settings.weights_fingerprint:
+            raise InputError(
+                f"model {self.settings.model!r} on {socket.gethostname()} has weights "
+                f"{model.weights_fingerprint[:12]}, not {self.settings.weights_fingerprint[:12]} as on the driver: "
+                "every worker needs the same model"
+            )
+        return model.encoder
 
     def encode_shard(self, task: ShardTask) -> ShardResult:
         """Read, encode and write shard ``task``; an input error comes back as the result, not raised."""
         start = time.perf_counter()
         try:
+            if self.load_error is not None:
+                raise self.load_error
             texts = read_shard_texts(task)
         except ParaxlError as exc:
             where = exc if isinstance(exc, InputError) else InputError(str(exc))

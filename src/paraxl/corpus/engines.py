@@ -63,21 +63,15 @@ def run_in_process(settings: EncodeSettings, tasks: Sequence[ShardTask], on_resu
             return
 
 
-# one per local worker process, built by its initializer; or the error that stopped it loading the model
-_WORKER_MAPPER: ShardEncoder | ParaxlError | None = None
+_WORKER_MAPPER: ShardEncoder | None = None  # one per local worker process, built by its initializer
 
 
 def _start_worker(settings: EncodeSettings) -> None:
     global _WORKER_MAPPER
-    try:
-        _WORKER_MAPPER = ShardEncoder(settings)
-    except ParaxlError as exc:  # raised by the first task, so the driver reports it (a failed
-        _WORKER_MAPPER = exc  # initializer would only break the pool)
+    _WORKER_MAPPER = ShardEncoder(settings)
 
 
 def _encode_in_worker(task: ShardTask) -> ShardResult:
-    if isinstance(_WORKER_MAPPER, ParaxlError):
-        raise _WORKER_MAPPER
     assert _WORKER_MAPPER is not None, "the pool initializer builds the mapper"
     return _WORKER_MAPPER.encode_shard(task)
 
