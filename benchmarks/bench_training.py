@@ -39,6 +39,7 @@ from paraxl.loading.backends import load_bi_encoder
 from paraxl.losses.phases import PhaseClock
 from paraxl.losses.registry import step_needs
 from paraxl.modeling.bi_encoder import BiEncoder
+from paraxl.modeling.threads import configure_torch_threads, torch_thread_settings
 from paraxl.training.config import TrainConfig, load_config
 from paraxl.training.data_loading import load_training_data
 from paraxl.training.distributed import DistContext
@@ -134,6 +135,7 @@ def machine() -> dict[str, Any]:
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
+        "thread_settings": torch_thread_settings(),
         "env": {key: os.environ.get(key) for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ONEDNN_MAX_CPU_ISA")},
         "platform": platform.platform(),
     }
@@ -306,6 +308,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "training_profile.json")
     args = parser.parse_args()
 
+    configure_torch_threads()  # as the trainer does: intra-op threads at most the physical cores
     config = load_config(args.config, args.set)
     variants = [Variant.parse(name) for name in args.variants.split(",")]
     model = load_model(config)

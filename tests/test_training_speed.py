@@ -164,7 +164,9 @@ def test_summary_records_the_resolved_precision(tiny_model_dir: Path, tmp_path: 
     summary = train(config, show_progress=False)
     expected = resolve_precision("auto", CPU)
     assert summary.precision == expected
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["precision"] == expected
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["precision"] == expected
+    assert written["threads"]["intra_op_threads"] == torch.get_num_threads() <= written["threads"]["physical_cores"]
 
 
 def test_bf16_resume_gives_the_same_weights(tiny_model_dir: Path, tmp_path: Path) -> None:

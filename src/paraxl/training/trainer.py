@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from paraxl.loading.backends import load_bi_encoder
 from paraxl.losses.registry import step_needs
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.modeling.finite import check_finite_tensors
+from paraxl.modeling.threads import configure_torch_threads
 from paraxl.paths import data_dir as resolve_data_dir
 from paraxl.training.checkpoint import TrainerState, load_trainer_state, restore_optimizer, rng_state, save_checkpoint
 from paraxl.training.config import DistillConfig, TrainConfig
@@ -74,6 +75,7 @@ class TrainSummary:
     dropped_units: int
     data_files: list[dict[str, Any]]  # path (relative to the data dir), sha256, bytes of each file read
     precision: str = "fp32"  # what `precision` resolved to on this machine (auto: bf16 where native)
+    threads: dict[str, Any] = field(default_factory=dict)  # torch intra-/inter-op threads, physical cores
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ class _Run:
         self.output = Path(config.output_dir)
         self.precision = resolve_precision(config.precision, device)
         self.autocast = autocast_for(self.precision, device)
+        # one intra-op thread per physical core at most: hyper-thread siblings slow GEMMs down
+        self.threads = configure_torch_threads()
         self.eval_seconds = 0.0  # set again when the training loop starts
         self.last_validation: dict[str, float] | None = None
         needs_data_dir = config.data.reads_data_dir or config.validation is not None
@@ -227,6 +231,7 @@ class _Run:
             dropped_units=data.dropped_units,
             data_files=data_file_records(data.sources, self.data_dir),
             precision=self.precision,
+            threads=self.threads,
         )
         if self.context.is_main:
             self._check_finite(model, state)
