@@ -2,8 +2,12 @@
 
 Usage (the full suite: run it alone on the machine; the bar is <= 20 min on 2 cores):
     .venv/bin/python benchmarks/bench_eval.py --data-dir ../shared/data --backend auto
-    # smoke run, < 1 min: one small task, a time limit
+    # the plumbing only, < 1 min: every real task encodes 14k+ texts, so a time limit leaves the
+    # task "not finished" (and the verdict FAIL); tests/test_bench_eval_script.py runs it end to
+    # end on the tiny model and miniature data
     .venv/bin/python benchmarks/bench_eval.py --data-dir ../shared/data --tasks sts --max-seconds 50
+    # the same on torch, to compare speed side by side (same machine, same session)
+    .venv/bin/python benchmarks/bench_eval.py --data-dir ../shared/data --backend torch
 
 Runs ``paraxl eval MODEL --tasks TASKS --backend BACKEND`` as its own process with
 ``PARAXL_CACHE_DIR`` pointing at a fresh folder, so no embedding is cached. The bundled models
