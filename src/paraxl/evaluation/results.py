@@ -97,7 +97,7 @@ class ResultDocument:
             "task": asdict(self.task),
             "main_score": self.scores.headline,
             "score_record": self.scores.to_json(),
-            "model": asdict(self.model),
+            "model": _model_json(self.model),
             "paraxl": {"version": source.paraxl_version, "git": source.git},
             "libraries": dict(source.libraries),
             "data": {"data_dir": source.data_dir, "files": list(source.data_files)},
@@ -252,3 +252,11 @@ def read_document(path: Path) -> dict[str, Any]:
 def read_result(path: Path) -> ResultDocument:
     """Load a result document (schema version 1 or 2) as a typed :class:`ResultDocument`."""
     return ResultDocument.from_json(read_document(path), path)
+
+
+def _model_json(model: ModelInfo) -> dict[str, Any]:
+    """The model record; ``backend`` only once it was recorded, so older files round-trip unchanged."""
+    record = asdict(model)
+    if record.get("backend") is None:
+        record.pop("backend", None)
+    return record
