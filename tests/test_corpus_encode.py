@@ -268,3 +268,23 @@ def test_a_worker_that_finds_another_model_stops_the_job_with_one_error(
     assert len(results) == 1 and results[0].error is not None
     assert "has weights" in results[0].error and "every worker needs the same model" in results[0].error
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_a_second_run_on_a_folder_being_written_is_refused_not_mixed(
+    corpus: tuple[Path, list[str]], tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs on one folder would write the same shard names and the last manifest save would win: the
+    second waits for the folder's lock and gives up with one line; the lock file is no "foreign" file."""
+    import paraxl.io.locks as locks
+    from paraxl.io.locks import folder_lock
+
+    folder, texts = corpus
+    output = tmp_path / "out"
+    monkeypatch.setattr(locks, "DEFAULT_WAIT_SECONDS", 0.2)
+    with folder_lock(output, "corpus embeddings folder"), pytest.raises(InputError, match="another paraxl process"):
+        encode_corpus(request(folder, output, tiny_model_dir))
+    assert not (output / MANIFEST).exists()  # nothing written while the other run held the folder
+    encode_corpus(request(folder, output, tiny_model_dir))  # the lock file left behind is not "a foreign file"
+    embeddings, _, manifest = load_output(output)
+    assert embeddings.shape[0] == len(texts) and manifest["complete"] is True
+    assert manifest["job"]["model"]["graph"] is None  # torch: the weights decide; ONNX adds its graph's fingerprint

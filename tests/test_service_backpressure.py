@@ -217,10 +217,58 @@ def test_admission_refuses_what_would_wait_past_the_deadline_at_the_encoders_spe
         retry_after=lambda: 1,
     )
     admission = Admission(queue)  # type: ignore[arg-type]
-    admission._admit(2)  # 1.0 s: within the wait
-    assert admission.waiting_texts == 2
+    admission._admit(2)  # 8 texts ahead: 0.8 s
+    admission._admit(1)  # 10 texts ahead: 1.0 s, within the wait (its own texts do not count: the
+    assert admission.waiting_texts == 3  # deadline is for being taken for encoding, not for being done)
     with pytest.raises(Overloaded, match=r"about 1\.1 s of work"):
         admission._admit(1)  # 11 texts ahead of the encoder: 1.1 s
     queue.texts_per_second = 0.0  # speed unknown (nothing encoded yet): only the count applies
     admission._admit(50)
-    assert admission.waiting_texts == 52 and refusals == ["queue_full"]
+    assert admission.waiting_texts == 53 and refusals == ["wait_predicted"]
+
+
+def test_admission_counts_a_request_until_the_queue_decides_and_releases_it_once_on_every_path() -> None:
+    """Counted from admission until the encoder queue takes or refuses the job (not just until a worker
+    thread starts: validating and tokenizing take time too), released exactly once, also on a 4xx or a
+    cancelled request, so the count can never leak."""
+    import asyncio
+    import time
+    from types import SimpleNamespace
+
+    from paraxl.serving.admission import Admission
+    from paraxl.serving.encoder_queue import queue_decided
+
+    queue = SimpleNamespace(
+        queued_texts=0, limits=QueueLimits(max_queue=100, max_wait=1.0), texts_per_second=0.0, observer=None
+    )
+    admission = Admission(queue)  # type: ignore[arg-type]
+    seen: list[int] = []
+
+    def reaches_the_queue() -> str:
+        seen.append(admission.waiting_texts)  # still counted while the thread validates and tokenizes
+        decided = queue_decided.get()
+        assert decided is not None
+        decided()
+        decided()  # a second encode in the same request: counted down once only
+        seen.append(admission.waiting_texts)
+        return "ok"
+
+    assert asyncio.run(admission.run(5, reaches_the_queue)) == "ok" and seen == [5, 0]
+
+    def refused_by_validation() -> str:
+        raise ValueError("a 422 before the queue")
+
+    with pytest.raises(ValueError):
+        asyncio.run(admission.run(3, refused_by_validation))
+    assert admission.waiting_texts == 0
+
+    async def client_gone() -> None:
+        task = asyncio.ensure_future(admission.run(4, lambda: time.sleep(0.2)))
+        await asyncio.sleep(0.05)
+        assert admission.waiting_texts == 4
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(client_gone())
+    assert admission.waiting_texts == 0 and queue_decided.get() is None

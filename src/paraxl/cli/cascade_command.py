@@ -145,9 +145,13 @@ def fit(
     bi: BiArgument,
     cross: CrossArgument,
     output: OutputOption,
-    budget: Annotated[float | None, typer.Option(help="share of pairs the cross-encoder may see, e.g. 0.3")] = None,
+    # ranges checked here, before both models score every validation pair (minutes), not after
+    budget: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="share of pairs the cross-encoder may see, e.g. 0.3")
+    ] = None,
     target_accuracy: Annotated[
-        float | None, typer.Option(help="validation accuracy to reach with the fewest pairs sent, e.g. 0.77")
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="validation accuracy to reach with the fewest pairs sent, e.g. 0.77"),
     ] = None,
     data: DataOption = None,
     data_dir: DataDirOption = None,

@@ -210,8 +210,13 @@ def _model_decisions(
 ) -> _Decisions:
     """One model decides: a bi-encoder's cosine or a cross-encoder's score, at its calibration or ``threshold``."""
     from paraxl.decision.decider import decider_for
+    from paraxl.decision.threshold import check_threshold
+    from paraxl.modeling.cross_encoder import is_cross_encoder
 
     resolved = resolve_model(model, backend)
+    if threshold is not None and is_cross_encoder(resolved.folder):
+        # a cross-encoder's score is a sigmoid: a threshold outside [0, 1] would decide every pair alike
+        check_threshold(threshold, "--threshold", 0.0, 1.0, "a cross-encoder probability")
     # the model's calibration or --threshold, checked before the weights load
     decider = decider_for(resolved, threshold, note=print_note)
     # score as the calibration did (None: the model's default prompt)

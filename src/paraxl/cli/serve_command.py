@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import typer
 
 from paraxl.cli.common import BackendOption, app, cli_errors, load_resolved, print_note, say
 from paraxl.errors import InputError
+from paraxl.inference.onnx_files import SPINNING_VARIABLE
 from paraxl.loading.model import resolve_model
 from paraxl.loading.specs import DEFAULT_MODEL
 from paraxl.serving.limits import (
@@ -143,6 +145,8 @@ def serve(
         other_weights_note="deciding at --threshold, no probabilities",
         note=print_note,
     )
+    # ONNX threads do not spin (unless PARAXL_ORT_SPINNING=1): the HTTP layer shares the cores (RESULTS.md)
+    os.environ.setdefault(SPINNING_VARIABLE, "0")
     loaded = load_resolved(resolved)
     searcher = _searcher(index, loaded) if index is not None else None
     service = ParaxlService(

@@ -24,6 +24,7 @@ from paraxl.corpus.manifest import MANIFEST, CorpusManifest
 from paraxl.corpus.plan import ShardTask, plan_shards
 from paraxl.corpus.sources import resolve_inputs, scan_source
 from paraxl.errors import InputError
+from paraxl.io.locks import folder_lock
 from paraxl.loading.model import resolve_model
 from paraxl.modeling.st_layout import read_settings
 from paraxl.modeling.threads import physical_cores
@@ -83,27 +84,45 @@ def encode_corpus(request: CorpusRequest, progress: ProgressHandler | None = Non
         scan_source(path, request.fmt, request.column, request.shard_size) for path in resolve_inputs(request.inputs)
     ]
     tasks = plan_shards(sources, request.shard_size)
+    # ONNX: the graph decides the vectors too (a re-export or int8 re-quantisation of the same weights
+    # differs), so its fingerprint joins the job's identity; loading it here also makes a bundled model's
+    # export once, before the workers start
+    graph = None if request.backend == "torch" else resolved.load().encoder.fingerprint
     job = {
-        "model": {"weights_fingerprint": resolved.weights_fingerprint, "backend": request.backend},
+        "model": {"weights_fingerprint": resolved.weights_fingerprint, "backend": request.backend, "graph": graph},
         "prompt": {"name": request.prompt_name, "text": prompt},
         "dtype": request.dtype,
         "shard_size": request.shard_size,
         "inputs": [source.identity() for source in sources],
     }
     request.output_dir.mkdir(parents=True, exist_ok=True)
-    manifest = CorpusManifest.open(request.output_dir, job, tasks, request.model)
+    # one writer per folder, from the manifest check to the last save: two runs would write the same shards
+    with folder_lock(request.output_dir, "corpus embeddings folder"):
+        manifest = CorpusManifest.open(request.output_dir, job, tasks, request.model)
+        return _encode_pending(request, manifest, tasks, resolved.weights_fingerprint, graph, progress)
+
+
+def _encode_pending(
+    request: CorpusRequest,
+    manifest: CorpusManifest,
+    tasks: list[ShardTask],
+    weights_fingerprint: str,
+    graph: str | None,
+    progress: ProgressHandler | None,
+) -> CorpusSummary:
     done = manifest.done()
     pending = [task for task in tasks if task.index not in done]
     cpus = request.cpus_per_worker or max(1, physical_cores() // request.workers)
     settings = EncodeSettings(
         request.model,
         request.backend,
-        resolved.weights_fingerprint,
+        weights_fingerprint,
         request.prompt_name,
         request.batch_size,
         request.dtype,
         str(request.output_dir),
         cpus,
+        graph,
     )
     return _run(request, manifest, settings, pending, len(tasks), progress)
 

@@ -26,6 +26,7 @@ from paraxl.corpus.reading import read_shard_texts
 from paraxl.errors import InputError, ParaxlError
 from paraxl.io.atomic import atomic_path
 from paraxl.modeling.protocol import SentenceEncoder
+from paraxl.modeling.threads import physical_cores
 
 DTYPES = ("float32", "float16")
 
@@ -34,7 +35,9 @@ DTYPES = ("float32", "float16")
 class EncodeSettings:
     """What every worker needs: the model (and the fingerprint it must have), prompt, batch, dtype, folder.
 
-    ``threads``: torch intra-op threads per worker (the worker's share of the cores; 0 leaves torch's own).
+    ``threads``: intra-op threads per worker, torch and ONNX Runtime (the worker's share of the cores; 0
+    leaves the backend's own). ``encoder_fingerprint``: for ONNX backends, the encoder's fingerprint, which
+    also names the ``.onnx`` graph (a re-export or re-quantisation of the same weights gives other vectors).
     """
 
     model: str
@@ -45,6 +48,7 @@ class EncodeSettings:
     dtype: str
     output_dir: str
     threads: int = 0
+    encoder_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,11 @@ class ShardEncoder:
 
     def __init__(self, settings: EncodeSettings) -> None:
         _quiet_worker()
-        if settings.threads > 0 and settings.backend == "torch":
+        if 0 < settings.threads < physical_cores():
+            # this worker's share of the cores: torch now, ONNX Runtime when its session is made (it reads
+            # OMP_NUM_THREADS through paraxl.modeling.threads.intra_op_threads); N workers x all cores each
+            # would oversubscribe the machine N times over
+            os.environ["OMP_NUM_THREADS"] = str(settings.threads)
             import torch
 
             torch.set_num_threads(settings.threads)
@@ -113,6 +121,13 @@ class ShardEncoder:
                 f"model {self.settings.model!r} on {socket.gethostname()} has weights "
                 f"{model.weights_fingerprint[:12]}, not {self.settings.weights_fingerprint[:12]} as on the driver: "
                 "every worker needs the same model"
+            )
+        found = model.encoder.fingerprint
+        if self.settings.encoder_fingerprint is not None and found != self.settings.encoder_fingerprint:
+            raise InputError(
+                f"model {self.settings.model!r} on {socket.gethostname()} has the {self.settings.backend} graph "
+                f"{(found or '?')[:12]}, not {self.settings.encoder_fingerprint[:12]} as on the driver: "
+                "every worker needs the same export"
             )
         return model.encoder
 

@@ -28,6 +28,7 @@ from paraxl.corpus.plan import ShardTask
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import file_sha256
+from paraxl.io.locks import LOCK_FILE
 
 MANIFEST = "manifest.json"
 FORMAT = "paraxl-embeddings"
@@ -57,7 +58,7 @@ class CorpusManifest:
             manifest = cls(folder, document)
             manifest._verify_done()
             return manifest
-        if folder.is_dir() and any(folder.iterdir()):
+        if folder.is_dir() and any(entry.name != LOCK_FILE for entry in folder.iterdir()):
             raise InputError(
                 "the output folder is not empty and holds no manifest.json; use a new --output-dir", folder
             )

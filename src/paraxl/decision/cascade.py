@@ -99,11 +99,12 @@ class _Groups:
     bi_correct: int
 
     def edge(self, index: int) -> float:
-        """The cosine between group ``index - 1`` and group ``index`` (margins of 1 outside)."""
+        """The cosine between group ``index - 1`` and group ``index``; outside them -2 and 2, beyond any
+        cosine, so a band reaching the first or last group holds every test pair on that side too."""
         if index == 0:
-            return float(self.values[0] - 1.0)
+            return -2.0
         if index == self.values.size:
-            return float(self.values[-1] + 1.0)
+            return 2.0
         return float((self.values[index - 1] + self.values[index]) / 2)
 
 

@@ -88,7 +88,7 @@ def cross_encoder_outcome(
         raise InputError(f"{request.model} is a cross-encoder, which runs on the torch backend only")
     log(f"loading {request.model} from {resolved.folder} (cross-encoder, torch)")
     scorer = cross_encoder_scorer(resolved)
-    model = ModelInfo(request.model, str(resolved.folder), resolved.weights_fingerprint)
+    model = ModelInfo(request.model, str(resolved.folder), resolved.weights_fingerprint, backend="torch")
     context = EvalContext(data_dir=data_dir, seed=request.seed, progress=log)
     with folder_lock(output_dir, "eval output folder"):
         start = time.perf_counter()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from paraxl.errors import ModelFormatError
 from paraxl.io.hashing import file_sha256, model_folder_fingerprint
-from paraxl.modeling.threads import physical_cores
+from paraxl.modeling.threads import intra_op_threads
 
 if TYPE_CHECKING:  # onnxruntime loads only where a session opens: the layout is plain data
     import onnxruntime
@@ -98,11 +98,15 @@ def available_cores() -> int:
     return max(1, os.cpu_count() or 1)  # pragma: no cover (macOS, Windows)
 
 
+SPINNING_VARIABLE = "PARAXL_ORT_SPINNING"
+
+
 def session_settings() -> dict[str, Any]:
     """The ONNX Runtime session options paraxl uses, and why (``paraxl.modeling.threads`` for the threads).
 
-    * ``intra_op_num_threads`` = physical cores of the affinity mask: the MatMul/Gemm kernels split
-      across them; a hyper-thread sibling shares a core's vector units, so it adds no FLOPs.
+    * ``intra_op_num_threads`` = physical cores of the affinity mask (fewer if ``OMP_NUM_THREADS`` says
+      so): the MatMul/Gemm kernels split across them; a hyper-thread sibling shares a core's vector
+      units, so it adds no FLOPs.
     * ``inter_op_num_threads`` = 1 and ``execution_mode`` sequential: a BERT graph is one chain of
       operators, so the parallel executor would only add scheduling (ONNX Runtime's docs advise
       sequential unless the graph has many branches).
@@ -110,13 +114,16 @@ def session_settings() -> dict[str, Any]:
       "extended" fusions need no particular CPU; "layout" ones only apply where they help).
     * intra-op threads spin while waiting for work (ONNX Runtime's default): between the many small
       kernels of one pass, waking sleeping threads costs more than the spin on dedicated cores.
+      ``PARAXL_ORT_SPINNING=0`` turns it off, for a process whose cores are not dedicated: there a
+      spinning thread takes CPU from the threads it waits for (``paraxl serve`` shares its cores with
+      the HTTP layer; see RESULTS.md for the measurement).
     """
     return {
-        "intra_op_num_threads": physical_cores(),
+        "intra_op_num_threads": intra_op_threads(),
         "inter_op_num_threads": 1,
         "execution_mode": "ORT_SEQUENTIAL",
         "graph_optimization_level": "ORT_ENABLE_ALL",
-        "allow_spinning": True,
+        "allow_spinning": os.environ.get(SPINNING_VARIABLE, "1").strip() != "0",
     }
 
 

@@ -22,7 +22,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["available_cpus", "configure_torch_threads", "physical_cores", "torch_thread_settings"]
+__all__ = [
+    "available_cpus",
+    "configure_torch_threads",
+    "intra_op_threads",
+    "physical_cores",
+    "torch_thread_settings",
+]
 
 _CPU_SYSFS = Path("/sys/devices/system/cpu")
 
@@ -50,6 +56,17 @@ def physical_cores() -> int:
             package, core = "cpu", str(cpu)
         cores.add((package, core))
     return max(1, len(cores))
+
+
+def intra_op_threads() -> int:
+    """Threads for one ONNX Runtime session: :func:`physical_cores`, lowered by ``OMP_NUM_THREADS`` when
+    that is a smaller positive number (as torch reads it), so N worker processes sharing a machine can
+    each be given cores/N (``paraxl encode-corpus`` does so) instead of each starting a thread per core."""
+    cores = physical_cores()
+    asked = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if asked.isdigit() and int(asked) > 0:
+        return min(cores, int(asked))
+    return cores
 
 
 def configure_torch_threads() -> dict[str, Any]:

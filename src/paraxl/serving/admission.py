@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
-from paraxl.serving.encoder_queue import Overloaded, SerialEncoder
+from paraxl.serving.encoder_queue import Overloaded, SerialEncoder, queue_decided
 
 __all__ = ["Admission"]
 
@@ -31,11 +31,11 @@ T = TypeVar("T")
 
 
 class Admission:
-    """Counts the texts between admission (event loop) and their worker thread's start."""
+    """Counts the texts between admission (event loop) and the encoder queue's decision (worker thread)."""
 
     def __init__(self, queue: SerialEncoder) -> None:
         self.queue = queue
-        self._waiting = 0  # texts admitted whose worker thread has not started yet
+        self._waiting = 0  # texts admitted that the encoder queue has not yet taken or refused
         self._lock = threading.Lock()  # the count drops in the worker thread
 
     @property
@@ -43,35 +43,41 @@ class Admission:
         return self._waiting
 
     async def run(self, texts: int, work: Callable[[], T]) -> T:
-        """``work()`` in a worker thread if ``texts`` more texts fit, else :class:`Overloaded` at once."""
+        """``work()`` in a worker thread if ``texts`` more texts fit, else :class:`Overloaded` at once.
+
+        The texts count as waiting until the encoder queue has taken or refused the request's job
+        (:data:`queue_decided`, called in the worker thread), or until the request ends without reaching
+        it (a 4xx from validation, a client gone while waiting for a thread): exactly once either way.
+        """
         self._admit(texts)
-        started = False
+        released = False
 
-        def started_work() -> T:
-            nonlocal started
+        def release() -> None:
+            nonlocal released
             with self._lock:
-                started = True
-                self._waiting -= texts
-            return work()
-
-        try:
-            return await run_in_threadpool(started_work)
-        finally:
-            with self._lock:
-                if not started:  # cancelled (client gone) while waiting for a thread
+                if not released:
+                    released = True
                     self._waiting -= texts
+
+        token = queue_decided.set(release)  # run_in_threadpool runs work in a copy of this context
+        try:
+            return await run_in_threadpool(work)
+        finally:
+            queue_decided.reset(token)
+            release()
 
     def _admit(self, texts: int) -> None:
         limits = self.queue.limits
         with self._lock:
             ahead = self.queue.queued_texts + self._waiting
             full = ahead + texts > limits.max_queue
-            drain = (ahead + texts) / self._rate() if self._rate() > 0 else 0.0  # seconds of encoding ahead
+            # seconds of encoding ahead of it: the queue's deadline is for being taken, not for being done
+            drain = ahead / self._rate() if self._rate() > 0 else 0.0
             if not ahead or not (full or drain > limits.max_wait):
                 self._waiting += texts
                 return
         if self.queue.observer is not None:
-            self.queue.observer.refused("queue_full")
+            self.queue.observer.refused("queue_full" if full else "wait_predicted")
         retry_after = self.queue.retry_after()
         why = (
             f"the encoder queue is full ({limits.max_queue} texts waiting at most)"

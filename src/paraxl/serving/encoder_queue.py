@@ -22,7 +22,15 @@ from paraxl.modeling.batching import Tokenized
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.serving.limits import QueueLimits
 
-__all__ = ["EncoderObserver", "Overloaded", "RequestClock", "SerialEncoder", "ServiceError", "request_received"]
+__all__ = [
+    "EncoderObserver",
+    "Overloaded",
+    "RequestClock",
+    "SerialEncoder",
+    "ServiceError",
+    "queue_decided",
+    "request_received",
+]
 
 TOO_MANY = 429
 
@@ -31,6 +39,11 @@ TOO_MANY = 429
 # server has a bounded thread pool, itself an unbounded queue in front of this one). Worker threads
 # see it because they run in a copy of the request's context. None (no HTTP): from the call.
 request_received: ContextVar[float | None] = ContextVar("paraxl_request_received", default=None)
+
+# Called once when this request's job has been queued or refused (set by the service's admission on the
+# event loop, which counts a request's texts from admission until then: while its worker thread waits,
+# validates and tokenizes, the texts are in neither count otherwise). None: nothing to tell.
+queue_decided: ContextVar[Callable[[], None] | None] = ContextVar("paraxl_queue_decided", default=None)
 
 
 class ServiceError(ParaxlError):
@@ -64,7 +77,7 @@ class EncoderObserver(Protocol):
         prompt and special tokens included, unpadded) took ``seconds``."""
 
     def refused(self, reason: str) -> None:
-        """A request answered 429: ``reason`` is ``queue_full`` or ``deadline``."""
+        """A request answered 429: ``reason`` is ``queue_full``, ``deadline`` or ``wait_predicted``."""
 
 
 @dataclass(eq=False)
@@ -150,15 +163,20 @@ class SerialEncoder:
         return job.result
 
     def _admit(self, job: _Job) -> _Job:
-        if job.deadline <= time.monotonic():  # it waited its time before reaching the queue
-            self._refuse("deadline", f"the request waited {self.limits.max_wait:g} s for the encoder")
-        with self._queue_lock:
-            full = self._queue and self._queued_texts + len(job.tokenized) > self.limits.max_queue
-            if not full:
-                self._queue.append(job)
-                self._queued_texts += len(job.tokenized)
-                return job
-        self._refuse("queue_full", f"the encoder queue is full ({self.limits.max_queue} texts waiting at most)")
+        decided = queue_decided.get()
+        try:
+            if job.deadline <= time.monotonic():  # it waited its time before reaching the queue
+                self._refuse("deadline", f"the request waited {self.limits.max_wait:g} s for the encoder")
+            with self._queue_lock:
+                full = self._queue and self._queued_texts + len(job.tokenized) > self.limits.max_queue
+                if not full:
+                    self._queue.append(job)
+                    self._queued_texts += len(job.tokenized)
+                    return job
+            self._refuse("queue_full", f"the encoder queue is full ({self.limits.max_queue} texts waiting at most)")
+        finally:
+            if decided is not None:  # after the append: the texts are in the queue's count before they leave the other
+                decided()
 
     def _withdraw(self, job: _Job) -> bool:
         """Take ``job`` off the queue if nobody has taken it for encoding yet."""

@@ -8,7 +8,8 @@
 * ``paraxl_batch_texts`` (histogram), ``paraxl_batch_duration_seconds`` (histogram),
   ``paraxl_sentences_encoded_total``, ``paraxl_tokens_encoded_total``: each forward pass, heard
   through the encoder queue's observer hook (``paraxl.serving.encoder_queue.EncoderObserver``).
-* ``paraxl_overloaded_total{reason}``: requests answered 429 (``queue_full`` or ``deadline``).
+* ``paraxl_overloaded_total{reason}``: requests answered 429 (``queue_full``, ``deadline``, or
+  ``wait_predicted``: more work queued than may be waited for at the encoder's speed).
 
 Each app gets its own :class:`~prometheus_client.CollectorRegistry`, never the global one: a process
 (a test run) may build many apps, and the global registry refuses a metric name twice.

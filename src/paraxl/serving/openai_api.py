@@ -149,12 +149,10 @@ def embeddings_request(service: ParaxlService) -> type[BaseModel]:
     return EmbeddingsRequest
 
 
-def add_openai_routes(
-    app: FastAPI, service: ParaxlService, admission: Admission | None = None, *, keyed: bool = False
-) -> None:
-    """Add the ``/v1/`` routes for ``service`` to ``app``; ``admission``: the app's (429 on the event loop);
+def add_openai_routes(app: FastAPI, service: ParaxlService, admission: Admission, *, keyed: bool = False) -> None:
+    """Add the ``/v1/`` routes for ``service`` to ``app``; ``admission``: the app's (429 on the event loop;
+    one per app: a second one on the same queue would count only its own routes' requests);
     ``keyed``: the app requires an API key (its 401s on these routes are in OpenAI's shape too)."""
-    admission = admission if admission is not None else Admission(service.queue)
     unauthorized: dict[int | str, dict[str, Any]] = (
         {401: {"model": OpenAIError, "description": "missing or wrong API key"}} if keyed else {}
     )
@@ -163,7 +161,7 @@ def add_openai_routes(
     errors: dict[int | str, dict[str, Any]] = {code: {"model": OpenAIError} for code in (404, 413, 422)}
     errors[429] = {"model": OpenAIError, "description": "busy: retry after the Retry-After header's seconds"}
     errors.update(unauthorized)
-    service.count_tokens(["warm up"])  # builds the counting tokenizer now, before request threads share it
+    service.count_tokens(["warm up"])  # builds the encoder's TextTokenizer now, not in the first request
 
     @app.post(
         "/v1/embeddings",

@@ -125,6 +125,13 @@ class ParaxlService:
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        needed = ("tokenize_texts", "encode_tokenized")
+        missing = [name for name in needed if not callable(getattr(encoder, name, None))]
+        if missing:  # checked here, not as a 500 inside the first request
+            raise InputError(
+                f"the service's encoder {type(encoder).__name__} lacks {' and '.join(missing)} "
+                "(paraxl.modeling.protocol.SentenceEncoder): requests are tokenized once, then queued"
+            )
         self.encoder = encoder
         self.model_name = model_name
         self.decider = decider
