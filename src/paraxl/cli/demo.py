@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +13,7 @@ from paraxl.demo.finetune import DemoResult, DemoSettings, Scores, demo_config, 
 from paraxl.loading.backends import load_encoder
 from paraxl.loading.fastest import open_fastest_identical
 from paraxl.loading.specs import resolve_model_folder
+from paraxl.losses.phases import PhaseClock
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.retrieval import cosine_matrix, paired_cosine
 
@@ -75,19 +74,8 @@ def word_order_table(encoder: SentenceEncoder, title: str) -> Table:
     return pairs
 
 
-class Phases:
+class Phases(PhaseClock):
     """Wall seconds per phase of the demo, in order (printed at the end: where its minutes go)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
 
     def line(self) -> str:
         return ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.seconds.items())
