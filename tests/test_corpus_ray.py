@@ -43,6 +43,9 @@ def cluster() -> Iterator[str]:
     from ray.cluster_utils import Cluster
 
     local = {"num_cpus": 1, "include_dashboard": False, "node_ip_address": "127.0.0.1"}
+    # ray.init replaces SIGTERM/SIGINT handlers and leaves them after shutdown: later tests (the service's
+    # SIGTERM drain) need the originals back
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     started = Cluster(initialize_head=True, head_node_args=local)
     try:
         started.add_node(num_cpus=1, node_ip_address="127.0.0.1")
@@ -53,6 +56,9 @@ def cluster() -> Iterator[str]:
     finally:
         ray.shutdown()
         started.shutdown()
+        for number, handler in handlers.items():
+            if handler is not None:
+                signal.signal(number, handler)
 
 
 @pytest.fixture(scope="module")

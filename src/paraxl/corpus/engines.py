@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import multiprocessing
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -131,6 +132,9 @@ def run_ray(
     if not tasks:
         return
     started = not ray.is_initialized()
+    # ray.init installs its own SIGTERM/SIGINT handlers in this process and leaves them after shutdown;
+    # the caller's (a service's drain on SIGTERM, Ctrl-C) come back when the job ends
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     if started:
         # address None starts a local Ray on this machine; "auto" or HOST:PORT joins a running cluster
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -144,6 +148,9 @@ def run_ray(
     finally:
         if started:
             ray.shutdown()
+        for number, handler in handlers.items():
+            if handler is not None:
+                signal.signal(number, handler)
 
 
 def _ray_dataset(ray: Any, settings: EncodeSettings, tasks: Sequence[ShardTask], workers: int) -> Any:
