@@ -367,3 +367,12 @@ def test_real_model_onnx_matches_torch(paraxl_cache: Path) -> None:
     # int8 keeps the ranking: each English sentence's nearest Portuguese one is its translation
     similarity = int8[0:6:2] @ int8[1:6:2].T
     np.testing.assert_array_equal(similarity.argmax(axis=1), np.arange(3))
+
+
+def test_the_graph_fingerprint_without_loading_equals_the_loaded_encoders(exported_dir: Path) -> None:
+    """``paraxl encode-corpus`` keys its job on the ONNX graph without opening a session or a tokenizer."""
+    from paraxl.loading.backends import onnx_encoder_fingerprint
+
+    for backend in ("onnx", "onnx-int8"):
+        assert onnx_encoder_fingerprint(exported_dir, backend) == load_encoder(str(exported_dir), backend).fingerprint
+    assert onnx_encoder_fingerprint(exported_dir, "onnx") != onnx_encoder_fingerprint(exported_dir, "onnx-int8")

@@ -25,6 +25,7 @@ from paraxl.corpus.plan import ShardTask, plan_shards
 from paraxl.corpus.sources import resolve_inputs, scan_source
 from paraxl.errors import InputError
 from paraxl.io.locks import folder_lock
+from paraxl.loading.backends import onnx_encoder_fingerprint
 from paraxl.loading.model import resolve_model
 from paraxl.modeling.st_layout import read_settings
 from paraxl.modeling.threads import physical_cores
@@ -85,9 +86,9 @@ def encode_corpus(request: CorpusRequest, progress: ProgressHandler | None = Non
     ]
     tasks = plan_shards(sources, request.shard_size)
     # ONNX: the graph decides the vectors too (a re-export or int8 re-quantisation of the same weights
-    # differs), so its fingerprint joins the job's identity; loading it here also makes a bundled model's
-    # export once, before the workers start
-    graph = None if request.backend == "torch" else resolved.load().encoder.fingerprint
+    # differs), so its fingerprint joins the job's identity (a bundled model is exported here, once, before
+    # the workers start; the graph is hashed, not loaded: the workers load it)
+    graph = None if request.backend == "torch" else onnx_encoder_fingerprint(resolved.folder, request.backend)
     job = {
         "model": {"weights_fingerprint": resolved.weights_fingerprint, "backend": request.backend, "graph": graph},
         "prompt": {"name": request.prompt_name, "text": prompt},

@@ -8,7 +8,6 @@ once, sort by token count, token-budget batches, input order restored; so it mat
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from transformers import PreTrainedTokenizerBase
 
 from paraxl.errors import ModelFormatError
 from paraxl.inference.onnx_files import INPUT_NAMES, OUTPUT_NAME, locate_export, session_options
-from paraxl.io.hashing import model_folder_fingerprint
 from paraxl.modeling.batching import (
     DEFAULT_MAX_TOKENS,
     Tokenized,
@@ -104,9 +102,7 @@ class OnnxEncoder:
             raise ModelFormatError(f"{exported.path}: inputs {names}, expected {list(INPUT_NAMES)}")
         width = session.get_outputs()[0].shape[-1]
         dimension = width if isinstance(width, int) else int(config["hidden_size"])
-        digest = hashlib.sha256(
-            f"{model_folder_fingerprint(folder)}\0{backend}\0{exported.sha256}".encode()
-        ).hexdigest()
+        digest = exported.encoder_fingerprint(folder)
         return cls(session, tokenizer, settings, dimension, backend, digest)
 
     # ------------------------------------------------------------ SentenceEncoder

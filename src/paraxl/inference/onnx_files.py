@@ -13,6 +13,7 @@ neither imports the other, so running an export needs no encoder and loading one
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -42,6 +43,12 @@ class ExportedFile:
     backend: str
     path: Path
     sha256: str
+
+    def encoder_fingerprint(self, folder: Path) -> str:
+        """What decides an ONNX encoder's vectors: sha256 of (the folder's weights fingerprint, the backend,
+        this graph's sha256), so caches and corpus jobs never mix fp32, int8 or re-exported vectors."""
+        key = f"{model_folder_fingerprint(folder)}\0{self.backend}\0{self.sha256}"
+        return hashlib.sha256(key.encode()).hexdigest()
 
 
 def manifest_path(folder: Path) -> Path:

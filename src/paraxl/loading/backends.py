@@ -55,11 +55,24 @@ def _load_onnx(folder: Path, backend: str) -> SentenceEncoder:
     """
     from paraxl.inference.onnx_encoder import OnnxEncoder
 
+    _ensure_owned_export(folder, backend)
+    return OnnxEncoder.load(folder, backend)
+
+
+def onnx_encoder_fingerprint(folder: Path, backend: str) -> str:
+    """The fingerprint ``open_encoder(folder, backend).fingerprint`` would have, without loading the
+    tokenizer or an ONNX Runtime session (a bundled model is exported first, as loading would)."""
+    from paraxl.inference.onnx_files import locate_export
+
+    _ensure_owned_export(folder, backend)
+    return locate_export(folder, backend).encoder_fingerprint(folder)
+
+
+def _ensure_owned_export(folder: Path, backend: str) -> None:
     if owned_by_paraxl(folder):
         from paraxl.inference.onnx_export import ensure_export
 
         ensure_export(folder, backend)
-    return OnnxEncoder.load(folder, backend)
 
 
 def owned_by_paraxl(folder: Path) -> bool:

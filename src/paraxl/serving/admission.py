@@ -72,7 +72,8 @@ class Admission:
             ahead = self.queue.queued_texts + self._waiting
             full = ahead + texts > limits.max_queue
             # seconds of encoding ahead of it: the queue's deadline is for being taken, not for being done
-            drain = ahead / self._rate() if self._rate() > 0 else 0.0
+            rate = self._rate()
+            drain = ahead / rate if rate > 0 else 0.0
             if not ahead or not (full or drain > limits.max_wait):
                 self._waiting += texts
                 return
