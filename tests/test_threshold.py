@@ -54,3 +54,9 @@ def test_ties_go_to_the_lowest_threshold() -> None:
 def test_bad_inputs_are_named(scores: list[float], labels: list[int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         best_threshold(scores, labels)
+
+
+def test_neighbouring_floats_are_still_separated() -> None:
+    """Found by hypothesis: the midpoint of 0.0 and 5e-324 rounds to 0.0 and could not separate them."""
+    _, accuracy = best_threshold([0.0, 5e-324], [0, 1])
+    assert accuracy == 1.0

@@ -70,7 +70,11 @@ def candidate_thresholds(scores: FloatArray) -> FloatArray:
     """Every distinct cut of ``scores``, ascending: below the lowest score, each midpoint between
     consecutive distinct scores, and above the highest."""
     distinct = np.unique(scores)  # ascending
-    cuts: FloatArray = np.concatenate([[distinct[0] - 1.0], (distinct[:-1] + distinct[1:]) / 2, [distinct[-1] + 1.0]])
+    lower, upper = distinct[:-1], distinct[1:]
+    # the midpoint of two neighbouring floats can round down to the lower one (0 and 5e-324), which would
+    # put it on the wrong side of ``score >= cut``; the next float above it still separates the two
+    middle = np.maximum((lower + upper) / 2, np.nextafter(lower, upper))
+    cuts: FloatArray = np.concatenate([[distinct[0] - 1.0], middle, [distinct[-1] + 1.0]])
     return cuts
 
 
