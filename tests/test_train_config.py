@@ -108,6 +108,7 @@ LOSS_KEYS = {
     "additive_margin": {"margin": "0.2", "scale": "10.0", "direction": "forward", "explicit_negatives": "1"},
     "info_nce": {"temperature": "0.1", "explicit_negatives": "1"},
     "multi_positive": {"temperature": "0.1", "variant": "log_sum_prob", "members_per_group": "3"},
+    "cosent": {"scale": "10.0", "similarity": "angle"},
 }
 INAPPLICABLE_LOSS_KEYS = [
     (kind, key, sorted(other for other, keys in LOSS_KEYS.items() if key in keys))
@@ -228,7 +229,7 @@ FLAT_DATA_DEFAULTS = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(LOSS_KEYS))
+@pytest.mark.parametrize("kind", sorted(set(LOSS_KEYS) - {"cosent"}))  # cosent came after the flat section
 def test_loss_defaults_equal_the_flat_sections(kind: str) -> None:
     dumped = TrainConfig.model_validate(
         {"data": {"kind": "pawsx"}, "output_dir": "x", "max_steps": 1, "loss": {"kind": kind}}

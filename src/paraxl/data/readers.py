@@ -22,6 +22,7 @@ __all__ = [
     "PAWSX_LANGUAGES",
     "XNLI_LANGUAGES",
     "LabeledPair",
+    "check_languages",
     "groups_from_pairs",
     "parse_languages",
     "read_aligned_files",
@@ -55,7 +56,7 @@ def read_pawsx_pairs(
         raise InputError(f"unknown PAWS-X protocol {protocol!r}; use resplit or official")
     if split not in splits:
         raise InputError(f"unknown PAWS-X {protocol} split {split!r}; use one of {', '.join(splits)}")
-    _check_languages(languages, PAWSX_LANGUAGES, "PAWS-X")
+    check_languages(languages, PAWSX_LANGUAGES, "PAWS-X")
     policy = policy or RowPolicy()
     root = Path(data_dir) / "pawsx" / protocol
     paths = {language: inside_data_dir(data_dir, root / language / f"{split}.tsv") for language in languages}
@@ -100,7 +101,7 @@ def read_xnli(
 
     Duplicates are merged within and across splits (each premise appears once per hypothesis).
     """
-    _check_languages(languages, XNLI_LANGUAGES, "XNLI")
+    check_languages(languages, XNLI_LANGUAGES, "XNLI")
     if not splits:
         raise InputError("no XNLI splits given")
     policy = policy or RowPolicy()
@@ -115,11 +116,12 @@ def read_xnli(
 def parse_languages(text: str, known: Sequence[str] = PAWSX_LANGUAGES, name: str = "PAWS-X") -> tuple[str, ...]:
     """A comma-separated language list from a command line (``"en, de"``), checked against ``known``."""
     languages = tuple(part.strip() for part in text.split(",") if part.strip())
-    _check_languages(languages, known, name)
+    check_languages(languages, known, name)
     return languages
 
 
-def _check_languages(languages: Sequence[str], known: Sequence[str], name: str) -> None:
+def check_languages(languages: Sequence[str], known: Sequence[str], name: str) -> None:
+    """``languages`` must be some of ``known``, none twice; otherwise an error naming the data set."""
     unknown = [language for language in languages if language not in known]
     if unknown or not languages:
         raise InputError(f"unknown {name} language(s) {unknown}; use some of {' '.join(known)}")

@@ -2,11 +2,13 @@
 
 Two words, two things: a **unit** (:class:`TextUnit`) is what the sampler draws, the texts of one
 meaning that a reader found together (usually in one language); a **group** is every unit that
-shares a ``group_id`` (the unit and its translations or duplicates).
+shares a ``group_id`` (the unit and its translations or duplicates). A :class:`ScoredPair` is the
+unit of graded-similarity data (STS): two texts and how similar they are.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +35,34 @@ class TextUnit:
             raise ValueError(f"{len(self.texts)} texts but {len(self.languages)} languages")
 
 
+@dataclass(frozen=True)
+class ScoredPair(TextUnit):
+    """A sampling unit of graded similarity: ``texts`` (sentence1, sentence2) and their gold ``score``.
+
+    Unlike a plain unit, the two texts need not mean the same thing: ``score`` (in [0, 1], 1 most
+    similar) says how close they are. Only scored losses (``cosent``) read it; the config refuses the
+    other kinds on scored data, whose layouts would take the pair for paraphrases. ``group_id`` is
+    the pair's identity across languages (its translations share it, so the sampler keeps them in
+    separate batches); ``negatives`` stays empty.
+    """
+
+    score: float = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.texts) != 2:
+            raise ValueError(f"a ScoredPair holds two texts, got {len(self.texts)}")
+        if not (math.isfinite(self.score) and 0.0 <= self.score <= 1.0):
+            raise ValueError(f"a ScoredPair's score must lie in [0, 1], got {self.score!r}")
+        if self.negatives:
+            raise ValueError("a ScoredPair has no explicit negatives")
+
+
 @dataclass
 class TrainingData:
     """Units ready for a :class:`~paraxl.data.sampler.GroupBatchSampler`, and what was left out.
+
+    ``units`` are all :class:`TextUnit` or (scored data) all :class:`ScoredPair`.
 
     ``skipped_rows``: malformed rows skipped under a ``skip`` policy (for line-aligned files, row
     positions dropped from every file; for PAWS-X, also rows with an untranslated sentence).

@@ -16,15 +16,18 @@ import torch
 from pydantic import Field
 
 from paraxl.losses.additive_margin import AdditiveMarginConfig, InfoNCEConfig
+from paraxl.losses.cosent import CosentConfig, scored_pair_step_loss
 from paraxl.losses.hard_negatives import HardNegativeConfig
 from paraxl.losses.mega_batch import pair_step_loss
 from paraxl.losses.multi_positive import MultiPositiveConfig, group_step_loss
-from paraxl.losses.step import GroupSteps, LossSection, PairSteps, StepIndex, StepNeeds
+from paraxl.losses.step import GroupSteps, LossSection, PairSteps, ScoredPairSteps, StepIndex, StepNeeds
 
 C = TypeVar("C", bound=LossSection)
 
 # the training config's `loss:` section: one of these, picked by its `kind`
-LossConfig = Annotated[AdditiveMarginConfig | InfoNCEConfig | MultiPositiveConfig, Field(discriminator="kind")]
+LossConfig = Annotated[
+    AdditiveMarginConfig | InfoNCEConfig | MultiPositiveConfig | CosentConfig, Field(discriminator="kind")
+]
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class LossKind(Generic[C]):
     """One loss kind.
 
     ``needs`` maps its section to what the step layout must hold (pairs with explicit negatives,
-    or K members per group); ``loss`` maps the step's embeddings (T, dim), its layout, the
+    K members per group, or scored pairs); ``loss`` maps the step's embeddings (T, dim), its layout, the
     section and the ``mining:`` section to a scalar loss.
     """
 
@@ -55,17 +58,23 @@ LOSSES: Mapping[str, LossKind[Any]] = _table(
     LossKind("additive_margin", AdditiveMarginConfig, lambda c: PairSteps(c.explicit_negatives), pair_step_loss),
     LossKind("info_nce", InfoNCEConfig, lambda c: PairSteps(c.explicit_negatives), pair_step_loss),
     LossKind("multi_positive", MultiPositiveConfig, lambda c: GroupSteps(c.members_per_group), group_step_loss),
+    LossKind("cosent", CosentConfig, lambda c: ScoredPairSteps(), scored_pair_step_loss),
 )
 
 
 def step_needs(section: LossSection) -> StepNeeds:
-    """What a step of this loss must hold (see :class:`PairSteps`, :class:`GroupSteps`)."""
+    """What a step of this loss must hold (see :class:`PairSteps`, :class:`GroupSteps`, :class:`ScoredPairSteps`)."""
     return LOSSES[section.kind].needs(section)
 
 
 def pair_kinds() -> list[str]:
     """The kinds whose steps are (anchor, positive) pairs: the ones that take explicit and mined negatives."""
     return [name for name, kind in LOSSES.items() if isinstance(kind.needs(kind.section()), PairSteps)]
+
+
+def scored_kinds() -> list[str]:
+    """The kinds whose steps are scored pairs (graded similarity): the ones that need scored data."""
+    return [name for name, kind in LOSSES.items() if isinstance(kind.needs(kind.section()), ScoredPairSteps)]
 
 
 def contrastive_loss(

@@ -37,6 +37,9 @@ class StepIndex(Protocol):
     def negatives(self) -> torch.Tensor: ...  # (n, e) text indices of explicit negatives, -1 padding
 
     @property
+    def pair_scores(self) -> torch.Tensor: ...  # (n,) gold similarity of each pair in [0, 1]; empty if unscored
+
+    @property
     def pairs_per_mini_batch(self) -> int: ...
 
 
@@ -55,7 +58,13 @@ class GroupSteps:
     members: int | None
 
 
-StepNeeds = PairSteps | GroupSteps
+@dataclass(frozen=True)
+class ScoredPairSteps:
+    """A step of scored pairs (sentence1, sentence2, gold similarity): one pair per unit, no
+    explicit negatives; the gold scores are the layout's ``pair_scores``."""
+
+
+StepNeeds = PairSteps | GroupSteps | ScoredPairSteps
 
 # Every section of the training config: frozen, unknown keys refused, and numbers finite (a
 # `.inf` or `.nan` from YAML or an override is refused where it is written, with its line,

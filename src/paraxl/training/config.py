@@ -22,7 +22,7 @@ from paraxl.losses.hard_negatives import HardNegativeConfig
 from paraxl.losses.registry import LossConfig, pair_kinds, step_needs
 from paraxl.losses.step import SECTION_CONFIG, PairSteps
 from paraxl.training.config_errors import config_error, union_kinds
-from paraxl.training.data_config import TrainData
+from paraxl.training.data_config import TrainData, data_loss_mismatch
 
 
 class _Strict(BaseModel):
@@ -110,6 +110,9 @@ class TrainConfig(_Strict):
         needs = step_needs(self.loss)
         pairs = isinstance(needs, PairSteps)
         kind = self.loss.kind
+        mismatch = data_loss_mismatch(self.data, needs, kind)  # scored pairs feed scored losses only
+        if mismatch:
+            raise ValueError(mismatch)
         if self.mining.enabled and not pairs:
             raise ValueError(f"mining works with the pair losses ({', '.join(pair_kinds())}), not {kind}")
         if self.data.translation_positives > 0 and not pairs:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from paraxl.losses.step import SECTION_CONFIG
+from paraxl.data.sts_pairs import check_sts_split
+from paraxl.errors import InputError
+from paraxl.losses.registry import scored_kinds
+from paraxl.losses.step import SECTION_CONFIG, ScoredPairSteps, StepNeeds
 
 
 class _DataSection(BaseModel):
@@ -19,6 +22,7 @@ class _DataSection(BaseModel):
 
     model_config = SECTION_CONFIG
     reads_data_dir: ClassVar[bool] = False  # read from the data directory (not from `paths`)
+    scored: ClassVar[bool] = False  # units are scored pairs (graded similarity), for the scored loss kinds
 
     kind: str
     languages: list[str] | None = None  # None: every language the kind has
@@ -48,6 +52,33 @@ class XnliData(_DataSection):
 
     kind: Literal["xnli"] = "xnli"
     splits: list[str] = Field(default_factory=lambda: ["dev", "test"])
+
+
+class StsData(_DataSection):
+    """STS-B train pairs with gold scores from the data directory: stsb_multi_mt's 11 languages and
+    KorSTS (``ko``), for a graded-similarity loss (``cosent``); see :mod:`paraxl.data.sts_pairs`."""
+
+    reads_data_dir: ClassVar[bool] = True
+    scored: ClassVar[bool] = True
+
+    kind: Literal["sts"] = "sts"
+    split: str = "train"  # or dev; the test splits are the evaluation's and refused
+
+    @field_validator("split")
+    @classmethod
+    def _not_test(cls, split: str) -> str:
+        try:
+            return check_sts_split(split)
+        except InputError as exc:
+            raise ValueError(exc.reason) from None
+
+    @model_validator(mode="after")
+    def _no_pair_options(self) -> StsData:
+        if self.translation_positives > 0:
+            raise ValueError("data kind sts pairs each sentence1 with its own sentence2: translation_positives is 0")
+        if self.swap_negatives:
+            raise ValueError("data kind sts has no explicit negatives to add word swaps to: swap_negatives is false")
+        return self
 
 
 class _FileData(_DataSection):
@@ -85,4 +116,22 @@ class PairsData(_FileData):
 
 
 # the training config's `data:` section: one of these, picked by its `kind`
-TrainData = Annotated[PawsxData | PairsData | ParallelData | XnliData, Field(discriminator="kind")]
+TrainData = Annotated[PawsxData | PairsData | ParallelData | XnliData | StsData, Field(discriminator="kind")]
+
+
+def data_loss_mismatch(data: TrainData, needs: StepNeeds, loss_kind: str) -> str | None:
+    """Why ``data`` cannot feed a loss of ``loss_kind`` (whose steps need ``needs``); None if it can.
+
+    Scored pairs (graded similarity) and groups of one meaning are different data: a scored loss
+    on groups would have no gold scores, a contrastive loss on scored pairs would take every pair,
+    score 0 too, for a paraphrase.
+    """
+    scored_loss = isinstance(needs, ScoredPairSteps)
+    if scored_loss and not data.scored:
+        return f"loss kind {loss_kind} needs scored pairs (data kind sts), not data kind {data.kind}"
+    if data.scored and not scored_loss:
+        return (
+            f"data kind {data.kind} holds scored pairs for a graded-similarity loss "
+            f"({', '.join(scored_kinds())}), not loss kind {loss_kind}, which would take every pair for a paraphrase"
+        )
+    return None

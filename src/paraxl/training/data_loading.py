@@ -14,10 +14,11 @@ from paraxl.data.readers import (
     read_xnli,
 )
 from paraxl.data.records import TrainingData
+from paraxl.data.sts_pairs import STS_LANGUAGES, read_sts
 from paraxl.data.word_swap import with_swap_negatives
 from paraxl.errors import InputError
 from paraxl.io.rows import RowPolicy
-from paraxl.training.data_config import PairsData, ParallelData, PawsxData, TrainData, XnliData
+from paraxl.training.data_config import PairsData, ParallelData, PawsxData, StsData, TrainData, XnliData
 
 
 def load_training_data(spec: TrainData, data_dir: Path | None) -> TrainingData:
@@ -33,6 +34,9 @@ def load_training_data(spec: TrainData, data_dir: Path | None) -> TrainingData:
             data = read_xnli(data_dir, splits=tuple(spec.splits), policy=policy)
         else:
             data = read_xnli(data_dir, splits=tuple(spec.splits), languages=tuple(spec.languages), policy=policy)
+    elif isinstance(spec, StsData):
+        assert data_dir is not None
+        data = read_sts(data_dir, spec.split, spec.languages or STS_LANGUAGES, policy=policy)
     elif isinstance(spec, ParallelData):
         languages = spec.languages or [f"lang{i}" for i in range(len(spec.paths))]
         data = read_parallel([Path(p) for p in spec.paths], languages, policy=policy)

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from paraxl.data.records import TextUnit
+from paraxl.data.records import ScoredPair, TextUnit
 from paraxl.data.sampler import draw_texts
-from paraxl.losses.step import GroupSteps, StepNeeds
+from paraxl.losses.step import GroupSteps, ScoredPairSteps, StepNeeds
+
+
+def _no_scores() -> torch.Tensor:
+    return torch.empty(0, dtype=torch.float32)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class StepLayout:
     positives: torch.Tensor  # (n,) text indices, row-aligned with anchors
     pair_groups: torch.Tensor  # (n,) group id of each pair
     negatives: torch.Tensor  # (n, e) text indices of explicit negatives, -1 padding
+    pair_scores: torch.Tensor = field(default_factory=_no_scores)  # (n,) gold score per pair; (0,) unless scored
 
     @property
     def pairs_per_mini_batch(self) -> int:
@@ -79,6 +84,8 @@ def step_layout(
     """The layout a loss kind needs (see :func:`paraxl.losses.registry.step_needs`)."""
     if isinstance(needs, GroupSteps):
         return group_layout(mini_batches, rng, needs.members)
+    if isinstance(needs, ScoredPairSteps):
+        return scored_pair_layout(mini_batches)
     return pair_layout(mini_batches, rng, needs.explicit_negatives, translations)
 
 
@@ -158,6 +165,49 @@ def group_layout(
         pair_groups=empty,
         negatives=empty.reshape(0, 0),
     )
+
+
+def scored_pair_layout(mini_batches: Sequence[Sequence[TextUnit]]) -> StepLayout:
+    """Each unit's (sentence1, sentence2) as (anchor, positive), its gold score in ``pair_scores``.
+
+    Every unit must be a :class:`ScoredPair`. Nothing is drawn (a pair is its two texts), and
+    there are no explicit negatives: each mini-batch's pairs are ranked against each other. Both
+    texts of a pair carry the pair's group id in ``text_groups`` (the row they come from; they are
+    not paraphrases unless their score says so).
+    """
+    texts: list[str] = []
+    text_groups: list[int] = []
+    bounds: list[slice] = []
+    anchors: list[int] = []
+    positives: list[int] = []
+    pair_groups: list[int] = []
+    scores: list[float] = []
+    for batch in mini_batches:
+        pairs = [_scored(unit) for unit in batch]
+        start = len(texts)
+        anchors += range(start, start + len(pairs))
+        positives += range(start + len(pairs), start + 2 * len(pairs))
+        pair_groups += [pair.group_id for pair in pairs]
+        scores += [pair.score for pair in pairs]
+        texts += [pair.texts[0] for pair in pairs] + [pair.texts[1] for pair in pairs]
+        text_groups += [pair.group_id for pair in pairs] * 2
+        bounds.append(slice(start, len(texts)))
+    return StepLayout(
+        texts=texts,
+        text_groups=torch.tensor(text_groups, dtype=torch.long),
+        mini_batch_texts=bounds,
+        anchors=torch.tensor(anchors, dtype=torch.long),
+        positives=torch.tensor(positives, dtype=torch.long),
+        pair_groups=torch.tensor(pair_groups, dtype=torch.long),
+        negatives=torch.empty(len(anchors), 0, dtype=torch.long),
+        pair_scores=torch.tensor(scores, dtype=torch.float32),
+    )
+
+
+def _scored(unit: TextUnit) -> ScoredPair:
+    if not isinstance(unit, ScoredPair):
+        raise ValueError(f"a scored-pair step needs ScoredPair units (data kind sts), got a {type(unit).__name__}")
+    return unit
 
 
 def _choose(pool: Sequence[str], count: int, rng: np.random.Generator) -> list[str]:
