@@ -242,73 +242,11 @@ def mine(
     say(f"wrote {len(pairs)} pairs to {output}")
 
 
-@app.command("eval")
-@cli_errors
-def evaluate(
-    model: Annotated[str, typer.Argument(help="bundled:NAME, a model folder, or hub:ORG/NAME[@REV]")] = DEFAULT_MODEL,
-    tasks: Annotated[
-        str,
-        typer.Option(
-            help="comma-separated: pawsx, align, bucc, tatoeba, sts, sib200 (all = these six); "
-            "sts17ext, sts22, mtop read files you add under DATA_DIR/sts17-crosslingual, sts22, mtop"
-        ),
-    ] = "all",
-    protocol: Annotated[
-        str, typer.Option(help="PAWS-X protocol: resplit (validation -> test) or official (dev_2k -> test_2k)")
-    ] = "resplit",
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="benchmark data folder (default: $PARAXL_DATA_DIR)")
-    ] = None,
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="result folder (default: runs/eval/<model>-<protocol>)")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="seed of every sampled part (k-shot draws, sampled pairs)")] = 0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 64,
-    cache: Annotated[bool, typer.Option(help="reuse embeddings cached on disk per (model, text)")] = True,
-    plots: Annotated[bool, typer.Option(help="draw PNG plots beside the results")] = True,
-    backend: Annotated[
-        str,
-        typer.Option(
-            "--backend",
-            help="auto (default): ONNX fp32 when the model exports and its embeddings match torch's to 1e-5 "
-            "(a folder of yours is exported into paraxl's cache, never into the folder), else torch; "
-            "or torch, onnx, onnx-int8 (int8 changes scores slightly)",
-        ),
-    ] = "auto",
-) -> None:
-    """Evaluate a model: one result JSON per task, summary.md and plots in the output folder."""
-    from paraxl.evaluation.session import EvalRequest, run_evaluation
-
-    request = EvalRequest(
-        model=model,
-        tasks=tasks,
-        protocol=protocol,
-        data_dir=data_dir,
-        output_dir=output_dir,
-        seed=seed,
-        batch_size=batch_size,
-        use_cache=cache,
-        plots=plots,
-        backend=backend,
-    )
-    outcome = run_evaluation(request, log=lambda message: say(message, stderr=True, style="dim"))
-    table = Table("task", "main score", "seconds")
-    for document in outcome.documents:
-        table.add_row(document["task"]["name"], _score_text(document), f"{document['wall_seconds']:.1f}")
-    console.print(table)
-    say(f"results: {outcome.output_dir} (summary.md, one JSON per task, plots/)")
-
-
-def _score_text(document: dict[str, object]) -> str:
-    from paraxl.evaluation.report import main_score_text
-
-    return main_score_text(document)
-
-
 # the other command modules register on the same app (imported for that side effect)
 from paraxl.cli import (  # noqa: E402, F401
     cascade_command,
     corpus_command,
+    eval_command,
     onnx_commands,
     pi_commands,
     search_commands,

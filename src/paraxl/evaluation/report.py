@@ -1,7 +1,9 @@
 """The markdown summary of result documents: one overview table, then one section per task.
 
 It reads only typed :class:`~paraxl.evaluation.results.ResultDocument` objects (never the
-model or the data), so ``paraxl eval`` can redraw it later from result files alone. Headline
+model or the data), so ``paraxl eval`` can redraw it later from result files alone. After the
+overview comes the evaluation profile (:mod:`paraxl.evaluation.profile`): the model's columns,
+or base, model and delta per column when a base was compared. Headline
 numbers come from the typed record (``document.scores``); a section's detail columns (pair
 counts, F1, label source, ...) come from the task's own JSON rows (``document.raw_scores``).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from paraxl.evaluation.profile import PROFILE, ProfileComparison, profile_values
 from paraxl.evaluation.results import ResultDocument
 
 
@@ -28,8 +31,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
-def summary_markdown(documents: Sequence[ResultDocument]) -> str:
-    """One overview table, then one section per task."""
+def summary_markdown(documents: Sequence[ResultDocument], comparison: ProfileComparison | None = None) -> str:
+    """One overview table, the profile (with the before/after of ``comparison``), then one section per task."""
     if not documents:
         return "No results.\n"
     first = documents[0]
@@ -55,11 +58,45 @@ def summary_markdown(documents: Sequence[ResultDocument]) -> str:
         for doc in documents
     ]
     lines += _table(["task", "main score", "what it is", "seconds", "texts encoded"], overview)
+    lines += ["", "## profile", "", *profile_lines(documents, comparison)]
     for doc in documents:
         section = _SECTIONS.get(doc.task.name)
         if section is not None:
             lines += ["", f"## {doc.task.name}", "", *section(doc)]
     return "\n".join(lines) + "\n"
+
+
+def delta_text(value: float | None) -> str:
+    """A change in points with its sign (``+1.25``, ``-0.40``); "-" when unknown."""
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def profile_lines(documents: Sequence[ResultDocument], comparison: ProfileComparison | None) -> list[str]:
+    """The profile table: the model's columns, or base / model / delta when ``comparison`` is given."""
+    if comparison is None:
+        values = profile_values(documents)
+        rows = [[c.title, c.unit.label, _value_text(values[c.key])] for c in PROFILE]
+        return [
+            "Every column is higher-is-better, in points; - : not among this model's results "
+            "(`paraxl eval --tasks profile` runs every column's task).",
+            "",
+            *_table(["column", "unit", "value"], rows),
+        ]
+    base = comparison.base.spec if comparison.base else "base (no results)"
+    rows = [
+        [row.column.title, row.column.unit.label, _value_text(row.base), _value_text(row.model), delta_text(row.delta)]
+        for row in comparison.rows
+    ]
+    return [
+        f"Before/after against the base `{base}` ({comparison.base_source}): delta = this model minus the base, in "
+        "points; every column is higher-is-better. - : not among that model's results.",
+        "",
+        *_table(["column", "unit", "base", "this model", "delta"], rows),
+    ]
+
+
+def _value_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _backends(documents: Sequence[ResultDocument]) -> str:

@@ -13,21 +13,25 @@ from pathlib import Path
 
 from paraxl.errors import InputError
 from paraxl.evaluation.embeddings import CachedEmbedder, Embedder
+from paraxl.evaluation.profile import PROFILE_TASKS
 from paraxl.evaluation.results import ModelInfo, ResultDocument, result_document, write_document
 from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol
 from paraxl.evaluation.tasks.registry import TASKS
 
 
 def parse_task_list(text: str) -> list[str]:
-    """``"pawsx,align"`` -> ``["pawsx", "align"]``; ``all`` -> every default task (data shipped here, no subsets)."""
+    """``"pawsx,align"`` -> ``["pawsx", "align"]``; ``all`` -> every default task (data shipped here, no subsets);
+    ``profile`` -> the tasks of the evaluation profile (:data:`~paraxl.evaluation.profile.PROFILE_TASKS`),
+    alone or among other names (``profile,align``)."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise InputError("no tasks given; use a comma-separated list such as pawsx,align,bucc")
+        raise InputError("no tasks given; use a comma-separated list such as pawsx,align,bucc, or profile, or all")
     if names == ["all"]:
         return [name for name, entry in TASKS.items() if entry.default]
+    names = [task for name in names for task in (PROFILE_TASKS if name == "profile" else (name,))]
     unknown = [name for name in names if name not in TASKS]
     if unknown:
-        raise InputError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS)} (or all)")
+        raise InputError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS)} (or all, or profile)")
     return list(dict.fromkeys(names))
 
 

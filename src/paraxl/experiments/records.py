@@ -110,6 +110,8 @@ class RunRecord:
     config: Mapping[str, Any] | None = None  # the TrainConfig as JSON
     training: Mapping[str, Any] | None = None  # steps, train_seconds, examples_per_second, data files
     table: str | None = None
+    # the evaluation profile's columns (key -> points), when the run's eval ran the profile's tasks
+    profile: Mapping[str, float | None] | None = None
 
     @classmethod
     def from_json(cls, run: Mapping[str, Any]) -> RunRecord:
@@ -121,7 +123,16 @@ class RunRecord:
             config=run.get("config"),
             training=run.get("training"),
             table=run.get("table"),
+            profile=run_profile(run),
         )
+
+
+def run_profile(run: Mapping[str, Any]) -> dict[str, float | None] | None:
+    """A run record's profile columns (key -> points or None); None when its eval did not run the profile."""
+    profile = run.get("profile")
+    if not isinstance(profile, Mapping):
+        return None
+    return {str(key): number(value) for key, value in profile.items()}
 
 
 @dataclass(frozen=True)
@@ -140,7 +151,7 @@ class Stats:
         return cls(float(node["mean"]), number(node.get("std")), int(node.get("n", 1)), tuple(node.get("values", ())))
 
 
-_ROW_KEYS = {"seeds", "trainer", "per_language", "steps"}
+_ROW_KEYS = {"seeds", "trainer", "per_language", "steps", "profile"}
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,7 @@ class VariantRow:
     seeds: tuple[int, ...] = ()
     trainer: str | None = None
     steps: int = 0
+    profile: Mapping[str, Stats | None] = field(default_factory=dict)  # profile column key -> stats
 
     @classmethod
     def from_json(cls, row: Mapping[str, Any]) -> VariantRow:
@@ -162,6 +174,7 @@ class VariantRow:
             seeds=tuple(row.get("seeds", ())),
             trainer=row.get("trainer"),
             steps=row.get("steps") or 0,
+            profile={key: Stats.from_json(node) for key, node in (row.get("profile") or {}).items()},
         )
 
 

@@ -1,4 +1,9 @@
-"""A table's records as JSON and markdown: mean ± std over seeds per variant."""
+"""A table's records as JSON and markdown: mean ± std over seeds per variant.
+
+A table whose eval ran the evaluation profile (``eval: {tasks: profile}``) gets a second markdown
+table, its columns (:data:`~paraxl.evaluation.profile.PROFILE`, in points), and, when the table has
+an untrained variant (trainer ``none``), the change of every other variant against it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from paraxl.errors import InputError
+from paraxl.evaluation.profile import PROFILE
 from paraxl.evaluation.scores import TaskScores, number
 from paraxl.experiments.records import RunRecord
 from paraxl.experiments.runner import mean_std
@@ -93,6 +99,9 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
         row["train_seconds"] = _stats([t["train_seconds"] for t in trained])
         row["examples_per_second"] = _stats([t["examples_per_second"] for t in trained])
         row["steps"] = trained[0]["steps"] if trained else 0
+        profiles = [RunRecord.from_json(run).profile for run in runs]
+        if any(profile is not None for profile in profiles):
+            row["profile"] = {c.key: _stats([(p or {}).get(c.key) for p in profiles]) for c in PROFILE}
         variants[name] = row
     return variants
 
@@ -136,7 +145,38 @@ def markdown(title: str, variants: dict[str, Any]) -> str:
         for name, row in variants.items():
             cells = [_cell(row["per_language"].get(lang), 100.0, 1).split(" ±")[0] for lang in languages]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += profile_markdown(variants)
     return "\n".join(lines) + "\n"
+
+
+def profile_markdown(variants: dict[str, Any]) -> list[str]:
+    """The profile table (mean ± std over seeds, points) and the change against the untrained variant.
+
+    Nothing when no variant's eval ran the profile; only the columns some variant has.
+    """
+    rows = {name: row["profile"] for name, row in variants.items() if row.get("profile")}
+    columns = [c for c in PROFILE if any(profile.get(c.key) is not None for profile in rows.values())]
+    if not columns:
+        return []
+    header = ["variant", *(f"{c.title} ({c.unit.label})" for c in columns)]
+    lines = ["", "Evaluation profile (points, mean over seeds; higher is better):", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, profile in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(profile.get(c.key), 1.0, 2) for c in columns) + " |")
+    baseline = next((name for name in rows if variants[name]["trainer"] == "none"), None)
+    if baseline is None or len(rows) < 2:
+        return lines
+    lines += ["", f"Change against `{baseline}` (points; gained > 0, lost < 0):", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, profile in rows.items():
+        if name != baseline:
+            deltas = [_delta(profile.get(c.key), rows[baseline].get(c.key)) for c in columns]
+            lines.append(f"| {name} | " + " | ".join(deltas) + " |")
+    return lines
+
+
+def _delta(stats: dict[str, Any] | None, baseline: dict[str, Any] | None) -> str:
+    return "-" if stats is None or baseline is None else f"{stats['mean'] - baseline['mean']:+.2f}"
 
 
 def read_reported(path: Path) -> list[dict[str, Any]]:

@@ -3,7 +3,9 @@
 Layout under ``runs_dir/<table>/<variant>/seed-<S>/``: the training output (``final/`` is
 deleted after evaluation unless ``keep_models``; a 118M-parameter folder is ~470 MB), the
 evaluation folder ``eval/`` and ``record.json``. A run whose ``record.json`` exists is not
-run again, so an interrupted table resumes where it stopped.
+run again, so an interrupted table resumes where it stopped. A record whose evaluation ran every
+task of the evaluation profile (``eval: {tasks: profile}``) carries its columns under ``profile``
+(column key -> points, None where missing), read from the full result documents.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from paraxl.errors import InputError
+from paraxl.evaluation.profile import PROFILE_TASKS, profile_values
 from paraxl.evaluation.session import EvalRequest, run_evaluation
 from paraxl.experiments.records import RunRecord, summarize_task
 from paraxl.experiments.tables import Table, Variant
@@ -136,6 +139,8 @@ def run_one(
         "model_fingerprint": outcome.results[0].model.fingerprint if outcome.results else None,
         "wall_seconds": time.perf_counter() - began,
     }
+    if set(PROFILE_TASKS) <= {result.task.name for result in outcome.results}:
+        record["profile"] = profile_values(outcome.results)  # set-level numbers the summaries above drop
     with atomic_path(record_path, suffix=".json") as tmp:
         tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
     if variant.trainer != "none" and not keep_models:

@@ -7,7 +7,7 @@ Example::
     base: configs/pawsx-infonce.yaml          # relative to the table file's folder's parent
     overrides: [max_steps=60, validation=null]
     seeds: [42, 43, 44]
-    eval: {tasks: "pawsx,align", protocol: resplit}
+    eval: {tasks: "pawsx,align", protocol: resplit}   # or tasks: profile (records carry the profile columns)
     variants:
       - {name: off-the-shelf, trainer: none}
       - {name: st-mnrl, trainer: sentence-transformers, overrides: [loss.explicit_negatives=0]}
@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from paraxl.errors import InputError
+from paraxl.evaluation.runner import parse_task_list
 from paraxl.training.config import TrainConfig, load_config
 
 Trainer = Literal["paraxl", "sentence-transformers", "none", "soup"]
@@ -44,6 +45,16 @@ class EvalSpec(_Strict):
     tasks: str = "pawsx,align"
     protocol: Literal["resplit", "official"] = "resplit"
     batch_size: int = Field(default=64, ge=1)
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: str) -> str:
+        # a typo in a task name would otherwise surface after the first run has trained
+        try:
+            parse_task_list(tasks)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return tasks
 
 
 class Variant(_Strict):
