@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from paraxl.data.readers import PAWSX_LANGUAGES
-from paraxl.data.records import TextUnit
+from paraxl.data.records import TextUnit, TrainingData
 from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
 from paraxl.evaluation.loaders.tatoeba import TATOEBA_XTREME36
@@ -33,9 +33,10 @@ from paraxl.experiments.report import aggregate, markdown, write_report
 from paraxl.experiments.st_baseline import baseline_rows, train_st_mnrl
 from paraxl.experiments.tables import Table, load_table
 from paraxl.io.hashing import model_folder_fingerprint
-from paraxl.training.checkpoint import TrainerState
+from paraxl.training.checkpoint import TaskProgress
 from paraxl.training.config import TrainConfig
 from paraxl.training.layout import pair_layout
+from paraxl.training.tasks import TrainingTask
 from paraxl.training.trainer import _Run, train
 
 from .eval_fixtures import write_pawsx
@@ -245,6 +246,12 @@ def hand_groups(count: int = 10) -> list[TextUnit]:
     return groups
 
 
+def trainer_task(config: TrainConfig, groups: list[TextUnit]) -> TrainingTask:
+    """The trainer's one task of ``config`` over ``groups``, as training.tasks.load_tasks builds it."""
+    sampler = GroupBatchSampler([g.group_id for g in groups], config.batch_size, seed=config.seed)
+    return TrainingTask(0, config.only_task("test"), TrainingData(groups, 0, 0), sampler, None, None, ())
+
+
 def rows_config(tmp_path: Path, **fields: Any) -> TrainConfig:
     data = {"kind": "pairs", "paths": [str(tmp_path / "unused.tsv")]}
     return tiny_config(tmp_path / "model", tmp_path / "out", data, **{"seed": 5, **fields})
@@ -262,12 +269,13 @@ def test_baseline_rows_are_the_trainers_batches(tmp_path: Path, negatives: int) 
 
     # the oracle: the trainer's own batch stream and step layout
     trainer = SimpleNamespace(config=config)
-    stream = _Run._batches(trainer, sampler, TrainerState())  # type: ignore[arg-type]
+    task = trainer_task(config, groups)
+    stream = task.batches(TaskProgress())
     epochs, filled = set(), 0
     for step in range(steps):
         epoch, index, batch = next(stream)
         epochs.add(epoch)
-        layout = _Run._layout(trainer, groups, [(epoch, index, batch)], None)  # type: ignore[arg-type]
+        layout = _Run._layout(trainer, task, [(epoch, index, batch)])  # type: ignore[arg-type]
         # and by hand, as the docstrings say: rng seeded by (seed, epoch, batch), pair_layout
         assert batch == sampler.epoch_batches(epoch)[index]
         by_hand = pair_layout([[groups[i] for i in batch]], np.random.default_rng([5, epoch, index]), negatives)
@@ -308,10 +316,10 @@ def test_baseline_rows_of_loaded_pairs_start_like_the_trainer(tmp_path: Path) ->
     groups = load_training_data(config.data, None).units
     rows = baseline_rows(config, groups, 4)
     trainer = SimpleNamespace(config=config)
-    sampler = GroupBatchSampler([g.group_id for g in groups], config.batch_size, seed=config.seed)
-    stream = _Run._batches(trainer, sampler, TrainerState())  # type: ignore[arg-type]
+    task = trainer_task(config, groups)
+    stream = task.batches(TaskProgress())
     for step in range(4):
-        layout = _Run._layout(trainer, groups, [next(stream)], None)  # type: ignore[arg-type]
+        layout = _Run._layout(trainer, task, [next(stream)])  # type: ignore[arg-type]
         lo = step * config.batch_size
         assert rows.anchor[lo : lo + 4] == [layout.texts[i] for i in layout.anchors.tolist()]
         assert rows.negative is not None

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -209,19 +210,30 @@ def _cli(config: Path) -> list[str]:
     return [sys.executable, "-m", "paraxl.cli.main", "train", str(config)]
 
 
-def _write_run_config(tmp_path: Path, model_dir: Path, name: str, steps: int) -> Path:
+def _write_run_config(tmp_path: Path, model_dir: Path, name: str, steps: int, multi: bool = False) -> Path:
+    """The paper-1 recipe on pair data; ``multi``: as one task of two, beside multi-positive on parallel files."""
     pairs = write_pairs(tmp_path / "pairs.tsv", groups=40)
+    task: dict[str, Any] = {
+        "data": {"kind": "pairs", "paths": [str(pairs)]},
+        "loss": {"kind": "additive_margin", "margin": 0.2},
+        "mining": {"enabled": True, "top_k": 1},
+        "mini_batches_per_step": 2,
+        "batch_size": 4,
+    }
+    if multi:
+        parallel = [str(p) for p in write_parallel(tmp_path)]
+        mpcl = {"kind": "multi_positive", "members_per_group": 2}
+        second = {"name": "mpcl", "data": {"kind": "parallel", "paths": parallel}, "loss": mpcl, "batch_size": 4}
+        shape: dict[str, Any] = {"tasks": [{"name": "pairs"} | task, second]}
+    else:
+        shape = task
     path = tmp_path / f"{name}.yaml"
     path.write_text(
         json.dumps(
-            {
-                "model": {"name": str(model_dir), "max_seq_length": 32},
-                "data": {"kind": "pairs", "paths": [str(pairs)]},
-                "loss": {"kind": "additive_margin", "margin": 0.2},
-                "mining": {"enabled": True, "top_k": 1},
-                "mini_batches_per_step": 2,
+            {"model": {"name": str(model_dir), "max_seq_length": 32}}
+            | shape
+            | {
                 "output_dir": str(tmp_path / name),
-                "batch_size": 4,
                 "max_steps": steps,
                 "checkpoint_every": 3,
                 "log_every": 1,
@@ -232,14 +244,18 @@ def _write_run_config(tmp_path: Path, model_dir: Path, name: str, steps: int) ->
     return path
 
 
-def test_resume_after_sigkill_gives_the_same_weights(tiny_model_dir: Path, tmp_path: Path) -> None:
-    """Kill a CLI run at a random step, run the same command again: same final weights as uninterrupted."""
+@pytest.mark.parametrize(("shape", "steps"), [("one-task", 60), ("multi-task", 40)])
+def test_resume_after_sigkill_gives_the_same_weights(
+    tiny_model_dir: Path, tmp_path: Path, shape: str, steps: int
+) -> None:
+    """Kill a CLI run at a random step, run the same command again: same final weights as uninterrupted
+    (for one task, and for two tasks drawn per step, each with its own sampler position)."""
     env = os.environ | {"PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-    steps = 60
-    reference = _write_run_config(tmp_path, tiny_model_dir, "reference", steps)
+    multi = shape == "multi-task"
+    reference = _write_run_config(tmp_path, tiny_model_dir, "reference", steps, multi)
     subprocess.run(_cli(reference), env=env, check=True, capture_output=True, timeout=300)
 
-    killed = _write_run_config(tmp_path, tiny_model_dir, "killed", steps)
+    killed = _write_run_config(tmp_path, tiny_model_dir, "killed", steps, multi)
     kill_after = random.Random(os.environ.get("PYTEST_SEED", "0")).randrange(4, steps // 2)
     process = subprocess.Popen(_cli(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = tmp_path / "killed" / "metrics.jsonl"
@@ -263,6 +279,12 @@ def test_resume_after_sigkill_gives_the_same_weights(tiny_model_dir: Path, tmp_p
         assert torch.equal(actual[name], tensor), name
     logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
     assert logged == list(range(1, steps + 1))  # redone steps are not logged twice
+    if multi:  # the same task at every step, both tasks trained
+        tasks = [
+            [json.loads(line)["task"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+            for run in ("reference", "killed")
+        ]
+        assert tasks[0] == tasks[1] and set(tasks[0]) == {"pairs", "mpcl"}
     shutil.rmtree(tmp_path / "reference")
 
 

@@ -4,6 +4,7 @@ In-batch negatives assume every other unit of the batch means something else. Un
 ``group_id`` (translations, duplicates) would be false negatives, so a batch holds each group at
 most once. An epoch's plan depends only on ``(seed, epoch)``: a run resumed at ``(epoch, step)``
 continues with ``epoch_batches(epoch)[step:]`` and sees exactly the batches it would have seen.
+Samplers that share a seed (the tasks of a multi-task run) get their own ``stream``.
 """
 
 from __future__ import annotations
@@ -43,11 +44,21 @@ class GroupBatchSampler:
     replaces it, so every epoch has the same number of batches.
     """
 
-    def __init__(self, group_ids: Sequence[int], batch_size: int, *, seed: int, drop_last: bool = True) -> None:
+    def __init__(
+        self,
+        group_ids: Sequence[int],
+        batch_size: int,
+        *,
+        seed: int,
+        drop_last: bool = True,
+        stream: Sequence[int] = (),
+    ) -> None:
+        """``stream``: non-negative ints that tell apart samplers of one ``seed`` (their plans are
+        independent); the default ``()`` gives the plans of a sampler made without it."""
         if batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {batch_size}")
-        if seed < 0:
-            raise InputError(f"seed must be non-negative, got {seed}")
+        if seed < 0 or any(part < 0 for part in stream):
+            raise InputError(f"seed and stream must be non-negative, got {seed} and {tuple(stream)}")
         ids = np.asarray(group_ids, dtype=np.int64).reshape(-1)
         distinct, inverse, sizes = np.unique(ids, return_inverse=True, return_counts=True)
         if len(distinct) < batch_size:
@@ -58,6 +69,7 @@ class GroupBatchSampler:
             )
         self.batch_size = batch_size
         self.seed = seed
+        self.stream = tuple(int(part) for part in stream)
         self.drop_last = drop_last
         self._group: IntArray = inverse.astype(np.int64)  # dense group index per unit
         self._sizes: IntArray = sizes.astype(np.int64)  # units per dense group
@@ -80,7 +92,7 @@ class GroupBatchSampler:
         return self._count
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        """The unit indices of each batch of ``epoch``; a pure function of ``(seed, epoch)``."""
+        """The unit indices of each batch of ``epoch``; a pure function of ``(seed, stream, epoch)``."""
         return self.plan(epoch).batches
 
     def plan(self, epoch: int) -> EpochPlan:
@@ -89,7 +101,7 @@ class GroupBatchSampler:
             raise InputError(f"epoch must be non-negative, got {epoch}")
         if self._cached is not None and self._cached[0] == epoch:
             return self._cached[1]
-        rng = np.random.default_rng([self.seed, epoch])
+        rng = np.random.default_rng([self.seed, *self.stream, epoch])
         order = self._stratified_order(rng)
         batches = self._greedy(order)
         if batches is None:

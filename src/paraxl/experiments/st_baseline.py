@@ -61,7 +61,8 @@ def baseline_rows(config: TrainConfig, groups: list[TextUnit], steps: int) -> Ba
     if negatives > 1:
         raise InputError("the sentence-transformers baseline takes at most one explicit negative per row")
     sampler = GroupBatchSampler([g.group_id for g in groups], config.batch_size, seed=config.seed)
-    translations = TranslationPositives.at_rate(groups, config.data.translation_positives)  # as the trainer
+    data = config.only_task("the sentence-transformers baseline").data
+    translations = TranslationPositives.at_rate(groups, data.translation_positives)  # as the trainer
     anchor: list[str] = []
     positive: list[str] = []
     negative: list[str] = []
@@ -109,7 +110,7 @@ def train_st_mnrl(config: TrainConfig, data_dir: Path | None, output: Path) -> d
         raise InputError("the sentence-transformers baseline needs `max_steps`")
     if config.distill is not None:
         raise InputError("the sentence-transformers baseline trains MNRL alone; `distill` is paraxl's trainer's")
-    data = load_training_data(config.data, data_dir)
+    data = load_training_data(config.only_task("the sentence-transformers baseline").data, data_dir)
     rows = baseline_rows(config, data.units, config.max_steps)
 
     model = _st_model(config)

@@ -38,14 +38,43 @@ class CheckpointDamaged(ModelFormatError):
 
 
 @dataclass
+class TaskProgress:
+    """One task of a multi-task run: its sampler position and what it has trained."""
+
+    epoch: int = 0  # the task's next batch is batch ``batch`` of its epoch ``epoch``
+    batch: int = 0
+    steps: int = 0  # optimiser steps that trained this task
+    examples: int = 0  # groups of this task trained on
+
+
+@dataclass
 class TrainerState:
     step: int = 0  # optimiser steps done
-    epoch: int = 0  # sampler position: the next batch is batch ``batch`` of epoch ``epoch``
+    epoch: int = 0  # sampler position: the next batch is batch ``batch`` of epoch ``epoch`` (one task)
     batch: int = 0
     examples: int = 0  # groups trained on
     elapsed_s: float = 0.0  # training time before this run (resumes add to it)
     best_metric: float | None = None
     best_step: int | None = None
+    # multi-task runs: each task's position and counts, by task name (epoch/batch above stay 0);
+    # None for one task, whose state.json is then what it was before multi-task runs existed
+    tasks: dict[str, TaskProgress] | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The JSON object of ``state.json``."""
+        record = asdict(self)
+        if self.tasks is None:
+            del record["tasks"]
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> TrainerState:
+        """The inverse of :meth:`record`; TypeError/AttributeError on a record of another shape."""
+        fields = dict(record)
+        tasks = fields.pop("tasks", None)
+        if tasks is not None:
+            fields["tasks"] = {str(name): TaskProgress(**progress) for name, progress in tasks.items()}
+        return cls(**fields)
 
 
 def save_checkpoint(
@@ -64,7 +93,7 @@ def save_checkpoint(
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rng_states, tmp / "rng.pt")
-        (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
+        (tmp / "state.json").write_text(json.dumps(state.record(), indent=2) + "\n")
         write_manifest(tmp)  # last: it vouches for everything above
     for old in list_checkpoints(output_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -125,8 +154,8 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 def load_trainer_state(checkpoint: Path) -> TrainerState:
     try:
-        return TrainerState(**json.loads((checkpoint / "state.json").read_text()))
-    except (OSError, ValueError, TypeError) as exc:
+        return TrainerState.from_record(json.loads((checkpoint / "state.json").read_text()))
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise ModelFormatError(f"{checkpoint}: unreadable trainer state ({exc})") from None
 
 

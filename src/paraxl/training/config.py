@@ -5,6 +5,11 @@ checked once, here, so the trainer can trust what it gets. The ``loss`` and ``da
 sections are discriminated by their ``kind``: each kind has only its keys, and a key of
 another kind is an error that names the kinds it applies to. Errors name the file and the
 YAML line of the offending key (see :mod:`paraxl.training.config_errors`).
+
+A config trains one task (top-level ``data``, ``loss``, ``mining``, ``batch_size``, ...) or
+several: a ``tasks:`` list of blocks, each with those keys, a ``name`` and a sampling
+``weight`` (see :class:`TaskConfig` and :mod:`paraxl.training.tasks`). A one-task config is
+recorded exactly as before ``tasks`` existed.
 """
 
 from __future__ import annotations
@@ -14,13 +19,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from paraxl.errors import InputError
 from paraxl.losses.additive_margin import AdditiveMarginConfig
 from paraxl.losses.hard_negatives import HardNegativeConfig
 from paraxl.losses.registry import LossConfig, pair_kinds, step_needs
-from paraxl.losses.step import SECTION_CONFIG, PairSteps
+from paraxl.losses.step import SECTION_CONFIG, LossSection, PairSteps
 from paraxl.training.config_errors import config_error, union_kinds
 from paraxl.training.data_config import TrainData, data_loss_mismatch
 
@@ -68,11 +83,92 @@ class OptimConfig(_Strict):
 
 MAX_EPOCHS = 1e6
 DEFAULT_LOSS_KIND = "additive_margin"  # of a `loss:` section that names no kind (AdditiveMarginConfig)
+SINGLE_TASK = "main"  # the name of a one-task config's task (in messages; not recorded anywhere)
+
+
+def _default_loss_kind(value: Any) -> Any:
+    """A `loss:` section without `kind` is additive_margin (the default loss)."""
+    if isinstance(value, Mapping) and "kind" not in value:
+        return {"kind": DEFAULT_LOSS_KIND, **value}
+    return value
+
+
+def check_task_rules(
+    data: TrainData,
+    loss: LossSection,
+    mining: HardNegativeConfig,
+    distill: DistillConfig | None,
+    mini_batches_per_step: int,
+) -> None:
+    """The rules between one task's data, loss, mining and distillation; ValueError if one is broken."""
+    needs = step_needs(loss)
+    pairs = isinstance(needs, PairSteps)
+    kind = loss.kind
+    mismatch = data_loss_mismatch(data, needs, kind)  # scored pairs feed scored losses only
+    if mismatch:
+        raise ValueError(mismatch)
+    if mining.enabled and not pairs:
+        raise ValueError(f"mining works with the pair losses ({', '.join(pair_kinds())}), not {kind}")
+    if data.translation_positives > 0 and not pairs:
+        raise ValueError(f"data.translation_positives works with the pair losses; {kind} groups already mix languages")
+    if data.swap_negatives and not (isinstance(needs, PairSteps) and needs.explicit_negatives > 0):
+        raise ValueError(
+            "data.swap_negatives adds explicit negatives: it needs a pair loss with loss.explicit_negatives >= 1"
+        )
+    if distill is not None and not pairs:
+        raise ValueError("distill scores (anchor, positive / negative) pairs: it needs a pair loss")
+    if mining.enabled and mini_batches_per_step < 2:
+        raise ValueError("mining needs a mega-batch: set `mini_batches_per_step` >= 2")
+
+
+class TaskConfig(_Strict):
+    """One objective of a multi-task run: its data, loss, hard negatives, distillation and batch shape.
+
+    The keys are those a one-task config has at the top level, with the same defaults and rules.
+    ``weight`` scales how often proportional sampling picks the task (see
+    :mod:`paraxl.training.tasks`).
+    """
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    weight: float = Field(default=1.0, gt=0.0)
+    data: TrainData
+    loss: LossConfig = Field(default_factory=AdditiveMarginConfig)
+    mining: HardNegativeConfig = Field(default_factory=HardNegativeConfig)
+    distill: DistillConfig | None = None
+    batch_size: int = Field(default=32, ge=2)  # groups per mini-batch, over all processes
+    mini_batches_per_step: int = Field(default=1, ge=1)  # the mega-batch size K of this task's steps
+    grad_cache: bool | None = None  # None: on when a step holds several mini-batches
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _loss_kind(cls, value: Any) -> Any:
+        return _default_loss_kind(value)
+
+    @model_validator(mode="after")
+    def _task_rules(self) -> TaskConfig:
+        try:
+            check_task_rules(self.data, self.loss, self.mining, self.distill, self.mini_batches_per_step)
+        except ValueError as exc:
+            raise ValueError(f"task {self.name!r}: {exc}") from None
+        return self
+
+    @property
+    def uses_grad_cache(self) -> bool:
+        return self.grad_cache if self.grad_cache is not None else self.mini_batches_per_step > 1
+
+
+# the keys of one task: at the top level of a one-task config, in each block of `tasks:` otherwise
+_TASK_KEYS = ("data", "loss", "mining", "distill", "batch_size", "mini_batches_per_step", "grad_cache")
+_MULTI_TASK_KEYS = ("tasks", "task_sampling")
 
 
 class TrainConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
-    data: TrainData
+    # several objectives in one run (None: the one task of the top-level keys below)
+    tasks: list[TaskConfig] | None = Field(default=None, min_length=1)
+    # which task a step trains: proportional (default) or round_robin; see paraxl.training.tasks
+    task_sampling: Literal["proportional", "round_robin"] = "proportional"
+    data: TrainData | None = Field(default=None, validate_default=True)  # required without `tasks`
     validation: ValidationConfig | None = None
     loss: LossConfig = Field(default_factory=AdditiveMarginConfig)
     mining: HardNegativeConfig = Field(default_factory=HardNegativeConfig)  # hard negatives (YAML: `mining:`)
@@ -97,41 +193,75 @@ class TrainConfig(_Strict):
 
     @field_validator("loss", mode="before")
     @classmethod
-    def _default_loss_kind(cls, value: Any) -> Any:
-        """A `loss:` section without `kind` is additive_margin (the default loss)."""
-        if isinstance(value, Mapping) and "kind" not in value:
-            return {"kind": DEFAULT_LOSS_KIND, **value}
+    def _loss_kind(cls, value: Any) -> Any:
+        return _default_loss_kind(value)
+
+    @field_validator(*_TASK_KEYS, mode="before")
+    @classmethod
+    def _one_shape(cls, value: Any, info: ValidationInfo) -> Any:
+        """A task key at the top level beside `tasks:` is refused (at its line); `data` is required without."""
+        if "tasks" not in info.data:
+            return value  # `tasks` itself is invalid: its error is the one to report
+        if info.data["tasks"] is not None:
+            if info.field_name == "data" and value is None:
+                return value
+            raise ValueError("belongs in each block of `tasks`, not at the top level of a multi-task config")
+        if info.field_name == "data" and value is None:
+            raise PydanticCustomError("missing", "Field required")
+        return value
+
+    @field_validator("task_sampling", mode="before")
+    @classmethod
+    def _sampling_needs_tasks(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.data.get("tasks", ()) is None:
+            raise ValueError("picks which of `tasks` a step trains; this config has no `tasks`")
         return value
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> TrainConfig:
         if (self.max_steps is None) == (self.epochs is None):
             raise ValueError("give exactly one of `max_steps` and `epochs`")
-        needs = step_needs(self.loss)
-        pairs = isinstance(needs, PairSteps)
-        kind = self.loss.kind
-        mismatch = data_loss_mismatch(self.data, needs, kind)  # scored pairs feed scored losses only
-        if mismatch:
-            raise ValueError(mismatch)
-        if self.mining.enabled and not pairs:
-            raise ValueError(f"mining works with the pair losses ({', '.join(pair_kinds())}), not {kind}")
-        if self.data.translation_positives > 0 and not pairs:
-            raise ValueError(
-                f"data.translation_positives works with the pair losses; {kind} groups already mix languages"
-            )
-        if self.data.swap_negatives and not (isinstance(needs, PairSteps) and needs.explicit_negatives > 0):
-            raise ValueError(
-                "data.swap_negatives adds explicit negatives: it needs a pair loss with loss.explicit_negatives >= 1"
-            )
-        if self.distill is not None and not pairs:
-            raise ValueError("distill scores (anchor, positive / negative) pairs: it needs a pair loss")
-        if self.mining.enabled and self.mini_batches_per_step < 2:
-            raise ValueError("mining needs a mega-batch: set `mini_batches_per_step` >= 2")
+        if self.tasks is None:
+            assert self.data is not None  # _one_shape
+            check_task_rules(self.data, self.loss, self.mining, self.distill, self.mini_batches_per_step)
+            return self
+        if self.epochs is not None:
+            # an epoch of which task? tasks of different sizes pass their epochs at different steps
+            raise ValueError("a multi-task run is as long as `max_steps`; `epochs` is for one task")
+        names = [task.name for task in self.tasks]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"task names must be unique: {', '.join(map(repr, twice))} used twice")
+        if self.task_sampling == "round_robin" and any(task.weight != 1.0 for task in self.tasks):
+            raise ValueError("task `weight` is for proportional sampling; round_robin trains each task in turn")
         return self
+
+    @model_serializer(mode="wrap")
+    def _record(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """One shape's keys only: a one-task config is recorded as before `tasks` existed, and a
+        multi-task one without the (unused) top-level task keys."""
+        dumped: dict[str, Any] = handler(self)
+        unused = _MULTI_TASK_KEYS if self.tasks is None else _TASK_KEYS
+        return {key: value for key, value in dumped.items() if key not in unused}
 
     @property
     def uses_grad_cache(self) -> bool:
         return self.grad_cache if self.grad_cache is not None else self.mini_batches_per_step > 1
+
+    @property
+    def is_multi_task(self) -> bool:
+        return self.tasks is not None
+
+    def task_list(self) -> list[TaskConfig]:
+        """The run's tasks; a one-task config gives one task (named ``main``) of its top-level keys."""
+        return list(self.tasks) if self.tasks is not None else [self.only_task("the run")]
+
+    def only_task(self, what: str) -> TaskConfig:
+        """The one task of a one-task config; InputError naming ``what`` for a multi-task config."""
+        if self.tasks is not None:
+            raise InputError(f"{what} trains one task; this config has `tasks:`")
+        fields = {key: getattr(self, key) for key in _TASK_KEYS}
+        return TaskConfig.model_construct(name=SINGLE_TASK, weight=1.0, **fields)  # its rules: checked above
 
 
 # ---------------------------------------------------------------- loading
@@ -176,6 +306,15 @@ def upgrade_record(raw: Any) -> Any:
     """
     if not isinstance(raw, Mapping):
         return raw
+    upgraded = _upgrade_sections(raw)
+    tasks = upgraded.get("tasks")
+    if isinstance(tasks, list):
+        upgraded["tasks"] = [_upgrade_sections(task) if isinstance(task, Mapping) else task for task in tasks]
+    return upgraded
+
+
+def _upgrade_sections(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` with its kind sections (``loss``, ``data``) cut to the keys of their kind."""
     upgraded = dict(raw)
     for name, kinds in _kind_sections().items():
         section = upgraded.get(name)
@@ -196,32 +335,44 @@ def _apply_override(raw: dict[str, Any], override: str, overridden: set[tuple[st
     if not sep or not key.strip():
         raise InputError(f"override {override!r}: expected key.path=value")
     parts = key.strip().split(".")
-    target = raw
+    target: Any = raw
     for part in parts[:-1]:
-        child = target.setdefault(part, {})
-        if not isinstance(child, dict):
+        # `tasks.1.loss.margin=0.2`: a block of a list, by position
+        child = target[_list_index(target, part, override)] if isinstance(target, list) else target.setdefault(part, {})
+        if not isinstance(child, dict | list):
             raise InputError(f"override {override!r}: {part!r} is not a section")
         target = child
     try:
-        target[parts[-1]] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
     except yaml.YAMLError:
         raise InputError(f"override {override!r}: the value is not valid YAML") from None
+    if isinstance(target, list):
+        target[_list_index(target, parts[-1], override)] = parsed
+    else:
+        target[parts[-1]] = parsed
     overridden.add(tuple(parts))
     if len(parts) == 1 and parts[0] in _EXCLUSIVE:
         raw.pop(_EXCLUSIVE[parts[0]], None)  # `max_steps=50` on a config with `epochs` replaces it
-    if len(parts) == 2 and parts[1] == "kind":
-        _switch_kind(target, parts[0], overridden)
+    if len(parts) >= 2 and parts[-1] == "kind" and isinstance(target, dict):
+        _switch_kind(target, tuple(parts[:-1]), overridden)
 
 
-def _switch_kind(section: dict[str, Any], name: str, overridden: set[tuple[str, ...]]) -> None:
-    """``loss.kind=info_nce`` on a file whose ``loss`` is additive_margin: the file's keys that the
-    new kind does not have (``margin``, ...) go; keys set by overrides stay (and are refused)."""
-    kinds = _kind_sections().get(name)
+def _list_index(items: list[Any], part: str, override: str) -> int:
+    if not part.isdigit() or int(part) >= len(items):
+        raise InputError(f"override {override!r}: {part!r} is not a position in a list of {len(items)}")
+    return int(part)
+
+
+def _switch_kind(section: dict[str, Any], where: tuple[str, ...], overridden: set[tuple[str, ...]]) -> None:
+    """``loss.kind=info_nce`` (or ``tasks.0.loss.kind=...``) on a file whose ``loss`` is additive_margin:
+    the file's keys that the new kind does not have (``margin``, ...) go; keys set by overrides stay
+    (and are refused)."""
+    kinds = _kind_sections().get(where[-1])
     model = kinds.get(str(section["kind"])) if kinds is not None else None
     if model is None:
         return  # an unknown kind: validation reports it
     for key in list(section):
-        if key not in model.model_fields and (name, key) not in overridden:
+        if key not in model.model_fields and (*where, key) not in overridden:
             del section[key]
 
 

@@ -3,7 +3,7 @@
 A key no section has: "unknown key 'loss.margn'; did you mean 'margin'?". A key of another
 kind of a section that has kinds (``loss``, ``data``): "`margin` does not apply to loss kind
 info_nce; it applies to additive_margin". Errors raised by an override name the override
-instead of a line.
+instead of a line. A block of a list (``tasks:``) is named by its position: ``tasks[1].loss``.
 """
 
 from __future__ import annotations
@@ -23,14 +23,29 @@ from paraxl.errors import InputError
 
 
 def union_kinds(field: FieldInfo | None) -> dict[str, type[BaseModel]] | None:
-    """``{kind: model}`` of a section that is a union discriminated by ``kind``; None otherwise."""
-    if field is None or field.discriminator != "kind":
+    """``{kind: model}`` of a section that is a union discriminated by ``kind`` (or such a union
+    that may be absent: ``Annotated[A | B, Field(discriminator="kind")] | None``); None otherwise."""
+    if field is None:
+        return None
+    union = field.annotation if field.discriminator == "kind" else _optional_kind_union(field)
+    if union is None:
         return None
     kinds: dict[str, type[BaseModel]] = {}
-    for model in get_args(field.annotation):
-        for tag in get_args(model.model_fields["kind"].annotation):
-            kinds[str(tag)] = model
+    for model in get_args(union):
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            for tag in get_args(model.model_fields["kind"].annotation):
+                kinds[str(tag)] = model
     return kinds
+
+
+def _optional_kind_union(field: FieldInfo) -> object | None:
+    """The union inside ``Annotated[union, Field(discriminator="kind")] | None``, if that is the field."""
+    for option in get_args(field.annotation):
+        metadata = getattr(option, "__metadata__", ())
+        if any(isinstance(meta, FieldInfo) and meta.discriminator == "kind" for meta in metadata):
+            union: object = get_args(option)[0]
+            return union
+    return None
 
 
 def config_error(
@@ -72,6 +87,9 @@ def _resolve(root: type[BaseModel], loc: tuple[int | str, ...]) -> _Where:
             kind = parts[index + 1]
             model = kinds[kind]
             index += 1
+        elif parts[index + 1].isdigit():  # a block of a list of sections (`tasks`): same model
+            location.append(parts[index + 1])
+            index += 1
         index += 1
     location += parts[index:]
     return _Where(tuple(location), model, kinds if kind is not None else None, kind)
@@ -81,13 +99,19 @@ def _nested(field: FieldInfo | None) -> type[BaseModel] | None:
     if field is None:
         return None
     candidates = [field.annotation, *get_args(field.annotation)]
+    candidates += [inner for outer in candidates[1:] for inner in get_args(outer)]  # list[Model] | None
     nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
     return nested[0] if nested else None
 
 
+def _dotted(location: Sequence[str]) -> str:
+    """``tasks[1].loss.margin``: keys joined by dots, list positions in brackets."""
+    return "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in location).removeprefix(".")
+
+
 def _describe(error: ErrorDetails, where: _Where) -> str:
     location = where.location
-    dotted = ".".join(location) or "config"
+    dotted = _dotted(location) or "config"
     if error["type"] == "extra_forbidden":
         return _unknown_key(where)
     if error["type"] in ("missing", "union_tag_not_found"):
@@ -106,7 +130,7 @@ def _describe(error: ErrorDetails, where: _Where) -> str:
 
 def _unknown_key(where: _Where) -> str:
     location, key = where.location, where.location[-1]
-    dotted = ".".join(location)
+    dotted = _dotted(location)
     if where.kinds is not None and where.kind is not None:
         others = [kind for kind, model in where.kinds.items() if kind != where.kind and key in model.model_fields]
         if others:
@@ -131,6 +155,10 @@ def _yaml_line(node: yaml.Node | None, location: tuple[str, ...]) -> int | None:
     """The 1-based line of the deepest key of ``location`` present in the YAML tree."""
     line = None
     for part in location:
+        if isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]  # a block of a list: its first line
+            line = node.start_mark.line + 1
+            continue
         if not isinstance(node, yaml.MappingNode):
             break
         for key_node, value_node in node.value:

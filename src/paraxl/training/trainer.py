@@ -11,52 +11,67 @@ Output folder layout::
 
 Resuming is automatic: a run whose output folder holds checkpoints continues from the
 latest intact one (see :mod:`paraxl.training.resume`), and ends with the same weights as an
-uninterrupted run (tested).
+uninterrupted run (tested, for one task and for several).
+
+A multi-task run (``tasks:``) trains one task per step, picked by :mod:`paraxl.training.tasks`;
+its log lines name the step's task and each task's mean loss since the previous line, and its
+summary records each task's steps, examples and data files.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from rich.console import Console
 from transformers import get_scheduler
 
-from paraxl.data.records import TextUnit, TrainingData
-from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
 from paraxl.io.hashing import data_file_records
 from paraxl.loading.backends import load_bi_encoder
-from paraxl.losses.registry import step_needs
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.modeling.finite import check_finite_tensors
 from paraxl.modeling.threads import configure_torch_threads
 from paraxl.paths import data_dir as resolve_data_dir
-from paraxl.training.checkpoint import TrainerState, load_trainer_state, restore_optimizer, rng_state, save_checkpoint
-from paraxl.training.config import DistillConfig, TrainConfig
-from paraxl.training.data_loading import load_training_data
-from paraxl.training.distillation import TeacherScores
+from paraxl.training.checkpoint import (
+    TaskProgress,
+    TrainerState,
+    load_trainer_state,
+    restore_optimizer,
+    rng_state,
+    save_checkpoint,
+)
+from paraxl.training.config import TrainConfig
 from paraxl.training.distributed import DistContext, init_distributed, shutdown_distributed
-from paraxl.training.layout import StepLayout, TranslationPositives, step_layout
+from paraxl.training.layout import StepLayout, step_layout
 from paraxl.training.objective import step_loss
 from paraxl.training.precision import autocast_for, resolve_precision
 from paraxl.training.progress import StepProgress
 from paraxl.training.resume import newest_intact, remove_stale_temp_folders
 from paraxl.training.run_files import append_metrics, check_output, truncate_metrics, write_json
 from paraxl.training.step import accumulate_step_gradient
+from paraxl.training.tasks import (
+    Batch,
+    TaskLosses,
+    TaskSchedule,
+    TrainingTask,
+    fresh_state,
+    load_tasks,
+    schedule_for,
+    sync_single_task,
+    task_progress,
+    task_summary,
+)
 from paraxl.training.validation import PairValidation
 
 EMBED_CHUNK = 32  # texts per forward pass when caching embeddings (the memory bound)
-
-Teacher = tuple[TeacherScores, DistillConfig]  # the teacher's scores, read once, and how to distil them
 
 
 @dataclass
@@ -76,16 +91,24 @@ class TrainSummary:
     data_files: list[dict[str, Any]]  # path (relative to the data dir), sha256, bytes of each file read
     precision: str = "fp32"  # what `precision` resolved to on this machine (auto: bf16 where native)
     threads: dict[str, Any] = field(default_factory=dict)  # torch intra-/inter-op threads, physical cores
+    # multi-task runs: per task its name, weight, steps, examples, sampler position, data files;
+    # None (and absent from summary.json) for one task
+    tasks: list[dict[str, Any]] | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The JSON object of ``summary.json``."""
+        record = asdict(self)
+        if self.tasks is None:
+            del record["tasks"]
+        return record
 
 
 @dataclass(frozen=True)
 class _Loop:
-    """What the training loop reads besides the model: the units and how steps are drawn from them."""
+    """What the training loop reads besides the model: the tasks and which one each step trains."""
 
-    units: list[TextUnit]
-    sampler: GroupBatchSampler
-    translations: TranslationPositives | None
-    teacher: Teacher | None
+    tasks: list[TrainingTask]
+    schedule: TaskSchedule
     validation: PairValidation | None
     total_steps: int
 
@@ -133,11 +156,12 @@ class _Run:
         self.threads = configure_torch_threads()
         self.eval_seconds = 0.0  # set again when the training loop starts
         self.last_validation: dict[str, float] | None = None
-        needs_data_dir = config.data.reads_data_dir or config.validation is not None
+        readers = [task.data for task in config.task_list() if task.data.reads_data_dir]
+        needs_data_dir = bool(readers) or config.validation is not None
         folder = data_dir if data_dir is not None else config.data_dir
         self.data_dir = resolve_data_dir(folder) if needs_data_dir else None
         if needs_data_dir and self.data_dir is None:
-            reader = "validation" if not config.data.reads_data_dir else f"data kind {config.data.kind}"
+            reader = f"data kind {readers[0].kind}" if readers else "validation"
             raise InputError(f"{reader} reads the benchmark data folder: pass --data-dir or set $PARAXL_DATA_DIR")
         check_output(self.output, config, overwrite)
 
@@ -168,36 +192,19 @@ class _Run:
         return optimizer, scheduler
 
     # ------------------------------------------------------------------ batches
-    def _batches(self, sampler: GroupBatchSampler, state: TrainerState) -> Iterator[tuple[int, int, list[int]]]:
-        """Yield ``(epoch, batch, unit indices)`` from the sampler position in ``state`` onwards."""
-        epoch, index = state.epoch, state.batch
-        while True:
-            plan = sampler.epoch_batches(epoch)
-            if not plan:
-                raise InputError("the sampler produced no batch: too few groups for the batch size")
-            while index < len(plan):
-                yield epoch, index, plan[index]
-                index += 1
-            epoch, index = epoch + 1, 0
-
-    def _layout(
-        self,
-        units: list[TextUnit],
-        batches: list[tuple[int, int, list[int]]],
-        translations: TranslationPositives | None,
-    ) -> StepLayout:
+    def _layout(self, task: TrainingTask, batches: list[Batch]) -> StepLayout:
         epoch, index, _ = batches[0]
-        # drawing texts depends only on (seed, position): a resumed run draws the same
-        rng = np.random.default_rng([self.config.seed, epoch, index])
+        # drawing texts depends only on (seed, task, position): a resumed run draws the same
+        rng = task.layout_rng(self.config.seed, epoch, index)
+        units = task.data.units
         mini_batches = [[units[i] for i in batch] for _, _, batch in batches]
-        return step_layout(step_needs(self.config.loss), mini_batches, rng, translations)
+        return step_layout(task.needs, mini_batches, rng, task.translations)
 
     # ------------------------------------------------------------------ run
     def run(self) -> TrainSummary:
-        data, sampler, translations, teacher = self._data()
-        batches_per_epoch = sampler.batches_per_epoch()
-        steps_per_epoch = max(batches_per_epoch // self.config.mini_batches_per_step, 1)
-        total_steps = self.config.max_steps or math.ceil(float(self.config.epochs or 1) * steps_per_epoch)
+        tasks = self._data()
+        # a multi-task run is as long as max_steps (the config refuses epochs there)
+        total_steps = self.config.max_steps or math.ceil(float(self.config.epochs or 1) * tasks[0].steps_per_epoch)
         validation = self._validation()
         checkpoint, state, model, optimizer, scheduler = self._restore(total_steps)
         if self.context.is_main:
@@ -207,15 +214,17 @@ class _Run:
             note = truncate_metrics(self.output / "metrics.jsonl", state.step if checkpoint else -1)
             if note:
                 self._say(note)
-        self._describe_data(data, batches_per_epoch, total_steps)
+        self._describe_data(tasks, total_steps)
 
         first_validation = self.last_validation = None
         if validation is not None and state.step == 0:
             first_validation = self.last_validation = self._validate(model, validation, state)
         resumed_from = state.step if checkpoint else None
         base_elapsed = state.elapsed_s
-        loop = _Loop(data.units, sampler, translations, teacher, validation, total_steps)
-        total_seconds = base_elapsed + self._train_steps(loop, model, optimizer, scheduler, state)
+        progress = task_progress(state, tasks)
+        loop = _Loop(tasks, schedule_for(self.config, tasks), validation, total_steps)
+        total_seconds = base_elapsed + self._train_steps(loop, model, optimizer, scheduler, state, progress)
+        files = [data_file_records(task.data.sources, self.data_dir) for task in tasks]
         summary = TrainSummary(
             output_dir=str(self.output),
             steps=state.step,
@@ -227,29 +236,30 @@ class _Run:
             best_step=state.best_step,
             first_validation=first_validation,
             last_validation=self.last_validation,
-            skipped_rows=data.skipped_rows,
-            dropped_units=data.dropped_units,
-            data_files=data_file_records(data.sources, self.data_dir),
+            skipped_rows=sum(task.data.skipped_rows for task in tasks),
+            dropped_units=sum(task.data.dropped_units for task in tasks),
+            data_files=_distinct(record for records in files for record in records),
             precision=self.precision,
             threads=self.threads,
+            tasks=[task_summary(*each) for each in zip(tasks, progress, files, strict=True)]
+            if self.config.is_multi_task
+            else None,
         )
         if self.context.is_main:
             self._check_finite(model, state)
             model.save(self.output / "final")
-            write_json(self.output / "summary.json", asdict(summary))
+            write_json(self.output / "summary.json", summary.record())
         self.context.barrier()
         return summary
 
-    def _data(self) -> tuple[TrainingData, GroupBatchSampler, TranslationPositives | None, Teacher | None]:
-        config = self.config
-        data = load_training_data(config.data, self.data_dir)
-        sampler = GroupBatchSampler(data.group_ids(), config.batch_size, seed=config.seed)
-        translations = TranslationPositives.at_rate(data.units, config.data.translation_positives)
-        distill = config.distill
-        teacher = (TeacherScores.read(distill.scores), distill) if distill else None  # read once, used every step
-        if teacher is not None:
-            self._say(f"distilling {len(teacher[0])} teacher-scored pairs from {teacher[0].source}")
-        return data, sampler, translations, teacher
+    def _data(self) -> list[TrainingTask]:
+        tasks = load_tasks(self.config, self.data_dir)
+        for task in tasks:
+            if task.teacher is not None:
+                scores = task.teacher[0]
+                where = f" for task {task.name}" if self.config.is_multi_task else ""
+                self._say(f"distilling {len(scores)} teacher-scored pairs from {scores.source}{where}")
+        return tasks
 
     def _restore(self, total_steps: int) -> tuple[Path | None, TrainerState, BiEncoder, torch.optim.Optimizer, Any]:
         """The newest intact checkpoint (None: a fresh start, seeded), its state, model, optimizer
@@ -271,7 +281,7 @@ class _Run:
         torch.manual_seed(self.config.seed + self.context.rank)
         model = self._load_model(None)
         optimizer, scheduler = self._optimizer(model, total_steps)
-        return None, TrainerState(), model, optimizer, scheduler
+        return None, fresh_state(self.config), model, optimizer, scheduler
 
     def _resume_from(
         self, checkpoint: Path, total_steps: int
@@ -284,29 +294,47 @@ class _Run:
         return state, model, optimizer, scheduler
 
     def _train_steps(
-        self, loop: _Loop, model: BiEncoder, optimizer: torch.optim.Optimizer, scheduler: Any, state: TrainerState
+        self,
+        loop: _Loop,
+        model: BiEncoder,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        state: TrainerState,
+        positions: Sequence[TaskProgress],
     ) -> float:
-        """Train from ``state`` to ``loop.total_steps``; return the training seconds (validation left out)."""
+        """Train from ``state`` to ``loop.total_steps``; return the training seconds (validation left out).
+
+        ``positions``: each task's sampler position and counts (see :func:`paraxl.training.tasks.task_progress`).
+        """
         config = self.config
-        stream = self._batches(loop.sampler, state)
+        streams = [task.batches(position) for task, position in zip(loop.tasks, positions, strict=True)]
+        task_losses = TaskLosses()
         started, base_elapsed, start_examples = time.perf_counter(), state.elapsed_s, state.examples
         self.eval_seconds = 0.0  # validation time from here on is left out of training time
         validate_every = config.validation.every_steps if config.validation else 0
         with StepProgress(loop.total_steps, state.step, self.show_progress, self.console) as progress:
             while state.step < loop.total_steps:
-                step_batches = [next(stream) for _ in range(config.mini_batches_per_step)]
-                loss, grad_norm = self._step(loop, step_batches, model, optimizer, scheduler)
+                chosen = loop.schedule.task_at(state.step)
+                task, position = loop.tasks[chosen], positions[chosen]
+                step_batches = [next(streams[chosen]) for _ in range(task.config.mini_batches_per_step)]
+                loss, grad_norm = self._step(task, step_batches, model, optimizer, scheduler)
                 last_epoch, last_batch, _ = step_batches[-1]
+                position.epoch, position.batch = last_epoch, last_batch + 1
+                position.steps += 1
+                position.examples += task.examples_per_step
                 state.step += 1
-                state.epoch, state.batch = last_epoch, last_batch + 1
-                state.examples += config.batch_size * config.mini_batches_per_step
+                state.examples += task.examples_per_step
+                sync_single_task(state, positions)
+                task_losses.add(task.name, loss)
                 run_seconds = time.perf_counter() - started - self.eval_seconds
                 rate = (state.examples - start_examples) / max(run_seconds, 1e-9)
                 progress(loss, rate)
                 last = state.step == loop.total_steps
                 if state.step % config.log_every == 0 or last:
                     record = {"step": state.step, "loss": loss, "lr": scheduler.get_last_lr()[0]}
-                    record |= {"grad_norm": grad_norm, "examples_per_s": rate, "epoch": state.epoch}
+                    record |= {"grad_norm": grad_norm, "examples_per_s": rate, "epoch": position.epoch}
+                    if config.is_multi_task:  # the step's task; each task's mean loss since the last line
+                        record |= {"task": task.name, "tasks": task_losses.flush()}
                     self._log(record)
                 if loop.validation is not None and (state.step % validate_every == 0 or last):
                     self.last_validation = self._validate(model, loop.validation, state)
@@ -317,23 +345,24 @@ class _Run:
 
     def _step(
         self,
-        loop: _Loop,
-        step_batches: list[tuple[int, int, list[int]]],
+        task: TrainingTask,
+        step_batches: list[Batch],
         model: BiEncoder,
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
     ) -> tuple[float, float | None]:
-        """One optimisation step on ``step_batches``; its loss and the gradient norm before clipping."""
+        """One optimisation step of ``task`` on ``step_batches``; its loss and the gradient norm before clipping."""
         config = self.config
-        layout = self._layout(loop.units, step_batches, loop.translations)
-        targets = None if loop.teacher is None else (loop.teacher[0].targets(layout), loop.teacher[1])
+        layout = self._layout(task, step_batches)
+        targets = None if task.teacher is None else (task.teacher[0].targets(layout), task.teacher[1])
+        section = task.config
         optimizer.zero_grad(set_to_none=True)
         loss = accumulate_step_gradient(
             model,
             layout,
-            partial(step_loss, layout=layout, loss=config.loss, mining=config.mining, teacher=targets),
+            partial(step_loss, layout=layout, loss=section.loss, mining=section.mining, teacher=targets),
             context=self.context,
-            grad_cache=config.uses_grad_cache,
+            grad_cache=section.uses_grad_cache,
             chunk_size=EMBED_CHUNK,
             prompt_name=config.model.prompt_name,
             autocast=self.autocast,
@@ -393,12 +422,33 @@ class _Run:
         if self.context.is_main:  # one line however long (a path), and no markup in paths
             self.console.print(message, soft_wrap=True, markup=False)
 
-    def _describe_data(self, data: TrainingData, batches_per_epoch: int, total_steps: int) -> None:
-        config = self.config
-        self._say(
-            f"training data: {data.summary()}; {batches_per_epoch} mini-batches of {config.batch_size} per epoch; "
-            f"{total_steps} steps of {config.mini_batches_per_step} mini-batch(es); precision {self.precision}"
-        )
+    def _describe_data(self, tasks: list[TrainingTask], total_steps: int) -> None:
+        if not self.config.is_multi_task:
+            task = tasks[0]
+            batches, section = task.sampler.batches_per_epoch(), task.config
+            self._say(
+                f"training data: {task.data.summary()}; {batches} mini-batches of {section.batch_size} per epoch; "
+                f"{total_steps} steps of {section.mini_batches_per_step} mini-batch(es); precision {self.precision}"
+            )
+            return
+        schedule = schedule_for(self.config, tasks)
+        self._say(f"{len(tasks)} tasks, {self.config.task_sampling} sampling; {total_steps} steps; {self.precision}")
+        for task, share in zip(tasks, schedule.probabilities, strict=True):
+            section = task.config
+            self._say(
+                f"task {task.name}: {task.data.summary()}; {task.sampler.batches_per_epoch()} mini-batches of "
+                f"{section.batch_size} per epoch, {section.mini_batches_per_step} per step; "
+                f"{task.config.loss.kind} loss; share of steps {share:.3f}"
+            )
+
+
+def _distinct(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` without repeats (two tasks may read one file), in order."""
+    seen: list[dict[str, Any]] = []
+    for record in records:
+        if record not in seen:
+            seen.append(record)
+    return seen
 
 
 def _pick_device(name: str) -> torch.device:
