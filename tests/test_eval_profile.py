@@ -116,15 +116,27 @@ def test_tatoeba36_falls_back_to_its_own_task_and_missing_numbers_stay_missing()
     assert values["tatoeba36"] == pytest.approx(90.0) and values["tatoeba112"] is None
     both = [with_scores("tatoeba", {"mean_accuracy": 0.5, "mean36_accuracy": 0.7}), only36]
     assert profile_values(both)["tatoeba36"] == pytest.approx(70.0)  # the first source found wins
-    # a NaN written as null, a missing set, an empty wildcard: missing, never 0 and never an error
+    # a NaN written as null, a missing set, no sets: missing, never 0 and never an error
     sts = {
-        "stsb_multi_mt": {"mean_spearman": None},
+        "stsb_multi_mt": {"sets": {"en.test": {"spearman": None}}},
         "sts17": {"sets": {"track2.ar-en": {"spearman": 50.0}}},
         "stsb_cross_lingual": {"sets": {}},
     }
     values = profile_values([with_scores("sts", sts)])
     assert values["sts_mono"] is None and values["sts_cross"] is None and values["korsts"] is None
     assert column_value(by_key("bucc_zh_en"), {"bucc": {"per_pair": {"zh-en": {"f1": "n/a"}}}}) is None
+
+
+def test_an_sts_result_without_some_sets_leaves_their_columns_missing() -> None:
+    """A partial result (an sts file without one cross-lingual set or one language) is no mean over fewer sets."""
+    full = raw("sts")["scores"]
+    assert profile_values([with_scores("sts", full)])["sts_cross"] is not None
+    partial = copy.deepcopy(full)
+    del partial["stsb_cross_lingual"]["sets"]["en-zh.test"]
+    del partial["stsb_multi_mt"]["sets"]["ja.test"]
+    values = profile_values([with_scores("sts", partial)])
+    assert values["sts_cross"] is None and values["sts_mono"] is None
+    assert close(values["korsts"], full["korsts"]["sets"]["ko.test"]["spearman"])
 
 
 def test_profile_tasks_are_registered_and_parse() -> None:
@@ -214,6 +226,21 @@ def test_recorded_base_is_read_beside_the_model_folder(tmp_path: Path, monkeypat
     assert recorded_base(str(tmp_path / "nope")) is None and recorded_base("bundled:multilingual-e5-small") is None
 
 
+def test_recorded_base_of_a_multi_task_run_and_not_of_a_model_inside_another_run(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "multi"
+    (run / "final").mkdir(parents=True)
+    record = {"model": {"name": "bundled:multilingual-e5-small"}, "tasks": [{"name": "a"}], "output_dir": "runs/multi"}
+    (run / "config.json").write_text(json.dumps(record))  # a multi-task record: `tasks`, no top-level `loss`
+    found = recorded_base(str(run / "final"))
+    assert found is not None and found.spec == "bundled:multilingual-e5-small"
+    # model folders that this run did not write: a copy under it, a model dropped into its checkpoints
+    (run / "config.json").write_text(training_config("bundled:multilingual-e5-small", "runs/multi"))
+    elsewhere = (run / "teacher" / "final", run / "exports" / "mine", run / "checkpoints" / "mine", run / "final" / "x")
+    for folder in elsewhere:
+        folder.mkdir(parents=True)
+        assert recorded_base(str(folder)) is None, folder
+
+
 # ---------------------------------------------------------------- paraxl eval
 
 
@@ -277,6 +304,27 @@ def test_eval_compares_a_trained_folder_with_its_recorded_base(
     swapped = [*common[2:], "--data-dir", str(other), "--tasks", "bucc", "-o", str(out)]
     code, output = _eval(str(fine_tuned_run / "final"), *swapped)
     assert code == 0 and "base " + str(tiny_model_dir) + ": evaluating bucc" in output
+
+
+def test_before_after_compares_only_results_of_the_same_data(
+    fine_tuned_run: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    first, second = write_benchmark_data(tmp_path / "data"), write_benchmark_data(tmp_path / "other-data", seed=1)
+    out, base_out = tmp_path / "out", tmp_path / "base-out"
+    common = ["--no-plots", "--backend", "torch", "--tasks", "bucc"]
+    # the model's bucc from the first data; the base's bucc from the second
+    code, output = _eval(str(fine_tuned_run / "final"), "--no-base", "--data-dir", str(first), "-o", str(out), *common)
+    assert code == 0, output
+    code, output = _eval(str(tiny_model_dir), "--data-dir", str(second), "-o", str(base_out), *common)
+    assert code == 0, output
+    # a before/after on the second data that runs pawsx only: bucc is in both folders, of different data
+    code, output = _eval(str(fine_tuned_run / "final"), "--data-dir", str(second), "-o", str(out),
+                         "--base-output-dir", str(base_out), *common[:-1], "pawsx")  # fmt: skip
+    assert code == 0, output
+    columns = {e["key"]: e for e in json.loads((out / "profile.json").read_text())["comparison"]["columns"]}
+    assert columns["pawsx_test"]["delta"] is not None
+    assert columns["bucc_zh_en"]["base"] is not None and columns["bucc_zh_en"]["model"] is None
+    assert columns["bucc_zh_en"]["delta"] is None  # not the first data's model against the second's base
 
 
 def test_eval_base_options(fine_tuned_run: Path, tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -3,8 +3,11 @@
 paraxl's trainer writes the run's validated config as ``config.json`` in its output folder, and
 the model beside it (``final/``, ``best/``, ``checkpoints/step-N/model``); the config's
 ``model.name`` is the model the run started from. The model folder itself carries no record of
-its base (its own ``config.json`` is the transformer's), so the base is read from the first folder
-above it that holds a paraxl training config, at most three levels up.
+its base (its own ``config.json`` is the transformer's), so the base is read from the run folder
+that wrote it: only a folder where the trainer puts models (``RUN/final``, ``RUN/best``,
+``RUN/checkpoints/step-N/model``) has one, and only when ``RUN`` holds a paraxl training config
+(one task: ``loss``; several: ``tasks``). A model folder anywhere else (say a copy inside another
+run's folder) has no recorded base: that run's config is not its record.
 
 A relative ``model.name`` was relative to the folder training ran in. When it is not found from
 here, that folder is recovered from the recorded ``output_dir`` (the run folder's path ends with
@@ -14,13 +17,15 @@ it), so ``paraxl eval`` finds the base from anywhere.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 TRAINING_CONFIG = "config.json"
 _SPEC_PREFIXES = ("bundled:", "hub:")
-_LEVELS = 3  # final/ and best/ sit one level below the run, a checkpoint's model/ three
+_RUN_MODELS = ("final", "best")  # model folders the trainer writes in the run folder itself
+_CHECKPOINT = re.compile(r"step-\d+")  # RUN/checkpoints/step-N/model (paraxl.training.checkpoint)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,10 @@ def _training_config(path: Path) -> dict[str, Any] | None:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(config, dict) or not {"model", "loss", "output_dir"} <= config.keys():
+    # a one-task record has `loss`, a multi-task one `tasks` (its losses are in the blocks)
+    if not isinstance(config, dict) or not {"model", "output_dir"} <= config.keys():
+        return None
+    if "loss" not in config and "tasks" not in config:
         return None
     model = config["model"]
     if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not model["name"].strip():
@@ -72,10 +80,22 @@ def recorded_base(model: str) -> RecordedBase | None:
     folder = Path(model).expanduser()
     if not folder.is_dir():
         return None
-    for run_folder in list(folder.resolve().parents)[:_LEVELS]:
-        path = run_folder / TRAINING_CONFIG
-        config = _training_config(path) if path.is_file() else None
-        if config is not None:
-            spec = _located(config["model"]["name"].strip(), run_folder, config.get("output_dir"))
-            return RecordedBase(spec, path)
+    run_folder = _run_folder(folder.resolve())
+    if run_folder is None:
+        return None
+    path = run_folder / TRAINING_CONFIG
+    config = _training_config(path) if path.is_file() else None
+    if config is None:
+        return None
+    spec = _located(config["model"]["name"].strip(), run_folder, config.get("output_dir"))
+    return RecordedBase(spec, path)
+
+
+def _run_folder(folder: Path) -> Path | None:
+    """The run folder of ``folder`` if it is where paraxl's trainer writes a model; None otherwise."""
+    if folder.name in _RUN_MODELS:
+        return folder.parent
+    step, checkpoints = folder.parent, folder.parent.parent
+    if folder.name == "model" and _CHECKPOINT.fullmatch(step.name) and checkpoints.name == "checkpoints":
+        return checkpoints.parent
     return None

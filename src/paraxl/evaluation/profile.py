@@ -7,9 +7,10 @@ and topic classification in-language and zero-shot (SIB-200).
 
 A column is one line of :data:`PROFILE`: a key (for JSON), a title, a unit, and where its number
 lives: ``(task, path, ...)`` where each path walks the task's JSON ``scores`` (the object a result
-file holds under ``"scores"``; keys joined by ``/``; ``*`` takes every key at that level that
-holds a number there). Several paths: the mean of every number they reach (each set weighs the
-same); a path that reaches no number makes the column missing. Several sources: alternatives for
+file holds under ``"scores"``; keys joined by ``/``). Several paths: the mean of the numbers they
+reach, one per set, each set weighing the same. Every set is named: a path that reaches no
+number makes the column missing, so a partial result (an older ``sts`` file without some sets)
+shows "-" rather than a mean over fewer sets. Several sources: alternatives for
 the same quantity, the first found wins (the cross-encoder's PAWS-X result keeps the en -> xx row
 elsewhere; a ``tatoeba36`` run holds Tatoeba-36 without Tatoeba-112).
 
@@ -25,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from paraxl.evaluation.loaders.sts import STSB_MULTI_MT_LANGUAGES
 from paraxl.evaluation.results import ModelInfo, ResultDocument
 from paraxl.evaluation.scores import number
 
@@ -67,8 +69,11 @@ def column(key: str, title: str, unit: Unit, *sources: tuple[str, ...]) -> Profi
     return ProfileColumn(key, title, unit, tuple(Source(task, tuple(paths)) for task, *paths in sources))
 
 
-# STS17's cross-lingual tracks (the others pair a language with itself)
+# STS17's cross-lingual tracks (the others pair a language with itself) and stsb_multi_mt's en -> xx
+# sets (paraxl.evaluation.tasks.sts), each named: 13 sets, all needed
 STS17_CROSS = tuple(f"sts17/sets/{track}/spearman" for track in ("track2.ar-en", "track4a.es-en", "track4b.es-en"))
+STSB_CROSS = tuple(f"stsb_cross_lingual/sets/en-{x}.test/spearman" for x in STSB_MULTI_MT_LANGUAGES if x != "en")
+STSB_MONO = tuple(f"stsb_multi_mt/sets/{x}.test/spearman" for x in STSB_MULTI_MT_LANGUAGES)  # 11 sets
 
 PROFILE: tuple[ProfileColumn, ...] = (
     column("pawsx_test", "PAWS-X test acc.", ACCURACY, ("pawsx", "mean/accuracy")),
@@ -77,9 +82,9 @@ PROFILE: tuple[ProfileColumn, ...] = (
     column("tatoeba112", "Tatoeba-112 acc.", ACCURACY, ("tatoeba", "mean_accuracy")),
     column("tatoeba36", "Tatoeba-36 acc.", ACCURACY, ("tatoeba", "mean36_accuracy"), ("tatoeba36", "mean_accuracy")),
     column("bucc_zh_en", "BUCC zh-en F1", F1, ("bucc", "per_pair/zh-en/f1")),
-    column("sts_mono", "STS mono (stsb_multi_mt)", SPEARMAN, ("sts", "stsb_multi_mt/mean_spearman")),
+    column("sts_mono", "STS mono (stsb_multi_mt)", SPEARMAN, ("sts", *STSB_MONO)),
     column("sts_cross", "STS cross-lingual (STS17 + stsb en-xx)", SPEARMAN,
-           ("sts", *STS17_CROSS, "stsb_cross_lingual/sets/*/spearman")),
+           ("sts", *STS17_CROSS, *STSB_CROSS)),
     column("korsts", "KorSTS", SPEARMAN, ("sts", "korsts/mean_spearman")),
     column("sib200_in", "SIB-200 in-language acc.", PERCENT, ("sib200", "mean/in_language_accuracy")),
     column("sib200_zero", "SIB-200 zero-shot acc.", PERCENT, ("sib200", "mean/zero_shot_accuracy")),
@@ -87,28 +92,24 @@ PROFILE: tuple[ProfileColumn, ...] = (
 PROFILE_TASKS: tuple[str, ...] = tuple(dict.fromkeys(c.task for c in PROFILE))  # what `--tasks profile` runs
 
 
-def _reach(node: Any, keys: list[str]) -> list[float] | None:
-    """The numbers at ``keys`` below ``node`` (``*``: every key); None where a key is missing."""
-    if not keys:
-        value = number(node)
-        return None if value is None or not math.isfinite(value) else [value]
-    if not isinstance(node, Mapping):
-        return None
-    head, rest = keys[0], keys[1:]
-    if head != "*":
-        return _reach(node[head], rest) if head in node else None
-    found = [values for child in node.values() if (values := _reach(child, rest)) is not None]
-    return [value for values in found for value in values] or None
+def _reach(node: Any, keys: list[str]) -> float | None:
+    """The finite number at ``keys`` below ``node``; None where a key is missing or holds no number."""
+    for key in keys:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    value = number(node)
+    return None if value is None or not math.isfinite(value) else value
 
 
 def source_value(source: Source, scores: Mapping[str, Any]) -> float | None:
-    """The mean of every number ``source.paths`` reach in one task's JSON ``scores``; None if one reaches none."""
+    """The mean of the numbers ``source.paths`` reach in one task's JSON ``scores``; None if one reaches none."""
     values: list[float] = []
     for path in source.paths:
         reached = _reach(scores, path.split("/"))
         if reached is None:
             return None
-        values += reached
+        values.append(reached)
     return sum(values) / len(values)
 
 

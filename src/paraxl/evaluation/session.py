@@ -192,8 +192,7 @@ def evaluate_base(
 
     def reusable(fingerprint: str | None) -> list[ResultDocument]:
         # same weights, protocol and seed, and read from the same data folder
-        found = _related_documents(output_dir, fingerprint, plan.protocol, request.seed)
-        return [doc for doc in found if Path(doc.provenance.data_dir).resolve() == plan.data_dir.resolve()]
+        return _related_documents(output_dir, fingerprint, plan.protocol, (request.seed, plan.data_dir))
 
     if request.backend in (AUTO_BACKEND, "torch"):
         kept = reusable(base.resolved.weights_fingerprint)
@@ -252,7 +251,10 @@ def evaluate_embedder(
             for document in documents:
                 written += write_plots(document, output_dir / "plots")
         related = _related_documents(output_dir, model.fingerprint, plan.protocol)
-        comparison = compare_profiles(related, plan.base, plan.base_reason) if plan.base is not None else None
+        comparison = None
+        if plan.base is not None:  # like with like: the base's results are of this seed and data folder
+            alike = _related_documents(output_dir, model.fingerprint, plan.protocol, (request.seed, plan.data_dir))
+            comparison = compare_profiles(alike, plan.base, plan.base_reason)
         with atomic_path(output_dir / "summary.md", suffix=".md") as tmp:
             tmp.write_text(summary_markdown(related, comparison), encoding="utf-8")
         _write_json(output_dir / "profile.json", profile_json(related, comparison))
@@ -266,16 +268,19 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
 
 
 def _related_documents(
-    output_dir: Path, fingerprint: str | None, protocol: str, seed: int | None = None
+    output_dir: Path, fingerprint: str | None, protocol: str, run: tuple[int, Path] | None = None
 ) -> list[ResultDocument]:
-    """Result files in ``output_dir`` of one model (by fingerprint) and protocol (and ``seed``), in registry order."""
+    """Result files in ``output_dir`` of one model (by fingerprint) and protocol, in registry order;
+    with ``run`` = (seed, data folder), only those of that seed read from that folder."""
     found = {}
     for name in TASKS:
         path = output_dir / f"{name}.json"
         if not path.is_file():
             continue
         document = read_result(path)
-        same_seed = seed is None or document.seed == seed
-        if document.model.fingerprint == fingerprint and document.protocol == protocol and same_seed:
+        same_run = run is None or (
+            document.seed == run[0] and Path(document.provenance.data_dir).resolve() == run[1].resolve()
+        )
+        if document.model.fingerprint == fingerprint and document.protocol == protocol and same_run:
             found[name] = document
     return list(found.values())
