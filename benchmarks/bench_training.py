@@ -310,6 +310,8 @@ def main() -> None:
 
     configure_torch_threads()  # as the trainer does: intra-op threads at most the physical cores
     config = load_config(args.config, args.set)
+    if config.is_multi_task:  # the recipe's steps come from the top-level data, loss and batch shape
+        raise SystemExit(f"{args.config}: has `tasks:`; this benchmark profiles a one-task config's steps")
     variants = [Variant.parse(name) for name in args.variants.split(",")]
     model = load_model(config)
     initial = {name: tensor.clone() for name, tensor in model.state_dict().items()}

@@ -225,6 +225,13 @@ def test_bench_variants_and_flop_count() -> None:
     assert bench.step_flops(model, chunks, False)[0] == 3 * forward
 
 
+def test_bench_refuses_a_multi_task_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_bench()
+    monkeypatch.setattr("sys.argv", ["bench", "--config", str(REPO / "configs" / "multitask.yaml"), "--set"])
+    with pytest.raises(SystemExit, match=r"multitask\.yaml: has `tasks:`; this benchmark profiles a one-task"):
+        bench.main()
+
+
 def test_bench_runs_on_the_tiny_model(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bench = load_bench()
     data = fake_pawsx(tmp_path / "data")
