@@ -88,6 +88,20 @@ def test_skip_policy_counts_bad_rows_and_keeps_languages_aligned(tmp_path: Path)
     assert policy.first_errors[1].line == 3  # KorSTS: the header is line 1
 
 
+def test_files_not_aligned_row_for_row_are_refused(tmp_path: Path) -> None:
+    """Group ids are rows: a language with a row more, or another score on a row, pairs unrelated rows."""
+    en = [("a", "b", "1.0"), ("c", "d", "2.0"), ("e", "f", "3.0")]
+    root = write_sts(tmp_path / "short", {"en": en, "ko": en[1:]})
+    with pytest.raises(InputError, match=r"has 2 rows but .*stsb-en-train\.csv has 3") as caught:
+        read_sts(root, languages=["en", "ko"])
+    assert caught.value.path == str(root / "korsts" / "sts-train.tsv")
+    shifted = [("a", "b", "1.0"), ("e", "f", "3.0"), ("c", "d", "2.0")]  # same count, rows 2 and 3 swapped
+    root = write_sts(tmp_path / "shifted", {"en": en, "de": shifted})
+    with pytest.raises(InputError, match=r"score 3 differs from 2 on line 2 of .*stsb-en-train\.csv") as caught:
+        read_sts(root, languages=["en", "de"])
+    assert (caught.value.path, caught.value.line) == (str(root / "stsb_multi_mt" / "stsb-de-train.csv"), 2)
+
+
 def test_a_row_with_a_missing_field_names_its_line(tmp_path: Path) -> None:
     path = tmp_path / "stsb_multi_mt" / "stsb-en-train.csv"
     path.parent.mkdir(parents=True)

@@ -9,7 +9,9 @@ Layout under ``data_dir`` (see ``shared/data/README.md``)::
 
 Every file is STS-B translated, row for row (the shared copies have the same score on every row
 in all 12 languages), so row i's pairs share group id i: translations of one pair are never in
-one batch, where their equal gold scores would rank nothing against each other. Scores become
+one batch, where their equal gold scores would rank nothing against each other. That is checked:
+files of another row count, or a row whose score differs from the first language's, are refused
+(their group ids would pair unrelated rows). Scores become
 [0, 1] (score / 5). A pair whose two sentences are the same text is dropped (its cosine is 1
 whatever the model) and counted in ``dropped_units``. The evaluation scores the test splits, so
 training reads only ``train`` or ``dev``.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paraxl.data.readers import check_languages
@@ -30,6 +33,7 @@ __all__ = [
     "MAX_SCORE",
     "STS_LANGUAGES",
     "STS_TRAINING_SPLITS",
+    "StsFile",
     "check_sts_split",
     "read_sts",
     "read_sts_file",
@@ -54,6 +58,35 @@ def check_sts_split(split: str) -> str:
     return split
 
 
+@dataclass
+class StsFile:
+    """One STS file read: its pairs, and what the alignment check across languages compares."""
+
+    path: Path
+    pairs: list[ScoredPair] = field(default_factory=list)
+    same: int = 0  # pairs dropped for having the same text twice
+    rows: int = 0  # data rows, good or bad (a row's position is its group id)
+    scores: dict[int, tuple[int, float]] = field(default_factory=dict)  # position -> (line, score 0-5), good rows
+
+    def check_aligned(self, first: StsFile) -> None:
+        """InputError unless this file is ``first`` translated row for row: as many rows, the same scores."""
+        if self.rows != first.rows:
+            raise InputError(
+                f"has {self.rows} rows but {first.path} has {first.rows}: the STS files of the languages must be "
+                "translations of each other row for row (a pair's group id is its row)",
+                self.path,
+            )
+        for position, (line, score) in self.scores.items():
+            if position in first.scores and first.scores[position][1] != score:
+                first_line, first_score = first.scores[position]
+                raise InputError(
+                    f"score {score:g} differs from {first_score:g} on line {first_line} of {first.path}: the STS "
+                    "files of the languages must be translations of each other row for row",
+                    self.path,
+                    line,
+                )
+
+
 def read_sts(
     data_dir: str | Path,
     split: str = "train",
@@ -71,13 +104,15 @@ def read_sts(
     before = policy.skipped
     units: list[TextUnit] = []  # all ScoredPair
     dropped = 0
-    sources: list[Path] = []
+    files: list[StsFile] = []
     for language in languages:
-        path = sts_path(data_dir, language, split)
-        pairs, same = read_sts_file(path, language, policy)
-        units += pairs
-        dropped += same
-        sources.append(path)
+        read = read_sts_file(sts_path(data_dir, language, split), language, policy)
+        if files:
+            read.check_aligned(files[0])
+        units += read.pairs
+        dropped += read.same
+        files.append(read)
+    sources = [read.path for read in files]
     if not units:
         raise InputError(f"no scored pairs in the STS {split} files of {', '.join(languages)} under {data_dir}")
     return TrainingData(units, policy.skipped - before, dropped, sources)
@@ -92,16 +127,16 @@ def sts_path(data_dir: str | Path, language: str, split: str) -> Path:
     return inside_data_dir(data_dir, path)
 
 
-def read_sts_file(path: Path, language: str, policy: RowPolicy) -> tuple[list[ScoredPair], int]:
-    """The pairs of one STS file (KorSTS layout if it ends in ``.tsv``, else stsb_multi_mt's CSV) and
-    the number of pairs dropped for having the same text twice. Group id: the row's position."""
+def read_sts_file(path: Path, language: str, policy: RowPolicy) -> StsFile:
+    """The pairs of one STS file (KorSTS layout if it ends in ``.tsv``, else stsb_multi_mt's CSV), with
+    the count of pairs dropped for having the same text twice. Group id: the row's position."""
     if path.suffix == ".tsv":
         records = iter_row_results(path, "tsv", header=True, columns=("score", "sentence1", "sentence2"))
     else:
         records = iter_row_results(path, "csv", header=("sentence1", "sentence2", "score"))
-    pairs: list[ScoredPair] = []
-    same = 0
+    read = StsFile(path)
     for position, record in enumerate(records):
+        read.rows += 1
         if isinstance(record, InputError):
             policy.reject(record)
             continue
@@ -110,11 +145,12 @@ def read_sts_file(path: Path, language: str, policy: RowPolicy) -> tuple[list[Sc
         except InputError as error:
             policy.reject(error)
             continue
+        read.scores[position] = (record.line, score)
         if first == second:
-            same += 1
+            read.same += 1
             continue
-        pairs.append(ScoredPair(position, (first, second), (language, language), score=score / MAX_SCORE))
-    return pairs, same
+        read.pairs.append(ScoredPair(position, (first, second), (language, language), score=score / MAX_SCORE))
+    return read
 
 
 def _scored_row(row: Row, path: Path) -> tuple[str, str, float]:
