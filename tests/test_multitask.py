@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from paraxl.data.sampler import GroupBatchSampler
-from paraxl.errors import InputError
+from paraxl.errors import InputError, ModelFormatError
 from paraxl.losses.additive_margin import AdditiveMarginConfig, InfoNCEConfig
 from paraxl.losses.multi_positive import MultiPositiveConfig
 from paraxl.losses.registry import step_needs
@@ -27,7 +27,7 @@ from paraxl.training.distributed import DistContext
 from paraxl.training.layout import step_layout
 from paraxl.training.objective import step_loss
 from paraxl.training.step import accumulate_step_gradient
-from paraxl.training.tasks import TaskSchedule
+from paraxl.training.tasks import TaskSchedule, fresh_state, load_tasks, task_progress
 from paraxl.training.trainer import EMBED_CHUNK, train
 
 from .training_helpers import write_pairs, write_parallel
@@ -247,6 +247,19 @@ def test_trainer_state_records_tasks_only_for_multi_task_runs() -> None:
     assert TrainerState.from_record(json.loads(json.dumps(multi.record()))) == multi
     old = {"step": 2, "epoch": 0, "batch": 2, "examples": 8, "elapsed_s": 1.0, "best_metric": None, "best_step": None}
     assert TrainerState.from_record(old).tasks is None
+
+
+def test_a_multi_task_state_resumes_only_its_tasks_in_its_order(tmp_path: Path) -> None:
+    config = multi_config(tmp_path, tmp_path, tmp_path / "run")
+    tasks = load_tasks(config, None)
+    state = fresh_state(config)
+    assert state.tasks is not None and task_progress(state, tasks) == list(state.tasks.values())
+    # the same names in another order: each task's sampler stream is its position, so this is another run
+    swapped = TrainerState(tasks=dict(reversed(list(state.tasks.items()))))
+    with pytest.raises(ModelFormatError, match=r"tasks \(parallel, pairs\) are not this config's \(pairs, parallel\)"):
+        task_progress(swapped, tasks)
+    with pytest.raises(ModelFormatError, match="one-task run"):
+        task_progress(TrainerState(), tasks)
 
 
 # ---------------------------------------------------------------- runs

@@ -164,9 +164,10 @@ def task_progress(state: TrainerState, tasks: Sequence[TrainingTask]) -> list[Ta
             raise ModelFormatError("the checkpoint is of a one-task run; this config has `tasks:`")
         return [TaskProgress(state.epoch, state.batch, state.step, state.examples)]
     names = [task.name for task in tasks]
-    if sorted(state.tasks) != sorted(names) or not tasks[0].stream:
+    if list(state.tasks) != names or not tasks[0].stream:  # in order: task i's sampler stream is (seed, i)
         raise ModelFormatError(
-            f"the checkpoint's tasks ({', '.join(sorted(state.tasks))}) are not this config's ({', '.join(names)})"
+            f"the checkpoint's tasks ({', '.join(state.tasks)}) are not this config's ({', '.join(names)}), "
+            "in this order"
         )
     return [state.tasks[name] for name in names]
 
