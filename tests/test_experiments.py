@@ -11,6 +11,7 @@ import json
 import shutil
 import statistics
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -333,6 +334,12 @@ def test_baseline_rows_refuse_what_sentence_transformers_cannot_train(tmp_path: 
         baseline_rows(rows_config(tmp_path, loss={"explicit_negatives": 2}), groups, 2)
     with pytest.raises(InputError, match="one mini-batch per step"):
         baseline_rows(rows_config(tmp_path, mini_batches_per_step=2), groups, 2)
+    # a multi-task config: refused as such, before its (unused) top-level loss and batch size are read
+    task = {"name": "pairs", "data": {"kind": "pairs", "paths": [str(tmp_path / "unused.tsv")]}}
+    multi = TrainConfig.model_validate({"tasks": [task, task | {"name": "again"}], "output_dir": "x", "max_steps": 2})
+    for baseline in (partial(baseline_rows, multi, groups[:2], 2), partial(train_st_mnrl, multi, None, tmp_path)):
+        with pytest.raises(InputError, match="the sentence-transformers baseline trains one task; this config has"):
+            baseline()
 
 
 # ---------------------------------------------------------------- trainer parity

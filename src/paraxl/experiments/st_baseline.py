@@ -52,6 +52,7 @@ class BaselineRows:
 
 def baseline_rows(config: TrainConfig, groups: list[TextUnit], steps: int) -> BaselineRows:
     """The (anchor, positive[, negative]) rows of ``steps`` steps, drawn as paraxl's trainer draws them."""
+    data = config.only_task("the sentence-transformers baseline").data  # first: the checks below read its keys
     if config.mini_batches_per_step != 1:
         raise InputError("the sentence-transformers baseline trains one mini-batch per step (no mega-batch)")
     needs = step_needs(config.loss)
@@ -61,7 +62,6 @@ def baseline_rows(config: TrainConfig, groups: list[TextUnit], steps: int) -> Ba
     if negatives > 1:
         raise InputError("the sentence-transformers baseline takes at most one explicit negative per row")
     sampler = GroupBatchSampler([g.group_id for g in groups], config.batch_size, seed=config.seed)
-    data = config.only_task("the sentence-transformers baseline").data
     translations = TranslationPositives.at_rate(groups, data.translation_positives)  # as the trainer
     anchor: list[str] = []
     positive: list[str] = []
@@ -104,13 +104,14 @@ def train_st_mnrl(config: TrainConfig, data_dir: Path | None, output: Path) -> d
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+    data_spec = config.only_task("the sentence-transformers baseline").data  # first: the checks below read its keys
     if config.loss.kind != "info_nce":
         raise InputError(f"the sentence-transformers baseline trains info_nce (MNRL), not {config.loss.kind!r}")
     if config.max_steps is None:
         raise InputError("the sentence-transformers baseline needs `max_steps`")
     if config.distill is not None:
         raise InputError("the sentence-transformers baseline trains MNRL alone; `distill` is paraxl's trainer's")
-    data = load_training_data(config.only_task("the sentence-transformers baseline").data, data_dir)
+    data = load_training_data(data_spec, data_dir)
     rows = baseline_rows(config, data.units, config.max_steps)
 
     model = _st_model(config)
