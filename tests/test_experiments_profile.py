@@ -107,6 +107,14 @@ def test_aggregate_and_markdown_show_the_profile_and_its_change() -> None:
     assert lines[change + 4] == "| am | +12.00 | -10.00 |" and len(lines) == change + 5
 
 
+def test_a_profile_mean_over_fewer_seeds_says_so() -> None:
+    without = {k: v for k, v in profiled("am", 44, "paraxl", {}).items() if k != "profile"}  # no profile
+    lines = markdown("t", aggregate([*RECORDS, without])).splitlines()
+    row = next(line for line in lines if line.startswith("| am | 69.00"))
+    assert row == f"| am | 69.00 ± {statistics.stdev([68.0, 70.0]):.2f} (2 of 3 seeds) | 59.00 ± 1.41 (2 of 3 seeds) |"
+    assert "| off-the-shelf | 57.00 | 69.00 |" in lines  # all of its seeds: no note
+
+
 def test_tables_without_the_profile_have_no_profile_section() -> None:
     plain = [{k: v for k, v in record.items() if k != "profile"} for record in RECORDS]
     variants = aggregate(plain)

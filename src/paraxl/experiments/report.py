@@ -152,7 +152,8 @@ def markdown(title: str, variants: dict[str, Any]) -> str:
 def profile_markdown(variants: dict[str, Any]) -> list[str]:
     """The profile table (mean ± std over seeds, points) and the change against the untrained variant.
 
-    Nothing when no variant's eval ran the profile; only the columns some variant has.
+    Nothing when no variant's eval ran the profile; only the columns some variant has. A mean over
+    fewer seeds than the variant ran (a record without the profile, or without that column) says so.
     """
     rows = {name: row["profile"] for name, row in variants.items() if row.get("profile")}
     columns = [c for c in PROFILE if any(profile.get(c.key) is not None for profile in rows.values())]
@@ -162,7 +163,9 @@ def profile_markdown(variants: dict[str, Any]) -> list[str]:
     lines = ["", "Evaluation profile (points, mean over seeds; higher is better):", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, profile in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_cell(profile.get(c.key), 1.0, 2) for c in columns) + " |")
+        seeds = len(variants[name]["seeds"])
+        cells = [_cell(profile.get(c.key), 1.0, 2) + _seeds_note(profile.get(c.key), seeds) for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     baseline = next((name for name in rows if variants[name]["trainer"] == "none"), None)
     if baseline is None or len(rows) < 2:
         return lines
@@ -173,6 +176,11 @@ def profile_markdown(variants: dict[str, Any]) -> list[str]:
             deltas = [_delta(profile.get(c.key), rows[baseline].get(c.key)) for c in columns]
             lines.append(f"| {name} | " + " | ".join(deltas) + " |")
     return lines
+
+
+def _seeds_note(stats: dict[str, Any] | None, seeds: int) -> str:
+    """`` (2 of 3 seeds)`` when ``stats`` averages fewer seeds than the variant ran; else nothing."""
+    return f" ({stats['n']} of {seeds} seeds)" if stats is not None and stats["n"] < seeds else ""
 
 
 def _delta(stats: dict[str, Any] | None, baseline: dict[str, Any] | None) -> str:
