@@ -100,15 +100,10 @@ def pair_layout(
     With ``translations``, some positives and negatives come from a translation of the group (see
     :class:`TranslationPositives`); without it the draws are exactly those of earlier versions.
     """
-    texts: list[str] = []
-    text_groups: list[int] = []
-    bounds: list[slice] = []
-    anchors: list[int] = []
-    positives: list[int] = []
-    pair_groups: list[int] = []
+    rows = _PairRows()
     negative_rows: list[list[int]] = []
     for batch in mini_batches:
-        start = len(texts)
+        start = len(rows.texts)
         drawn: list[tuple[str, ...]] = []  # (anchor, positive) per group
         pools: list[Sequence[str]] = []  # where each group's explicit negatives come from
         for group in batch:
@@ -119,26 +114,14 @@ def pair_layout(
                 anchor = draw_texts(group, 1, rng)[0]
                 drawn.append((anchor, source.texts[int(rng.integers(len(source.texts)))]))
             pools.append(source.negatives)
-        anchors += range(start, start + len(batch))
-        positives += range(start + len(batch), start + 2 * len(batch))
-        pair_groups += [group.group_id for group in batch]
-        texts += [pair[0] for pair in drawn] + [pair[1] for pair in drawn]
-        text_groups += [group.group_id for group in batch] * 2
+        rows.add_pairs([group.group_id for group in batch], drawn)
         for pool in pools:
             chosen = _choose(pool, negatives, rng)
-            negative_rows.append([len(texts) + i for i in range(len(chosen))] + [-1] * (negatives - len(chosen)))
-            text_groups += [-1 - (len(texts) + i) for i in range(len(chosen))]  # unique: a negative has no group
-            texts += chosen
-        bounds.append(slice(start, len(texts)))
-    return StepLayout(
-        texts=texts,
-        text_groups=torch.tensor(text_groups, dtype=torch.long),
-        mini_batch_texts=bounds,
-        anchors=torch.tensor(anchors, dtype=torch.long),
-        positives=torch.tensor(positives, dtype=torch.long),
-        pair_groups=torch.tensor(pair_groups, dtype=torch.long),
-        negatives=torch.tensor(negative_rows, dtype=torch.long).reshape(len(anchors), negatives),
-    )
+            negative_rows.append([len(rows.texts) + i for i in range(len(chosen))] + [-1] * (negatives - len(chosen)))
+            rows.text_groups += [-1 - (len(rows.texts) + i) for i in range(len(chosen))]  # unique: no group
+            rows.texts += chosen
+        rows.bounds.append(slice(start, len(rows.texts)))
+    return rows.layout(torch.tensor(negative_rows, dtype=torch.long).reshape(len(rows.anchors), negatives))
 
 
 def group_layout(
@@ -175,33 +158,50 @@ def scored_pair_layout(mini_batches: Sequence[Sequence[TextUnit]]) -> StepLayout
     texts of a pair carry the pair's group id in ``text_groups`` (the row they come from; they are
     not paraphrases unless their score says so).
     """
-    texts: list[str] = []
-    text_groups: list[int] = []
-    bounds: list[slice] = []
-    anchors: list[int] = []
-    positives: list[int] = []
-    pair_groups: list[int] = []
+    rows = _PairRows()
     scores: list[float] = []
     for batch in mini_batches:
         pairs = [_scored(unit) for unit in batch]
-        start = len(texts)
-        anchors += range(start, start + len(pairs))
-        positives += range(start + len(pairs), start + 2 * len(pairs))
-        pair_groups += [pair.group_id for pair in pairs]
+        start = len(rows.texts)
+        rows.add_pairs([pair.group_id for pair in pairs], [pair.texts for pair in pairs])
+        rows.bounds.append(slice(start, len(rows.texts)))
         scores += [pair.score for pair in pairs]
-        texts += [pair.texts[0] for pair in pairs] + [pair.texts[1] for pair in pairs]
-        text_groups += [pair.group_id for pair in pairs] * 2
-        bounds.append(slice(start, len(texts)))
-    return StepLayout(
-        texts=texts,
-        text_groups=torch.tensor(text_groups, dtype=torch.long),
-        mini_batch_texts=bounds,
-        anchors=torch.tensor(anchors, dtype=torch.long),
-        positives=torch.tensor(positives, dtype=torch.long),
-        pair_groups=torch.tensor(pair_groups, dtype=torch.long),
-        negatives=torch.empty(len(anchors), 0, dtype=torch.long),
-        pair_scores=torch.tensor(scores, dtype=torch.float32),
-    )
+    no_negatives = torch.empty(len(rows.anchors), 0, dtype=torch.long)
+    return rows.layout(no_negatives, torch.tensor(scores, dtype=torch.float32))
+
+
+@dataclass
+class _PairRows:
+    """The lists of a pair layout (pair and scored-pair steps), grown mini-batch by mini-batch."""
+
+    texts: list[str] = field(default_factory=list)
+    text_groups: list[int] = field(default_factory=list)
+    bounds: list[slice] = field(default_factory=list)
+    anchors: list[int] = field(default_factory=list)
+    positives: list[int] = field(default_factory=list)
+    pair_groups: list[int] = field(default_factory=list)
+
+    def add_pairs(self, group_ids: Sequence[int], drawn: Sequence[Sequence[str]]) -> None:
+        """One mini-batch's (anchor, positive) pairs: its anchors, then its positives, under their group ids."""
+        start, count = len(self.texts), len(drawn)
+        self.anchors += range(start, start + count)
+        self.positives += range(start + count, start + 2 * count)
+        self.pair_groups += group_ids
+        self.texts += [pair[0] for pair in drawn] + [pair[1] for pair in drawn]
+        self.text_groups += [*group_ids] * 2
+
+    def layout(self, negatives: torch.Tensor, pair_scores: torch.Tensor | None = None) -> StepLayout:
+        """The step layout of these rows; ``negatives`` (n, e), ``pair_scores`` (n,) of scored pairs."""
+        return StepLayout(
+            texts=self.texts,
+            text_groups=torch.tensor(self.text_groups, dtype=torch.long),
+            mini_batch_texts=self.bounds,
+            anchors=torch.tensor(self.anchors, dtype=torch.long),
+            positives=torch.tensor(self.positives, dtype=torch.long),
+            pair_groups=torch.tensor(self.pair_groups, dtype=torch.long),
+            negatives=negatives,
+            pair_scores=_no_scores() if pair_scores is None else pair_scores,
+        )
 
 
 def _scored(unit: TextUnit) -> ScoredPair:
