@@ -169,6 +169,19 @@ def test_multi_task_refusals(tmp_path: Path, text: str, message: str) -> None:
         load_config(write(tmp_path, text))
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (MULTI.replace("name: xnli", "name: pawsx"), 3),  # tasks:
+        (MULTI.replace("max_steps: 10", "epochs: 1"), 2),
+        (MULTI + "task_sampling: round_robin\n", MULTI.count("\n") + 1),
+    ],
+)
+def test_multi_task_rules_name_their_line(tmp_path: Path, text: str, line: int) -> None:
+    error = refused(tmp_path, text)
+    assert (error.path, error.line) == (str(tmp_path / "config.yaml"), line), error
+
+
 def test_overrides_reach_into_task_blocks(tmp_path: Path) -> None:
     path = write(tmp_path, MULTI)
     config = load_config(path, ["tasks.0.loss.kind=info_nce", "tasks.1.weight=3"])

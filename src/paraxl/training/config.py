@@ -217,6 +217,33 @@ class TrainConfig(_Strict):
             raise ValueError("picks which of `tasks` a step trains; this config has no `tasks`")
         return value
 
+    # the multi-task rules below are field validators, so that an error names the key's YAML line
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_names(cls, tasks: list[TaskConfig] | None) -> list[TaskConfig] | None:
+        names = [task.name for task in tasks or ()]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"task names must be unique: {', '.join(map(repr, twice))} used twice")
+        return tasks
+
+    @field_validator("task_sampling")
+    @classmethod
+    def _round_robin_weights(cls, sampling: str, info: ValidationInfo) -> str:
+        tasks = info.data.get("tasks") or ()
+        if sampling == "round_robin" and any(task.weight != 1.0 for task in tasks):
+            raise ValueError("task `weight` is for proportional sampling; round_robin trains each task in turn")
+        return sampling
+
+    @field_validator("epochs")
+    @classmethod
+    def _one_task_epochs(cls, epochs: float | None, info: ValidationInfo) -> float | None:
+        if epochs is not None and info.data.get("tasks") is not None:
+            # an epoch of which task? tasks of different sizes pass their epochs at different steps
+            raise ValueError("a multi-task run is as long as `max_steps`; `epochs` is for one task")
+        return epochs
+
     @model_validator(mode="after")
     def _cross_field_rules(self) -> TrainConfig:
         if (self.max_steps is None) == (self.epochs is None):
@@ -224,17 +251,7 @@ class TrainConfig(_Strict):
         if self.tasks is None:
             assert self.data is not None  # _one_shape
             check_task_rules(self.data, self.loss, self.mining, self.distill, self.mini_batches_per_step)
-            return self
-        if self.epochs is not None:
-            # an epoch of which task? tasks of different sizes pass their epochs at different steps
-            raise ValueError("a multi-task run is as long as `max_steps`; `epochs` is for one task")
-        names = [task.name for task in self.tasks]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise ValueError(f"task names must be unique: {', '.join(map(repr, twice))} used twice")
-        if self.task_sampling == "round_robin" and any(task.weight != 1.0 for task in self.tasks):
-            raise ValueError("task `weight` is for proportional sampling; round_robin trains each task in turn")
-        return self
+        return self  # a multi-task config: its rules are each block's and the field validators above
 
     @model_serializer(mode="wrap")
     def _record(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
