@@ -237,6 +237,8 @@ def test_sts_with_cosent_is_a_valid_config(tmp_path: Path) -> None:
             "loss kind cosent needs scored pairs \\(data kind sts\\), not data kind pawsx",
         ),
         ("data: {kind: sts, split: test}\nloss: {kind: cosent}\n", "test splits .* are what the evaluation scores"),
+        ("data: {kind: sts, languages: [en, xx]}\nloss: {kind: cosent}\n", "unknown STS language\\(s\\) \\['xx'\\]"),
+        ("data: {kind: sts, languages: [en, en]}\nloss: {kind: cosent}\n", "STS languages repeat"),
         ("data: {kind: sts, translation_positives: 0.5}\nloss: {kind: cosent}\n", "translation_positives is 0"),
         ("data: {kind: sts, swap_negatives: true}\nloss: {kind: cosent}\n", "swap_negatives is false"),
         (

@@ -11,7 +11,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from paraxl.data.sts_pairs import check_sts_split
+from paraxl.data.readers import check_languages
+from paraxl.data.sts_pairs import STS_LANGUAGES, check_sts_split
 from paraxl.errors import InputError
 from paraxl.losses.registry import scored_kinds
 from paraxl.losses.step import SECTION_CONFIG, ScoredPairSteps, StepNeeds
@@ -71,6 +72,17 @@ class StsData(_DataSection):
             return check_sts_split(split)
         except InputError as exc:
             raise ValueError(exc.reason) from None
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, languages: list[str] | None) -> list[str] | None:
+        # at its YAML line, not when the files are read
+        try:
+            if languages is not None:
+                check_languages(languages, STS_LANGUAGES, "STS")
+        except InputError as exc:
+            raise ValueError(exc.reason) from None
+        return languages
 
     @model_validator(mode="after")
     def _no_pair_options(self) -> StsData:
