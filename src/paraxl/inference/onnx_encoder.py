@@ -17,7 +17,7 @@ import onnxruntime
 from transformers import PreTrainedTokenizerBase
 
 from paraxl.errors import ModelFormatError
-from paraxl.inference.onnx_files import INPUT_NAMES, OUTPUT_NAME, locate_export, session_options
+from paraxl.inference.onnx_files import INPUT_NAMES, OUTPUT_NAME, ExportedFile, locate_export, session_options
 from paraxl.modeling.batching import (
     DEFAULT_MAX_TOKENS,
     Tokenized,
@@ -88,7 +88,16 @@ class OnnxEncoder:
     def load(cls, folder: str | Path, backend: str = "onnx") -> OnnxEncoder:
         """Load ``folder``'s verified export for ``backend`` ("onnx" or "onnx-int8")."""
         folder = Path(folder)
-        exported = locate_export(folder, backend)
+        return cls.open(folder, locate_export(folder, backend))
+
+    @classmethod
+    def open(cls, folder: Path, exported: ExportedFile) -> OnnxEncoder:
+        """``folder``'s tokenizer and settings around the graph ``exported`` names, as :meth:`load` opens them.
+
+        ``exported`` is taken as given (not checked against the folder's record): the export's check
+        opens its new graph this way, before that graph has a record.
+        """
+        backend = exported.backend
         config = read_json_object(folder / "config.json")
         tokenizer = load_tokenizer(folder)
         limit = int(config.get("max_position_embeddings", 512))

@@ -9,17 +9,25 @@ Why the legacy TorchScript exporter with eager attention: it exports the unmodif
 ``backbone(input_ids, attention_mask)`` call (position and token-type ids are built in the
 graph exactly as in torch, also for XLM-R's padding-aware positions) in well under a second
 per layer, with plain ONNX ops that ONNX Runtime fuses itself. Eager attention gives a smaller
-graph than SDPA (no NaN guards) at the same speed. Every export is checked against torch on a
-batch of another size and length than the tracing one before it is written: the token states
-within 1e-4 (relative to their scale) and the pooled, normalised embeddings - what every user of
-the file gets - within ``EMBEDDING_TOLERANCE`` = 1e-5 max-abs. That second bound is what lets
-evaluation treat fp32 ONNX vectors as torch's (one embedding cache, the same scores); a graph
-outside it is refused, and ``paraxl eval --backend auto`` then runs on torch.
+graph than SDPA (no NaN guards) at the same speed.
+
+Every export is checked against torch before it is written, end to end: the folder's
+``BiEncoder`` (loaded afresh, as the torch backend loads it) and an ``OnnxEncoder`` on the new graph
+each tokenize and encode the probe texts (``probe_set``) by their own ``tokenize_texts`` +
+``encode_tokenized``, the code ``encode`` runs, under every prompt the model has. The probes cover
+what the tracing batch did not: a text longer than ``max_seq_length`` (truncation), an empty and a
+one-letter text, Chinese, Arabic, Korean and Japanese, and rows of very different lengths in one
+padded batch. The token states must agree within 1e-4 (relative to their scale) and the
+embeddings - what every user of the file gets - within ``EMBEDDING_TOLERANCE`` = 1e-5 max-abs.
+That second bound is what lets evaluation treat fp32 ONNX vectors as torch's (one embedding cache,
+the same scores); a graph outside it is refused, and ``paraxl eval --backend auto`` then runs on torch.
 
 A note for anyone comparing torch with ONNX by hand: ``torch.onnx.export`` sets the exported
 module back to the training flag it had *recursively*, so exporting a freshly built wrapper
-(``training=True``) leaves the whole model in training mode, with dropout active. Call
-``.eval()`` again before computing a torch reference.
+(``training=True``) leaves the whole model in training mode, with dropout active; and
+``BiEncoder.encode_tokenized`` restores the module's flag after encoding, so a freshly loaded
+``BiEncoder`` (``training=True``, its backbone in eval mode) leaves its backbone in training mode.
+Call ``.eval()`` before computing a torch reference.
 """
 
 from __future__ import annotations
@@ -29,8 +37,9 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +56,11 @@ from paraxl.inference.onnx_files import (
     locate_export,
     manifest_path,
     read_manifest,
-    session_options,
 )
 from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import file_sha256, model_folder_fingerprint
 from paraxl.io.locks import folder_lock
 from paraxl.modeling.bi_encoder import BiEncoder
-from paraxl.modeling.pooling import pool
 from paraxl.modeling.st_layout import EncoderSettings
 
 log = logging.getLogger(__name__)
@@ -76,20 +83,38 @@ QUANTIZATION: dict[str, Any] = {
     "op_types_to_quantize": ["MatMul", "Gather"],
     "pre_process": False,
 }
-# Texts for tracing (padded, batch 2) and for checking (batch 3, other lengths): the check
-# must see shapes the trace did not, or a shape-specialised graph would pass unnoticed.
+# Texts for tracing (padded, batch 2). The check (``probe_set``) must see shapes the trace did
+# not - other batch sizes and lengths - or a shape-specialised graph would pass unnoticed.
 _TRACE_TEXTS = ("paraxl export: a sentence long enough to need padding", "x")
-_CHECK_TEXTS = (
+# The probes besides the long one: very short, and scripts a Latin-only check would miss.
+PROBE_TEXTS = (
+    "",  # the prompt and special tokens only
+    "x",
     "the cat sat on the mat",
-    "",
-    "a b c d e f g h i j k l m n o p q r s t u v w x y z " * 2,
     "Das Museum öffnet um neun Uhr morgens.",
-    "博物館は朝九時に開館します。",
+    "博物馆每天早上九点开门，周一闭馆。",  # zh
+    "يفتح المتحف أبوابه في الساعة التاسعة صباحًا.",  # ar
+    "박물관은 매일 오전 아홉 시에 문을 엽니다.",  # ko
+    "博物館は朝九時に開館します。",  # ja
+)
+# Words of the long probe: each whitespace-separated word is at least one token in any subword
+# vocabulary, so ``max_seq_length + 16`` of them are always truncated.
+_LONG_WORDS = (
+    *("the", "museum", "opens", "at", "nine"),
+    *("博物馆", "开门", "المتحف", "يفتح", "박물관은", "엽니다", "Museum", "öffnet"),
 )
 # Max-abs difference allowed between torch's and the fp32 graph's pooled (normalised) embeddings
-# on _CHECK_TEXTS. Measured on multilingual-e5-small: 1.2e-7 on 350 PAWS-X sentences, so the bound
+# on the probes. Measured on multilingual-e5-small: 1.2e-7 on 350 PAWS-X sentences, so the bound
 # has two orders of magnitude of room and still sits below the 4th decimal of any cosine.
 EMBEDDING_TOLERANCE = 1e-5
+# token states: max-abs difference on real (non-padding) tokens, relative to their largest magnitude
+_HIDDEN_TOLERANCE = 1e-4
+# Rows per forward pass in the check. Two put the truncated long probe and a short one in one padded
+# batch (the planner sorts longest first) at half the cost of encode's default 32 rows, whose budget
+# would pad 3 short rows to max_seq_length (multilingual-e5-small: ~2 s per backend on a loaded 2-core CPU).
+_BATCH_SIZE = 2
+# (prompt name, texts) pairs the check encodes; a prompt name as ``encode`` takes it (None: the default)
+Probes = Sequence[tuple[str | None, Sequence[str]]]
 # the manifest key of the fp32 file's embedding check (absent in exports made before it existed)
 EMBEDDING_CHECK_KEY = "checked_embedding_max_abs_diff"
 
@@ -173,12 +198,7 @@ def measure_export(folder: Path) -> float:
     Raises ModelFormatError when it is outside the bounds; writes nothing.
     """
     exported = locate_export(folder, "onnx")
-    encoder = BiEncoder.load(folder)
-    wrapper = _Backbone(encoder.backbone.eval()).eval()
-    with torch.no_grad():
-        _, difference = _check_against_torch(
-            exported.path, wrapper, _features(encoder, _CHECK_TEXTS), folder, encoder.settings
-        )
+    _, difference = _check_against_torch(exported.path, folder)
     return difference
 
 
@@ -247,6 +267,15 @@ def _file_entry(folder: Path, backend: str, **extra: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- fp32 export
 def _export_fp32(folder: Path) -> dict[str, Any]:
+    target = folder / BACKEND_FILES["onnx"]
+    with atomic_path(target, suffix=".onnx") as tmp:
+        _trace(folder, tmp)
+        hidden, embedding = _check_against_torch(tmp, folder)
+    return _file_entry(folder, "onnx", checked_max_abs_diff=hidden, **{EMBEDDING_CHECK_KEY: embedding})
+
+
+def _trace(folder: Path, path: Path) -> None:
+    """Export ``folder``'s backbone to ``path``; the traced model is dropped on return (the check loads its own)."""
     encoder = BiEncoder.load(folder)
     backbone = encoder.backbone.eval()
     size = sum(p.numel() * p.element_size() for p in backbone.parameters())
@@ -257,16 +286,15 @@ def _export_fp32(folder: Path) -> dict[str, Any]:
     if hasattr(backbone, "set_attn_implementation"):
         backbone.set_attn_implementation("eager")
     wrapper = _Backbone(backbone).eval()
-    trace = _features(encoder, _TRACE_TEXTS)
-    target = folder / BACKEND_FILES["onnx"]
-    with atomic_path(target, suffix=".onnx") as tmp, torch.no_grad(), warnings.catch_warnings():
+    trace = encoder.tokenize(list(_TRACE_TEXTS), prompt_name="")  # padded to the longer text
+    with torch.no_grad(), warnings.catch_warnings():
         # tracer warnings (Python bools of shapes in transformers' mask code, aten::index) are
-        # about shape-dependent branches; the check below runs the graph on other shapes.
+        # about shape-dependent branches; the check runs the graph on other shapes.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             wrapper,
             (trace["input_ids"], trace["attention_mask"]),
-            str(tmp),
+            str(path),
             input_names=list(INPUT_NAMES),
             output_names=[OUTPUT_NAME],
             dynamic_axes={
@@ -277,52 +305,79 @@ def _export_fp32(folder: Path) -> dict[str, Any]:
             opset_version=OPSET,
             dynamo=False,
         )
-        wrapper.eval()  # export restores the wrapper's flag recursively; keep the reference in eval mode
-        hidden, embedding = _check_against_torch(
-            tmp, wrapper, _features(encoder, _CHECK_TEXTS), folder, encoder.settings
-        )
-    return _file_entry(folder, "onnx", checked_max_abs_diff=hidden, **{EMBEDDING_CHECK_KEY: embedding})
 
 
-def _features(encoder: BiEncoder, texts: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """Tokenized, padded to the longest; ``texts`` differ in length so padding is exercised."""
-    return encoder.tokenize(list(texts), prompt_name="")
+# ---------------------------------------------------------------- the check against torch
+def probe_set(settings: EncoderSettings) -> list[tuple[str | None, tuple[str, ...]]]:
+    """What the export's check encodes: :func:`probe_texts` under the model's default prompt (what
+    ``encode`` applies when a caller names none), then ``PROBE_TEXTS`` under no prompt and each named
+    one whose prefix differs from those before (the long probe once: it costs the most to encode)."""
+    chosen: dict[str, str | None] = {settings.prompt_prefix(None): None}
+    for name in ("", *sorted(settings.prompts)):
+        chosen.setdefault(settings.prompt_prefix(name), name)
+    others = [(name, PROBE_TEXTS) for name in list(chosen.values())[1:]]
+    return [(None, probe_texts(settings.max_seq_length)), *others]
 
 
-def _check_against_torch(
-    path: Path,
-    wrapper: _Backbone,
-    features: dict[str, torch.Tensor],
-    folder: Path,
-    settings: EncoderSettings,
-) -> tuple[float, float]:
-    """Max abs differences of the exported graph vs torch: token states (non-padding), embeddings.
+def probe_texts(max_seq_length: int) -> tuple[str, ...]:
+    """A text longer than ``max_seq_length`` tokens in any vocabulary, then ``PROBE_TEXTS``: one call
+    of ``encode`` pads a short one to the truncated long one (rows of very different lengths)."""
+    long_text = " ".join(islice(cycle(_LONG_WORDS), max_seq_length + 16))
+    return (long_text, *PROBE_TEXTS)
 
-    The embeddings are pooled and normalised as ``settings`` says, by the same torch code for
-    both, so the second number is the graph's effect on the vectors a user gets. Raises
-    ModelFormatError when either is outside its bound (see the module docstring).
+
+def _check_against_torch(graph: Path, folder: Path, probes: Probes | None = None) -> tuple[float, float]:
+    """Max abs differences of the graph at ``graph`` vs torch on ``probes``: token states, embeddings.
+
+    The embeddings are each backend's own ``tokenize_texts`` + ``encode_tokenized`` (``folder``'s
+    ``BiEncoder`` and an ``OnnxEncoder`` on ``graph``), so the second number is the difference a
+    user of the file gets. The token states are torch's from those same forward passes, against
+    the graph run on the same padded batches. ``probes`` defaults to :func:`probe_set` of the
+    model's settings. Raises ModelFormatError when either is outside its bound (module docstring).
     """
-    import onnxruntime
+    from paraxl.inference.onnx_encoder import OnnxEncoder
 
-    session = onnxruntime.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
-    feeds = {name: features[name].numpy() for name in INPUT_NAMES}
-    got = session.run([OUTPUT_NAME], feeds)[0]  # (batch, seq, hidden)
-    expected = wrapper(features["input_ids"], features["attention_mask"]).numpy()
-    real = feeds["attention_mask"].astype(bool)  # padding positions may differ and are pooled away
-    hidden = float(np.abs(got - expected)[real].max())
-    scale = max(1.0, float(np.abs(expected[real]).max()))
-    mask = features["attention_mask"]
-    vectors = [pool(torch.from_numpy(states), mask, settings.pooling) for states in (got, expected)]  # (batch, dim)
-    if settings.normalize:
-        vectors = [torch.nn.functional.normalize(v, p=2, dim=-1) for v in vectors]
-    embedding = float((vectors[0] - vectors[1]).abs().max())
-    if not (hidden <= 1e-4 * scale and embedding <= EMBEDDING_TOLERANCE):
+    reference = BiEncoder.load(folder).eval()  # eval: see the module docstring's note
+    # the sha256 names the graph in the encoder's fingerprint only, which this throwaway encoder never shows
+    exported = OnnxEncoder.open(folder, ExportedFile("onnx", graph, sha256="unrecorded"))
+    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    hidden = embedding = 0.0
+    scale = 1.0
+    with _recording_token_states(reference, batches):
+        for prompt_name, texts in probe_set(reference.settings) if probes is None else probes:
+            expected = reference.encode_tokenized(reference.tokenize_texts(texts, prompt_name), _BATCH_SIZE)
+            got = exported.encode_tokenized(exported.tokenize_texts(texts, prompt_name), _BATCH_SIZE)  # (n, dim)
+            embedding = max(embedding, float(np.abs(got - expected).max(initial=0.0)))
+    for input_ids, attention_mask, states in batches:  # (batch, seq) x2, (batch, seq, hidden)
+        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        got_states = exported.session.run([OUTPUT_NAME], feeds)[0]
+        real = feeds["attention_mask"].astype(bool)  # padding positions may differ and are pooled away
+        hidden = max(hidden, float(np.abs(got_states - states.numpy())[real].max()))
+        scale = max(scale, float(np.abs(states.numpy()[real]).max()))
+    if not (hidden <= _HIDDEN_TOLERANCE * scale and embedding <= EMBEDDING_TOLERANCE):
         raise ModelFormatError(
             f"{folder}: the ONNX export does not reproduce torch (max abs difference {hidden:.3g} in the token "
             f"states, {embedding:.3g} in the embeddings; the bound is {EMBEDDING_TOLERANCE:g}); "
             "this architecture is not supported by the ONNX backend"
         )
     return hidden, embedding
+
+
+@contextlib.contextmanager
+def _recording_token_states(
+    encoder: BiEncoder, batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+) -> Iterator[None]:
+    """Append (input_ids, attention_mask, last_hidden_state) of every backbone call to ``batches``:
+    the token states of ``encode``'s own forward passes, without running torch a second time."""
+
+    def record(module: torch.nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+        batches.append((kwargs["input_ids"].cpu(), kwargs["attention_mask"].cpu(), output.last_hidden_state.cpu()))
+
+    handle = encoder.backbone.register_forward_hook(record, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 class _Backbone(torch.nn.Module):
