@@ -324,7 +324,7 @@ def test_unwritable_model_folder_is_one_clear_error(tmp_path: Path, monkeypatch:
     """A read-only folder (a shared hub cache) is simulated: as root, chmod would not stop the write."""
     from contextlib import contextmanager
 
-    import paraxl.loading.calibration_file as module
+    import paraxl.io.atomic as module  # save_calibration writes through write_json_atomic -> atomic_path
 
     @contextmanager
     def refuse(target: Path, suffix: str = "") -> Iterator[Path]:

@@ -26,7 +26,7 @@ from typing import Any
 from paraxl.corpus.encode_job import ShardResult
 from paraxl.corpus.plan import ShardTask
 from paraxl.errors import InputError
-from paraxl.io.atomic import atomic_path
+from paraxl.io.atomic import write_json_atomic
 from paraxl.io.hashing import file_sha256
 from paraxl.io.locks import LOCK_FILE
 
@@ -107,8 +107,7 @@ class CorpusManifest:
         self.document["complete"] = all(shard["done"] for shard in self.shards)
 
     def save(self) -> None:
-        with atomic_path(self.folder / MANIFEST) as tmp:
-            tmp.write_text(json.dumps(self.document, indent=1) + "\n", encoding="utf-8")
+        write_json_atomic(self.folder / MANIFEST, self.document, indent=1)
         self._saved_at = time.monotonic()
 
     def _verify_done(self) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from paraxl.errors import InputError, ModelFormatError
-from paraxl.io.atomic import atomic_path
+from paraxl.io.atomic import write_json_atomic
 
 FORMAT_NAME = "paraxl-two-model-decision"
 FORMAT_VERSION = 1
@@ -102,10 +102,8 @@ class TwoModelRule:
 
 def save_rule(path: Path, rule: TwoModelRule) -> Path:
     """Write ``rule`` to ``path`` atomically (a reader sees the old file or the whole new one)."""
-    text = json.dumps(rule.to_json(), indent=2, allow_nan=False) + "\n"
     try:
-        with atomic_path(path, suffix=".json") as tmp:
-            tmp.write_text(text, encoding="utf-8")
+        write_json_atomic(path, rule.to_json(), indent=2, allow_nan=False)
     except OSError as exc:
         raise InputError(f"cannot write the rule ({exc.strerror})", path) from None
     return path

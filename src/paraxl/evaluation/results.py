@@ -38,7 +38,7 @@ from paraxl.errors import InputError
 from paraxl.evaluation.readers import read_scores
 from paraxl.evaluation.scores import TaskScores
 from paraxl.evaluation.tasks.base import TaskResult, TaskSpec
-from paraxl.io.atomic import atomic_path
+from paraxl.io.atomic import write_json_atomic
 from paraxl.io.hashing import data_file_records
 
 SCHEMA_VERSION = 2
@@ -231,9 +231,7 @@ def result_document(
 
 def write_document(path: Path, document: ResultDocument) -> None:
     """Write strict JSON atomically (NaN already mapped to null)."""
-    text = json.dumps(document.to_json(), indent=1, ensure_ascii=False, allow_nan=False)
-    with atomic_path(path, suffix=".json") as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
+    write_json_atomic(path, document.to_json(), indent=1, ensure_ascii=False, allow_nan=False)
 
 
 def read_document(path: Path) -> dict[str, Any]:

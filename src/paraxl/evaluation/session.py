@@ -14,7 +14,6 @@ weights, protocol and seed are reused instead of rerun. The model's folder then 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,7 +32,7 @@ from paraxl.evaluation.results import ModelInfo, ResultDocument, json_ready, rea
 from paraxl.evaluation.runner import parse_task_list, run_tasks
 from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol
 from paraxl.evaluation.tasks.registry import TASKS
-from paraxl.io.atomic import atomic_path
+from paraxl.io.atomic import atomic_path, write_json_atomic
 from paraxl.io.locks import folder_lock
 from paraxl.io.outputs import check_output
 from paraxl.loading.backends import INFERENCE_BACKENDS
@@ -262,9 +261,7 @@ def evaluate_embedder(
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
-    text = json.dumps(json_ready(document), indent=1, ensure_ascii=False, allow_nan=False)
-    with atomic_path(path, suffix=".json") as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
+    write_json_atomic(path, json_ready(document), indent=1, ensure_ascii=False, allow_nan=False)
 
 
 def _related_documents(

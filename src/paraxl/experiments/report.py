@@ -19,7 +19,7 @@ from paraxl.evaluation.profile import PROFILE
 from paraxl.evaluation.scores import TaskScores, number
 from paraxl.experiments.records import RunRecord
 from paraxl.experiments.runner import mean_std
-from paraxl.io.atomic import atomic_path
+from paraxl.io.atomic import atomic_path, write_json_atomic
 
 Pick = Callable[[TaskScores], Any]
 
@@ -205,8 +205,8 @@ def write_report(name: str, title: str, records: list[dict[str, Any]], folder: P
     variants = aggregate(records)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"
-    with atomic_path(json_path, suffix=".json") as tmp:
-        tmp.write_text(json.dumps({"table": name, "variants": variants, "runs": records}, indent=2), encoding="utf-8")
+    document = {"table": name, "variants": variants, "runs": records}
+    write_json_atomic(json_path, document, indent=2, trailing_newline=False)
     with atomic_path(md_path, suffix=".md") as tmp:
         tmp.write_text(markdown(title or name, variants), encoding="utf-8")
     return json_path, md_path

@@ -26,7 +26,7 @@ from paraxl.evaluation.profile import PROFILE_TASKS, profile_values
 from paraxl.evaluation.session import EvalRequest, run_evaluation
 from paraxl.experiments.records import RunRecord, summarize_task
 from paraxl.experiments.tables import Table, Variant
-from paraxl.io.atomic import atomic_path
+from paraxl.io.atomic import write_json_atomic
 from paraxl.training.config import TrainConfig, upgrade_record
 
 Log = Callable[[str], None]
@@ -141,8 +141,7 @@ def run_one(
     }
     if set(PROFILE_TASKS) <= {result.task.name for result in outcome.results}:
         record["profile"] = profile_values(outcome.results)  # set-level numbers the summaries above drop
-    with atomic_path(record_path, suffix=".json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    write_json_atomic(record_path, record, indent=2, trailing_newline=False)
     if variant.trainer != "none" and not keep_models:
         shutil.rmtree(folder / "train" / "final", ignore_errors=True)
         shutil.rmtree(folder / "train" / "checkpoints", ignore_errors=True)

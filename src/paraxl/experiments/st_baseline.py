@@ -12,7 +12,6 @@ in-batch candidate, so no new information enters (it is counted twice in the sof
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ import numpy as np
 from paraxl.data.records import TextUnit
 from paraxl.data.sampler import GroupBatchSampler
 from paraxl.errors import InputError
-from paraxl.io.atomic import atomic_path
+from paraxl.io.atomic import write_json_atomic
 from paraxl.io.hashing import data_file_records
 from paraxl.losses.registry import step_needs
 from paraxl.losses.step import PairSteps
@@ -139,8 +138,7 @@ def train_st_mnrl(config: TrainConfig, data_dir: Path | None, output: Path) -> d
         "dropped_units": data.dropped_units,
         "data_files": data_file_records(data.sources, data_dir),
     }
-    with atomic_path(output / "summary.json", suffix=".json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_json_atomic(output / "summary.json", summary, indent=2, trailing_newline=False)
     return summary
 
 

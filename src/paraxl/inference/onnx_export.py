@@ -33,7 +33,6 @@ Call ``.eval()`` before computing a torch reference.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 import warnings
@@ -57,7 +56,7 @@ from paraxl.inference.onnx_files import (
     manifest_path,
     read_manifest,
 )
-from paraxl.io.atomic import atomic_path
+from paraxl.io.atomic import atomic_path, write_json_atomic
 from paraxl.io.hashing import file_sha256, model_folder_fingerprint
 from paraxl.io.locks import folder_lock
 from paraxl.modeling.bi_encoder import BiEncoder
@@ -159,8 +158,7 @@ def _export_locked(folder: Path, int8: bool, force: bool, start: float) -> Expor
         manifest["files"]["onnx-int8"] = _quantize(folder)
         written.append(folder / BACKEND_FILES["onnx-int8"])
     if written:
-        with atomic_path(manifest_path(folder), suffix=".json") as tmp:
-            tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(manifest_path(folder), manifest, indent=2)
     return ExportReport(folder, written, time.perf_counter() - start)
 
 
@@ -212,8 +210,7 @@ def record_embedding_check(folder: Path) -> float:
         manifest = read_manifest(folder)
         assert manifest is not None  # measure_export located the export through it
         manifest["files"]["onnx"][EMBEDDING_CHECK_KEY] = difference
-        with atomic_path(manifest_path(folder), suffix=".json") as tmp:
-            tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(manifest_path(folder), manifest, indent=2)
     return difference
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -28,6 +29,28 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(
+    target: str | Path,
+    value: object,
+    *,
+    indent: int | None = None,
+    ensure_ascii: bool = True,
+    allow_nan: bool = True,
+    sort_keys: bool = False,
+    trailing_newline: bool = True,
+) -> None:
+    """Write ``value`` as JSON (UTF-8) to ``target`` through :func:`atomic_path`.
+
+    The keywords are ``json.dumps``'s (same defaults); ``trailing_newline`` ends the file with
+    ``"\\n"``. ``value`` is serialised before any file is made, so a value JSON cannot hold (NaN
+    with ``allow_nan=False``, an unknown type) raises with ``target`` untouched. No fsync (none of the
+    writers it replaced had one): atomic against a killed process, not a guarantee across power loss.
+    """
+    text = json.dumps(value, indent=indent, ensure_ascii=ensure_ascii, allow_nan=allow_nan, sort_keys=sort_keys)
+    with atomic_path(target, suffix=".json") as tmp:
+        tmp.write_text(text + "\n" if trailing_newline else text, encoding="utf-8")
 
 
 @contextmanager

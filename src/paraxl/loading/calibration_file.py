@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paraxl.errors import InputError, ModelFormatError
-from paraxl.io.atomic import atomic_path
+from paraxl.io.atomic import write_json_atomic
 
 CALIBRATION_FILE = "paraxl_calibration.json"
 FORMAT_NAME = "paraxl-calibration"
@@ -172,10 +172,8 @@ def load_calibration(model_folder: Path) -> Calibration | None:
 def save_calibration(model_folder: Path, calibration: Calibration) -> Path:
     """Write ``paraxl_calibration.json`` into ``model_folder`` atomically; return its path."""
     target = calibration_path(model_folder)
-    text = json.dumps(calibration.to_json(), indent=2, allow_nan=False) + "\n"
     try:
-        with atomic_path(target, suffix=".json") as tmp:
-            tmp.write_text(text, encoding="utf-8")
+        write_json_atomic(target, calibration.to_json(), indent=2, allow_nan=False)
     except OSError as exc:  # a read-only model folder (a shared hub cache): one line, not a traceback
         raise InputError(f"cannot write the calibration into the model folder ({exc.strerror})", target) from None
     return target

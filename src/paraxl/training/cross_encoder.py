@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import UNTRANSLATED
 from paraxl.errors import InputError
-from paraxl.io.atomic import atomic_path
+from paraxl.io.atomic import write_json_atomic
 from paraxl.modeling.cross_encoder import synchronize
 
 if TYPE_CHECKING:
@@ -95,8 +95,7 @@ def write_resume(directory: Path, settings: dict[str, Any], state: Resume) -> No
         "epoch_seconds": state.epoch_seconds,
         "last_raw": state.last_raw,
     }
-    with atomic_path(directory / RESUME_FILE) as tmp:
-        tmp.write_text(json.dumps(saved, allow_nan=False) + "\n", encoding="utf-8")
+    write_json_atomic(directory / RESUME_FILE, saved, allow_nan=False)
 
 
 def usable_train_pairs(

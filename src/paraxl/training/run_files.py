@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from paraxl.errors import InputError
-from paraxl.io.atomic import atomic_path
+from paraxl.io.atomic import atomic_path, write_json_atomic
 from paraxl.io.outputs import check_output as check_writable
 from paraxl.training.checkpoint import latest_checkpoint
 from paraxl.training.config import TrainConfig, upgrade_record
@@ -43,8 +43,7 @@ def check_output(output: Path, config: TrainConfig, overwrite: bool) -> None:
 
 
 def write_json(path: Path, payload: object) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(path, payload, indent=2)
 
 
 def truncate_metrics(path: Path, step: int) -> str | None:
