@@ -16,8 +16,9 @@ from transformers import BertConfig, BertModel
 
 from paraxl.errors import ModelFormatError
 from paraxl.inference import onnx_export
+from paraxl.inference.export_check import probe_set, probe_texts
 from paraxl.inference.onnx_encoder import OnnxEncoder
-from paraxl.inference.onnx_export import export_onnx, measure_export, probe_set, probe_texts
+from paraxl.inference.onnx_export import export_onnx, measure_export
 from paraxl.inference.onnx_files import BACKEND_FILES
 from paraxl.modeling.batching import TextTokenizer, Tokenized, prefixed
 from paraxl.modeling.bi_encoder import BiEncoder

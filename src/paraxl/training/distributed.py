@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from paraxl.errors import InputError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -83,3 +85,12 @@ def init_distributed(device: torch.device) -> DistContext:
 def shutdown_distributed(context: DistContext) -> None:
     if context.active and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def pick_device(name: str) -> torch.device:
+    """The torch device a config's ``device`` names (auto: CUDA when there is one)."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("device: cuda requested but no CUDA device is available")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

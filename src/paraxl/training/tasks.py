@@ -208,3 +208,33 @@ def task_summary(task: TrainingTask, progress: TaskProgress, files: list[dict[st
         "dropped_units": task.data.dropped_units,
         "data_files": files,
     }
+
+
+def describe_tasks(config: TrainConfig, tasks: list[TrainingTask], total_steps: int, precision: str) -> list[str]:
+    """The lines a run prints about its data before training: one for a one-task run, else one per task."""
+    if not config.is_multi_task:
+        task = tasks[0]
+        batches, section = task.sampler.batches_per_epoch(), task.config
+        return [
+            f"training data: {task.data.summary()}; {batches} mini-batches of {section.batch_size} per epoch; "
+            f"{total_steps} steps of {section.mini_batches_per_step} mini-batch(es); precision {precision}"
+        ]
+    schedule = schedule_for(config, tasks)
+    lines = [f"{len(tasks)} tasks, {config.task_sampling} sampling; {total_steps} steps; {precision}"]
+    for task, share in zip(tasks, schedule.probabilities, strict=True):
+        section = task.config
+        lines.append(
+            f"task {task.name}: {task.data.summary()}; {task.sampler.batches_per_epoch()} mini-batches of "
+            f"{section.batch_size} per epoch, {section.mini_batches_per_step} per step; "
+            f"{section.loss.kind} loss; share of steps {share:.3f}"
+        )
+    return lines
+
+
+def distinct_records(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` without repeats (two tasks may read one file), in order."""
+    seen: list[dict[str, Any]] = []
+    for record in records:
+        if record not in seen:
+            seen.append(record)
+    return seen

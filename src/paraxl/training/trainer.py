@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -31,7 +31,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from rich.console import Console
-from transformers import get_scheduler
 
 from paraxl.errors import InputError
 from paraxl.io.hashing import data_file_records
@@ -49,9 +48,10 @@ from paraxl.training.checkpoint import (
     save_checkpoint,
 )
 from paraxl.training.config import TrainConfig
-from paraxl.training.distributed import DistContext, init_distributed, shutdown_distributed
+from paraxl.training.distributed import DistContext, init_distributed, pick_device, shutdown_distributed
 from paraxl.training.layout import StepLayout, step_layout
 from paraxl.training.objective import step_loss
+from paraxl.training.optimizer import build_optimizer
 from paraxl.training.precision import autocast_for, resolve_precision
 from paraxl.training.progress import StepProgress
 from paraxl.training.resume import newest_intact, remove_stale_temp_folders
@@ -62,6 +62,8 @@ from paraxl.training.tasks import (
     TaskLosses,
     TaskSchedule,
     TrainingTask,
+    describe_tasks,
+    distinct_records,
     fresh_state,
     load_tasks,
     schedule_for,
@@ -122,7 +124,7 @@ def train(
     console: Console | None = None,
 ) -> TrainSummary:
     """Run (or resume) the training that ``config`` describes."""
-    device = _pick_device(config.device)
+    device = pick_device(config.device)
     context = init_distributed(device)
     if context.active and device.type == "cuda":
         device = torch.device("cuda", context.rank % torch.cuda.device_count())
@@ -177,20 +179,6 @@ class _Run:
                 model.freeze_word_embeddings()
         return model.to(self.device).train()
 
-    def _optimizer(self, model: BiEncoder, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
-        optim = self.config.optim
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        # no weight decay on biases and LayerNorm weights (1-D), as in BERT
-        groups = [
-            {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": optim.weight_decay},
-            {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=optim.lr)
-        schedule = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[optim.schedule]
-        warmup = math.ceil(optim.warmup_ratio * total_steps)
-        scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
-        return optimizer, scheduler
-
     # ------------------------------------------------------------------ batches
     def _layout(self, task: TrainingTask, batches: list[Batch]) -> StepLayout:
         epoch, index, _ = batches[0]
@@ -214,7 +202,8 @@ class _Run:
             note = truncate_metrics(self.output / "metrics.jsonl", state.step if checkpoint else -1)
             if note:
                 self._say(note)
-        self._describe_data(tasks, total_steps)
+        for line in describe_tasks(self.config, tasks, total_steps, self.precision):
+            self._say(line)
 
         first_validation = self.last_validation = None
         if validation is not None and state.step == 0:
@@ -238,7 +227,7 @@ class _Run:
             last_validation=self.last_validation,
             skipped_rows=sum(task.data.skipped_rows for task in tasks),
             dropped_units=sum(task.data.dropped_units for task in tasks),
-            data_files=_distinct(record for records in files for record in records),
+            data_files=distinct_records(record for records in files for record in records),
             precision=self.precision,
             threads=self.threads,
             tasks=[task_summary(*each) for each in zip(tasks, progress, files, strict=True)]
@@ -280,7 +269,7 @@ class _Run:
             self._say(f"no intact checkpoint in {self.output}: starting over")
         torch.manual_seed(self.config.seed + self.context.rank)
         model = self._load_model(None)
-        optimizer, scheduler = self._optimizer(model, total_steps)
+        optimizer, scheduler = build_optimizer(model, self.config.optim, total_steps)
         return None, fresh_state(self.config), model, optimizer, scheduler
 
     def _resume_from(
@@ -289,7 +278,7 @@ class _Run:
         """Everything a run continues from, read from ``checkpoint`` (verified by the caller)."""
         state = load_trainer_state(checkpoint)
         model = self._load_model(checkpoint)
-        optimizer, scheduler = self._optimizer(model, total_steps)
+        optimizer, scheduler = build_optimizer(model, self.config.optim, total_steps)
         restore_optimizer(checkpoint, optimizer, scheduler, self.context.rank)
         return state, model, optimizer, scheduler
 
@@ -421,39 +410,3 @@ class _Run:
     def _say(self, message: str) -> None:
         if self.context.is_main:  # one line however long (a path), and no markup in paths
             self.console.print(message, soft_wrap=True, markup=False)
-
-    def _describe_data(self, tasks: list[TrainingTask], total_steps: int) -> None:
-        if not self.config.is_multi_task:
-            task = tasks[0]
-            batches, section = task.sampler.batches_per_epoch(), task.config
-            self._say(
-                f"training data: {task.data.summary()}; {batches} mini-batches of {section.batch_size} per epoch; "
-                f"{total_steps} steps of {section.mini_batches_per_step} mini-batch(es); precision {self.precision}"
-            )
-            return
-        schedule = schedule_for(self.config, tasks)
-        self._say(f"{len(tasks)} tasks, {self.config.task_sampling} sampling; {total_steps} steps; {self.precision}")
-        for task, share in zip(tasks, schedule.probabilities, strict=True):
-            section = task.config
-            self._say(
-                f"task {task.name}: {task.data.summary()}; {task.sampler.batches_per_epoch()} mini-batches of "
-                f"{section.batch_size} per epoch, {section.mini_batches_per_step} per step; "
-                f"{task.config.loss.kind} loss; share of steps {share:.3f}"
-            )
-
-
-def _distinct(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``records`` without repeats (two tasks may read one file), in order."""
-    seen: list[dict[str, Any]] = []
-    for record in records:
-        if record not in seen:
-            seen.append(record)
-    return seen
-
-
-def _pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("device: cuda requested but no CUDA device is available")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
