@@ -200,12 +200,14 @@ def evaluate_base(
             return kept
     base_request = replace(request, model=spec, output_dir=output_dir, base=None, base_output_dir=None)
     encoder, model = load_eval_encoder(base_request, log)
-    missing = [name for name in plan.task_names if name not in {doc.task.name for doc in reusable(model.fingerprint)}]
-    if missing:
-        log(f"base {spec}: evaluating {', '.join(missing)}")
-        base_plan = EvalPlan(missing, plan.protocol, plan.data_dir, output_dir)
-        evaluate_embedder(_embedder(encoder, model, base_request, log), model, base_plan, base_request, log)
-    return reusable(model.fingerprint)
+    kept = reusable(model.fingerprint)
+    missing = [name for name in plan.task_names if name not in {doc.task.name for doc in kept}]
+    if not missing:
+        return kept
+    log(f"base {spec}: evaluating {', '.join(missing)}")
+    base_plan = EvalPlan(missing, plan.protocol, plan.data_dir, output_dir)
+    evaluate_embedder(_embedder(encoder, model, base_request, log), model, base_plan, base_request, log)
+    return reusable(model.fingerprint)  # read again: the folder now holds the new results too
 
 
 def load_eval_encoder(

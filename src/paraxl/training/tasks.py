@@ -210,8 +210,11 @@ def task_summary(task: TrainingTask, progress: TaskProgress, files: list[dict[st
     }
 
 
-def describe_tasks(config: TrainConfig, tasks: list[TrainingTask], total_steps: int, precision: str) -> list[str]:
-    """The lines a run prints about its data before training: one for a one-task run, else one per task."""
+def describe_tasks(
+    config: TrainConfig, tasks: list[TrainingTask], schedule: TaskSchedule, total_steps: int, precision: str
+) -> list[str]:
+    """The lines a run prints about its data before training: one for a one-task run, else one per task
+    (with its share of steps under ``schedule``, the run's own)."""
     if not config.is_multi_task:
         task = tasks[0]
         batches, section = task.sampler.batches_per_epoch(), task.config
@@ -219,7 +222,6 @@ def describe_tasks(config: TrainConfig, tasks: list[TrainingTask], total_steps: 
             f"training data: {task.data.summary()}; {batches} mini-batches of {section.batch_size} per epoch; "
             f"{total_steps} steps of {section.mini_batches_per_step} mini-batch(es); precision {precision}"
         ]
-    schedule = schedule_for(config, tasks)
     lines = [f"{len(tasks)} tasks, {config.task_sampling} sampling; {total_steps} steps; {precision}"]
     for task, share in zip(tasks, schedule.probabilities, strict=True):
         section = task.config

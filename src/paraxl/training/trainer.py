@@ -202,7 +202,8 @@ class _Run:
             note = truncate_metrics(self.output / "metrics.jsonl", state.step if checkpoint else -1)
             if note:
                 self._say(note)
-        for line in describe_tasks(self.config, tasks, total_steps, self.precision):
+        schedule = schedule_for(self.config, tasks)
+        for line in describe_tasks(self.config, tasks, schedule, total_steps, self.precision):
             self._say(line)
 
         first_validation = self.last_validation = None
@@ -211,7 +212,7 @@ class _Run:
         resumed_from = state.step if checkpoint else None
         base_elapsed = state.elapsed_s
         progress = task_progress(state, tasks)
-        loop = _Loop(tasks, schedule_for(self.config, tasks), validation, total_steps)
+        loop = _Loop(tasks, schedule, validation, total_steps)
         total_seconds = base_elapsed + self._train_steps(loop, model, optimizer, scheduler, state, progress)
         files = [data_file_records(task.data.sources, self.data_dir) for task in tasks]
         summary = TrainSummary(
