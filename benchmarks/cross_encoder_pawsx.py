@@ -38,7 +38,10 @@ order) and the evaluations so far after every epoch; the same command again cont
 last finished epoch, on the same learning-rate schedule, so a 3-epoch run (~3 h on a 2-core CPU)
 can be spread over several sittings. ``--stop-after-epochs N`` ends this sitting after N more
 epochs and writes the report so far (``complete: false``). A folder holding a run with other
-settings is refused, naming the settings that differ.
+settings is refused, naming the settings that differ. The training is the library's
+(``paraxl.training.cross_encoder``): ``paraxl train configs/pawsx-cross-encoder.yaml`` trains the
+same model (validation only, no test scores) and continues a ``--checkpoint-dir`` folder of this
+script run with the same settings (``output_dir=FOLDER``).
 
 Evaluation runs after every epoch (``--eval-before-training`` adds the untrained model). Writes
 ``--output`` (JSON: command, model fingerprint, data file hashes, per-epoch results, timings,
@@ -73,23 +76,18 @@ from paraxl.evaluation.session import resolve_data_dir
 from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import file_sha256, model_folder_fingerprint
 from paraxl.loading.specs import DEFAULT_MODEL, resolve_model_folder
-from paraxl.modeling.cross_encoder import (
-    PREDICT_BATCH,
-    CrossEncoderScorer,
-    check_raw_pairs,
-    fresh_parameters,
-    load_cross_encoder,
-    position_limit,
-)
+from paraxl.modeling.cross_encoder import PREDICT_BATCH, CrossEncoderScorer, fresh_parameters
 from paraxl.training.cross_encoder import (
     WARMUP_RATIO,
+    EpochLog,
     EpochSchedule,
     Resume,
     TrainingOutcome,
+    load_for_training,
     read_resume,
+    run_settings,
     train_cross_encoder,
     usable_train_pairs,
-    write_resume,
 )
 
 PROTOCOL: Final[Literal["resplit"]] = "resplit"
@@ -165,9 +163,10 @@ def read_inputs(args: argparse.Namespace) -> Inputs:
 
 
 def resume_settings(args: argparse.Namespace, languages: tuple[str, ...]) -> dict[str, Any]:
-    """The options a resumed run must share with the sittings before it (what it trains, and how)."""
-    names = ("model", "epochs", "batch_size", "lr", "max_length", "seed", "limit_train")
-    return {**{name: getattr(args, name) for name in names}, "languages": list(languages)}
+    """The options a resumed run must share with the sittings before it (what it trains, and how):
+    those of ``paraxl train configs/pawsx-cross-encoder.yaml`` for the same values."""
+    rows = {"limit_train": args.limit_train, "languages": list(languages)}
+    return run_settings(args.model, args.epochs, args.batch_size, args.lr, args.max_length, args.seed, rows)
 
 
 def pawsx_file(data_dir: Path, language: str, split: str) -> Path:
@@ -247,37 +246,20 @@ def run(args: argparse.Namespace, command: str, inputs: Inputs) -> dict[str, Any
     import torch
 
     folder, resume = inputs.folder, inputs.resume
-    model, max_length, load_seconds = load_model(args, folder)
+    model, max_length, load_seconds = load_for_training(folder, args.max_length, args.seed, say)
     rows = [pair for lang in inputs.languages for pair in inputs.train[lang]]
-    state = Resume(resume.checkpoint, list(resume.evaluations), list(resume.epoch_seconds), resume.last_raw)
-    settings = resume_settings(args, inputs.languages)
     if resume.checkpoint is not None:
-        print(f"resuming from {resume.checkpoint} (epoch {len(state.epoch_seconds)} of {args.epochs})", flush=True)
-
-    def record(epoch: int, train_seconds: float | None) -> None:
-        nonlocal state
-        start = time.perf_counter()
-        result, last_raw = evaluate(model, inputs)
-        result = {"epoch": epoch, "train_seconds": train_seconds, **result}
-        result["eval_seconds"] = time.perf_counter() - start
-        state.evaluations.append(result)
-        state = Resume(state.checkpoint, state.evaluations, state.epoch_seconds, last_raw)
-        print_epoch(result)
-        if args.checkpoint_dir is not None:  # before the epoch's checkpoint: a crash between redoes the epoch
-            write_resume(args.checkpoint_dir, settings, state)
-
-    def after_epoch(seconds: float) -> None:
-        state.epoch_seconds.append(seconds)
-        record(len(state.epoch_seconds), seconds)
-
-    if args.eval_before_training and not any(result["epoch"] == 0 for result in state.evaluations):
-        record(0, None)
+        print(f"resuming from {resume.checkpoint} (epoch {len(resume.epoch_seconds)} of {args.epochs})", flush=True)
+    settings = resume_settings(args, inputs.languages)
+    log = EpochLog(resume, settings, args.checkpoint_dir, lambda: evaluate(model, inputs), print_epoch)
+    if args.eval_before_training and not any(result["epoch"] == 0 for result in log.state.evaluations):
+        log.record(0, None)
     schedule = EpochSchedule(
         args.epochs, args.batch_size, args.lr, args.seed, args.checkpoint_dir, args.stop_after_epochs
     )
-    outcome = train_cross_encoder(model, rows, schedule, resume.checkpoint, after_epoch)
-    for result in state.evaluations:
-        result["train_loss"] = outcome.losses_by_epoch.get(result["epoch"])
+    outcome = train_cross_encoder(model, rows, schedule, resume.checkpoint, log.after_epoch)
+    log.add_losses(outcome)
+    state = log.state
     report: dict[str, Any] = {
         "benchmark": "cross_encoder_pawsx",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -302,20 +284,8 @@ def run(args: argparse.Namespace, command: str, inputs: Inputs) -> dict[str, Any
     return report
 
 
-def load_model(args: argparse.Namespace, folder: Path) -> tuple[Any, int, float]:
-    """The cross-encoder (fresh head seeded with ``--seed``), its max length and the seconds loading took."""
-    from transformers import set_seed
-
-    limit = position_limit(folder)
-    max_length = min(args.max_length, limit) if limit else args.max_length
-    if max_length != args.max_length:
-        print(f"--max-length {args.max_length} > the model's {limit} positions: using {max_length}", flush=True)
-    set_seed(args.seed)  # the fresh head's initialisation
-    load_start = time.perf_counter()
-    model = load_cross_encoder(folder, max_length)
-    load_seconds = time.perf_counter() - load_start
-    check_raw_pairs(model)
-    return model, max_length, load_seconds
+def say(message: str) -> None:
+    print(message, flush=True)
 
 
 def print_epoch(result: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -23,6 +23,9 @@ from paraxl.cli.common import (
 )
 from paraxl.errors import InputError
 from paraxl.loading.specs import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from paraxl.training.cross_encoder_config import CrossEncoderTrainConfig
 
 
 @app.command()
@@ -168,14 +171,19 @@ def train(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="start over in an output_dir that holds a finished run")] = False,
 ) -> None:
-    """Fine-tune a bi-encoder (resumes automatically from the output folder's last checkpoint).
+    """Train a bi-encoder or, with ``model: {kind: cross_encoder}``, a cross-encoder (resumes
+    automatically from the output folder's last checkpoint).
 
-    Several processes: ``torchrun --nproc-per-node N -m paraxl.cli.main train CONFIG``.
+    Several processes (bi-encoder): ``torchrun --nproc-per-node N -m paraxl.cli.main train CONFIG``.
     """
-    from paraxl.training.config import load_config
+    from paraxl.training.config_kinds import load_train_config
+    from paraxl.training.cross_encoder_config import CrossEncoderTrainConfig
     from paraxl.training.trainer import train as run_training
 
-    settings = load_config(config, overrides or [])
+    settings = load_train_config(config, overrides or [])
+    if isinstance(settings, CrossEncoderTrainConfig):
+        _train_cross_encoder(settings, data_dir, overwrite)
+        return
     summary = run_training(settings, data_dir=data_dir, overwrite=overwrite, console=errors)
     line = f"{summary.steps} steps, {summary.examples} groups, {summary.examples_per_second:.1f} groups/s"
     if summary.first_validation is not None and summary.last_validation is not None:
@@ -183,6 +191,21 @@ def train(
             f"; validation accuracy {summary.first_validation['accuracy']:.4f} -> "
             f"{summary.last_validation['accuracy']:.4f} (best {summary.best_metric:.4f} at step {summary.best_step})"
         )
+    say(line)
+    say(f"model: {Path(summary.output_dir) / 'final'}")
+
+
+def _train_cross_encoder(settings: CrossEncoderTrainConfig, data_dir: Path | None, overwrite: bool) -> None:
+    from paraxl.training.cross_encoder_run import train_cross_encoder_config
+
+    summary = train_cross_encoder_config(settings, data_dir=data_dir, overwrite=overwrite, console=errors)
+    rate = summary.examples_per_second
+    line = f"{summary.steps} steps, {summary.epochs} epochs of {summary.pairs} pairs"
+    line += f", {rate:.1f} pairs/s" if rate is not None else ""
+    if summary.validation:
+        epoch, best = max(summary.validation.items(), key=lambda item: item[1])
+        accuracies = " -> ".join(f"{value:.4f}" for value in summary.validation.values())
+        line += f"; validation accuracy by epoch {accuracies} (best {best:.4f} at epoch {epoch})"
     say(line)
     say(f"model: {Path(summary.output_dir) / 'final'}")
 

@@ -287,6 +287,15 @@ class TrainConfig(_Strict):
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read ``path`` (YAML), apply ``key.path=value`` overrides, validate."""
     path = Path(path)
+    raw, node = read_source(path, overrides)
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise config_error(exc, TrainConfig, node, path, overrides) from None
+
+
+def read_source(path: Path, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], yaml.Node | None]:
+    """A config file's keys with the overrides applied, and its YAML tree (for error lines)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -307,10 +316,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     overridden: set[tuple[str, ...]] = set()
     for override in overrides:
         _apply_override(raw, override, overridden)
-    try:
-        return TrainConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise config_error(exc, TrainConfig, node, path, overrides) from None
+    return raw, node
 
 
 def upgrade_record(raw: Any) -> Any:

@@ -16,15 +16,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import UNTRANSLATED
 from paraxl.errors import InputError
 from paraxl.io.atomic import write_json_atomic
-from paraxl.modeling.cross_encoder import synchronize
+from paraxl.modeling.cross_encoder import check_raw_pairs, load_cross_encoder, position_limit, synchronize
 
 if TYPE_CHECKING:
     from sentence_transformers.cross_encoder import CrossEncoder
@@ -55,14 +55,12 @@ def epochs_in(checkpoint: Path) -> int:
 
 def read_resume(directory: Path | None, settings: dict[str, Any]) -> Resume:
     """The state a checkpoint-folder run left, checked against this sitting's ``settings``."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     if directory is None:
         return Resume(None, [], [], {})
-    path, last = directory / RESUME_FILE, get_last_checkpoint(str(directory)) if directory.is_dir() else None
+    path, checkpoints = directory / RESUME_FILE, trainer_checkpoints(directory)
     if not path.is_file():
-        if last is not None:  # training from scratch here would mix with (and rotate away) that checkpoint
-            raise InputError(f"holds a Trainer checkpoint but no {RESUME_FILE}: not this script's run", directory)
+        if checkpoints:  # training from scratch here would mix with (and rotate away) that checkpoint
+            raise InputError(f"holds a Trainer checkpoint but no {RESUME_FILE}: not this trainer's run", directory)
         return Resume(None, [], [], {})
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -75,16 +73,26 @@ def read_resume(directory: Path | None, settings: dict[str, Any]) -> Resume:
             k for k in settings.keys() | saved_settings.keys() if settings.get(k) != saved_settings.get(k)
         )
         raise InputError(
-            f"--checkpoint-dir holds a run with other settings ({', '.join(differing)}): "
-            "rerun with that run's options or use another folder",
+            f"the folder holds a run with other settings ({', '.join(differing)}): "
+            "rerun with that run's settings or use another folder",
             path,
         )
-    checkpoint = None if last is None else Path(last)
+    # a checkpoint killed while being saved has no trainer_state.json (the Trainer writes it last)
+    complete = [checkpoint for checkpoint in checkpoints if (checkpoint / "trainer_state.json").is_file()]
+    checkpoint = complete[-1] if complete else None
     done = 0 if checkpoint is None else epochs_in(checkpoint)
     # an epoch evaluated but killed before its checkpoint was saved is trained again
     kept = [result for result in evaluations if result["epoch"] <= done]
     raw = last_raw if kept and len(kept) == len(evaluations) else {}  # the raw scores are of the last evaluation
     return Resume(checkpoint, kept, epoch_seconds[:done], raw)
+
+
+def trainer_checkpoints(directory: Path) -> list[Path]:
+    """The Trainer's ``checkpoint-<step>`` folders in ``directory``, oldest step first."""
+    if not directory.is_dir():
+        return []
+    found = [path for path in directory.glob("checkpoint-*") if path.is_dir() and path.name[11:].isdigit()]
+    return sorted(found, key=lambda path: int(path.name[11:]))
 
 
 def write_resume(directory: Path, settings: dict[str, Any], state: Resume) -> None:
@@ -96,6 +104,15 @@ def write_resume(directory: Path, settings: dict[str, Any], state: Resume) -> No
         "last_raw": state.last_raw,
     }
     write_json_atomic(directory / RESUME_FILE, saved, allow_nan=False)
+
+
+def run_settings(
+    model: str, epochs: int, batch_size: int, lr: float, max_length: int, seed: int, rows: dict[str, Any]
+) -> dict[str, Any]:
+    """``resume.json``'s ``settings``: the model spec, the schedule and ``rows`` (what the train pairs are:
+    the PAWS-X script's ``limit_train`` and ``languages``, or a config's data section)."""
+    schedule = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "max_length": max_length, "seed": seed}
+    return {"model": model, **schedule, **rows}
 
 
 def usable_train_pairs(
@@ -186,6 +203,76 @@ def train_cross_encoder(
             round(entry["epoch"]): entry["loss"] for entry in trainer.state.log_history if "loss" in entry
         }
     return TrainingOutcome(output.global_step, output.training_loss, losses_by_epoch, training_args.weight_decay)
+
+
+def load_for_training(folder: Path, max_length: int, seed: int, say: Callable[[str], None]) -> LoadedModel:
+    """The cross-encoder to train from ``folder``: a fresh head seeded with ``seed``, raw pairs checked."""
+    from transformers import set_seed
+
+    limit = position_limit(folder)
+    length = min(max_length, limit) if limit else max_length
+    if length != max_length:
+        say(f"max length {max_length} > the model's {limit} positions: using {length}")
+    set_seed(seed)  # the fresh head's initialisation
+    start = time.perf_counter()
+    model = load_cross_encoder(folder, length)
+    seconds = time.perf_counter() - start
+    check_raw_pairs(model)
+    return LoadedModel(model, length, seconds)
+
+
+class LoadedModel(NamedTuple):
+    model: CrossEncoder
+    max_length: int  # tokens per pair, after clamping to the model's positions
+    seconds: float  # loading time
+
+
+# one evaluation: its fields for the epoch's record, and the raw scores behind them (kept for the last only)
+Evaluate = Callable[[], tuple[dict[str, Any], dict[str, Any]]]
+
+
+class EpochLog:
+    """A per-epoch run as it goes: one record per epoch (``epoch``, ``train_seconds``, the evaluation's
+    fields, ``eval_seconds``), the epoch times and the last raw scores, in ``state``; with a checkpoint
+    folder, ``resume.json`` is rewritten after every record.
+
+    ``evaluate`` None: the records hold the epoch and its time only. ``show`` is called with each record.
+    """
+
+    def __init__(
+        self,
+        resume: Resume,
+        settings: dict[str, Any],
+        checkpoint_dir: Path | None,
+        evaluate: Evaluate | None,
+        show: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.state = Resume(resume.checkpoint, list(resume.evaluations), list(resume.epoch_seconds), resume.last_raw)
+        self.settings, self.checkpoint_dir = settings, checkpoint_dir
+        self.evaluate, self.show = evaluate, show
+
+    def record(self, epoch: int, train_seconds: float | None) -> None:
+        """Evaluate now and record it as ``epoch`` (0: before training)."""
+        start = time.perf_counter()
+        fields, raw = self.evaluate() if self.evaluate is not None else ({}, {})
+        result = {"epoch": epoch, "train_seconds": train_seconds, **fields}
+        if self.evaluate is not None:
+            result["eval_seconds"] = time.perf_counter() - start
+        self.state.evaluations.append(result)
+        self.state = replace(self.state, last_raw=raw)
+        self.show(result)
+        if self.checkpoint_dir is not None:  # before the epoch's checkpoint: a crash between redoes the epoch
+            write_resume(self.checkpoint_dir, self.settings, self.state)
+
+    def after_epoch(self, seconds: float) -> None:
+        """:func:`train_cross_encoder`'s callback: the epoch's time, then its record."""
+        self.state.epoch_seconds.append(seconds)
+        self.record(len(self.state.epoch_seconds), seconds)
+
+    def add_losses(self, outcome: TrainingOutcome) -> None:
+        """Each record's ``train_loss``: the Trainer's logged mean loss of that epoch (None for epoch 0)."""
+        for result in self.state.evaluations:
+            result["train_loss"] = outcome.losses_by_epoch.get(result["epoch"])
 
 
 def _epoch_callback(after_epoch: Callable[[float], None], stop_after_epochs: int | None) -> Any:

@@ -1,0 +1,270 @@
+"""`paraxl train` on a cross-encoder config (tiny model): the final folder, resume after SIGKILL, config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from paraxl.cli.main import app
+from paraxl.decision.threshold import best_threshold
+from paraxl.errors import InputError
+from paraxl.evaluation.pawsx_protocol import read_labelled
+from paraxl.modeling.cross_encoder import open_cross_encoder_scorer
+from paraxl.training.config import load_config
+from paraxl.training.config_kinds import load_train_config
+from paraxl.training.cross_encoder_config import CrossEncoderTrainConfig, resume_settings
+
+from .scripts import REPO, load_benchmark_script
+from .training_helpers import fake_pawsx, write_pairs
+
+runner = CliRunner()
+
+
+def write_config(path: Path, model_dir: Path, data: dict[str, Any], **fields: Any) -> Path:
+    """A tiny cross-encoder config (JSON is YAML): 2 epochs, batch 8, lr 1e-3."""
+    raw = {
+        "model": {"kind": "cross_encoder", "name": str(model_dir), "max_seq_length": 32},
+        "data": data,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "epochs": 2,
+        "seed": 3,
+        "output_dir": str(path.parent / "run"),
+    } | fields
+    path.write_text(json.dumps(raw, indent=1))
+    return path
+
+
+def test_train_writes_a_final_cross_encoder_that_sentence_transformers_loads(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    data = fake_pawsx(tmp_path / "data")
+    pawsx = {"kind": "pawsx", "languages": ["en", "de"]}
+    config = write_config(tmp_path / "ce.yaml", tiny_model_dir, pawsx, validation={"languages": ["en", "ja"]})
+    result = runner.invoke(app, ["train", str(config), "--data-dir", str(data)])
+    assert result.exit_code == 0, result.stderr
+    assert "epochs of 96 pairs" in result.stdout and "validation accuracy by epoch" in result.stdout
+
+    output = tmp_path / "run"
+    final = output / "final"
+    pairs = [("the cat 1 sat on the mat", "on the mat the cat 1 sat"), ("der hund", "the dog ran"), ("猫", "chat")]
+    expected = CrossEncoder(str(final)).predict(pairs, convert_to_numpy=True)
+    np.testing.assert_allclose(open_cross_encoder_scorer(final).score(pairs), expected, atol=1e-6)
+
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["kind"] == "cross_encoder" and summary["training"]["epochs_completed"] == 2
+    assert summary["data"]["pairs"] == {"en": 48, "de": 48}  # 24 groups x 2 per language, NS row left out
+    assert summary["data"]["untranslated_left_out"] == {"en": 1, "de": 1}
+    assert summary["training"]["steps"] == 24  # 2 epochs x 96 / 8
+    assert {record["path"] for record in summary["data"]["files"]} == {
+        f"pawsx/resplit/{lang}/{split}.tsv" for lang, split in [("en", "train"), ("de", "train"), *_val(["en", "ja"])]
+    }
+    assert [item["epoch"] for item in summary["epochs"]] == [1, 2]
+    assert all(item["train_loss"] > 0 for item in summary["epochs"])
+    # the last epoch's validation: the best pooled threshold on the final model's validation scores
+    validation = read_labelled(data, "validation", ("en", "ja"), "resplit")
+    scores = open_cross_encoder_scorer(final).score([(p.first, p.second) for rows in validation.values() for p in rows])
+    labels = np.array([p.label for rows in validation.values() for p in rows])
+    threshold, accuracy = best_threshold(scores, labels)
+    last = summary["epochs"][-1]
+    assert last["validation_accuracy"] == pytest.approx(accuracy, abs=1e-9)
+    assert last["threshold"] == pytest.approx(threshold, abs=1e-5)
+    assert set(last["validation_accuracy_per_language"]) == {"en", "ja"}
+
+    again = runner.invoke(app, ["train", str(config), "--data-dir", str(data)])
+    assert again.exit_code != 0 and "holds a finished run" in again.stderr
+
+
+def _val(languages: list[str]) -> list[tuple[str, str]]:
+    return [(lang, "validation") for lang in languages]
+
+
+def _cli(config: Path, *overrides: str) -> list[str]:
+    return [sys.executable, "-m", "paraxl.cli.main", "train", str(config), *overrides]
+
+
+def _train_in_process(config: Path, *overrides: str) -> str:
+    """`paraxl train` here, on one thread as the killed subprocess (OMP_NUM_THREADS=1): its stderr."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = runner.invoke(app, ["train", str(config), *overrides])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.stderr
+    return result.stderr
+
+
+def test_resume_after_sigkill_after_the_first_epoch_gives_the_same_weights(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Kill a CLI run once epoch 1's checkpoint is written; the same command again continues from it
+    (epoch 2 only) and ends with the bit-identical weights of an uninterrupted run."""
+    env = os.environ | {"PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    pairs = write_pairs(tmp_path / "pairs.tsv", groups=100)  # 200 pairs: 25 steps per epoch
+    config = write_config(tmp_path / "ce.yaml", tiny_model_dir, {"kind": "pairs", "paths": [str(pairs)]})
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    process = subprocess.Popen(
+        _cli(config, f"output_dir={killed}"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+    first_epoch = killed / "checkpoint-25" / "trainer_state.json"  # the Trainer writes it last
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and not first_epoch.is_file():
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert first_epoch.is_file() and not (killed / "final").exists()
+
+    _train_in_process(config, f"output_dir={reference}")  # the uninterrupted run
+    resumed = _train_in_process(config, f"output_dir={killed}")  # the same command again
+    assert "resuming from" in resumed and "checkpoint-25 (epoch 1 of 2)" in resumed
+    assert "epoch 2:" in resumed and "epoch 1:" not in resumed  # it trained epoch 2 only
+    expected = load_file(reference / "final" / "model.safetensors")
+    actual = load_file(killed / "final" / "model.safetensors")
+    assert expected.keys() == actual.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(actual[name], tensor), name
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["training"]["resumed_from"].endswith("checkpoint-25")
+    assert [item["epoch"] for item in summary["epochs"]] == [1, 2]
+    assert [path.name for path in killed.glob("checkpoint-*")] == ["checkpoint-50"]
+
+
+def test_the_config_continues_a_checkpoint_folder_of_the_benchmark_script(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = fake_pawsx(tmp_path / "data")
+    folder = tmp_path / "checkpoints"
+    argv = ["--model", str(tiny_model_dir), "--data-dir", str(data), "--languages", "en", "--epochs", "2"]
+    argv += ["--batch-size", "8", "--lr", "0.001", "--max-length", "32", "--seed", "3"]
+    argv += ["--checkpoint-dir", str(folder), "--stop-after-epochs", "1", "--output", str(tmp_path / "ce.json")]
+    assert load_benchmark_script("cross_encoder_pawsx").main(argv) == 0
+    capsys.readouterr()
+    config = write_config(tmp_path / "ce.yaml", tiny_model_dir, {"kind": "pawsx", "languages": ["en"]})
+    result = runner.invoke(app, ["train", str(config), f"output_dir={folder}", "--data-dir", str(data)])
+    assert result.exit_code == 0, result.stderr
+    assert "resuming from" in result.stderr and "(epoch 1 of 2)" in result.stderr
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["training"]["resumed_from"].endswith("checkpoint-6")  # 48 pairs / 8
+    assert "test_accuracy" in summary["epochs"][0]  # the script's epoch-1 record, kept
+    assert (folder / "final" / "model.safetensors").is_file()
+
+
+def test_the_reference_config_has_the_benchmark_scripts_settings() -> None:
+    import argparse
+
+    script = load_benchmark_script("cross_encoder_pawsx")
+    config = load_train_config(REPO / "configs" / "pawsx-cross-encoder.yaml")
+    assert isinstance(config, CrossEncoderTrainConfig)
+    defaults = argparse.Namespace(
+        model="bundled:multilingual-e5-small",
+        epochs=3,
+        batch_size=32,
+        lr=2e-5,
+        max_length=128,
+        seed=0,
+        limit_train=None,
+    )
+    assert resume_settings(config) == script.resume_settings(defaults, ("en", "de", "es", "fr", "ja", "ko", "zh"))
+    # through JSON (resume.json) too
+    assert json.loads(json.dumps(resume_settings(config))) == resume_settings(config)
+
+
+# ---------------------------------------------------------------- config errors and overrides
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+CONFIG = """\
+model:
+  kind: cross_encoder
+  name: some/model
+data:
+  kind: pairs
+  paths: [pairs.tsv]
+batch_size: 16
+lr: 3.0e-5
+output_dir: runs/x
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        (CONFIG.replace("lr: 3.0e-5", "optim: {lr: 1}"), "unknown key 'optim'", 8),
+        (CONFIG.replace("  paths", "  pahts"), "unknown key 'data.pahts'; did you mean 'paths'?", 6),
+        (CONFIG.replace("kind: cross_encoder", "kind: cross-encoder"), "did you mean 'cross_encoder'?", 2),
+        (CONFIG.replace("kind: pairs", "kind: xnli"), "data.kind: 'xnli' is not a data kind", 5),
+        (CONFIG + "epochs: 0\n", "epochs: Input should be greater than or equal to 1", 10),
+        (CONFIG.replace("  paths", "  swap_negatives: true\n  paths"), "a cross-encoder trains on the labelled", 4),
+        (CONFIG.replace("  paths", "  label: null\n  paths"), "`label` must name the label column", 4),
+        (CONFIG.replace("  name: some/model\n", "  max_length: 64\n"), "did you mean 'max_seq_length'?", 3),
+    ],
+)
+def test_a_bad_config_is_an_input_error_at_its_yaml_line(tmp_path: Path, text: str, message: str, line: int) -> None:
+    with pytest.raises(InputError, match=message) as caught:
+        load_train_config(_write(tmp_path / "ce.yaml", text))
+    assert caught.value.line == line
+
+
+def test_overrides_apply_to_a_cross_encoder_config(tmp_path: Path) -> None:
+    path = _write(tmp_path / "ce.yaml", CONFIG)
+    config = load_train_config(path, ["epochs=5", "lr=1.0e-4", "data.languages=[en]", "validation.batch_size=8"])
+    assert isinstance(config, CrossEncoderTrainConfig)
+    assert (config.epochs, config.lr, config.batch_size) == (5, 1e-4, 16)
+    assert config.data.languages == ["en"] and config.validation is not None and config.validation.batch_size == 8
+    assert resume_settings(config)["epochs"] == 5 and resume_settings(config)["data"]["languages"] == ["en"]
+    with pytest.raises(InputError, match=r"override 'lr=-1': lr: Input should be greater than 0") as caught:
+        load_train_config(path, ["lr=-1"])
+    assert caught.value.line is None
+    with pytest.raises(InputError, match=r"override 'model.kind=bi': model.kind: 'bi' is not a model kind"):
+        load_train_config(path, ["model.kind=bi"])
+
+
+def test_bi_encoder_configs_load_as_before(tmp_path: Path) -> None:
+    """No `model.kind`, or `kind: bi_encoder`: the same TrainConfig and record as load_config gives."""
+    for name in ("pawsx-infonce.yaml", "multitask.yaml"):
+        path = REPO / "configs" / name
+        config = load_train_config(path, ["seed=7"])
+        assert config == load_config(path, ["seed=7"])
+        assert config.model_dump(mode="json") == load_config(path, ["seed=7"]).model_dump(mode="json")
+    text = (REPO / "configs" / "pawsx-infonce.yaml").read_text().replace("model:\n", "model:\n  kind: bi_encoder\n")
+    explicit = load_train_config(_write(tmp_path / "bi.yaml", text))
+    assert json.dumps(explicit.model_dump(mode="json")) == json.dumps(
+        load_config(REPO / "configs" / "pawsx-infonce.yaml").model_dump(mode="json")
+    )
+    # switched by an override, a bi-encoder file is checked as a cross-encoder config: its keys are refused
+    with pytest.raises(InputError, match=r"unknown key 'model\.freeze_word_embeddings'") as caught:
+        load_train_config(REPO / "configs" / "pawsx-infonce.yaml", ["model.kind=cross_encoder"])
+    assert caught.value.line == 6
+
+
+def test_pairs_without_labels_are_refused_at_their_line_before_the_model_loads(tmp_path: Path) -> None:
+    from paraxl.training.cross_encoder_run import train_cross_encoder_config
+
+    pairs = _write(tmp_path / "pairs.tsv", "sentence1\tsentence2\nthe cat\tle chat\n")
+    text = CONFIG.replace("pairs.tsv", str(pairs)).replace("some/model", str(tmp_path / "absent-model"))
+    config = load_train_config(_write(tmp_path / "ce.yaml", text), [f"output_dir={tmp_path / 'run'}"])
+    assert isinstance(config, CrossEncoderTrainConfig)
+    with pytest.raises(InputError, match="no 0/1 label") as caught:
+        train_cross_encoder_config(config)
+    assert caught.value.line == 2 and str(pairs) in str(caught.value)
