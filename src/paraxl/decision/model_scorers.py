@@ -32,14 +32,17 @@ def is_cross_encoder_model(model: ResolvedModel) -> bool:
 
 
 def cross_encoder_scorer(model: ResolvedModel, batch_size: int = PREDICT_BATCH) -> PairScorer:
-    """The scorer of a cross-encoder model (torch only: its ONNX export is not built yet)."""
+    """The scorer of a cross-encoder model on its backend: torch, or its ONNX export (``onnx``, ``onnx-int8``:
+    :class:`~paraxl.inference.cross_encoder_onnx.OnnxCrossEncoderScorer`; made by ``paraxl export-onnx``)."""
     if not is_cross_encoder_model(model):
         raise InputError(
             f"{model.spec} is not a cross-encoder (a sentence embedder: its folder has no sequence-classification head)"
         )
-    if model.backend != "torch":
-        raise InputError(f"{model.spec} is a cross-encoder, which runs on the torch backend only (got {model.backend})")
-    return open_cross_encoder_scorer(model.folder, batch_size)
+    if model.backend == "torch":
+        return open_cross_encoder_scorer(model.folder, batch_size)
+    from paraxl.inference.cross_encoder_onnx import OnnxCrossEncoderScorer
+
+    return OnnxCrossEncoderScorer.load(model.folder, model.backend, batch_size)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from paraxl.evaluation.report_plots import write_plots
 from paraxl.evaluation.results import ModelInfo, ResultDocument, result_document, write_document
 from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol, TaskResult
 from paraxl.evaluation.tasks.pawsx import PawsxTask, split_names
+from paraxl.inference.onnx_files import locate_export
 from paraxl.io.atomic import atomic_path
 from paraxl.io.locks import folder_lock
 from paraxl.loading.model import resolve_model
@@ -71,6 +72,24 @@ def run_pawsx(scorer: PairScorer, context: EvalContext, protocol: PawsxProtocol)
     return TaskResult("pawsx", scores["mean"]["accuracy"], scores, files, task._details(result))
 
 
+def cross_encoder_backend(folder: Path, requested: str) -> tuple[str, str]:
+    """The backend a cross-encoder runs on for ``requested``, and a few words saying why.
+
+    ``auto``: ONNX fp32 when ``folder`` holds a current export whose scores were checked against torch
+    to ``SCORE_TOLERANCE`` (every fp32 export is: ``paraxl export-onnx`` refuses a graph outside it),
+    else torch. Unlike a bi-encoder's, a cross-encoder's export is never made behind the user's back.
+    """
+    from paraxl.inference.cross_encoder_check import SCORE_TOLERANCE
+    from paraxl.inference.cross_encoder_onnx import checked_export
+
+    if requested != "auto":
+        return requested, requested
+    checked = checked_export(folder, SCORE_TOLERANCE)
+    if checked is None:
+        return "torch", f"torch: no checked ONNX export in the folder (`paraxl export-onnx {folder}` makes one)"
+    return "onnx", f"ONNX fp32: its export's scores are torch's to {checked:.1e}"
+
+
 def cross_encoder_outcome(
     request: EvalRequest,
     task_names: Sequence[str],
@@ -84,11 +103,14 @@ def cross_encoder_outcome(
     if not is_cross_encoder_model(resolved):
         return None
     check_pair_tasks(request.model, task_names)
-    if request.backend not in ("auto", "torch"):
-        raise InputError(f"{request.model} is a cross-encoder, which runs on the torch backend only")
-    log(f"loading {request.model} from {resolved.folder} (cross-encoder, torch)")
-    scorer = cross_encoder_scorer(resolved)
-    model = ModelInfo(request.model, str(resolved.folder), resolved.weights_fingerprint, backend="torch")
+    backend, reason = cross_encoder_backend(resolved.folder, request.backend)
+    log(f"loading {request.model} from {resolved.folder} (cross-encoder, {reason})")
+    scorer = cross_encoder_scorer(resolve_model(request.model, backend))
+    # torch and the fp32 export (checked to 1e-5 on scores) share the weights' key, as bi-encoders do; int8 has its own
+    fingerprint = resolved.weights_fingerprint
+    if backend == "onnx-int8":
+        fingerprint = locate_export(resolved.folder, backend).encoder_fingerprint(resolved.folder)
+    model = ModelInfo(request.model, str(resolved.folder), fingerprint, backend=backend)
     context = EvalContext(data_dir=data_dir, seed=request.seed, progress=log)
     with folder_lock(output_dir, "eval output folder"):
         start = time.perf_counter()

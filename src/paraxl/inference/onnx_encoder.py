@@ -109,6 +109,12 @@ class OnnxEncoder:
         names = [node.name for node in session.get_inputs()]
         if sorted(names) != sorted(INPUT_NAMES):
             raise ModelFormatError(f"{exported.path}: inputs {names}, expected {list(INPUT_NAMES)}")
+        outputs = [node.name for node in session.get_outputs()]
+        if outputs != [OUTPUT_NAME]:  # e.g. a cross-encoder's export (logits): it has no token states to pool
+            raise ModelFormatError(
+                f"{exported.path}: outputs {outputs}, expected [{OUTPUT_NAME!r}]; a cross-encoder's export scores "
+                "pairs and gives no embeddings"
+            )
         width = session.get_outputs()[0].shape[-1]
         dimension = width if isinstance(width, int) else int(config["hidden_size"])
         digest = exported.encoder_fingerprint(folder)

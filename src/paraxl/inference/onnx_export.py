@@ -62,6 +62,7 @@ from paraxl.io.atomic import atomic_path, write_json_atomic
 from paraxl.io.hashing import file_sha256, model_folder_fingerprint
 from paraxl.io.locks import folder_lock
 from paraxl.modeling.bi_encoder import BiEncoder
+from paraxl.modeling.cross_encoder import is_cross_encoder
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,14 @@ def export_onnx(folder: Path, int8: bool = True, force: bool = False) -> ExportR
     Files already made from the current weights are kept unless ``force``. A new fp32 export
     drops an older int8 file (it was quantized from other weights). Every file is written
     atomically and the record last, so an interrupted export leaves a folder that either
-    loads or says it needs exporting.
+    loads or says it needs exporting. A cross-encoder folder is refused: its graph (logits) and check
+    are ``cross_encoder_export.export_cross_encoder``'s (``paraxl export-onnx`` picks the right one).
     """
+    if is_cross_encoder(folder):  # BiEncoder.load would read it as a sentence embedder and export that
+        raise ModelFormatError(
+            f"{folder}: a cross-encoder; export it with paraxl.inference.cross_encoder_export.export_cross_encoder "
+            f"(`paraxl export-onnx {folder}` does)"
+        )
     start = time.perf_counter()
     with folder_lock(folder, "model folder"):  # a concurrent export would rewrite the same files
         return _export_locked(folder, int8, force, start)

@@ -7,6 +7,9 @@ Layout (sentence-transformers' convention, so its ONNX backend finds the same fi
     MODEL/onnx/model_qint8.onnx    the same graph, MatMul and embedding weights in int8
     MODEL/onnx/paraxl_onnx.json    how they were made and from which weights (see ``onnx_export``)
 
+A cross-encoder folder's export has the same files; its graph maps the pair's token ids to logits
+(batch, 1) and its record says ``"kind": "cross-encoder"`` (``cross_encoder_onnx``).
+
 ``onnx_export`` writes these files, ``onnx_encoder`` reads them; both import this module and
 neither imports the other, so running an export needs no encoder and loading one needs no torch.
 """
