@@ -2,11 +2,12 @@
 
 This is the main guard against bad requests (tests/test_http.py keeps the hand-written cases of
 known past failures): for every operation, valid and invalid bodies alike must never get a 5xx,
-and every response (status code, body, headers) must be one the schema documents. Four servers are
+and every response (status code, body, headers) must be one the schema documents. Five servers are
 fuzzed: one with a calibration and an index (every route answers 200 or 4xx), a bare one (where
 /paraphrase and /search answer 409), a busy one (every encoding refused with 429 + Retry-After, as a
-full queue does) and one with an API key the fuzzer does not send (401): those answers must be
-documented too. In process (ASGI), derandomized and bounded, so it runs the same in CI every time.
+full queue does), one with an API key the fuzzer does not send (401): those answers must be
+documented too; and one with a cross-encoder (a cascade on /paraphrase, rerank on /search). In
+process (ASGI), derandomized and bounded, so it runs the same in CI every time.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from paraxl.decision.cascade import CascadeRule
 from paraxl.modeling.bi_encoder import BiEncoder
+from paraxl.modeling.cross_encoder import open_cross_encoder_scorer
 from paraxl.serving.app import create_app
+from paraxl.serving.cross_encoding import PairRule, SerialPairScorer
 from paraxl.serving.service import Overloaded, ParaxlService, ServiceLimits
 
+from .test_serve_cross_encoder import save_tiny_cross_encoder
 from .test_service import DOCS, FakeDecider, FakeSearcher
 
 EXAMPLES = 25  # per operation, per mode, per server: bounded and derandomized
@@ -48,21 +53,33 @@ def _busy(texts: list[str], prompt_name: str | None = None) -> NoReturn:
     raise Overloaded("server busy: the encoder queue is full; retry in 1 s", 1)
 
 
-def _app(encoder: BiEncoder, kind: str) -> FastAPI:
+@pytest.fixture(scope="module")
+def cross(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SerialPairScorer:
+    folder = save_tiny_cross_encoder(tiny_model_dir, tmp_path_factory.mktemp("cross") / "ce")
+    return SerialPairScorer(open_cross_encoder_scorer(folder), "ce", "fingerprint", max_wait=10.0)
+
+
+def _app(encoder: BiEncoder, kind: str, cross: SerialPairScorer | None = None) -> FastAPI:
     """``configured``: a calibration and an index; ``bare``: neither (409s); ``busy``: every encoding is
-    refused as the full queue refuses it (429 + Retry-After); ``keyed``: an API key the fuzzer lacks (401)."""
+    refused as the full queue refuses it (429 + Retry-After); ``keyed``: an API key the fuzzer lacks (401);
+    ``cross``: a cascade (cosines in [0.2, 0.6) go to the cross-encoder) and rerank on the index."""
     if kind == "bare":
         return create_app(ParaxlService(encoder, model_name="tiny", limits=LIMITS))
     searcher = FakeSearcher(encoder.encode(DOCS, prompt_name="passage"), DOCS)
+    if kind == "cross":
+        assert cross is not None
+        rule = PairRule(CascadeRule(0.2, 0.6, bi_threshold=0.5, cross_threshold=0.5), None, cross)
+        return create_app(ParaxlService(encoder, model_name="tiny", searcher=searcher, limits=LIMITS,
+                                        rule=rule, reranker=cross))  # fmt: skip
     service = ParaxlService(encoder, model_name="tiny", decider=FakeDecider(), searcher=searcher, limits=LIMITS)
     if kind == "busy":
         service.queue.encode = _busy  # type: ignore[method-assign]
     return create_app(service, api_key="fuzzer-does-not-know-it" if kind == "keyed" else None)
 
 
-@pytest.fixture(scope="module", params=["configured", "bare", "busy", "keyed"])
-def api_schema(request: pytest.FixtureRequest, encoder: BiEncoder) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_asgi("/openapi.json", _app(encoder, request.param))
+@pytest.fixture(scope="module", params=["configured", "bare", "busy", "keyed", "cross"])
+def api_schema(request: pytest.FixtureRequest, encoder: BiEncoder, cross: SerialPairScorer) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_asgi("/openapi.json", _app(encoder, request.param, cross))
 
 
 def _has_input(operation: schemathesis.APIOperation) -> bool:

@@ -237,8 +237,20 @@ def search(
     nprobe: NprobeOption = None,
     ef_search: EfSearchOption = None,
     batch_size: BatchOption = 32,
+    rerank: Annotated[
+        str | None,
+        typer.Option(help="a cross-encoder folder: re-score the hits on (query, text) and reorder them"),
+    ] = None,
+    rerank_top_k: Annotated[
+        int | None, typer.Option(min=1, help="with --rerank: bi-encoder hits to re-score (default -k; at least -k)")
+    ] = None,
 ) -> None:
-    """Find the indexed texts closest in meaning to a query (cosine similarity), in any language."""
+    """Find the indexed texts closest in meaning to a query (cosine similarity), in any language.
+
+    With --rerank CE the cross-encoder re-scores the first --rerank-top-k hits of each query and the
+    best -k come out in its order, with both scores (cross_score, and the cosine as score) and bi_rank.
+    """
+    from paraxl.cli.search_rerank import RERANK_COLUMNS, open_reranker, rerank_depth, rerank_results
     from paraxl.io.text_input import check_unicode, read_texts
     from paraxl.serving.index import VectorIndex
 
@@ -250,6 +262,9 @@ def search(
         raise InputError("output must be a .tsv or .jsonl file", output)
     if output is not None:
         check_output(output)
+    if rerank is None and rerank_top_k is not None:
+        raise InputError("--rerank-top-k goes with --rerank CROSS_ENCODER")
+    depth = rerank_depth(k, rerank_top_k) if rerank is not None else k
     if queries is not None:
         texts = read_texts(queries, "txt")
     else:
@@ -261,24 +276,34 @@ def search(
         index.set_search_params(**search_params)
     encoder = _query_model(index, model, backend, allow_model_mismatch, allow_hub_model).encoder
     prompt = prompt_name if prompt_name is not None else index.info.prompt_name
+    reranker = open_reranker(rerank, batch_size) if rerank is not None else None
     start = time.perf_counter()
     vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt)
-    results = index.search(vectors, k)
+    results = index.search(vectors, depth)
+    if reranker is not None:
+        results = rerank_results(texts, results, reranker, k)
     seconds = time.perf_counter() - start
     rows = [(text, hit) for text, hits in zip(texts, results, strict=True) for hit in hits]
+    columns = (*HIT_COLUMNS, *RERANK_COLUMNS) if reranker is not None else HIT_COLUMNS
     if output is not None:
-        _write_hits(output, rows)
+        _write_hits(output, rows, columns)
         say(f"wrote {len(rows)} hits for {len(texts)} queries to {output} ({seconds:.2f} s)")
     elif json_lines:
         for text, hit in rows:
             sys.stdout.write(_hit_json(text, hit) + "\n")
     elif queries is not None:
-        _print_tsv(rows)
+        _print_tsv(rows, columns)
     else:
         table = Table("rank", "score", "id", "text", title=f"{len(index)} items, {index.info.backend} index")
+        if reranker is not None:
+            table.add_column("bi rank / cross score")
         for _, hit in rows:
             # shown(): a stored text is printed as is (the console reads no markup), control characters escaped
-            table.add_row(str(hit.rank), f"{hit.score:.4f}", shown(hit.id), shown(hit.text or ""))
+            extra = [
+                f"{value:.4f}" if isinstance(value, float) else str(value) for value in _rerank_fields(hit).values()
+            ]
+            row = [str(hit.rank), f"{hit.score:.4f}", shown(hit.id), shown(hit.text or "")]
+            table.add_row(*row, *([" / ".join(extra)] if extra else []))
         console.print(table)
 
 
@@ -345,28 +370,36 @@ def _recorded_spec(spec: str) -> str:
     return str(path.resolve()) if path.is_dir() else spec
 
 
-def _hit_row(query: str, hit: SearchHit) -> tuple[str, int, str, str, str]:
-    return (query, hit.rank, hit.id, f"{hit.score:.6f}", hit.text if hit.text is not None else "")
+def _rerank_fields(hit: SearchHit) -> dict[str, int | float]:
+    """A reranked hit's bi_rank and cross_score ({} for a plain hit)."""
+    from paraxl.cli.search_rerank import rerank_fields as fields
+
+    return fields(hit)
+
+
+def _hit_row(query: str, hit: SearchHit) -> tuple[object, ...]:
+    extra = [f"{value:.6f}" if isinstance(value, float) else value for value in _rerank_fields(hit).values()]
+    return (query, hit.rank, hit.id, f"{hit.score:.6f}", hit.text if hit.text is not None else "", *extra)
 
 
 def _hit_json(query: str, hit: SearchHit) -> str:
     record = {"query": query, "rank": hit.rank, "id": hit.id, "score": round(hit.score, 6), "text": hit.text}
-    return json.dumps(record, ensure_ascii=False)
+    return json.dumps(record | _rerank_fields(hit), ensure_ascii=False)
 
 
-def _print_tsv(rows: list[tuple[str, SearchHit]]) -> None:
+def _print_tsv(rows: list[tuple[str, SearchHit]], columns: tuple[str, ...]) -> None:
     from paraxl.io.outputs import tsv_field
 
-    for fields in (HIT_COLUMNS, *(_hit_row(text, hit) for text, hit in rows)):
+    for fields in (columns, *(_hit_row(text, hit) for text, hit in rows)):
         sys.stdout.write("\t".join(tsv_field(field) for field in fields) + "\n")
 
 
-def _write_hits(path: Path, rows: list[tuple[str, SearchHit]]) -> None:
+def _write_hits(path: Path, rows: list[tuple[str, SearchHit]], columns: tuple[str, ...]) -> None:
     from paraxl.io.atomic import atomic_path
     from paraxl.io.outputs import write_tsv
 
     if path.suffix.lower() == ".tsv":
-        write_tsv(path, HIT_COLUMNS, [_hit_row(text, hit) for text, hit in rows])
+        write_tsv(path, columns, [_hit_row(text, hit) for text, hit in rows])
         return
     with atomic_path(path, suffix=".jsonl") as tmp, tmp.open("w", encoding="utf-8", newline="\n") as handle:
         handle.writelines(_hit_json(text, hit) + "\n" for text, hit in rows)

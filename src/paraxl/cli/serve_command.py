@@ -16,7 +16,6 @@ import typer
 from paraxl.cli.common import BackendOption, app, cli_errors, load_resolved, print_note, say
 from paraxl.errors import InputError
 from paraxl.inference.onnx_files import SPINNING_VARIABLE
-from paraxl.loading.model import resolve_model
 from paraxl.loading.specs import DEFAULT_MODEL
 from paraxl.serving.limits import (
     DEFAULT_KEEP_ALIVE,
@@ -56,6 +55,20 @@ def serve(
         typer.Option(
             help="decide paraphrases at this cosine threshold (overrides the calibration's; works without one)"
         ),
+    ] = None,
+    cascade: Annotated[
+        Path | None,
+        typer.Option(
+            help="decide /paraphrase with a rule file of `paraxl cascade fit/fuse` (MODEL is its bi-encoder); "
+            "each result says which model decided"
+        ),
+    ] = None,
+    cross_encoder: Annotated[
+        str | None, typer.Option(help="with --cascade: the cross-encoder (default: the folder the rule file names)")
+    ] = None,
+    rerank: Annotated[
+        str | None,
+        typer.Option(help="a cross-encoder folder: /search accepts rerank: true (re-scores the hits; needs --index)"),
     ] = None,
     max_batch: Annotated[int, typer.Option(min=1, help="most texts, pairs or queries per request")] = 256,
     max_text_chars: Annotated[int, typer.Option(min=1, help="longest text in characters (longer: 413)")] = 2000,
@@ -101,14 +114,14 @@ def serve(
 ) -> None:
     """Serve embeddings, similarity, paraphrase decisions and search over HTTP (one process).
 
-    Endpoints: GET /health, POST /embed, /similarity, /paraphrase (needs a calibration or
-    --threshold), /search (needs --index); OpenAPI docs at /docs. One process uses all cores for
-    each forward pass (requests are batched together), so there is no --workers: more processes
-    would each hold a copy of the model and compete for the same cores.
+    Endpoints: GET /health, POST /embed, /similarity, /paraphrase (needs a calibration,
+    --threshold or --cascade), /search (needs --index; rerank needs --rerank); OpenAPI docs at /docs.
+    One process uses all cores for each forward pass (requests are batched together), so there is
+    no --workers: more processes would each hold a copy of the model and compete for the same cores.
     """
     import uvicorn
 
-    from paraxl.decision.decider import decider_for
+    from paraxl.cli.serve_cross import open_cross, paraphrase_decider, resolve_cross
     from paraxl.decision.threshold import check_cosine_threshold
     from paraxl.serving.app import create_app
     from paraxl.serving.auth import check_api_key
@@ -136,19 +149,15 @@ def serve(
     limits = ServiceLimits(
         max_batch=max_batch, max_text_chars=max_text_chars, max_k=max_k, max_body_bytes=max_body_bytes
     )
-    resolved = resolve_model(model, backend)
-    # the calibration (checked against the weights), overridden or replaced by --threshold; none: no /paraphrase
-    decider = decider_for(
-        resolved,
-        threshold,
-        required=False,
-        other_weights_note="deciding at --threshold, no probabilities",
-        note=print_note,
+    setup = resolve_cross(  # a rule of other weights, or a --rerank model that is no cross-encoder: refused here
+        model, backend, threshold=threshold, cascade=cascade, cross_encoder=cross_encoder, rerank=rerank, index=index
     )
+    decider = paraphrase_decider(setup, threshold)
     # ONNX threads do not spin (unless PARAXL_ORT_SPINNING=1): the HTTP layer shares the cores (RESULTS.md)
     os.environ.setdefault(SPINNING_VARIABLE, "0")
-    loaded = load_resolved(resolved)
+    loaded = load_resolved(setup.bi)
     searcher = _searcher(index, loaded) if index is not None else None
+    rule, reranker = open_cross(setup, max_wait_seconds)
     service = ParaxlService(
         loaded.encoder,
         model_name=model,
@@ -160,6 +169,8 @@ def serve(
         micro_batch=micro_batch,
         version=__version__,
         queue=QueueLimits(max_queue, max_wait_seconds),
+        rule=rule,
+        reranker=reranker,
     )
     _announce(service, index, host, port, authenticated=api_key is not None)
     settings = uvicorn_settings(server_limits)
@@ -176,9 +187,13 @@ def _check_seconds(options: dict[str, float]) -> None:
 
 def _announce(service: ParaxlService, index: Path | None, host: str, port: int, *, authenticated: bool) -> None:
     """What is served where, and a warning when other machines can reach it without a key."""
-    decider, searcher = service.decider, service.searcher
+    decider, searcher, rule, reranker = service.decider, service.searcher, service.rule, service.reranker
     paraphrase = f"threshold {decider.threshold:.4f} ({decider.method})" if decider else "off (no calibration)"
+    if rule is not None:
+        paraphrase = f"{rule.kind} of this model and the cross-encoder {rule.cross.model}"
     search = f"{len(searcher)} vectors from {index}" if searcher is not None else "off (no --index)"
+    if reranker is not None:
+        search += f"; rerank with {reranker.model}"
     say(
         f"serving {service.model_name} ({service.backend}) on http://{host}:{port}  docs: /docs\n"
         f"  /paraphrase: {paraphrase}\n  /search: {search}"

@@ -9,6 +9,7 @@ accuracy thresholds; ``pairs``: the pair-file reading behind ``paraxl calibrate`
 ``cascade``: the bi/cross-encoder cascade (uncertainty band on cosine, fitted on validation for a
 cross-encoder budget or an accuracy target); ``fusion``: logistic regression on (cosine, cross-encoder
 logit); ``two_model_file``: their rule file, with both models' fingerprints; ``model_scorers``: a model
-spec to its pair scorer, bi-encoder or cross-encoder.
+spec to its pair scorer, bi-encoder or cross-encoder; ``rule_decider``: a loaded cascade/fusion applied
+per pair with every score (the service's ``/paraphrase``); ``rerank``: a cross-encoder reordering search hits.
 Nothing is imported here, so that importing the package costs nothing.
 """

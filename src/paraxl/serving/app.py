@@ -10,7 +10,8 @@ Errors always come back as ``{"error": "<one readable line>", "detail": [...]}``
   many items, a text over ``max_text_chars``;
 * 422: malformed JSON (also invalid UTF-8, nesting too deep for the decoder, integers over 4300
   digits), wrong types, unknown fields, empty texts, bad ``k`` or prompt name;
-* 409: ``/paraphrase`` without a calibration, ``/search`` without an index;
+* 409: ``/paraphrase`` without a calibration (or rule), ``/search`` without an index, ``rerank``
+  without a cross-encoder;
 * 404 / 405: unknown route / wrong method;
 * 500: only for a bug, logged with its traceback; bad input never causes one.
 
@@ -34,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paraxl.serving.admission import Admission
+from paraxl.serving.answer_schemas import CrossEncoderSummary, ParaphraseResponse, RuleSummary, SearchResponse
 from paraxl.serving.auth import add_api_key
 from paraxl.serving.encoder_queue import RequestClock
 from paraxl.serving.limits import ServiceLimits
@@ -85,8 +87,10 @@ class HealthResponse(BaseModel):
     max_seq_length: int = Field(description="tokens per text; longer texts are truncated by the model")
     prompts: list[str]
     default_prompt_name: str | None
-    calibration: Calibration | None = Field(description="null: /paraphrase answers 409")
+    calibration: Calibration | None = Field(description="null: /paraphrase answers 409 (unless a rule decides)")
+    rule: RuleSummary | None = Field(default=None, description="a cascade or fusion deciding /paraphrase")
     index: IndexSummary | None = Field(description="null: /search answers 409")
+    rerank: CrossEncoderSummary | None = Field(default=None, description="null: /search rerank answers 409")
     limits: dict[str, int]
 
 
@@ -99,31 +103,6 @@ class EmbedResponse(BaseModel):
 class SimilarityResponse(BaseModel):
     model: str
     scores: list[float] = Field(description="cosine similarity of each pair, in input order")
-
-
-class ParaphraseResult(BaseModel):
-    score: float = Field(description="cosine similarity")
-    probability: float | None = Field(description="calibrated probability of paraphrase; null for a fixed threshold")
-    is_paraphrase: bool
-    threshold: float = Field(description="score >= threshold decides is_paraphrase")
-
-
-class ParaphraseResponse(BaseModel):
-    model: str
-    method: str = Field(description="how the decision was calibrated")
-    results: list[ParaphraseResult]
-
-
-class SearchHit(BaseModel):
-    rank: int = Field(description="1 = best")
-    id: str
-    text: str | None
-    score: float = Field(description="cosine similarity")
-
-
-class SearchResponse(BaseModel):
-    model: str
-    results: list[list[SearchHit]] = Field(description="one ranked hit list per query, in input order")
 
 
 # /search takes exactly one of query (a text) or queries (a list), the other absent or null: stated in
@@ -188,6 +167,16 @@ def request_models(limits: ServiceLimits) -> RequestModels:
             description=f"hits per query, 1 to {limits.max_k}",
         )
         prompt_name: str | None = prompt_field
+        rerank: bool = Field(
+            default=False, strict=True, description="re-score the hits with the cross-encoder (needs --rerank)"
+        )
+        rerank_top_k: int | None = Field(
+            default=None,
+            strict=True,
+            ge=1,
+            le=limits.max_k,
+            description="with rerank: hits the cross-encoder re-scores (default k; at least k), best k returned",
+        )
 
         @model_validator(mode="after")
         def _one_of(self) -> Self:
@@ -257,8 +246,7 @@ def _add_routes(app: FastAPI, service: ParaxlService, models: RequestModels, adm
     async def paraphrase(request: PairsRequest) -> dict[str, object]:  # type: ignore[valid-type]
         pairs = request.pairs  # type: ignore[attr-defined]
         results = await admission.run(2 * len(pairs), lambda: service.paraphrase(pairs))
-        method = service.decider.method if service.decider is not None else ""
-        return {"model": service.model_name, "method": method, "results": results}
+        return {"model": service.model_name, "method": service.decision_method, "results": results}
 
     @app.post(
         "/search", response_model=SearchResponse, responses=errors, summary="Nearest indexed texts (needs --index)"
@@ -266,7 +254,10 @@ def _add_routes(app: FastAPI, service: ParaxlService, models: RequestModels, adm
     async def search(request: SearchRequest) -> dict[str, object]:  # type: ignore[valid-type]
         queries = request.queries if request.queries is not None else [request.query or ""]  # type: ignore[attr-defined]
         k, prompt = request.k, request.prompt_name  # type: ignore[attr-defined]
-        hits = await admission.run(len(queries), lambda: service.search(queries, k, prompt))
+        rerank, depth = request.rerank, request.rerank_top_k  # type: ignore[attr-defined]
+        hits = await admission.run(
+            len(queries), lambda: service.search(queries, k, prompt, rerank=rerank, rerank_top_k=depth)
+        )
         return {"model": service.model_name, "results": hits}
 
 

@@ -9,7 +9,12 @@
   ``paraxl_sentences_encoded_total``, ``paraxl_tokens_encoded_total``: each forward pass, heard
   through the encoder queue's observer hook (``paraxl.serving.encoder_queue.EncoderObserver``).
 * ``paraxl_overloaded_total{reason}``: requests answered 429 (``queue_full``, ``deadline``, or
-  ``wait_predicted``: more work queued than may be waited for at the encoder's speed).
+  ``wait_predicted``: more work queued than may be waited for at the encoder's speed;
+  ``cross_encoder_wait``: the cross-encoder stayed busy past the wait).
+* ``paraxl_paraphrase_pairs_total{decided_by}``: /paraphrase pairs by the model that decided them
+  (``bi``, ``cross``, ``fusion``); ``paraxl_cross_encoder_pairs_total{purpose}`` and
+  ``paraxl_cross_encoder_duration_seconds{purpose}`` (a histogram): each cross-encoder call
+  (``paraphrase`` or ``rerank``), heard through ``paraxl.serving.cross_encoding.PairObserver``.
 
 Each app gets its own :class:`~prometheus_client.CollectorRegistry`, never the global one: a process
 (a test run) may build many apps, and the global registry refuses a metric name twice.
@@ -66,6 +71,19 @@ class ServiceMetrics:
         self.overloaded = Counter(
             "paraxl_overloaded", "requests answered 429: queue full or deadline passed", ["reason"], registry=registry
         )
+        self.decided = Counter(
+            "paraxl_paraphrase_pairs", "/paraphrase pairs by the model that decided", ["decided_by"], registry=registry
+        )
+        self.cross_pairs = Counter(
+            "paraxl_cross_encoder_pairs", "pairs scored by the cross-encoder", ["purpose"], registry=registry
+        )
+        self.cross_seconds = Histogram(
+            "paraxl_cross_encoder_duration_seconds",
+            "time of one cross-encoder call",
+            ["purpose"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
 
     # ------------------------------------------------------------ EncoderObserver
 
@@ -78,6 +96,15 @@ class ServiceMetrics:
 
     def refused(self, reason: str) -> None:
         self.overloaded.labels(reason=reason).inc()
+
+    # ------------------------------------------------------------ PairObserver
+
+    def pairs_decided(self, decided_by: str, pairs: int) -> None:
+        self.decided.labels(decided_by=decided_by).inc(pairs)
+
+    def cross_scored(self, purpose: str, pairs: int, seconds: float) -> None:
+        self.cross_pairs.labels(purpose=purpose).inc(pairs)
+        self.cross_seconds.labels(purpose=purpose).observe(seconds)
 
     # ------------------------------------------------------------ HTTP
 
@@ -130,6 +157,7 @@ def add_metrics(app: FastAPI, service: ParaxlService) -> None:
     """
     metrics = ServiceMetrics(service)
     service.queue.observer = metrics  # one observer per service: the latest app built on it
+    service.pair_observer = metrics  # and of its cross-encoder calls and pair decisions
 
     async def prometheus(_: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -25,10 +25,20 @@ from typing import Protocol
 import numpy as np
 
 from paraxl.decision.decider import Decider
+from paraxl.decision.rule_decider import RuleDecider, rule_numbers
 from paraxl.errors import InputError
 from paraxl.modeling.batching import Tokenized
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.retrieval import paired_cosine
+from paraxl.serving.cross_encoding import (
+    FunctionScorer,
+    PairObserver,
+    PairRule,
+    SerialPairScorer,
+    rerank_depth,
+    reranked_results,
+    rule_results,
+)
 from paraxl.serving.encoder_queue import EncoderObserver, Overloaded, SerialEncoder, ServiceError
 from paraxl.serving.limits import QueueLimits, ServiceLimits
 
@@ -102,11 +112,13 @@ class Searcher(Protocol):
 class ParaxlService:
     """Embeddings, similarities, paraphrase decisions and search for one model, with input validation.
 
-    ``decider`` (a calibration or a fixed threshold) enables :meth:`paraphrase`, ``searcher`` (a
-    vector index built with the same model) enables :meth:`search`; without them those methods
-    answer 409. Construction fails with an :class:`InputError` if the index vectors have another
-    dimension; whether they come from the same model is the caller's check (``paraxl serve`` uses
-    ``paraxl.serving.index.check_query_model``, the rule ``paraxl search`` applies too).
+    ``decider`` (a calibration or a fixed threshold) or ``rule`` (a cascade or fusion with a
+    cross-encoder, :mod:`paraxl.serving.cross_encoding`) enables :meth:`paraphrase`, ``searcher`` (a
+    vector index built with the same model) enables :meth:`search` and ``reranker`` (a cross-encoder)
+    its ``rerank`` option; without them those answer 409. Construction fails with an
+    :class:`InputError` if the index vectors have another dimension; whether they come from the same
+    model is the caller's check (``paraxl serve`` uses ``paraxl.serving.index.check_query_model``, the
+    rule ``paraxl search`` applies too).
     """
 
     def __init__(
@@ -122,6 +134,8 @@ class ParaxlService:
         micro_batch: bool = True,
         version: str | None = None,
         queue: QueueLimits | None = None,
+        rule: PairRule | None = None,
+        reranker: SerialPairScorer | None = None,
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
@@ -134,7 +148,12 @@ class ParaxlService:
             )
         self.encoder = encoder
         self.model_name = model_name
+        if decider is not None and rule is not None:
+            raise InputError("give the service a decider or a cascade/fusion rule, not both")
         self.decider = decider
+        self.rule = rule
+        self.reranker = reranker
+        self._pair_observer: PairObserver | None = None
         self.searcher = searcher
         self.limits = limits if limits is not None else ServiceLimits()
         self.backend = backend
@@ -153,6 +172,25 @@ class ParaxlService:
             merge=micro_batch,
             limits=queue if queue is not None else QueueLimits(),
         )
+
+    @property
+    def pair_observer(self) -> PairObserver | None:
+        """Who hears of pair decisions and cross-encoder calls (``paraxl.serving.metrics``)."""
+        return self._pair_observer
+
+    @pair_observer.setter
+    def pair_observer(self, observer: PairObserver | None) -> None:
+        self._pair_observer = observer
+        for cross in (self.rule.cross if self.rule is not None else None, self.reranker):
+            if cross is not None:  # the same scorer when the rule and rerank share one cross-encoder
+                cross.observer = observer
+
+    @property
+    def decision_method(self) -> str:
+        """How /paraphrase decides: the calibration's method, ``cascade`` or ``fusion`` ("" when it cannot)."""
+        if self.rule is not None:
+            return self.rule.kind
+        return self.decider.method if self.decider is not None else ""
 
     @property
     def queue(self) -> SerialEncoder:
@@ -182,8 +220,19 @@ class ParaxlService:
             "prompts": sorted(settings.prompts),
             "default_prompt_name": settings.default_prompt_name,
             "calibration": calibration,
+            "rule": self._rule_summary(),
             "index": index,
+            "rerank": self.reranker.summary() if self.reranker is not None else None,
             "limits": self.limits.as_dict(),
+        }
+
+    def _rule_summary(self) -> dict[str, object] | None:
+        if self.rule is None:
+            return None
+        return {
+            "kind": self.rule.kind,
+            "rule": rule_numbers(self.rule.rule),
+            "cross_encoder": self.rule.cross.summary(),
         }
 
     def embed(self, texts: Sequence[str], prompt_name: str | None = None) -> np.ndarray:
@@ -203,35 +252,56 @@ class ParaxlService:
         return [float(score) for score in self._pair_scores(pairs)]
 
     def paraphrase(self, pairs: Sequence[Sequence[str]]) -> list[dict[str, object]]:
-        """Per pair: cosine ``score``, calibrated ``probability`` (None without a probability model),
-        ``is_paraphrase`` and the ``threshold`` it was decided with."""
+        """Per pair: the deciding ``score``, calibrated ``probability`` (None without a probability model),
+        ``is_paraphrase``, the ``threshold`` it was decided with, who decided (``bi``, or with a rule
+        ``bi``/``cross``/``fusion``) and each model's score (None where that model did not run)."""
+        if self.rule is not None:
+            first, second = self._pairs(pairs)  # validated before any model runs
+            prompt = self.rule.prompt_name  # the prompt the rule's cosines were fitted with
+            cosines = FunctionScorer(lambda batch: self._pair_scores(batch, prompt))
+            decider = RuleDecider(self.rule.rule, cosines, self.rule.cross.for_purpose("paraphrase"))
+            return rule_results(decider.decide(list(zip(first, second, strict=True))), self._pair_observer)
         if self.decider is None:
             raise ServiceError(
                 NOT_CONFIGURED,
                 f"model {self.model_name} has no calibration, so this server cannot decide paraphrases; "
-                "calibrate the model, or restart the server with --threshold T",
+                "calibrate the model, or restart the server with --threshold T or --cascade RULE",
             )
         # score with the prompt the calibration was fitted with, or its threshold would not apply
         scores = self._pair_scores(pairs, self.decider.prompt_name)  # (n,)
         probabilities = np.asarray(self.decider.probability(scores), dtype=np.float64)
         decisions = np.asarray(self.decider.decide(scores), dtype=bool)
         threshold = float(self.decider.threshold)
+        if self._pair_observer is not None:
+            self._pair_observer.pairs_decided("bi", len(decisions))
         return [
             {
                 "score": float(score),
                 "probability": float(p) if np.isfinite(p) else None,
                 "is_paraphrase": bool(decided),
                 "threshold": threshold,
+                "decided_by": "bi",
+                "bi_score": float(score),
+                "cross_score": None,
             }
             for score, p, decided in zip(scores, probabilities, decisions, strict=True)
         ]
 
     def search(
-        self, queries: Sequence[str], k: int | None = None, prompt_name: str | None = None
+        self,
+        queries: Sequence[str],
+        k: int | None = None,
+        prompt_name: str | None = None,
+        *,
+        rerank: bool = False,
+        rerank_top_k: int | None = None,
     ) -> list[list[dict[str, object]]]:
         """The ``k`` nearest indexed texts of each query, best first (fewer if the index is smaller).
 
         ``k`` defaults to 10 (or ``max_k`` if that is smaller); ``prompt_name`` to the index's prompt.
+        ``rerank``: the cross-encoder re-scores the first ``rerank_top_k`` (default ``k``, at least ``k``)
+        hits of each query and the best ``k`` of them come back in its order (``paraxl.decision.rerank``).
+        Each hit has its cosine ``score``, its ``bi_rank`` and ``cross_score`` (None without rerank).
         """
         if self.searcher is None:
             raise ServiceError(
@@ -242,16 +312,23 @@ class ParaxlService:
             k = min(DEFAULT_K, self.limits.max_k)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.limits.max_k:
             raise ServiceError(INVALID, f"k must be an integer from 1 to {self.limits.max_k}, got {k!r}")
+        depth = rerank_depth(k, rerank, rerank_top_k, self.reranker, self.limits.max_k)
         # like `paraxl search`: queries take the prompt the index was built with unless the request names one
         recorded = self.searcher.info.prompt_name
         prompt = self._prompt(prompt_name) if prompt_name is not None or recorded is None else recorded
         embedded, _ = self._encode(checked, prompt)  # (q, dim)
-        k = min(k, len(self.searcher))
-        if k == 0:
+        depth = min(depth, len(self.searcher))
+        if depth == 0:
             return [[] for _ in checked]
-        hits = self.searcher.search(embedded, k)
+        hits = self.searcher.search(embedded, depth)
+        if rerank and self.reranker is not None:
+            return reranked_results(checked, hits, self.reranker, k)
         return [
-            [{"rank": int(h.rank), "id": str(h.id), "text": h.text, "score": float(h.score)} for h in row]
+            [
+                {"rank": int(h.rank), "id": str(h.id), "text": h.text, "score": float(h.score)}
+                | {"bi_rank": int(h.rank), "cross_score": None}
+                for h in row
+            ]
             for row in hits
         ]
 

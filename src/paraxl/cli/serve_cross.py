@@ -1,0 +1,113 @@
+"""``paraxl serve``'s cross-encoder options: ``--cascade RULE`` on /paraphrase and ``--rerank CE`` on /search.
+
+Everything that can be refused is refused before any weights load: a bad rule file, a bi-encoder or
+cross-encoder other than the weights the rule was fitted on (fingerprints), a ``--rerank`` model that
+is not a cross-encoder, options that do not go together. Then the cross-encoder is loaded once, even
+when the rule and ``--rerank`` name the same one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+from paraxl.cli.common import console, print_note, shown
+from paraxl.errors import InputError
+from paraxl.loading.model import resolve_model
+
+if TYPE_CHECKING:
+    from paraxl.decision.decider import Decider
+    from paraxl.decision.two_model_file import TwoModelRule
+    from paraxl.loading.model import ResolvedModel
+    from paraxl.serving.cross_encoding import PairRule, SerialPairScorer
+
+
+@dataclass(frozen=True)
+class CrossSetup:
+    """The served bi-encoder and the cross-encoders asked for, resolved and checked (no weights loaded)."""
+
+    bi: ResolvedModel
+    rule: TwoModelRule | None = None
+    rule_cross: ResolvedModel | None = None
+    rerank: ResolvedModel | None = None
+
+
+def resolve_cross(
+    model: str,
+    backend: str,
+    *,
+    threshold: float | None,
+    cascade: Path | None,
+    cross_encoder: str | None,
+    rerank: str | None,
+    index: Path | None,
+) -> CrossSetup:
+    """Resolve MODEL and the cross-encoders of ``--cascade`` / ``--rerank``; refuse other weights in one line."""
+    from paraxl.decision.model_scorers import is_cross_encoder_model, resolve_rule_models
+    from paraxl.decision.rule_decider import stored_rule
+    from paraxl.decision.two_model_file import load_rule
+
+    if cascade is None and cross_encoder is not None:
+        raise InputError("--cross-encoder goes with --cascade RULE_FILE")
+    if cascade is not None and threshold is not None:
+        raise InputError("--threshold does not apply with --cascade: the rule file holds the thresholds")
+    if rerank is not None and index is None:
+        raise InputError("--rerank re-scores search hits: it needs --index DIR")
+    reranker = resolve_model(rerank, "torch") if rerank is not None else None
+    if reranker is not None and not is_cross_encoder_model(reranker):
+        raise InputError(f"--rerank {rerank} is not a cross-encoder (a sentence embedder: no classification head)")
+    if cascade is None:
+        served = resolve_model(model, backend)
+        if is_cross_encoder_model(served):  # every route but /paraphrase needs embeddings
+            raise InputError(
+                f"{model} is a cross-encoder; paraxl serve needs a bi-encoder (sentence embedder) to serve, "
+                "with the cross-encoder beside it: --cascade RULE_FILE or --rerank CROSS_ENCODER"
+            )
+        return CrossSetup(served, rerank=reranker)
+    stored = load_rule(cascade)
+    stored_rule(stored)  # a rule with bad numbers fails now, not at the first request
+    models = resolve_rule_models(stored, model, cross_encoder, backend)  # other weights: refused here
+    return CrossSetup(models.bi, stored, models.cross, reranker)
+
+
+def paraphrase_decider(setup: CrossSetup, threshold: float | None) -> Decider | None:
+    """The bi-encoder's calibration or ``--threshold`` (None: no /paraphrase, or a rule decides it)."""
+    from paraxl.decision.decider import decider_for
+
+    if setup.rule is not None:
+        return None
+    # the calibration (checked against the weights), overridden or replaced by --threshold; none: no /paraphrase
+    return decider_for(
+        setup.bi,
+        threshold,
+        required=False,
+        other_weights_note="deciding at --threshold, no probabilities",
+        note=print_note,
+    )
+
+
+def open_cross(setup: CrossSetup, max_wait: float) -> tuple[PairRule | None, SerialPairScorer | None]:
+    """Load the cross-encoder(s): the rule's and the reranker (one model when both are the same weights)."""
+    from paraxl.decision.rule_decider import stored_rule
+    from paraxl.serving.cross_encoding import PairRule
+
+    rule_cross = _load(setup.rule_cross, max_wait) if setup.rule_cross is not None else None
+    reranker = None
+    if setup.rerank is not None:
+        same = rule_cross is not None and rule_cross.fingerprint == setup.rerank.weights_fingerprint
+        reranker = rule_cross if same else _load(setup.rerank, max_wait)
+    if setup.rule is None or rule_cross is None:
+        return None, reranker
+    return PairRule(stored_rule(setup.rule), setup.rule.bi.prompt_name, rule_cross), reranker
+
+
+def _load(model: ResolvedModel, max_wait: float) -> SerialPairScorer:
+    from paraxl.decision.model_scorers import cross_encoder_scorer
+    from paraxl.serving.cross_encoding import SerialPairScorer
+
+    with console.status(Text(f"loading the cross-encoder {shown(model.spec)}")):
+        scorer = cross_encoder_scorer(model)
+    return SerialPairScorer(scorer, model.spec, model.weights_fingerprint, max_wait)
