@@ -160,3 +160,33 @@ def test_rule_file_round_trips_and_refuses_other_models(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"format": "something"}')
     with pytest.raises(ModelFormatError, match="not a paraxl cascade"):
         load_rule(tmp_path / "bad.json")
+
+
+def test_the_rule_file_records_backends_and_int8_against_fp32_gets_one_note(tmp_path: Path) -> None:
+    """The backend each model was fitted on round-trips (older files: None); ``backend_note`` speaks
+    only where int8 meets fp32 scores (torch and the fp32 export are one kind; an unrecorded
+    cross-encoder was fitted on torch, an unrecorded bi-encoder is not compared)."""
+    from dataclasses import replace
+
+    from paraxl.decision.rule_decider import backend_note
+
+    rule = {"lo": 0.0, "hi": 0.5, "bi_threshold": 0.3, "cross_threshold": 0.5}
+    bi, ce = replace(_identity("bi"), backend="onnx"), replace(_identity("ce"), backend="torch")
+    loaded = load_rule(save_rule(tmp_path / "r.json", TwoModelRule("cascade", bi, ce, rule)))
+    assert (loaded.bi.backend, loaded.cross.backend) == ("onnx", "torch")
+    older = load_rule(save_rule(tmp_path / "old.json", TwoModelRule("cascade", _identity("bi"), _identity("ce"), rule)))
+    assert older.bi.backend is None and older.cross.backend is None
+
+    for bi_backend, cross_backend in [("torch", "torch"), ("onnx", "onnx"), ("torch", "onnx")]:
+        assert backend_note(loaded, bi_backend, cross_backend) is None
+    note = backend_note(loaded, "torch", "onnx-int8")
+    assert note is not None and "\n" not in note
+    assert "cross-encoder scores on onnx-int8 but the rule was fitted on its torch scores" in note
+    assert "bi-encoder" not in note and "own fingerprint" in note
+    both = backend_note(loaded, "onnx-int8", "onnx-int8")
+    assert both is not None and "bi-encoder scores on onnx-int8" in both and "\n" not in both
+    assert backend_note(older, "onnx-int8", "torch") is None  # the bi-encoder's fitting backend is unknown
+    assert backend_note(older, "torch", "onnx-int8") is not None  # an unrecorded cross-encoder ran on torch
+    int8_fit = TwoModelRule("cascade", bi, replace(ce, backend="onnx-int8"), rule)
+    assert backend_note(int8_fit, "onnx", "onnx-int8") is None
+    assert "fitted on its onnx-int8 scores" in (backend_note(int8_fit, "onnx", "torch") or "")

@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 
 from paraxl.cli.main import app
 from paraxl.decision.cascade import cascade_rule
-from paraxl.decision.two_model_file import load_rule
+from paraxl.decision.two_model_file import ModelIdentity, TwoModelRule, load_rule, save_rule
+from paraxl.inference.cross_encoder_export import export_cross_encoder
+from paraxl.inference.cross_encoder_onnx import OnnxCrossEncoderScorer
 from paraxl.io.hashing import model_folder_fingerprint
 from paraxl.modeling.cross_encoder import is_cross_encoder, load_cross_encoder, open_cross_encoder_scorer
 
@@ -60,6 +62,15 @@ def cross_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("cross") / "ce"
     load_cross_encoder(tiny_model_dir, 64).save(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported_ce(cross_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny cross-encoder with its fp32 and int8 ONNX exports (the same weights fingerprint)."""
+    folder = tmp_path_factory.mktemp("ce-export") / "ce"
+    shutil.copytree(cross_dir, folder)
+    export_cross_encoder(folder)
     return folder
 
 
@@ -192,14 +203,66 @@ def test_the_cascade_benchmark_runs_on_tiny_models(bi_dir: Path, cross_dir: Path
         "--max-pairs", "10", "--timing-pairs", "12", "--name", "smoke", "--output-dir", str(tmp_path),
     ])  # fmt: skip
     document = json.loads((tmp_path / "smoke.json").read_text())
+    assert "task" not in document  # tests/test_eval_scores.py reads every results JSON with one as an eval result
+    assert document["models"]["cross"]["backend"] == "torch"
     rows = document["monolingual"]["rows"]
-    assert set(rows) == {"bi", "cross", "fusion"} | {f"cascade@{b:g}" for b in (0.1, 0.2, 0.3, 0.5, 1.0)}
+    budgets = (0.1, 0.2, 0.3, 0.4, 0.5, 1.0)
+    assert set(rows) == {"bi", "cross", "fusion", "cascade@target"} | {f"cascade@{b:g}" for b in budgets}
     assert document["monolingual"]["n_fit"] == 20 and document["monolingual"]["n_test"] == 20
     assert list(document["en_to_xx"]["rows"]["bi"]["accuracy"]) == ["en-de"]
     assert all(rows[name]["test_share_sent"] <= 1.0 for name in rows)
-    assert set(document["timings"]) >= {"bi", "cross", "fusion", "cascade@0.3"}
-    assert (tmp_path / "smoke.md").read_text().count("| cascade@") == 10
+    assert set(document["timings"]) >= {"bi", "cross", "fusion", "cascade@0.3", "cascade@target"}
+    for section in ("monolingual", "en_to_xx"):  # the target row: CE validation accuracy - 0.5 points, then the bar
+        block = document[section]
+        validation, check = block["rows"]["cascade@target"]["validation"], block["target"]
+        assert validation["target_accuracy"] == pytest.approx(validation["cross_accuracy"] - 0.005)
+        assert validation["accuracy"] >= validation["target_accuracy"] - 1e-12
+        target, cross = block["rows"]["cascade@target"], block["rows"]["cross"]
+        meets = target["mean"] >= cross["mean"] - 0.005 - 1e-12 and target["test_share_sent"] <= 0.4
+        assert check["meets_bar"] is meets and check["test_share_sent"] == target["test_share_sent"]
+    markdown = (tmp_path / "smoke.md").read_text()
+    assert markdown.count("| cascade@") == 14 and markdown.count("cascade@target: fitted for validation") == 2
     assert (tmp_path / "smoke.png").stat().st_size > 1000
+
+
+def test_the_cascade_benchmark_scores_the_cross_encoder_on_int8(
+    bi_dir: Path, exported_ce: Path, tmp_path: Path
+) -> None:
+    """--cross-backend onnx-int8: the cross-encoder row is the int8 scorer's (oracle: its pooled validation
+    threshold, by best_threshold, applied on test), and the JSON names the backend and the export's fingerprint."""
+    from paraxl.decision.threshold import best_threshold
+
+    from .scripts import load_benchmark_script
+
+    root = tmp_path / "data"
+    written = {}
+    for index, language in enumerate(("en", "de")):
+        for split in ("validation", "test"):
+            written[language, split] = pair_rows(12, 30 + index + (2 if split == "test" else 0))
+            write_pairs(root / "pawsx" / "resplit" / language / f"{split}.tsv", written[language, split])
+    load_benchmark_script("bench_cascade").main([
+        "--bi", str(bi_dir), "--cross", str(exported_ce), "--data-dir", str(root), "--languages", "en,de",
+        "--timing-pairs", "8", "--no-cross-lingual", "--cross-backend", "onnx-int8", "--name", "int8",
+        "--output-dir", str(tmp_path),
+    ])  # fmt: skip
+    document = json.loads((tmp_path / "int8.json").read_text())
+    int8 = OnnxCrossEncoderScorer.load(exported_ce, "onnx-int8")
+    assert document["models"]["cross"]["backend"] == "onnx-int8"
+    assert document["models"]["cross"]["export_fingerprint"] == int8.fingerprint
+    assert document["models"]["cross"]["fingerprint"] == model_folder_fingerprint(exported_ce) != int8.fingerprint
+    # scored as the protocol's by_split grouping calls the scorer (int8 rounds with its batch neighbours):
+    # all validation pairs in one call, then all test pairs
+    scored = {}
+    for split in ("validation", "test"):
+        rows = [row for language in ("en", "de") for row in written[language, split]]
+        scored[split] = (int8.score([(a, b) for _, a, b, _ in rows]), np.array([y for *_, y in rows], dtype=bool))
+    cut, _ = best_threshold(*scored["validation"])
+    test_scores, test_labels = scored["test"]
+    for index, language in enumerate(("en", "de")):
+        part = slice(12 * index, 12 * (index + 1))
+        expected = float(np.mean((test_scores[part] >= cut) == test_labels[part]))
+        assert document["monolingual"]["rows"]["cross"]["accuracy"][language] == pytest.approx(expected)
+    assert "cross-encoder on onnx-int8" in (tmp_path / "int8.md").read_text()
 
 
 def test_eval_runs_pawsx_on_a_cross_encoder_and_refuses_embedding_tasks(cross_dir: Path, tmp_path: Path) -> None:
@@ -226,3 +289,88 @@ def test_eval_runs_pawsx_on_a_cross_encoder_and_refuses_embedding_tasks(cross_di
     assert document["model"]["fingerprint"] == model_folder_fingerprint(cross_dir)
     assert set(document["scores"]["en_to_xx"]["accuracy"]) == set(PAWSX_LANGUAGES) - {"en"}
     assert (out / "summary.md").is_file()
+
+
+def _full_band_rule(path: Path, bi: Path, cross: Path, cross_threshold: float, cross_backend: str | None) -> Path:
+    """A cascade sending every pair to the cross-encoder, fitted (as recorded) on ``cross_backend`` scores."""
+    stored = TwoModelRule(
+        kind="cascade",
+        bi=ModelIdentity(str(bi), str(bi), model_folder_fingerprint(bi), "", "torch"),
+        cross=ModelIdentity(str(cross), str(cross), model_folder_fingerprint(cross), None, cross_backend),
+        rule={"lo": -2.0, "hi": 2.0, "bi_threshold": 0.5, "cross_threshold": cross_threshold},
+    )
+    return save_rule(path, stored)
+
+
+def _written(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def test_pi_cascade_runs_the_cross_encoder_on_its_int8_export_with_one_note(
+    bi_dir: Path, exported_ce: Path, tmp_path: Path
+) -> None:
+    """The rule stores the weights fingerprint; the int8 export (its own fingerprint, the same weights) is
+    accepted with exactly one note line, and its scores (oracle: the int8 scorer itself) decide; fp32 ONNX
+    scores as torch does and says nothing; other weights stay refused on any backend."""
+    rows = pair_rows(16, 8)
+    pairs = [(a, b) for _, a, b, _ in rows]
+    torch_scores = open_cross_encoder_scorer(exported_ce).score(pairs)
+    int8 = OnnxCrossEncoderScorer.load(exported_ce, "onnx-int8")
+    int8_scores = int8.score(pairs)
+    assert int8.fingerprint != model_folder_fingerprint(exported_ce)
+    assert np.abs(int8_scores - torch_scores).max() > 1e-6  # int8 is told apart from torch below
+    cut = float(np.median(torch_scores))
+    rule_file = _full_band_rule(tmp_path / "cascade.json", bi_dir, exported_ce, cut, "torch")
+    pairs_file = write_pairs(tmp_path / "pairs.tsv", rows)
+    expected = {"onnx-int8": int8_scores, "onnx": torch_scores, "torch": torch_scores}
+    for backend, scores in expected.items():
+        out = tmp_path / f"{backend}.tsv"
+        code, _, stderr = run("pi", str(bi_dir), "--cascade", str(rule_file), "--cross-backend", backend,
+                              "--pairs", str(pairs_file), "-o", str(out))  # fmt: skip
+        assert code == 0, stderr
+        notes = [line for line in stderr.splitlines() if line.startswith("note:")]
+        if backend == "onnx-int8":
+            assert len(notes) == 1 and "scores on onnx-int8 but the rule was fitted on its torch scores" in notes[0]
+        else:
+            assert notes == []
+        written = _written(out)
+        assert {row["decided_by"] for row in written} == {"cross"}
+        np.testing.assert_allclose(
+            [float(row["score"]) for row in written], scores, atol=2e-6 if backend == "onnx-int8" else 2e-5
+        )
+        assert [row["label"] for row in written] == ["1" if s >= cut else "0" for s in scores]
+    other = _full_band_rule(tmp_path / "other.json", bi_dir, bi_dir, cut, "torch")  # fitted on other "CE" weights
+    code, _, stderr = run("pi", str(bi_dir), "--cascade", str(other), "--cross-encoder", str(exported_ce),
+                          "--cross-backend", "onnx-int8", "the cat", "le chat")  # fmt: skip
+    assert code == 2 and "other weights" in stderr
+
+
+def test_cascade_fit_on_int8_records_the_backend_and_bad_backends_are_refused(
+    bi_dir: Path, exported_ce: Path, pawsx_dir: Path, tmp_path: Path
+) -> None:
+    """fit --cross-backend onnx-int8 fits on the int8 scores (oracle: best_threshold on them) and records it;
+    pi then notes torch scores against it; an unknown backend or one without --cascade is one clear line."""
+    from paraxl.decision.threshold import best_threshold
+
+    rule_file = tmp_path / "int8.json"
+    code, _, stderr = run(
+        "cascade", "fit", str(bi_dir), str(exported_ce), "--data-dir", str(pawsx_dir), "--languages", "en,de",
+        "--budget", "0.5", "--cross-backend", "onnx-int8", "-o", str(rule_file),
+    )  # fmt: skip
+    assert code == 0, stderr
+    stored = load_rule(rule_file)
+    assert (stored.bi.backend, stored.cross.backend) == ("torch", "onnx-int8")
+    assert stored.cross.fingerprint == model_folder_fingerprint(exported_ce)
+    validation = [row for index in range(2) for row in pair_rows(30, index)]
+    scores = OnnxCrossEncoderScorer.load(exported_ce, "onnx-int8").score([(a, b) for _, a, b, _ in validation])
+    threshold, accuracy = best_threshold(scores, [y for *_, y in validation])
+    assert stored.validation["cross_accuracy"] == pytest.approx(accuracy)
+    assert cascade_rule(stored).cross_threshold == pytest.approx(threshold)
+    code, _, stderr = run("pi", str(bi_dir), "--cascade", str(rule_file), "the cat", "le chat")
+    assert code == 0, stderr
+    assert stderr.count("note:") == 1 and "fitted on its onnx-int8 scores" in stderr
+    code, _, stderr = run("pi", str(bi_dir), "--cascade", str(rule_file), "--cross-backend", "int4", "a", "b")
+    assert code == 2 and stderr.count("\n") == 1 and "unknown --cross-backend 'int4'" in stderr
+    code, _, stderr = run("pi", str(bi_dir), "--cross-backend", "onnx", "a", "b")
+    assert code == 2 and "--cross-backend goes with --cascade" in stderr

@@ -1,7 +1,8 @@
 """``paraxl cascade fit`` / ``paraxl cascade fuse``: a bi/cross-encoder rule fitted on validation pairs.
 
 Library: :mod:`paraxl.decision.cascade`, :mod:`paraxl.decision.fusion`; the file they write is
-:mod:`paraxl.decision.two_model_file`, read back by ``paraxl pi BI --cascade FILE``.
+:mod:`paraxl.decision.two_model_file`, read back by ``paraxl pi BI --cascade FILE``. ``--backend`` runs
+the bi-encoder, ``--cross-backend`` the cross-encoder (:func:`cross_encoder_on`, also used by ``pi``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from paraxl.decision.two_model_file import ModelIdentity
+    from paraxl.loading.model import ResolvedModel
 
 cascade_app = typer.Typer(
     help="Bi-encoder + cross-encoder decisions: a cascade (the cross-encoder sees only the pairs the "
@@ -42,6 +44,21 @@ DataOption = Annotated[
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="benchmark data (default: $PARAXL_DATA_DIR)")]
 LanguagesOption = Annotated[str, typer.Option(help="PAWS-X languages, comma-separated")]
 OutputOption = Annotated[Path, typer.Option("--output", "-o", help="the rule file to write (.json)")]
+AUTO = "auto"
+CROSS_BACKEND_HELP = (
+    "the cross-encoder's backend: torch, onnx (its fp32 export, torch's scores to 1e-5), onnx-int8 or auto "
+    "(onnx when a checked fp32 export exists, else torch); exports: `paraxl export-onnx CROSS`. "
+    "The rule file stores the cross-encoder's weights fingerprint (the same on every backend) and this "
+    "backend; `pi --cascade` refuses other weights, and scoring with an int8 export (its own export "
+    "fingerprint, the same weights) a rule fitted on fp32 scores, or the reverse, is accepted with a one-line note"
+)
+CrossBackendOption = Annotated[
+    str,
+    typer.Option(
+        "--cross-backend",
+        help=CROSS_BACKEND_HELP + ". Default torch: the rule's band and thresholds are fitted on the reference scores",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -85,28 +102,59 @@ def _validation_pairs(
     return [(pair.first, pair.second) for pair in labelled], labels, data_file_records(files, folder)
 
 
+def check_cross_backend(requested: str) -> None:
+    """InputError naming the choices unless ``requested`` is an inference backend or ``auto``."""
+    from paraxl.loading.backends import INFERENCE_BACKENDS
+
+    if requested not in (*INFERENCE_BACKENDS, AUTO):
+        raise InputError(f"unknown --cross-backend {requested!r}; use {', '.join((*INFERENCE_BACKENDS, AUTO))}")
+
+
+def cross_encoder_on(model: ResolvedModel, requested: str) -> tuple[ResolvedModel, str]:
+    """``model`` (a cross-encoder, resolved on any backend) on the backend ``requested`` (``auto``:
+    :func:`paraxl.evaluation.cross_encoder_eval.cross_encoder_backend`), and a few words saying which."""
+    from paraxl.evaluation.cross_encoder_eval import cross_encoder_backend
+    from paraxl.loading.model import ResolvedModel
+
+    check_cross_backend(requested)
+    chosen, reason = cross_encoder_backend(model.folder, requested)
+    return ResolvedModel(model.spec, model.folder, chosen), reason
+
+
 def _score_both(
-    bi_spec: str, cross_spec: str, pairs: list[tuple[str, str]], backend: str, batch_size: int
+    bi_spec: str, cross_spec: str, pairs: list[tuple[str, str]], backends: tuple[str, str], batch_size: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], ModelIdentity, ModelIdentity]:
+    """Both models' scores of ``pairs`` (``backends``: the bi-encoder's, the cross-encoder's as asked)
+    and their identities, each with the backend that scored."""
+    from dataclasses import replace
+
     from paraxl.decision.model_scorers import bi_encoder_scorer, cross_encoder_scorer, identity
     from paraxl.loading.model import resolve_model
 
-    bi = resolve_model(bi_spec, backend)
-    cross = resolve_model(cross_spec, "torch")
-    cross_scorer = cross_encoder_scorer(cross)  # a wrong kind of model fails before any scoring
+    bi = resolve_model(bi_spec, backends[0])
+    cross, reason = cross_encoder_on(resolve_model(cross_spec, "torch"), backends[1])
+    cross_scorer = cross_encoder_scorer(cross)  # a wrong kind of model or a missing export fails before scoring
     bi_scorer = bi_encoder_scorer(bi, batch_size, load=load_resolved, show_progress=True)
-    say(f"scoring {len(pairs)} validation pairs with both models", stderr=True, style="dim")
+    say(f"scoring {len(pairs)} validation pairs with both models (cross-encoder: {reason})", stderr=True, style="dim")
     cosines = bi_scorer.scorer.score(pairs)
     with console.status("cross-encoder"):
         cross_scores = cross_scorer.score(pairs)
-    return cosines, cross_scores, identity(bi, bi_scorer.prompt_name), identity(cross)
+    bi_identity = replace(identity(bi, bi_scorer.prompt_name), backend=bi.backend)
+    return cosines, cross_scores, bi_identity, replace(identity(cross), backend=cross.backend)
 
 
 def _scored(
-    bi: str, cross: str, data: list[Path] | None, data_dir: Path | None, languages: str, backend: str, batch: int
+    bi: str,
+    cross: str,
+    data: list[Path] | None,
+    data_dir: Path | None,
+    languages: str,
+    backends: tuple[str, str],
+    batch: int,
 ) -> _Scored:
+    check_cross_backend(backends[1])  # before the pairs are read
     pairs, labels, records = _validation_pairs(data, data_dir, languages)
-    cosines, cross_scores, bi_identity, cross_identity = _score_both(bi, cross, pairs, backend, batch)
+    cosines, cross_scores, bi_identity, cross_identity = _score_both(bi, cross, pairs, backends, batch)
     return _Scored(cosines, cross_scores, labels, bi_identity, cross_identity, records)
 
 
@@ -157,6 +205,7 @@ def fit(
     data_dir: DataDirOption = None,
     languages: LanguagesOption = "en,de,es,fr,ja,ko,zh",
     backend: BackendOption = "torch",
+    cross_backend: CrossBackendOption = "torch",
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
 ) -> None:
     """Fit a cascade: the bi-encoder's uncertainty band, sent to the cross-encoder, for a budget or an accuracy."""
@@ -165,7 +214,7 @@ def fit(
     if (budget is None) == (target_accuracy is None):
         raise InputError("give either --budget SHARE or --target-accuracy ACC")
     _check_output(output)
-    scored = _scored(bi, cross, data, data_dir, languages, backend, batch_size)
+    scored = _scored(bi, cross, data, data_dir, languages, (backend, cross_backend), batch_size)
     fitted = fit_cascade(
         scored.cosines, scored.cross_scores, scored.labels, budget=budget, target_accuracy=target_accuracy
     )
@@ -190,6 +239,7 @@ def fuse(
     data_dir: DataDirOption = None,
     languages: LanguagesOption = "en,de,es,fr,ja,ko,zh",
     backend: BackendOption = "torch",
+    cross_backend: CrossBackendOption = "torch",
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
 ) -> None:
     """Fit a score fusion: logistic regression on (cosine, cross-encoder logit); both models score every pair."""
@@ -198,7 +248,7 @@ def fuse(
     if threshold not in ("half", "fitted"):
         raise InputError(f"unknown --threshold {threshold!r}; use half or fitted")
     _check_output(output)
-    scored = _scored(bi, cross, data, data_dir, languages, backend, batch_size)
+    scored = _scored(bi, cross, data, data_dir, languages, (backend, cross_backend), batch_size)
     fitted = fit_fusion(
         scored.cosines,
         scored.cross_scores,

@@ -160,6 +160,16 @@ def paraphrase_identification(
         str | None, typer.Option(help="with --cascade: the cross-encoder (default: the folder the rule file names)")
     ] = None,
     backend: BackendOption = "torch",
+    cross_backend: Annotated[
+        str | None,
+        typer.Option(
+            "--cross-backend",
+            help="with --cascade: the cross-encoder's backend, torch (default), onnx, onnx-int8 or auto. The rule "
+            "file stores the weights fingerprint (the same on every backend; other weights are refused) and the "
+            "backend it was fitted on; an int8 export (its own export fingerprint, the same weights) is accepted "
+            "for a rule fitted on fp32 scores, or the reverse, with a one-line note on stderr",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
 ) -> None:
     """Paraphrase or not: score, calibrated probability and label, for one pair or a TSV of pairs.
@@ -189,6 +199,8 @@ def paraphrase_identification(
         check_cosine_threshold(threshold)
     if cascade is None and cross_encoder is not None:
         raise InputError("--cross-encoder goes with --cascade RULE_FILE")
+    if cascade is None and cross_backend is not None:
+        raise InputError("--cross-backend goes with --cascade RULE_FILE (a cross-encoder MODEL runs on --backend)")
     if cascade is not None and threshold is not None:
         raise InputError("--threshold does not apply with --cascade: the rule file holds the thresholds")
     table = read_pair_table(pairs) if pairs is not None else None
@@ -199,7 +211,8 @@ def paraphrase_identification(
         pair_list = [(sentences[0], sentences[1])]
     quiet = table is not None and output is None  # stdout is data: spinners go to stderr
     if cascade is not None:
-        decisions = _rule_decisions(cascade, model, cross_encoder, backend, batch_size, pair_list, quiet)
+        backends = (backend, cross_backend or "torch")
+        decisions = _rule_decisions(cascade, model, cross_encoder, backends, batch_size, pair_list, quiet)
     else:
         decisions = _model_decisions(model, threshold, backend, batch_size, pair_list, quiet)
     _emit(decisions, table, output)
@@ -227,19 +240,31 @@ def _model_decisions(
 
 
 def _rule_decisions(
-    path: Path, bi: str, cross: str | None, backend: str, batch_size: int, pairs: list[tuple[str, str]], quiet: bool
+    path: Path,
+    bi: str,
+    cross: str | None,
+    backends: tuple[str, str],
+    batch_size: int,
+    pairs: list[tuple[str, str]],
+    quiet: bool,
 ) -> _Decisions:
-    """A cascade (the cross-encoder scores the in-band pairs only) or a fusion (both score every pair)."""
-    import numpy as np
-
-    from paraxl.decision.cascade import CascadeRule, CascadeScorer, cascade_rule
-    from paraxl.decision.fusion import FusionScorer, fusion_rule
+    """A cascade (the cross-encoder scores the in-band pairs only) or a fusion (both score every pair),
+    through :class:`~paraxl.decision.rule_decider.RuleDecider` (as the service decides); ``backends``:
+    the bi-encoder's and the cross-encoder's (``auto`` allowed)."""
+    from paraxl.cli.cascade_command import check_cross_backend, cross_encoder_on
+    from paraxl.decision.cascade import CascadeRule
     from paraxl.decision.model_scorers import bi_encoder_scorer, cross_encoder_scorer, resolve_rule_models
+    from paraxl.decision.rule_decider import RuleDecider, backend_note, stored_rule
     from paraxl.decision.two_model_file import load_rule
 
+    check_cross_backend(backends[1])
     stored = load_rule(path)
-    rule = cascade_rule(stored) if stored.kind == "cascade" else fusion_rule(stored)  # a bad rule fails early
-    models = resolve_rule_models(stored, bi, cross, backend)  # other weights: refused before loading
+    rule = stored_rule(stored)  # a bad rule fails early
+    models = resolve_rule_models(stored, bi, cross, backends[0])  # other weights: refused before loading
+    cross_model, reason = cross_encoder_on(models.cross, backends[1])
+    note = backend_note(stored, backends[0], cross_model.backend)
+    if note is not None:
+        print_note(note)
     bi_scorer = bi_encoder_scorer(
         models.bi,
         batch_size,
@@ -247,16 +272,14 @@ def _rule_decisions(
         load=lambda m: load_resolved(m, quiet=quiet),
         show_progress=not quiet,
     ).scorer
-    with (errors if quiet else console).status("loading the cross-encoder"):
-        cross_scorer = cross_encoder_scorer(models.cross)
+    with (errors if quiet else console).status(f"loading the cross-encoder ({reason})"):
+        cross_scorer = cross_encoder_scorer(cross_model)
+    decided = RuleDecider(rule, bi_scorer, cross_scorer).decide(pairs)
     if isinstance(rule, CascadeRule):
-        decided = CascadeScorer(rule, bi_scorer, cross_scorer).decide(pairs)
-        share = f"the cascade's thresholds, cross-encoder on {decided.cross_share:.1%} of pairs"
-        nan = np.full(len(pairs), np.nan)
-        return _Decisions(decided.scores, nan, decided.labels, share, decided.decided_by)
-    _, _, probabilities, labels = FusionScorer(rule, bi_scorer, cross_scorer).decide(pairs)
-    fused = f"fused P >= {rule.threshold:.4f}"
-    return _Decisions(probabilities, probabilities, labels, fused, ["fusion"] * len(pairs))
+        summary = f"the cascade's thresholds, cross-encoder on {decided.cross_share:.1%} of pairs"
+    else:
+        summary = f"fused P >= {rule.threshold:.4f}"
+    return _Decisions(decided.scores, decided.probabilities, decided.labels, summary, decided.decided_by)
 
 
 def _emit(decisions: _Decisions, table: PairTable | None, output: Path | None) -> None:

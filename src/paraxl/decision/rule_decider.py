@@ -4,7 +4,16 @@
 only the pairs in the bi-encoder's uncertainty band) or :class:`~paraxl.decision.fusion.FusionScorer`
 (both score every pair) and answers, per pair, everything a client may want: both models' scores
 where they exist, the deciding score and the threshold it was compared with, the fused probability
-(fusion only), the label and which model decided (``bi``, ``cross`` or ``fusion``).
+(fusion only), the label and which model decided (``bi``, ``cross`` or ``fusion``). ``paraxl pi
+--cascade`` and ``paraxl serve --cascade`` both decide through it.
+
+:func:`backend_note` says when a model of the rule now scores on another numeric kind than it was
+fitted on: the rule file stores each model's *weights* fingerprint (the same on every backend, and
+checked: other weights are refused) and the backend that scored the fitting pairs. torch and the fp32
+ONNX export score alike (every fp32 export is checked against torch to 1e-5), so they count as one
+kind; an int8 export is of the same weights but has its own export fingerprint and scores a little
+differently, so applying a rule fitted on fp32 scores with int8 scores (or the reverse) is allowed
+with a one-line note: pairs near a threshold may be decided otherwise than at fitting time.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from paraxl.decision.cascade import CROSS, CascadeRule, CascadeScorer, cascade_rule, rule_fields
+from paraxl.decision.cascade import BI, CROSS, CascadeRule, CascadeScorer, cascade_rule, rule_fields
 from paraxl.decision.fusion import FusionRule, FusionScorer, fusion_rule
 from paraxl.decision.fusion import rule_fields as fusion_fields
 from paraxl.decision.scorers import Pair, PairScorer
@@ -24,6 +33,8 @@ from paraxl.decision.two_model_file import TwoModelRule
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 FUSION = "fusion"
+INT8 = "onnx-int8"
+ROLE_NAMES = {"bi": "bi-encoder", "cross": "cross-encoder"}
 
 
 def stored_rule(stored: TwoModelRule) -> CascadeRule | FusionRule:
@@ -49,6 +60,33 @@ class RuleDecisions:
     probabilities: FloatArray
     labels: BoolArray
     decided_by: list[str]
+
+    @property
+    def cross_share(self) -> float:
+        """Share of pairs the cross-encoder scored (1 for a fusion, 0 for no pairs)."""
+        return float(np.mean([who != BI for who in self.decided_by])) if self.decided_by else 0.0
+
+
+def backend_note(stored: TwoModelRule, bi_backend: str, cross_backend: str) -> str | None:
+    """One line when a model scores on int8 where the rule was fitted on fp32 scores, or the reverse; else None.
+
+    A cross-encoder without a recorded backend was fitted on torch (``cascade fit`` ran it on torch
+    before the backend was recorded); a bi-encoder without one is not compared (it may have run on any).
+    """
+    recorded = {"bi": stored.bi.backend, "cross": stored.cross.backend or "torch"}
+    used = {"bi": bi_backend, "cross": cross_backend}
+    changed = [
+        f"the {ROLE_NAMES[role]} scores on {used[role]} but the rule was fitted on its {recorded[role]} scores"
+        for role in ROLE_NAMES
+        if recorded[role] is not None and (recorded[role] == INT8) != (used[role] == INT8)
+    ]
+    if not changed:
+        return None
+    return (
+        f"note: {'; '.join(changed)} (the same weights; an int8 export has its own fingerprint and scores a "
+        "little differently), so pairs near a threshold may be decided otherwise; refit with these backends "
+        "(`paraxl cascade fit --backend/--cross-backend`) to fit on these scores"
+    )
 
 
 class RuleDecider:

@@ -4,13 +4,15 @@ One format for both kinds (``paraxl cascade fit`` / ``paraxl cascade fuse`` writ
 --cascade`` reads it)::
 
     {"format": "paraxl-two-model-decision", "version": 1, "kind": "cascade" | "fusion",
-     "models": {"bi": {spec, folder, fingerprint, prompt_name}, "cross": {...}},
+     "models": {"bi": {spec, folder, fingerprint, prompt_name, backend}, "cross": {...}},
      "rule": {...numbers of the kind...}, "target": {...}, "validation": {...},
      "data": [{path, sha256, bytes}], "created": ..., "paraxl_version": ...}
 
 The rule was fitted on these two models' scores; :meth:`TwoModelRule.check_models` refuses any
 other weights (fingerprints: :func:`paraxl.io.hashing.model_folder_fingerprint`), since the band
-and thresholds mean nothing on another model's scores. Written atomically; nothing is pickled.
+and thresholds mean nothing on another model's scores. ``backend`` (optional: older files have none)
+records the inference backend each model scored the fitting pairs on; the fingerprint is the weights'
+on every backend. Written atomically; nothing is pickled.
 """
 
 from __future__ import annotations
@@ -33,13 +35,15 @@ ROLES = ("bi", "cross")
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """One model of the pair: the spec as given, its resolved folder, weights fingerprint, and (bi-encoder)
-    the prompt its cosines were computed with ("" none)."""
+    """One model of the pair: the spec as given, its resolved folder, weights fingerprint, (bi-encoder)
+    the prompt its cosines were computed with ("" none), and the backend that scored the fitting pairs
+    (None: not recorded)."""
 
     spec: str
     folder: str
     fingerprint: str
     prompt_name: str | None = None
+    backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,11 @@ def _identity(entry: dict[str, Any], path: Path, role: str) -> ModelIdentity:
     names = ("spec", "folder", "fingerprint")
     if not all(isinstance(entry.get(name), str) for name in names):
         raise ModelFormatError(f"{path}: models.{role} needs 'spec', 'folder' and 'fingerprint' strings")
-    prompt = entry.get("prompt_name")
+    prompt, backend = entry.get("prompt_name"), entry.get("backend")
     return ModelIdentity(
-        entry["spec"], entry["folder"], entry["fingerprint"], prompt if isinstance(prompt, str) else None
+        entry["spec"],
+        entry["folder"],
+        entry["fingerprint"],
+        prompt if isinstance(prompt, str) else None,
+        backend if isinstance(backend, str) else None,
     )
