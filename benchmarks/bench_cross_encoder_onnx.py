@@ -25,7 +25,6 @@ Writes ``benchmarks/results/<name>.json`` and ``<name>.md`` (the CPU, its vector
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,11 +36,11 @@ from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages
 from paraxl.decision.model_scorers import cross_encoder_scorer, is_cross_encoder_model
 from paraxl.errors import InputError, ParaxlError
+from paraxl.evaluation.bench_report import cpu_info, present_flags, write_report
 from paraxl.evaluation.pawsx_protocol import PawsxResult, evaluate_pawsx, read_labelled
 from paraxl.evaluation.results import git_commit, library_versions
 from paraxl.inference.cross_encoder_export import export_cross_encoder
 from paraxl.inference.onnx_files import session_settings
-from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import data_file_records
 from paraxl.loading.model import resolve_model
 
@@ -66,28 +65,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if getattr(args, option) is not None and getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
     return args
-
-
-def cpu_info() -> dict[str, Any]:
-    """The CPU model, its vector flags (Linux /proc/cpuinfo) and the cores this process may use."""
-    from paraxl.modeling.threads import available_cpus, physical_cores
-
-    model, flags = "unknown", set[str]()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {
-        "model": model,
-        "flags": {flag: flag in flags for flag in CPU_FLAGS},
-        "available_cpus": len(available_cpus()),
-        "physical_cores": physical_cores(),
-    }
 
 
 def read_split(args: argparse.Namespace, split: str, languages: Sequence[str]) -> dict[str, list[LabeledPair]]:
@@ -142,7 +119,7 @@ def agreement(result: PawsxResult, reference: PawsxResult) -> dict[str, float]:
 
 def markdown(document: dict[str, Any]) -> str:
     cpu = document["machine"]["cpu"]
-    flags = ", ".join(flag for flag, present in cpu["flags"].items() if present) or "none of the listed"
+    flags = ", ".join(present_flags(cpu)) or "none of the listed"
     languages = list(document["rows"][0]["accuracy"])
     lines = [
         f"# Cross-encoder on torch, ONNX fp32 and ONNX int8: {document['model']['spec']}",
@@ -173,11 +150,8 @@ def markdown(document: dict[str, Any]) -> str:
 
 
 def write(document: dict[str, Any], args: argparse.Namespace) -> None:
-    args.output_dir.mkdir(parents=True, exist_ok=True)
     stem = args.output_dir / args.name
-    for suffix, text in ((".json", json.dumps(document, indent=2) + "\n"), (".md", markdown(document))):
-        with atomic_path(stem.with_suffix(suffix), suffix=suffix) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+    write_report(stem, document, markdown(document))
     print(f"wrote {stem}.json and .md", flush=True)
 
 
@@ -207,7 +181,11 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "data": data_file_records(files, args.data_dir),
         "export": {"written": [str(path) for path in export.written], "seconds": export.seconds},
         "rows": rows,
-        "machine": {"cpu": cpu_info(), "torch_threads": torch.get_num_threads(), "onnxruntime": session_settings()},
+        "machine": {
+            "cpu": cpu_info(CPU_FLAGS),
+            "torch_threads": torch.get_num_threads(),
+            "onnxruntime": session_settings(),
+        },
         "versions": library_versions(),
         "git": git_commit(),
     }

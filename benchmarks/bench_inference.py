@@ -96,24 +96,9 @@ def tatoeba_sentences(data_dir: Path, n: int) -> list[str]:
 # ---------------------------------------------------------------- the machine
 def cpu_info() -> dict[str, Any]:
     """CPU model and the instruction-set flags that decide the matmul kernels (Linux /proc/cpuinfo)."""
-    from paraxl.modeling.threads import available_cpus, physical_cores
+    from paraxl.evaluation.bench_report import cpu_info as machine_cpu
 
-    model, flags = "unknown", set[str]()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {
-        "model": model,
-        "flags": {flag: flag in flags for flag in CPU_FLAGS},
-        "available_cpus": len(available_cpus()),
-        "physical_cores": physical_cores(),
-    }
+    return machine_cpu(CPU_FLAGS)
 
 
 PEAK_REPEATS = [10]  # timed runs per matmul measurement (--peak-repeats)

@@ -29,9 +29,6 @@ Writes ``benchmarks/results/<name>.json`` and ``<name>.md``, naming the CPU and 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,10 +40,10 @@ from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, parse_languages
 from paraxl.decision.model_scorers import cross_encoder_scorer
 from paraxl.decision.rerank import rerank_hits
 from paraxl.decision.scorers import PairScorer
+from paraxl.evaluation.bench_report import cpu_info, present_flags, write_report
 from paraxl.evaluation.pawsx_cross import cell_pairs
 from paraxl.evaluation.pawsx_protocol import read_labelled
 from paraxl.evaluation.results import git_commit, library_versions
-from paraxl.io.atomic import atomic_path
 from paraxl.io.hashing import data_file_records
 from paraxl.loading.model import resolve_model
 from paraxl.modeling.protocol import SentenceEncoder
@@ -132,35 +129,19 @@ def run_language(
     return out
 
 
-def cpu_info() -> dict[str, Any]:
-    """The CPU model and the instruction-set flags that decide the matmul kernels (Linux /proc/cpuinfo)."""
-    model, flags = platform.processor() or platform.machine(), set[str]()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": model, "cores": cores, "flags": [flag for flag in CPU_FLAGS if flag in flags]}
-
-
 def mean_row(rows: dict[str, dict[str, Any]], name: str) -> dict[str, float]:
     """Each recall averaged over the languages (each language weighs the same)."""
     return {f"recall@{k}": float(np.mean([row[name][f"recall@{k}"] for row in rows.values()])) for k in RECALL_AT}
 
 
 def markdown(document: dict[str, Any]) -> str:
-    machine, top_k = document["machine"], document["args"]["top_k"]
+    cpu, top_k = document["machine"]["cpu"], document["args"]["top_k"]
     lines = [
         f"# Retrieve and rerank: {document['models']['bi']['spec']} + {document['models']['cross']['spec']}",
         "",
         f"PAWS-X resplit test: English queries (label-1 pairs), corpus = every sentence2 of the target "
         f"language's test pairs; {top_k} hits searched and reranked per query. "
-        f"{machine['cpu']}, {machine['cores']} cores, flags: {', '.join(machine['flags']) or 'none listed'}.",
+        f"{cpu['model']}, {cpu['available_cpus']} CPUs, flags: {', '.join(present_flags(cpu)) or 'none listed'}.",
         "",
         "| en -> | queries | corpus | bi R@1 | bi R@10 | reranked R@1 | reranked R@10 | ms bi | ms rerank | ms total |",
         "|---" * 10 + "|",
@@ -181,11 +162,8 @@ def markdown(document: dict[str, Any]) -> str:
 
 
 def write(document: dict[str, Any], args: argparse.Namespace) -> None:
-    args.output_dir.mkdir(parents=True, exist_ok=True)
     stem = args.output_dir / args.name
-    for suffix, text in ((".json", json.dumps(document, indent=2) + "\n"), (".md", markdown(document))):
-        with atomic_path(stem.with_suffix(suffix), suffix=suffix) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+    write_report(stem, document, markdown(document))
     print(f"wrote {stem}.json and .md", flush=True)
 
 
@@ -217,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "languages": rows,
         "mean": {name: mean_row(rows, name) for name in ("bi", "reranked")},
         "seconds": time.perf_counter() - start,
-        "machine": cpu_info(),
+        "machine": {"cpu": cpu_info(CPU_FLAGS)},
         "versions": library_versions(),
         "git": git_commit(),
     }

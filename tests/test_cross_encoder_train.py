@@ -268,3 +268,24 @@ def test_pairs_without_labels_are_refused_at_their_line_before_the_model_loads(t
     with pytest.raises(InputError, match="no 0/1 label") as caught:
         train_cross_encoder_config(config)
     assert caught.value.line == 2 and str(pairs) in str(caught.value)
+
+
+def test_overwrite_keeps_the_finished_run_when_the_new_config_fails(tmp_path: Path) -> None:
+    """--overwrite removes the earlier run only once the data and the model are found: a typo in the
+    config must not cost the finished model."""
+    from paraxl.training.cross_encoder_run import remove_run, train_cross_encoder_config
+
+    run = tmp_path / "run"
+    for folder in ("final", "checkpoint-6", "notes"):
+        (run / folder).mkdir(parents=True)
+    for name in ("summary.json", "resume.json", "config.json", "final/model.safetensors", "notes/keep.txt"):
+        (run / name).write_text("{}")
+    text = CONFIG.replace("pairs.tsv", str(tmp_path / "absent.tsv")).replace("some/model", str(tmp_path))
+    config = load_train_config(_write(tmp_path / "ce.yaml", text), [f"output_dir={run}"])
+    assert isinstance(config, CrossEncoderTrainConfig)
+    with pytest.raises(InputError, match=r"absent\.tsv"):
+        train_cross_encoder_config(config, overwrite=True)
+    assert (run / "summary.json").is_file() and (run / "final" / "model.safetensors").is_file()
+    assert (run / "checkpoint-6").is_dir() and (run / "resume.json").is_file()
+    remove_run(run)  # what --overwrite does once the config checks out: the trainer's files only
+    assert sorted(path.name for path in run.iterdir()) == ["notes"]

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from paraxl.cli.main import app
 from paraxl.decision.rerank import check_rerank_depth, rerank_hits
-from paraxl.errors import InputError
+from paraxl.errors import InputError, ModelFormatError
 from paraxl.modeling.cross_encoder import open_cross_encoder_scorer
 
 from .test_search_cli import SENTENCES
@@ -50,6 +50,25 @@ def test_rerank_hits_sorts_by_the_scorer_and_keeps_ties_in_bi_order() -> None:
     assert [item.hit for item in reranked[1]] == ["a"]
     with pytest.raises(InputError, match="hit 2 of query 1 has no stored text"):
         rerank_hits(["q"], [["a", None]], lambda text: text, scorer)
+
+
+def test_a_cross_encoder_giving_nan_or_too_few_scores_is_a_model_fault_not_bad_input() -> None:
+    """Not an InputError: the service would answer it 409 (its configuration), not 500 (a fault)."""
+    for scores, count in (([0.5, float("nan")], 2), ([0.5], 1)):
+        scorer = FixedScorer(scores)
+        with pytest.raises(ModelFormatError, match=f"gave {count} scores for 2 pairs") as caught:
+            rerank_hits(["q"], [["a", "b"]], lambda text: text, scorer)
+        assert not isinstance(caught.value, InputError)
+
+
+class FixedScorer:
+    """A PairScorer that gives the same scores whatever it is asked."""
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores = scores
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        return np.array(self.scores, dtype=np.float64)
 
 
 def test_the_rerank_depth_is_k_by_default_and_never_below_it() -> None:
@@ -163,5 +182,7 @@ def test_the_rerank_benchmark_runs_on_tiny_models(tiny_model_dir: Path, cross_di
     assert document["languages"]["en"]["queries"] == 2
     assert set(de["reranked"]) == {"recall@1", "recall@10"} and de["ms_per_query"]["rerank"] > 0
     assert de["bi"]["recall@10"] == de["reranked"]["recall@10"]  # 4 hits searched, reordered: the same set
-    assert document["machine"]["cpu"] and "flags" in document["machine"]
+    cpu = document["machine"]["cpu"]
+    assert cpu["model"] and set(cpu["flags"]) == set(script.CPU_FLAGS) and cpu["available_cpus"] >= 1
+    assert cpu["model"] in (tmp_path / "smoke.md").read_text()
     assert "| de | 2 | 6 |" in (tmp_path / "smoke.md").read_text()

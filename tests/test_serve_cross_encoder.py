@@ -19,10 +19,12 @@ from sentence_transformers.cross_encoder import CrossEncoder
 from typer.testing import CliRunner
 
 from paraxl.cli.main import app as cli_app
+from paraxl.decision import model_scorers
 from paraxl.decision.cascade import CascadeRule
 from paraxl.decision.fusion import FusionRule
 from paraxl.decision.two_model_file import ModelIdentity, TwoModelRule, save_rule
 from paraxl.io.hashing import model_folder_fingerprint
+from paraxl.loading.model import ResolvedModel
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.modeling.cross_encoder import load_cross_encoder, open_cross_encoder_scorer
 from paraxl.serving.app import create_app
@@ -298,9 +300,18 @@ def test_serve_with_a_cascade_and_a_reranker(
                       "exact", model=str(tiny_model_dir), model_fingerprint=BiEncoder.load(tiny_model_dir).fingerprint,
                       ).save(tmp_path / "index")  # fmt: skip
     captured = capture_app(monkeypatch)
+    loads: list[Path] = []
+    load = model_scorers.cross_encoder_scorer
+
+    def counted(model: ResolvedModel, *args: Any) -> Any:
+        loads.append(model.folder)
+        return load(model, *args)
+
+    monkeypatch.setattr(model_scorers, "cross_encoder_scorer", counted)
     options = ["--cascade", str(rule), "--index", str(tmp_path / "index"), "--rerank", str(cross_dir)]
     result = runner.invoke(cli_app, ["serve", str(tiny_model_dir), *options])
     assert result.exit_code == 0, result.stderr
+    assert loads == [cross_dir]  # the rule's cross-encoder and the reranker are the same weights: loaded once
     assert "cascade of this model and the cross-encoder" in result.stdout and "rerank with" in result.stdout
     with serving(captured["app"]) as url, httpx.Client(base_url=url, timeout=60) as http:
         results = http.post("/paraphrase", json={"pairs": PAIRS[:2]}).json()["results"]

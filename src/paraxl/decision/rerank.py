@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from paraxl.decision.scorers import Pair, PairScorer
-from paraxl.errors import InputError
+from paraxl.errors import InputError, ModelFormatError
 
 Hit = TypeVar("Hit")
 
@@ -59,7 +59,8 @@ def rerank_hits(
         queries: (q,) the query texts.
         hits: (q,) lists of hits, best first as the bi-encoder ranked them.
         text_of: a hit's text; None (an index that keeps no texts) raises :class:`InputError`.
-        scorer: the cross-encoder (any :class:`PairScorer`; higher = more relevant).
+        scorer: the cross-encoder (any :class:`PairScorer`; higher = more relevant); a wrong number of
+            scores, or a non-finite one, raises :class:`ModelFormatError`.
         keep: how many reranked hits to return per query (None: all).
     """
     if len(queries) != len(hits):
@@ -75,8 +76,10 @@ def rerank_hits(
                 )
             pairs.append((query, text))
     scores = np.asarray(scorer.score(pairs), dtype=np.float64).reshape(-1)  # (sum of hits,)
-    if scores.shape != (len(pairs),) or not np.isfinite(scores).all():
-        raise InputError(f"the cross-encoder gave {scores.size} scores for {len(pairs)} pairs, or non-finite ones")
+    if scores.shape != (len(pairs),) or not np.isfinite(scores).all():  # the model's fault, not the input's
+        raise ModelFormatError(
+            f"the cross-encoder gave {scores.size} scores for {len(pairs)} pairs, or non-finite ones"
+        )
     out: list[list[Reranked[Hit]]] = []
     offset = 0
     for row in hits:

@@ -35,23 +35,19 @@ from paraxl.inference.cross_encoder_onnx import (
     graph_fields,
 )
 from paraxl.inference.onnx_export import (  # the bi-encoder export's record and quantization, shared
-    _MAX_SINGLE_FILE_BYTES,
     OPSET,
     QUANTIZATION,
     ExportReport,
     _file_entry,
+    _file_matches,
     _new_manifest,
+    _ready_to_trace,
     _root_logging_contained,
 )
-from paraxl.inference.onnx_files import (
-    BACKEND_FILES,
-    FORMAT_VERSION,
-    ExportedFile,
-    manifest_path,
-    read_manifest,
-)
+from paraxl.inference.onnx_export import _current_manifest as _current_record
+from paraxl.inference.onnx_files import BACKEND_FILES, ExportedFile, manifest_path
 from paraxl.io.atomic import atomic_path, write_json_atomic
-from paraxl.io.hashing import file_sha256, model_folder_fingerprint
+from paraxl.io.hashing import model_folder_fingerprint
 from paraxl.io.locks import folder_lock
 from paraxl.modeling.cross_encoder import check_one_output, check_raw_pairs, is_cross_encoder, load_cross_encoder
 
@@ -93,22 +89,14 @@ def export_cross_encoder(folder: Path, int8: bool = True, force: bool = False) -
 
 def _current_manifest(folder: Path, fingerprint: str) -> dict[str, Any] | None:
     """The record if it is a cross-encoder's, of this format, for the current weights; else None (re-export)."""
+    manifest = _current_record(folder, fingerprint)  # readable, this format, these weights
+    if manifest is None or manifest.get("kind") != CROSS_ENCODER_KIND:
+        return None
     try:
-        manifest = read_manifest(folder)
-        if manifest is None or manifest.get("kind") != CROSS_ENCODER_KIND:
-            return None
         graph_fields(manifest, folder)
     except ModelFormatError:
         return None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        return None
-    return manifest if manifest.get("source_fingerprint") == fingerprint else None
-
-
-def _file_matches(folder: Path, manifest: dict[str, Any], backend: str) -> bool:
-    entry = manifest["files"].get(backend)
-    path = folder / BACKEND_FILES[backend]
-    return isinstance(entry, dict) and path.is_file() and file_sha256(path) == entry.get("sha256")
+    return manifest
 
 
 def _export_fp32(folder: Path) -> tuple[dict[str, Any], tuple[str, ...], int]:
@@ -132,13 +120,7 @@ def _trace(folder: Path, path: Path) -> tuple[tuple[str, ...], int]:
     classifier = model.model
     if classifier is None:
         raise ModelFormatError(f"{folder}: the cross-encoder has no Hugging Face model to export")
-    size = sum(p.numel() * p.element_size() for p in classifier.parameters())
-    if size > _MAX_SINGLE_FILE_BYTES:
-        raise ModelFormatError(
-            f"{folder}: {size / 2**30:.1f} GiB of weights is too large for a single-file ONNX export"
-        )
-    if hasattr(classifier, "set_attn_implementation"):
-        classifier.set_attn_implementation("eager")
+    _ready_to_trace(classifier, folder)
     max_length = int(model.max_length)
     # the tokenizer call CrossEncoder.predict makes: its output names are the graph's inputs
     features = model.tokenizer(

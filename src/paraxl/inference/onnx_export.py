@@ -253,17 +253,24 @@ def _export_fp32(folder: Path) -> dict[str, Any]:
     return _file_entry(folder, "onnx", checked_max_abs_diff=hidden, **{EMBEDDING_CHECK_KEY: embedding})
 
 
-def _trace(folder: Path, path: Path) -> None:
-    """Export ``folder``'s backbone to ``path``; the traced model is dropped on return (the check loads its own)."""
-    encoder = BiEncoder.load(folder)
-    backbone = encoder.backbone.eval()
-    size = sum(p.numel() * p.element_size() for p in backbone.parameters())
+def _ready_to_trace(model: torch.nn.Module, folder: Path) -> None:
+    """Refuse weights too large for one ONNX file (protobuf's 2 GiB), and switch a Hugging Face model to
+    eager attention (why: the module docstring); shared by the bi-encoder and cross-encoder exports."""
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
     if size > _MAX_SINGLE_FILE_BYTES:
         raise ModelFormatError(
             f"{folder}: {size / 2**30:.1f} GiB of weights is too large for a single-file ONNX export"
         )
-    if hasattr(backbone, "set_attn_implementation"):
-        backbone.set_attn_implementation("eager")
+    set_attention = getattr(model, "set_attn_implementation", None)
+    if callable(set_attention):
+        set_attention("eager")
+
+
+def _trace(folder: Path, path: Path) -> None:
+    """Export ``folder``'s backbone to ``path``; the traced model is dropped on return (the check loads its own)."""
+    encoder = BiEncoder.load(folder)
+    backbone = encoder.backbone.eval()
+    _ready_to_trace(backbone, folder)
     wrapper = _Backbone(backbone).eval()
     trace = encoder.tokenize(list(_TRACE_TEXTS), prompt_name="")  # padded to the longer text
     with torch.no_grad(), warnings.catch_warnings():

@@ -149,6 +149,8 @@ def rule_results(decisions: RuleDecisions, observer: PairObserver | None) -> lis
 
 
 class HitLike(Protocol):
+    """A search hit as the reranker reads it (``paraxl.serving.index.SearchHit``)."""
+
     @property
     def id(self) -> str: ...
 
@@ -165,7 +167,7 @@ def reranked_results(
     """``/search``'s results: each query's hits re-scored by the cross-encoder, the best ``k`` kept."""
     try:
         reranked = rerank_hits(queries, hits, lambda hit: hit.text, reranker.for_purpose(RERANK), keep=k)
-    except InputError as exc:  # an index without texts: the server's configuration, not the request
+    except InputError as exc:  # hits without texts (the index keeps none): the server's configuration
         raise ServiceError(NOT_CONFIGURED, str(exc)) from None
     return [[_reranked_hit(item) for item in row] for row in reranked]
 

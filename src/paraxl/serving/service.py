@@ -31,7 +31,9 @@ from paraxl.modeling.batching import Tokenized
 from paraxl.modeling.protocol import SentenceEncoder
 from paraxl.retrieval import paired_cosine
 from paraxl.serving.cross_encoding import (
+    PARAPHRASE,
     FunctionScorer,
+    HitLike,
     PairObserver,
     PairRule,
     SerialPairScorer,
@@ -66,20 +68,11 @@ DEFAULT_K = 10
 # ---------------------------------------------------------------- what the service needs from others
 
 
-class SearchHitLike(Protocol):
-    """One search result (``paraxl.serving.index.SearchHit``)."""
+class SearchHitLike(HitLike, Protocol):
+    """One search result (``paraxl.serving.index.SearchHit``): a reranker's hit (id, text, score) and its rank."""
 
     @property
     def rank(self) -> int: ...
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def text(self) -> str | None: ...
-
-    @property
-    def score(self) -> float: ...
 
 
 class IndexInfoLike(Protocol):
@@ -259,7 +252,7 @@ class ParaxlService:
             first, second = self._pairs(pairs)  # validated before any model runs
             prompt = self.rule.prompt_name  # the prompt the rule's cosines were fitted with
             cosines = FunctionScorer(lambda batch: self._pair_scores(batch, prompt))
-            decider = RuleDecider(self.rule.rule, cosines, self.rule.cross.for_purpose("paraphrase"))
+            decider = RuleDecider(self.rule.rule, cosines, self.rule.cross.for_purpose(PARAPHRASE))
             return rule_results(decider.decide(list(zip(first, second, strict=True))), self._pair_observer)
         if self.decider is None:
             raise ServiceError(

@@ -83,13 +83,15 @@ def train_cross_encoder_config(
         console.print(message, markup=False, soft_wrap=True, highlight=False)
 
     output = Path(config.output_dir)
-    prepare_output(output, overwrite)
+    check_output_folder(output, overwrite)
     folder = data_folder(config, data_dir)
     pairs = read_train_pairs(config.data, folder)
     validation = read_validation(config.validation, folder) if config.validation is not None else None
+    model_folder = resolve_model_folder(config.model.name)
+    if overwrite:  # only now: a config that fails on its data or model leaves the earlier run as it was
+        remove_run(output)
     settings = resume_settings(config)
     resume = read_resume(output, settings)
-    model_folder = resolve_model_folder(config.model.name)
     write_json(output / "config.json", config.model_dump(mode="json"))
     loaded = load_for_training(model_folder, config.model.max_seq_length, config.seed, say)
     say(f"training a cross-encoder on {len(pairs.rows)} labelled pairs ({config.epochs} epochs, {model_folder})")
@@ -120,14 +122,18 @@ def train_cross_encoder_config(
     )
 
 
-def prepare_output(output: Path, overwrite: bool) -> None:
-    """Refuse a finished run's folder (unless ``overwrite``: its run is removed first) and a bi-encoder's."""
+def check_output_folder(output: Path, overwrite: bool) -> None:
+    """Refuse a finished run's folder (unless ``overwrite``: see :func:`remove_run`) and a bi-encoder's."""
     check_writable(output, "folder")  # before anything is loaded or read
     if (output / "checkpoints").is_dir():
         raise InputError("holds a bi-encoder run (checkpoints/); choose another output_dir", output)
     if (output / SUMMARY_FILE).exists() and not overwrite:
         raise InputError("holds a finished run; choose another output_dir or pass --overwrite", output)
-    if overwrite and output.is_dir():  # start over: this trainer's files go, nothing else
+
+
+def remove_run(output: Path) -> None:
+    """Start over (``--overwrite``): this trainer's files in ``output`` go, nothing else."""
+    if output.is_dir():
         for path in output.iterdir():
             if path.is_dir() and (re.fullmatch(r"checkpoint-\d+", path.name) or path.name == "final"):
                 shutil.rmtree(path)
