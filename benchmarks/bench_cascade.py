@@ -30,16 +30,14 @@ Wall time per 1,000 pairs, on the first ``--timing-pairs`` test pairs (all langu
 bi alone, cross alone, each cascade (bi on every pair + CE on the in-band pairs, through
 ``CascadeScorer``) and fusion (both on every pair).
 
-Writes ``benchmarks/results/<name>.json``, ``<name>.md`` and ``<name>.png`` (accuracy vs share of
-pairs sent to the cross-encoder, with both models' lines).
+Writes ``benchmarks/results/<name>.json`` and ``<name>.md`` (naming the CPU and its instruction-set flags,
+:mod:`paraxl.evaluation.bench_report`), and ``<name>.png`` (accuracy vs share of pairs sent to the
+cross-encoder, with both models' lines).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -55,6 +53,7 @@ from paraxl.decision.fusion import FusionScorer, fit_fusion
 from paraxl.decision.model_scorers import bi_encoder_scorer, cross_encoder_scorer
 from paraxl.decision.scorers import PairScorer
 from paraxl.decision.threshold import best_threshold
+from paraxl.evaluation.bench_report import cpu_info, present_flags, write_report
 from paraxl.evaluation.cross_encoder_eval import cross_encoder_backend
 from paraxl.evaluation.pawsx_cross import score_cells
 from paraxl.evaluation.pawsx_protocol import PawsxResult, evaluate_pawsx, read_labelled
@@ -65,6 +64,8 @@ from paraxl.loading.backends import INFERENCE_BACKENDS
 from paraxl.loading.model import ResolvedModel, resolve_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# the instruction-set flags that decide the fp32 and int8 matmul kernels (the timings hinge on them)
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8")
 BUDGETS = (0.1, 0.2, 0.3, 0.4, 0.5, 1.0)
 TARGET = "cascade@target"
 TARGET_MARGIN = 0.005  # the issue's bar: within 0.5 points of the cross-encoder ...
@@ -230,10 +231,12 @@ def timings(
 
 
 def markdown(document: dict[str, Any]) -> str:
-    models = document["models"]
+    models, cpu = document["models"], document["machine"]["cpu"]
     lines = [f"# Cascade and fusion: {models['bi']['spec']} + {models['cross']['spec']}", ""]
+    flags = ", ".join(present_flags(cpu)) or "none listed"
     lines += [f"PAWS-X resplit, rules fitted on validation, scored on test; cross-encoder on "
-              f"{models['cross']['backend']}. {document['note']}", ""]  # fmt: skip
+              f"{models['cross']['backend']}. {document['note']}. Timings: {cpu['model']}, "
+              f"{cpu['available_cpus']} CPUs, flags: {flags}.", ""]  # fmt: skip
     for section in ("monolingual", "en_to_xx"):
         block = document.get(section)
         if not block:
@@ -301,11 +304,8 @@ def plot(document: dict[str, Any], path: Path) -> None:
 
 
 def write(document: dict[str, Any], args: argparse.Namespace) -> None:
-    args.output_dir.mkdir(parents=True, exist_ok=True)
     stem = args.output_dir / args.name
-    for suffix, text in ((".json", json.dumps(document, indent=2) + "\n"), (".md", markdown(document))):
-        with atomic_path(stem.with_suffix(suffix), suffix=suffix) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+    write_report(stem, document, markdown(document))  # makes the folder
     plot(document, stem.with_suffix(".png"))
     print(f"wrote {stem}.json, .md and .png", flush=True)
 
@@ -347,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "en_to_xx": {key: en_row[key] for key in ("rows", "target", "n_fit")} if en_row else None,
         "timings": timings(bi, cross, mono, mono["rules"], args.timing_pairs),
         "seconds": time.perf_counter() - start,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": {"cpu": cpu_info(CPU_FLAGS)},
         "versions": library_versions(),
         "git": git_commit(),
     }

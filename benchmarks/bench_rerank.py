@@ -37,9 +37,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, parse_languages
-from paraxl.decision.model_scorers import cross_encoder_scorer
+from paraxl.decision.model_scorers import cross_encoder_scorer, is_cross_encoder_model
 from paraxl.decision.rerank import rerank_hits
 from paraxl.decision.scorers import PairScorer
+from paraxl.errors import InputError, ParaxlError
 from paraxl.evaluation.bench_report import cpu_info, present_flags, write_report
 from paraxl.evaluation.pawsx_cross import cell_pairs
 from paraxl.evaluation.pawsx_protocol import read_labelled
@@ -167,11 +168,15 @@ def write(document: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"wrote {stem}.json and .md", flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
+def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Every language's row, the means and the provenance; bad input (data, models) raises ParaxlError."""
     languages = parse_languages(args.languages, PAWSX_LANGUAGES, "PAWS-X")
     pairs = read_labelled(args.data_dir, "test", sorted({"en", *languages}), "resplit")
     bi_model, cross_model = resolve_model(args.bi), resolve_model(args.cross)
+    if not is_cross_encoder_model(cross_model):  # config checks, before either model loads
+        raise InputError(f"--cross {args.cross} is not a cross-encoder (a sentence embedder); this benchmark needs one")
+    if is_cross_encoder_model(bi_model):
+        raise InputError(f"--bi {args.bi} is a cross-encoder; this benchmark searches with a bi-encoder")
     encoder = bi_model.load().encoder
     cross = cross_encoder_scorer(cross_model)
     cross.score([("warm", "up")])  # first-call allocations stay out of the timings
@@ -181,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for language in languages:
         rows[language] = run_language(encoder, cross, retrieval_set(pairs["en"], pairs[language], args.limit), args)
         print(f"en -> {language}: {rows[language]['reranked']} ({time.perf_counter() - start:.0f} s)", flush=True)
-    document = {
+    return {
         "benchmark": "bench_rerank",
         "models": {
             name: {"spec": model.spec, "fingerprint": model.weights_fingerprint}
@@ -199,8 +204,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         "versions": library_versions(),
         "git": git_commit(),
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run and write the report; bad input is one ``error:`` line and exit status 2, no traceback."""
+    args = parse_args(argv)
+    try:
+        document = benchmark(args)
+    except ParaxlError as problem:
+        print(f"error: {problem}", flush=True)
+        return 2
     write(document, args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

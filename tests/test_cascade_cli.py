@@ -222,6 +222,8 @@ def test_the_cascade_benchmark_runs_on_tiny_models(bi_dir: Path, cross_dir: Path
         assert check["meets_bar"] is meets and check["test_share_sent"] == target["test_share_sent"]
     markdown = (tmp_path / "smoke.md").read_text()
     assert markdown.count("| cascade@") == 14 and markdown.count("cascade@target: fitted for validation") == 2
+    cpu = document["machine"]["cpu"]  # the shared report writer's CPU record (evaluation/bench_report.py)
+    assert cpu["model"] in markdown and set(cpu["flags"]) == set(script.CPU_FLAGS) and cpu["available_cpus"] >= 1
     assert (tmp_path / "smoke.png").stat().st_size > 1000
 
 

@@ -21,7 +21,7 @@ from paraxl.data.readers import PAWSX_LANGUAGES
 from paraxl.decision.model_scorers import cross_encoder_scorer
 from paraxl.errors import InputError, ModelFormatError
 from paraxl.inference import cross_encoder_export
-from paraxl.inference.cross_encoder_check import SCORE_TOLERANCE
+from paraxl.inference.cross_encoder_check import SCORE_TOLERANCE, refusal
 from paraxl.inference.cross_encoder_export import export_cross_encoder
 from paraxl.inference.cross_encoder_onnx import OnnxCrossEncoderScorer
 from paraxl.inference.onnx_encoder import OnnxEncoder
@@ -198,6 +198,21 @@ def test_a_planted_truncation_bug_is_refused_and_leaves_no_file(
     with pytest.raises(ModelFormatError, match="does not reproduce torch"):
         export_cross_encoder(folder)
     assert not (folder / BACKEND_FILES["onnx"]).exists() and read_manifest(folder) is None
+
+
+def test_a_refused_export_states_the_measured_difference_the_tolerance_and_the_likely_cause(tmp_path: Path) -> None:
+    """Just above the fp32 tolerance (within 10x on scores and logits) is rounding, not an unsupported
+    architecture; farther, NaN, or outside the int8 bound, the graph does not compute the model."""
+    near = refusal(tmp_path, "onnx", 2.8e-5, 1.37e-4, 2.56)  # measured on a steep tiny head: 2.8x the bound
+    assert "max abs difference 2.8e-05 in the scores, 0.000137 in the logits" in near
+    assert "the tolerance is 1e-05 on scores, 0.000256 on logits" in near
+    assert "just above the tolerance" in near and "not supported by" not in near
+    for scores, logits in ((1.01e-4, 1e-4), (5e-6, 1.1e-3), (float("nan"), float("nan")), (0.3, 2.0)):
+        far = refusal(tmp_path, "onnx", scores, logits, 1.0)
+        assert far.endswith("this architecture is not supported by the ONNX backend"), far
+        assert "just above" not in far and "the tolerance is 1e-05 on scores, 0.0001 on logits" in far
+    int8 = refusal(tmp_path, "onnx-int8", 0.3, 2.0, 1.0)
+    assert "0.3 in the scores" in int8 and "the int8 bound is 0.25 on scores" in int8 and "just above" not in int8
 
 
 def test_stale_or_missing_exports_say_what_to_run(ce_dir: Path, tmp_path: Path) -> None:

@@ -154,6 +154,15 @@ def test_search_rerank_refusals_are_one_line(
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err
 
 
+def test_search_refuses_a_reranker_that_is_no_cross_encoder_before_loading_the_index(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The config check comes first: a missing index folder is not even looked at."""
+    code, _, err = run("search", str(tmp_path / "no-index"), "the cat", "--rerank", str(tiny_model_dir))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"--rerank {tiny_model_dir} is not a cross-encoder" in err
+
+
 def write_pawsx(path: Path, rows: list[tuple[str, str, str, int]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["id\tsentence1\tsentence2\tlabel", *(f"{key}\t{a}\t{b}\t{label}" for key, a, b, label in rows)]
@@ -186,3 +195,27 @@ def test_the_rerank_benchmark_runs_on_tiny_models(tiny_model_dir: Path, cross_di
     assert cpu["model"] and set(cpu["flags"]) == set(script.CPU_FLAGS) and cpu["available_cpus"] >= 1
     assert cpu["model"] in (tmp_path / "smoke.md").read_text()
     assert "| de | 2 | 6 |" in (tmp_path / "smoke.md").read_text()
+
+
+def test_the_rerank_benchmark_refuses_bad_input_in_one_error_line(
+    tiny_model_dir: Path, cross_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing data folder, a --cross that is a sentence embedder, a --bi that is a cross-encoder:
+    one ``error:`` line and exit status 2, as bench_cross_encoder_onnx does (no traceback)."""
+    from .scripts import load_benchmark_script
+
+    root = tmp_path / "data"
+    for language in ("en", "de"):
+        write_pawsx(root / "pawsx" / "resplit" / language / "test.tsv", [("t1", "the cat", "le chat", 1)])
+    script = load_benchmark_script("bench_rerank")
+    cases = [
+        (tiny_model_dir, cross_dir, tmp_path / "no-data", "no-data"),
+        (tiny_model_dir, tiny_model_dir, root, f"--cross {tiny_model_dir} is not a cross-encoder"),
+        (cross_dir, cross_dir, root, f"--bi {cross_dir} is a cross-encoder"),
+    ]
+    for bi, cross, data, message in cases:
+        code = script.main(["--bi", str(bi), "--cross", str(cross), "--data-dir", str(data), "--languages", "en,de",
+                            "--output-dir", str(tmp_path / "out")])  # fmt: skip
+        out = capsys.readouterr().out
+        assert code == 2 and out.count("\n") == 1 and out.startswith("error: ") and message in out, out
+    assert not (tmp_path / "out").exists()

@@ -22,7 +22,11 @@ from paraxl.cli.main import app as cli_app
 from paraxl.decision import model_scorers
 from paraxl.decision.cascade import CascadeRule
 from paraxl.decision.fusion import FusionRule
-from paraxl.decision.two_model_file import ModelIdentity, TwoModelRule, save_rule
+from paraxl.decision.rule_decider import backend_note
+from paraxl.decision.scorers import PairScorer
+from paraxl.decision.two_model_file import ModelIdentity, TwoModelRule, load_rule, save_rule
+from paraxl.inference.cross_encoder_export import export_cross_encoder
+from paraxl.inference.cross_encoder_onnx import OnnxCrossEncoderScorer
 from paraxl.io.hashing import model_folder_fingerprint
 from paraxl.loading.model import ResolvedModel
 from paraxl.modeling.bi_encoder import BiEncoder
@@ -31,6 +35,7 @@ from paraxl.serving.app import create_app
 from paraxl.serving.cross_encoding import PairRule, SerialPairScorer
 from paraxl.serving.service import ParaxlService, ServiceError
 
+from .test_cross_encoder_onnx import save_cross_encoder
 from .test_http import serving
 from .test_metrics import sample
 from .test_service import DOCS, FakeDecider, FakeSearcher
@@ -328,6 +333,8 @@ def test_serve_with_a_cascade_and_a_reranker(
         (["--threshold", "0.5"], "--threshold does not apply with --cascade"),
         (["--rerank", "CROSS"], "--rerank re-scores search hits: it needs --index"),
         (["--cross-encoder", "CROSS"], "--cross-encoder goes with --cascade"),
+        (["--cross-backend", "onnx"], "--cross-backend goes with --cascade RULE_FILE or --rerank"),
+        (["--cascade", "RULE", "--cross-backend", "int4"], "unknown --cross-backend 'int4'"),
     ],
 )
 def test_serve_refuses_options_that_do_not_go_together(
@@ -337,7 +344,7 @@ def test_serve_refuses_options_that_do_not_go_together(
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("must not start"))
     rule = write_rule(tmp_path / "cascade.json", tiny_model_dir, cross_dir)
     with_rule = ["--cascade", str(rule)] if options[0] == "--threshold" else []
-    args = [str(cross_dir) if value == "CROSS" else value for value in options]
+    args = [{"CROSS": str(cross_dir), "RULE": str(rule)}.get(value, value) for value in options]
     result = runner.invoke(cli_app, ["serve", str(tiny_model_dir), *with_rule, *args])
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
@@ -363,3 +370,57 @@ def test_serve_refuses_a_rule_of_other_weights_and_a_reranker_that_is_no_cross_e
     assert len(result.stderr.strip().splitlines()) == 1 and "is a cross-encoder; paraxl serve needs a bi-encoder" in (
         result.stderr
     )
+
+
+@pytest.fixture(scope="module")
+def exported_cross_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ONNX tests' tiny cross-encoder with its fp32 and int8 exports (``cross_dir``'s steeper head
+    puts its fp32 export 2.8e-5 from torch's scores, outside the 1e-5 bound: refused)."""
+    folder = save_cross_encoder(tiny_model_dir, tmp_path_factory.mktemp("cross-export") / "ce")
+    export_cross_encoder(folder)
+    return folder
+
+
+def test_serve_runs_the_cross_encoders_on_cross_backend_with_the_note_of_pi(
+    tiny_model_dir: Path, exported_cross_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule fitted on torch scores, served with --cross-backend onnx-int8: exactly pi's note on stderr, and
+    the int8 export (loaded once for the rule and --rerank) gives /paraphrase's and /search's cross scores
+    (oracle: the int8 scorer itself, told apart from torch); onnx (fp32: torch's scores) says nothing."""
+    from paraxl.serving.index import VectorIndex
+
+    folder, bi = exported_cross_dir, BiEncoder.load(tiny_model_dir)
+    rule = write_rule(tmp_path / "cascade.json", tiny_model_dir, folder)  # no recorded backend: torch
+    ids = [f"d{i}" for i in range(len(DOCS))]
+    VectorIndex.build(bi.encode(DOCS), ids, DOCS, "exact", model=str(tiny_model_dir),
+                      model_fingerprint=bi.fingerprint).save(tmp_path / "index")  # fmt: skip
+    int8 = OnnxCrossEncoderScorer.load(folder, "onnx-int8")
+    torch_scores = open_cross_encoder_scorer(folder).score(PAIRS)
+    assert np.abs(int8.score(PAIRS) - torch_scores).max() > 1e-6  # int8 is told apart from torch below
+    loads: list[str] = []
+    load = model_scorers.cross_encoder_scorer
+
+    def counted(model: ResolvedModel, *args: Any) -> Any:
+        loads.append(model.backend)
+        return load(model, *args)
+
+    monkeypatch.setattr(model_scorers, "cross_encoder_scorer", counted)
+    scorers: dict[str, PairScorer] = {"onnx-int8": int8, "onnx": open_cross_encoder_scorer(folder)}
+    for backend, scorer in scorers.items():
+        loads.clear()
+        captured = capture_app(monkeypatch)
+        options = ["--cascade", str(rule), "--cross-backend", backend, "--index", str(tmp_path / "index")]
+        result = runner.invoke(cli_app, ["serve", str(tiny_model_dir), *options, "--rerank", str(folder)])
+        assert result.exit_code == 0, result.stderr
+        assert loads == [backend]  # the rule's cross-encoder and the reranker: one model, on --cross-backend
+        notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+        expected_note = backend_note(load_rule(rule), "torch", backend)
+        assert notes == ([expected_note] if expected_note is not None else [])
+        assert (backend == "onnx-int8") == (expected_note is not None)
+        with TestClient(captured["app"]) as client:
+            results = client.post("/paraphrase", json={"pairs": PAIRS}).json()["results"]
+            hits = client.post("/search", json={"query": "the cat", "k": 3, "rerank": True}).json()["results"][0]
+        assert [r["decided_by"] for r in results] == ["cross"] * len(PAIRS)
+        np.testing.assert_allclose([r["cross_score"] for r in results], scorer.score(PAIRS), atol=2e-6)
+        expected = scorer.score([("the cat", hit["text"]) for hit in hits])
+        np.testing.assert_allclose([hit["cross_score"] for hit in hits], expected, atol=2e-6)

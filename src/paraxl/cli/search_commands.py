@@ -250,7 +250,7 @@ def search(
     With --rerank CE the cross-encoder re-scores the first --rerank-top-k hits of each query and the
     best -k come out in its order, with both scores (cross_score, and the cosine as score) and bi_rank.
     """
-    from paraxl.cli.search_rerank import RERANK_COLUMNS, open_reranker, rerank_depth, rerank_results
+    from paraxl.cli.search_rerank import RERANK_COLUMNS, open_reranker, rerank_depth, rerank_results, resolve_reranker
     from paraxl.io.text_input import check_unicode, read_texts
     from paraxl.serving.index import VectorIndex
 
@@ -265,6 +265,7 @@ def search(
     if rerank is None and rerank_top_k is not None:
         raise InputError("--rerank-top-k goes with --rerank CROSS_ENCODER")
     depth = rerank_depth(k, rerank_top_k) if rerank is not None else k
+    cross = resolve_reranker(rerank) if rerank is not None else None  # a sentence embedder: refused before any load
     if queries is not None:
         texts = read_texts(queries, "txt")
     else:
@@ -276,7 +277,7 @@ def search(
         index.set_search_params(**search_params)
     encoder = _query_model(index, model, backend, allow_model_mismatch, allow_hub_model).encoder
     prompt = prompt_name if prompt_name is not None else index.info.prompt_name
-    reranker = open_reranker(rerank, batch_size) if rerank is not None else None
+    reranker = open_reranker(cross, batch_size) if cross is not None else None
     start = time.perf_counter()
     vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt)
     results = index.search(vectors, depth)

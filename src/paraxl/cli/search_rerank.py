@@ -19,6 +19,7 @@ from paraxl.serving.index import SearchHit
 
 if TYPE_CHECKING:
     from paraxl.decision.scorers import PairScorer
+    from paraxl.loading.model import ResolvedModel
 
 RERANK_COLUMNS = ("bi_rank", "cross_score")
 
@@ -39,13 +40,26 @@ def rerank_depth(k: int, top_k: int | None) -> int:
         raise InputError(f"--rerank-top-k: {exc}") from None
 
 
-def open_reranker(spec: str, batch_size: int) -> PairScorer:
-    """The cross-encoder ``spec`` (torch), refused in one line if it is a sentence embedder."""
-    from paraxl.decision.model_scorers import cross_encoder_scorer
+def resolve_reranker(spec: str) -> ResolvedModel:
+    """The cross-encoder ``spec`` on torch, refused in one line if it is a sentence embedder: a config check,
+    made before the index and the bi-encoder load."""
     from paraxl.loading.model import resolve_model
+    from paraxl.modeling.cross_encoder import is_cross_encoder
 
     model = resolve_model(spec, "torch")
-    with errors.status(Text(f"loading the cross-encoder {shown(spec)}")):  # stderr: stdout may be data
+    if not is_cross_encoder(model.folder):
+        raise InputError(
+            f"--rerank {spec} is not a cross-encoder (a sentence embedder: its folder has no sequence-classification "
+            "head)"
+        )
+    return model
+
+
+def open_reranker(model: ResolvedModel, batch_size: int) -> PairScorer:
+    """The scorer of the cross-encoder ``model`` (from :func:`resolve_reranker`)."""
+    from paraxl.decision.model_scorers import cross_encoder_scorer
+
+    with errors.status(Text(f"loading the cross-encoder {shown(model.spec)}")):  # stderr: stdout may be data
         return cross_encoder_scorer(model, batch_size)
 
 

@@ -70,6 +70,16 @@ def serve(
         str | None,
         typer.Option(help="a cross-encoder folder: /search accepts rerank: true (re-scores the hits; needs --index)"),
     ] = None,
+    cross_backend: Annotated[
+        str | None,
+        typer.Option(
+            "--cross-backend",
+            help="with --cascade/--rerank: the cross-encoder's backend, torch (default), onnx, onnx-int8 or auto. "
+            "The rule file stores the weights fingerprint (the same on every backend; other weights are refused) "
+            "and the backend it was fitted on; an int8 export (its own export fingerprint, the same weights) is "
+            "accepted for a rule fitted on fp32 scores, or the reverse, with a one-line note on stderr",
+        ),
+    ] = None,
     max_batch: Annotated[int, typer.Option(min=1, help="most texts, pairs or queries per request")] = 256,
     max_text_chars: Annotated[int, typer.Option(min=1, help="longest text in characters (longer: 413)")] = 2000,
     max_k: Annotated[int, typer.Option(min=1, help="most search hits per query")] = 100,
@@ -121,7 +131,7 @@ def serve(
     """
     import uvicorn
 
-    from paraxl.cli.serve_cross import open_cross, paraphrase_decider, resolve_cross
+    from paraxl.cli.serve_cross import on_cross_backend, open_cross, paraphrase_decider, resolve_cross
     from paraxl.decision.threshold import check_cosine_threshold
     from paraxl.serving.app import create_app
     from paraxl.serving.auth import check_api_key
@@ -152,12 +162,13 @@ def serve(
     setup = resolve_cross(  # a rule of other weights, or a --rerank model that is no cross-encoder: refused here
         model, backend, threshold=threshold, cascade=cascade, cross_encoder=cross_encoder, rerank=rerank, index=index
     )
+    setup = on_cross_backend(setup, cross_backend)  # an unknown backend: refused; fitted on int8, now fp32: a note
     decider = paraphrase_decider(setup, threshold)
     # ONNX threads do not spin (unless PARAXL_ORT_SPINNING=1): the HTTP layer shares the cores (RESULTS.md)
     os.environ.setdefault(SPINNING_VARIABLE, "0")
+    rule, reranker = open_cross(setup, max_wait_seconds)  # first: a missing ONNX export fails before the bi-encoder
     loaded = load_resolved(setup.bi)
     searcher = _searcher(index, loaded) if index is not None else None
-    rule, reranker = open_cross(setup, max_wait_seconds)
     service = ParaxlService(
         loaded.encoder,
         model_name=model,

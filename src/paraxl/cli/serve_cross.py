@@ -2,19 +2,21 @@
 
 Everything that can be refused is refused before any weights load: a bad rule file, a bi-encoder or
 cross-encoder other than the weights the rule was fitted on (fingerprints), a ``--rerank`` model that
-is not a cross-encoder, options that do not go together. Then the cross-encoder is loaded once, even
-when the rule and ``--rerank`` name the same one.
+is not a cross-encoder, options that do not go together. ``--cross-backend`` runs the cross-encoders
+on torch (default), their ONNX export or ``auto`` (:func:`on_cross_backend`), with the one-line note of
+``pi --cascade`` when the rule was fitted on int8 scores and now gets fp32 ones, or the reverse. Then
+the cross-encoder is loaded once, even when the rule and ``--rerank`` name the same one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from paraxl.cli.common import console, print_note, shown
+from paraxl.cli.common import console, print_note, say, shown
 from paraxl.errors import InputError
 from paraxl.loading.model import resolve_model
 
@@ -73,6 +75,36 @@ def resolve_cross(
     return CrossSetup(models.bi, stored, models.cross, reranker)
 
 
+def on_cross_backend(setup: CrossSetup, requested: str | None) -> CrossSetup:
+    """``setup`` with its cross-encoders (the rule's and ``--rerank``'s) on ``--cross-backend`` ``requested``
+    (None: torch; ``auto``: the checked fp32 export if there is one, said on stderr), and the note of
+    :func:`~paraxl.decision.rule_decider.backend_note` when the rule was fitted on the other numeric kind."""
+    from paraxl.cli.cascade_command import check_cross_backend
+    from paraxl.decision.rule_decider import backend_note
+
+    if requested is not None and setup.rule_cross is None and setup.rerank is None:
+        raise InputError("--cross-backend goes with --cascade RULE_FILE or --rerank CROSS_ENCODER (the models it runs)")
+    chosen = requested or "torch"
+    check_cross_backend(chosen)
+    rule_cross = _on(setup.rule_cross, chosen) if setup.rule_cross is not None else None
+    if setup.rule is not None and rule_cross is not None:
+        note = backend_note(setup.rule, setup.bi.backend, rule_cross.backend)
+        if note is not None:
+            print_note(note)
+    rerank = _on(setup.rerank, chosen) if setup.rerank is not None else None
+    return replace(setup, rule_cross=rule_cross, rerank=rerank)
+
+
+def _on(model: ResolvedModel, requested: str) -> ResolvedModel:
+    """``model`` on the backend ``requested``; for ``auto``, which one and why, on stderr."""
+    from paraxl.cli.cascade_command import cross_encoder_on
+
+    moved, reason = cross_encoder_on(model, requested)
+    if requested == "auto":
+        say(f"cross-encoder {model.spec}: {reason}", stderr=True, style="dim")
+    return moved
+
+
 def paraphrase_decider(setup: CrossSetup, threshold: float | None) -> Decider | None:
     """The bi-encoder's calibration or ``--threshold`` (None: no /paraphrase, or a rule decides it)."""
     from paraxl.decision.decider import decider_for
@@ -108,6 +140,6 @@ def _load(model: ResolvedModel, max_wait: float) -> SerialPairScorer:
     from paraxl.decision.model_scorers import cross_encoder_scorer
     from paraxl.serving.cross_encoding import SerialPairScorer
 
-    with console.status(Text(f"loading the cross-encoder {shown(model.spec)}")):
+    with console.status(Text(f"loading the cross-encoder {shown(model.spec)} ({model.backend})")):
         scorer = cross_encoder_scorer(model)
     return SerialPairScorer(scorer, model.spec, model.weights_fingerprint, max_wait)
