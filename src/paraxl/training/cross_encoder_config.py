@@ -3,7 +3,8 @@
 A cross-encoder reads both sentences of a pair at once and is trained on labelled pairs with
 binary cross-entropy (:mod:`paraxl.training.cross_encoder`), so its config has none of the
 bi-encoder's group, loss, mining or step keys: the model, the pairs (the bi-encoder's ``pawsx`` and
-``pairs`` data kinds, read as labelled pairs), the batch size, learning rate, whole epochs, seed,
+``pairs`` data kinds, read as labelled pairs; PAWS-X resplit train may add cross-lingual pairs of
+the same ids, ``data.cross_lingual``), the batch size, learning rate, whole epochs, seed,
 the output folder and an optional PAWS-X validation after every epoch. The warm-up (10 % of the
 steps, then linear decay) is fixed: it is the benchmark script's, whose checkpoint folders such a
 run continues (see :func:`resume_settings`).
@@ -17,9 +18,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from paraxl.data.readers import PAWSX_LANGUAGES
+from paraxl.data.readers import PAWSX_LANGUAGES, check_languages
+from paraxl.errors import InputError
 from paraxl.loading.specs import DEFAULT_MODEL
 from paraxl.losses.step import SECTION_CONFIG
 from paraxl.training.cross_encoder import run_settings
@@ -50,8 +52,58 @@ class CrossEncoderValidation(_Strict):
     batch_size: int = Field(default=32, ge=1)  # pairs per forward pass
 
 
+class CrossLingual(_Strict):
+    """Add cross-lingual pairs of the same ids (:mod:`paraxl.data.cross_lingual_pairs`) to the train pairs."""
+
+    pairs_per_unit: int = Field(default=2, ge=1)  # per id: ordered language pairs drawn from the run's seed
+    languages: list[str] | None = None  # either side's language; None: the data section's languages
+
+    @field_validator("languages")
+    @classmethod
+    def _known(cls, languages: list[str] | None) -> list[str] | None:
+        try:
+            if languages is not None:
+                check_languages(languages, PAWSX_LANGUAGES, "PAWS-X")
+        except InputError as exc:
+            raise ValueError(exc.reason) from None
+        if languages is not None and len(languages) < 2:
+            raise ValueError("cross-lingual pairs need at least two languages")
+        return languages
+
+
+class CrossEncoderPawsxData(PawsxData):
+    """PAWS-X pairs; with ``cross_lingual``, also sentence1 of one language with sentence2 of another."""
+
+    cross_lingual: CrossLingual | None = None
+
+    @model_validator(mode="after")
+    def _train_split_only(self) -> CrossEncoderPawsxData:
+        if self.cross_lingual is None:
+            return self
+        # the resplit assigns whole ids to train / validation / test in every language at once, so its
+        # train ids give cross-lingual pairs that share no id with the held-out splits (shared/data
+        # README); pairs of a held-out split, or of the official files (whose test overlaps this
+        # train), would leak into evaluation
+        if (self.protocol, self.split) != ("resplit", "train"):
+            raise ValueError(
+                "cross_lingual pairs come from the resplit train split only: protocol resplit, split train"
+            )
+        outside = sorted(set(self.cross_languages) - set(self.languages or PAWSX_LANGUAGES))
+        if outside:
+            raise ValueError(f"cross_lingual languages {outside} are not among the data section's languages")
+        if len(self.cross_languages) < 2:
+            raise ValueError("cross-lingual pairs need at least two languages")
+        return self
+
+    @property
+    def cross_languages(self) -> list[str]:
+        """The languages cross-lingual pairs come from (the data section's where the option names none)."""
+        chosen = self.cross_lingual.languages if self.cross_lingual is not None else None
+        return list(chosen or self.languages or PAWSX_LANGUAGES)
+
+
 # the labelled pairs it trains on: the bi-encoder's data kinds that hold pairs with 0/1 labels
-CrossEncoderData = Annotated[PawsxData | PairsData, Field(discriminator="kind")]
+CrossEncoderData = Annotated[CrossEncoderPawsxData | PairsData, Field(discriminator="kind")]
 
 
 class CrossEncoderTrainConfig(_Strict):
@@ -91,9 +143,16 @@ def resume_settings(config: CrossEncoderTrainConfig) -> dict[str, Any]:
     ``--checkpoint-dir`` folder; other data is named by its whole section.
     """
     model, data = config.model, config.data
-    rows: dict[str, Any] = {"data": data.model_dump(mode="json")}
+    section = data.model_dump(mode="json")
+    if section.get("cross_lingual") is None:
+        section.pop("cross_lingual", None)  # absent: the settings of the runs from before the option
+    rows: dict[str, Any] = {"data": section}
     if isinstance(data, PawsxData) and (data.split, data.protocol, data.on_error) == ("train", "resplit", "raise"):
         rows = {"limit_train": None, "languages": list(data.languages or PAWSX_LANGUAGES)}
+        if isinstance(data, CrossEncoderPawsxData) and data.cross_lingual is not None:
+            # the effective languages: naming the data section's languages or leaving them out is one run
+            xling = {"pairs_per_unit": data.cross_lingual.pairs_per_unit, "languages": data.cross_languages}
+            rows["cross_lingual"] = xling
     return run_settings(
         model.name, config.epochs, config.batch_size, config.lr, model.max_seq_length, config.seed, rows
     )

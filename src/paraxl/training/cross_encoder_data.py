@@ -5,6 +5,8 @@ label`` files); every pair needs a 0/1 label, and pairs with PAWS-X's untranslat
 ``NS`` on either side are left out and counted (:func:`~paraxl.training.cross_encoder.usable_train_pairs`),
 as the benchmark script does. Pairs are taken language by language in the section's order, so
 the rows are those of ``benchmarks/cross_encoder_pawsx.py`` for the same languages.
+With ``data.cross_lingual`` (PAWS-X resplit train only, see the config), the cross-lingual pairs of
+the same rows (:mod:`paraxl.data.cross_lingual_pairs`, drawn from the run's seed) follow them.
 
 Validation is the PAWS-X protocol (:func:`~paraxl.evaluation.pawsx_protocol.evaluate_pawsx`) with
 the validation pairs as its fit pairs and no test pairs: one threshold fitted on all languages
@@ -15,10 +17,11 @@ per-epoch records.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paraxl.data.cross_lingual_pairs import cross_lingual_pairs
 from paraxl.data.pairs import LabeledPair, read_labeled_pairs
 from paraxl.data.readers import PAWSX_LANGUAGES, read_pawsx_pairs
 from paraxl.decision.scorers import PairScorer
@@ -26,7 +29,7 @@ from paraxl.errors import InputError
 from paraxl.evaluation.pawsx_protocol import evaluate_pawsx, read_labelled
 from paraxl.io.rows import RowPolicy
 from paraxl.training.cross_encoder import usable_train_pairs
-from paraxl.training.cross_encoder_config import CrossEncoderValidation
+from paraxl.training.cross_encoder_config import CrossEncoderPawsxData, CrossEncoderValidation
 from paraxl.training.data_config import PairsData, PawsxData
 
 
@@ -39,10 +42,14 @@ class TrainPairs:
     untranslated: dict[str, int]  # pairs left out for an ``NS`` side, per language
     skipped_rows: int  # bad rows skipped (data.on_error: skip)
     files: list[Path]
+    cross_lingual: dict[str, int] = field(default_factory=dict)  # cross-lingual pairs per "A-B" (in ``rows``)
 
 
-def read_train_pairs(spec: PawsxData | PairsData, data_dir: Path | None) -> TrainPairs:
-    """The usable labelled pairs of the config's ``data`` section; InputError for an unlabelled one or none."""
+def read_train_pairs(spec: PawsxData | PairsData, data_dir: Path | None, *, seed: int = 0) -> TrainPairs:
+    """The usable labelled pairs of the config's ``data`` section; InputError for an unlabelled one or none.
+
+    ``seed`` draws the cross-lingual pairs of ``data.cross_lingual`` (the run's seed).
+    """
     policy = RowPolicy(on_error=spec.on_error)
     if isinstance(spec, PawsxData):
         if data_dir is None:
@@ -62,10 +69,18 @@ def read_train_pairs(spec: PawsxData | PairsData, data_dir: Path | None) -> Trai
         check_labels(rows)
     usable, untranslated = usable_train_pairs(by_language, None)
     rows = [pair for language_rows in usable.values() for pair in language_rows]
+    cells: dict[str, int] = {}
+    if isinstance(spec, CrossEncoderPawsxData) and spec.cross_lingual is not None:
+        # the rows just read (all of them: a cross pair needs only its own two sides translated)
+        cross = cross_lingual_pairs(
+            by_language, languages=spec.cross_languages, pairs_per_unit=spec.cross_lingual.pairs_per_unit, seed=seed
+        )
+        rows += cross.rows
+        cells = cross.cells
     if not rows:
         raise InputError(f"no usable labelled pairs to train on in {', '.join(map(str, files))}")
     counts = {language: len(language_rows) for language, language_rows in usable.items()}
-    return TrainPairs(rows, counts, untranslated, policy.skipped, files)
+    return TrainPairs(rows, counts, untranslated, policy.skipped, files, cells)
 
 
 def check_labels(pairs: Sequence[LabeledPair]) -> None:

@@ -85,7 +85,7 @@ def train_cross_encoder_config(
     output = Path(config.output_dir)
     check_output_folder(output, overwrite)
     folder = data_folder(config, data_dir)
-    pairs = read_train_pairs(config.data, folder)
+    pairs = read_train_pairs(config.data, folder, seed=config.seed)
     validation = read_validation(config.validation, folder) if config.validation is not None else None
     model_folder = resolve_model_folder(config.model.name)
     if overwrite:  # only now: a config that fails on its data or model leaves the earlier run as it was
@@ -194,6 +194,7 @@ def run_record(
             "pairs": pairs.pairs,
             "pairs_total": len(pairs.rows),
             "untranslated_left_out": pairs.untranslated,
+            "cross_lingual_pairs": pairs.cross_lingual,  # per "A-B", included in pairs_total
             "skipped_rows": pairs.skipped_rows,
             "files": data_file_records(files, data_dir),
         },
