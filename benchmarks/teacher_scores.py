@@ -3,23 +3,23 @@
     .venv/bin/python benchmarks/teacher_scores.py --teacher runs/experiments/cross-encoder-3-epochs/checkpoint-1581 \\
         --data-dir ../shared/data --output runs/teacher/pawsx-resplit-train.tsv
 
-The pairs are those paraxl's trainer can draw from the PAWS-X resplit train units (read with the
+The pairs are those paraxl's trainer can draw inside the PAWS-X resplit train units (read with the
 trainer's own loader): every two texts of a unit (paraphrases) and every text with each of the
-unit's label-0 partners (non-paraphrases), each pair once. The teacher (a folder saved by
-``benchmarks/cross_encoder_pawsx.py --checkpoint-dir``, or any sentence-transformers
-``CrossEncoder`` with one output) scores them with a sigmoid; the output is the TSV that
-``distill.scores`` reads (``sentence1 / sentence2 / score``). Bad input (no data folder, unknown
-language, a folder that is not a model) prints one ``error:`` line and exits 2.
+unit's label-0 partners (non-paraphrases), each pair once (``paraxl silver-pairs --pairs in-unit``).
+They are written to ``OUTPUT.pairs.tsv`` and scored by ``paraxl label`` (the library behind it:
+:mod:`paraxl.training.pair_labels`) with the teacher, a cross-encoder folder (one output logit;
+e.g. saved by ``benchmarks/cross_encoder_pawsx.py --checkpoint-dir``). The output is the TSV that
+``distill.scores`` reads (``sentence1 / sentence2 / score``, the sigmoid), as before ``paraxl label``
+existed. Bad input (no data folder, unknown language, a folder that is not a cross-encoder) prints
+one ``error:`` line and exits 2.
 
 ``--gold-labels`` instead of ``--teacher`` writes the same pairs with their gold labels (1
 paraphrase, 0 not): the control that tells what a distillation loss gains from the teacher's
 graded scores rather than from the loss itself.
 
-Scoring all 57k pairs takes ~35 min on a 2-core CPU, so it is resumable: scores are appended to
-``OUTPUT.partial`` every ``--chunk-size`` pairs (with the settings in ``OUTPUT.partial.json``), and
-the same command again continues after the last complete chunk. The finished TSV replaces
-``OUTPUT`` atomically and the partial files are removed; a partial file from other settings
-(teacher, languages, max length, pair list) is refused rather than mixed in.
+Scoring all 57k pairs takes ~35 min on a 2-core CPU, so it is resumable as ``paraxl label`` is:
+the same command again continues after the last saved chunk of ``--chunk-size`` pairs; a partial
+scoring of other pairs (languages), another teacher or max length is refused rather than mixed in.
 """
 
 from __future__ import annotations
@@ -29,24 +29,21 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages
 from paraxl.errors import InputError, ParaxlError, check_counts
 from paraxl.evaluation.session import resolve_data_dir
-from paraxl.modeling.cross_encoder import CrossEncoderScorer, load_cross_encoder
+from paraxl.loading.model import resolve_model
 from paraxl.training.data_config import PawsxData
 from paraxl.training.data_loading import load_training_data
+from paraxl.training.pair_labels import cross_encoder_labeller, label_pairs
 from paraxl.training.teacher_scores import (
-    PartialScores,
+    drawn_pairs,
     paraphrase_pairs,
-    scoring_settings,
     training_pairs,
     write_gold_labels,
+    write_pairs,
 )
-
-if TYPE_CHECKING:
-    from sentence_transformers.cross_encoder import CrossEncoder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,41 +58,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=128, help="tokens per pair, as the teacher was trained")
     parser.add_argument("--chunk-size", type=int, default=2048, help="pairs scored between two saves of the partial")
     args = parser.parse_args(argv)
+    began = time.perf_counter()
     try:
         languages = parse_languages(args.languages)
         check_counts(args, ("batch_size", "max_length", "chunk_size"))
         if args.teacher is not None and not (args.teacher / "config.json").is_file():
             raise InputError("not a model folder (no config.json)", args.teacher)
-        data = load_training_data(PawsxData(languages=languages), resolve_data_dir(args.data_dir))
-        pairs = training_pairs(data.units)
-        if args.gold_labels:
+        labeller = None
+        if args.teacher is not None:
+            labeller = cross_encoder_labeller(resolve_model(str(args.teacher)), args.batch_size, args.max_length)
+        data = load_training_data(PawsxData(languages=list(languages)), resolve_data_dir(args.data_dir))
+        if labeller is None:
+            pairs = training_pairs(data.units)
             write_gold_labels(args.output, pairs, paraphrase_pairs(data.units))
             print(f"wrote the gold labels of {len(pairs)} pairs of {len(data.units)} units to {args.output}")
             return 0
-        partial = PartialScores(args.output, scoring_settings(args.teacher, languages, args.max_length, pairs))
-        done = partial.resume(pairs)  # pairs already scored in an earlier sitting
+        pairs_file = args.output.with_name(args.output.name + ".pairs.tsv")
+        write_pairs(pairs_file, drawn_pairs(data.units, "in-unit"), annotated=False)  # a rerun: the same bytes, resumed
+        summary = label_pairs(pairs_file, args.output, labeller, args.chunk_size, progress)
     except ParaxlError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if done:
-        print(f"resuming after {done} of {len(pairs)} pairs scored in an earlier sitting ({partial.path})")
-    began = time.perf_counter()
-    model = load_cross_encoder(args.teacher, args.max_length)
-    for start in range(done, len(pairs), args.chunk_size):
-        chunk = pairs[start : start + args.chunk_size]
-        partial.append(chunk, score(model, chunk, args.batch_size))
-        print(f"{start + len(chunk)}/{len(pairs)} pairs ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
-    partial.finish()
-    seconds = time.perf_counter() - began
-    print(f"scored {len(pairs) - done} pairs of {len(data.units)} units in {seconds:.0f} s ", end="")
-    print(f"({len(pairs)} in all); wrote {args.output}")
+    pairs_file.unlink()
+    resumed = f", {summary.resumed} of them scored in an earlier sitting" if summary.resumed else ""
+    print(f"scored {summary.rows} pairs of {len(data.units)} units{resumed} in {time.perf_counter() - began:.0f} s;")
+    print(f"wrote {args.output}")
     return 0
 
 
-def score(model: CrossEncoder, pairs: Sequence[tuple[str, str]], batch_size: int) -> list[float]:
-    """Sigmoid of the cross-encoder's logit for each pair."""
-    scores: list[float] = CrossEncoderScorer(model, batch_size).score(pairs).tolist()
-    return scores
+def progress(done: int, total: int) -> None:
+    print(f"{done}/{total} pairs", file=sys.stderr)
 
 
 if __name__ == "__main__":

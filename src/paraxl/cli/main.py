@@ -270,6 +270,7 @@ from paraxl.cli import (  # noqa: E402, F401
     cascade_command,
     corpus_command,
     eval_command,
+    label_command,
     onnx_commands,
     pi_commands,
     search_commands,

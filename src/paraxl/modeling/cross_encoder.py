@@ -93,10 +93,13 @@ def check_one_output(folder: Path) -> None:
         )
 
 
-def open_cross_encoder_scorer(folder: Path, batch_size: int = PREDICT_BATCH) -> CrossEncoderScorer:
-    """The :class:`CrossEncoderScorer` of a cross-encoder folder (:func:`is_cross_encoder`), torch on CPU/GPU."""
+def open_cross_encoder_scorer(
+    folder: Path, batch_size: int = PREDICT_BATCH, max_length: int | None = None
+) -> CrossEncoderScorer:
+    """The :class:`CrossEncoderScorer` of a cross-encoder folder (:func:`is_cross_encoder`), torch on CPU/GPU;
+    ``max_length`` None: the folder's own."""
     check_one_output(folder)
-    model = load_cross_encoder(folder, None)
+    model = load_cross_encoder(folder, max_length)
     check_raw_pairs(model)
     return CrossEncoderScorer(model, batch_size)
 

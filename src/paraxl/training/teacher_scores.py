@@ -1,52 +1,122 @@
-"""The teacher file for ``distill``: the pairs the trainer can draw, scored once by a teacher.
+"""The pairs the trainer can draw from its units: what a teacher labels for ``distill``.
 
-The pairs are those the trainer can form inside a unit of the training data (every two texts of a
-unit: paraphrases; every text with each of the unit's label-0 partners: non-paraphrases), each pair
-once. The file is the TSV that :class:`paraxl.training.distillation.TeacherScores` reads
-(``sentence1 / sentence2 / score``): a teacher's scores (``benchmarks/teacher_scores.py`` runs a
-cross-encoder), or the gold labels (1 / 0) as a control.
+``distill`` (:mod:`paraxl.training.distillation`) reaches only the pairs a step draws: each
+anchor with its positive and its explicit negatives. Those come from two places:
 
-Scoring ~57k pairs with a cross-encoder takes ~35 min on a 2-core CPU, so a scoring is resumable:
-:class:`PartialScores` appends rows to ``OUTPUT.partial`` (its settings in ``OUTPUT.partial.json``)
-and continues after the last complete row; the finished file replaces ``OUTPUT`` atomically.
+- **in-unit** (:func:`training_pairs`): every two texts of a unit (paraphrases) and every text with
+  each of the unit's label-0 partners (non-paraphrases): what every pair-loss step draws;
+- **translation** (:func:`translation_pairs`): with ``data.translation_positives`` (see
+  :class:`paraxl.training.layout.TranslationPositives`), an anchor's positive and negatives come
+  from another unit of its group: every text of a unit with every text (a paraphrase or a
+  translation: same meaning) and every label-0 partner of each other unit of its group. On PAWS-X
+  these are the cross-lingual pairs (an English sentence with a German paraphrase, translation or
+  non-paraphrase) that the bi-encoder never had a score for: the silver pairs of AugSBERT (Thakur
+  et al. 2021), which ``paraxl label`` scores with a cross-encoder.
+
+Either set has each unordered pair once (the teacher file is read in either order). A file of
+pairs the steps never draw would change nothing: translation pairs need ``translation_positives > 0``.
+The gold labels of the in-unit pairs (1 / 0) are the control file of a distillation experiment.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
-import math
-import os
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from paraxl.data.records import TextUnit
-from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
 from paraxl.training.distillation import COLUMNS
 
+PairScope = Literal["in-unit", "translation", "all"]
+PAIR_SCOPES: tuple[PairScope, ...] = ("in-unit", "translation", "all")
+PAIRS_HEADER = ("sentence1", "sentence2", "languages", "gold")
+
+
+@dataclass(frozen=True)
+class DrawnPair:
+    """A pair a step can draw: its texts, their languages (``"en-de"``; ``"en"`` for one) and the gold label."""
+
+    first: str
+    second: str
+    languages: str
+    gold: int  # 1: the same meaning (two texts of one group), 0: a label-0 partner
+
+
+def drawn_pairs(units: Sequence[TextUnit], scope: PairScope) -> list[DrawnPair]:
+    """The pairs of ``scope`` (in-unit ones first for ``all``), each unordered pair once."""
+    sources: list[Iterator[DrawnPair]] = []
+    if scope != "translation":
+        sources.append(_in_unit(units))
+    if scope != "in-unit":
+        sources.append(_translations(units))
+    seen: set[frozenset[str]] = set()
+    pairs = []
+    for pair in itertools.chain.from_iterable(sources):
+        key = frozenset((pair.first, pair.second))
+        if pair.first != pair.second and key not in seen:
+            seen.add(key)
+            pairs.append(pair)
+    return pairs
+
 
 def training_pairs(units: Sequence[TextUnit]) -> list[tuple[str, str]]:
-    """Each pair the trainer can form inside a unit (two texts; a text and a label-0 partner), once."""
-    seen: set[frozenset[str]] = set()
-    pairs: list[tuple[str, str]] = []
-    for unit in units:
-        candidates = itertools.chain(
-            itertools.combinations(unit.texts, 2), itertools.product(unit.texts, unit.negatives)
-        )
-        for first, second in candidates:
-            key = frozenset((first, second))
-            if first != second and key not in seen:
-                seen.add(key)
-                pairs.append((first, second))
-    return pairs
+    """Each in-unit pair (two texts; a text and a label-0 partner), once."""
+    return [(pair.first, pair.second) for pair in drawn_pairs(units, "in-unit")]
+
+
+def translation_pairs(units: Sequence[TextUnit]) -> list[DrawnPair]:
+    """Each pair that ``data.translation_positives`` adds: a unit's text with another unit of its group, once."""
+    return drawn_pairs(units, "translation")
 
 
 def paraphrase_pairs(units: Sequence[TextUnit]) -> set[frozenset[str]]:
     """The pairs of two texts of one unit: the paraphrases among :func:`training_pairs`."""
     return {frozenset(pair) for unit in units for pair in itertools.combinations(unit.texts, 2)}
+
+
+def _in_unit(units: Sequence[TextUnit]) -> Iterator[DrawnPair]:
+    for unit in units:
+        language = dict(zip(unit.texts, unit.languages, strict=True))
+        for first, second in itertools.combinations(unit.texts, 2):
+            yield DrawnPair(first, second, _languages(language[first], language[second]), 1)
+        for first, second in itertools.product(unit.texts, unit.negatives):
+            # a label-0 partner is in the unit's language (PAWS-X: one language per unit)
+            yield DrawnPair(first, second, _languages(language[first], language[first]), 0)
+
+
+def _translations(units: Sequence[TextUnit]) -> Iterator[DrawnPair]:
+    """As :meth:`TranslationPositives.source` draws: any other unit of the group, its texts and its negatives."""
+    by_group: defaultdict[int, list[TextUnit]] = defaultdict(list)
+    for unit in units:
+        by_group[unit.group_id].append(unit)
+    for unit in units:
+        for other in by_group[unit.group_id]:
+            if other is unit:
+                continue
+            other_language = other.languages[0] if other.languages else ""
+            for first, first_language in zip(unit.texts, unit.languages, strict=True):
+                for second, second_language in zip(other.texts, other.languages, strict=True):
+                    yield DrawnPair(first, second, _languages(first_language, second_language), 1)
+                for second in other.negatives:
+                    yield DrawnPair(first, second, _languages(first_language, other_language), 0)
+
+
+def _languages(first: str, second: str) -> str:
+    return first if first == second else f"{first}-{second}"
+
+
+def write_pairs(output: Path, pairs: Sequence[DrawnPair], *, annotated: bool = True) -> None:
+    """The pairs as a TSV, the input of ``paraxl label``, atomically: ``sentence1 / sentence2 / languages / gold``
+    (``annotated`` False: the two sentences only)."""
+    width = len(PAIRS_HEADER) if annotated else 2
+    with atomic_path(output) as temporary, temporary.open("w", encoding="utf-8") as handle:
+        handle.write("\t".join(PAIRS_HEADER[:width]) + "\n")
+        for pair in pairs:
+            handle.write("\t".join((pair.first, pair.second, pair.languages, str(pair.gold))[:width]) + "\n")
 
 
 def write_gold_labels(output: Path, pairs: Sequence[tuple[str, str]], paraphrases: set[frozenset[str]]) -> None:
@@ -55,78 +125,3 @@ def write_gold_labels(output: Path, pairs: Sequence[tuple[str, str]], paraphrase
         handle.write("\t".join(COLUMNS) + "\n")
         for first, second in pairs:
             handle.write(f"{first}\t{second}\t{float(frozenset((first, second)) in paraphrases):g}\n")
-
-
-def scoring_settings(
-    teacher: Path, languages: Sequence[str], max_length: int, pairs: Sequence[tuple[str, str]]
-) -> dict[str, Any]:
-    """What a partial file must have been scored with to be continued (the pair list by its hash)."""
-    digest = hashlib.sha256()
-    for first, second in pairs:
-        digest.update(f"{first}\t{second}\n".encode())
-    return {
-        "teacher": str(teacher.resolve()),
-        "languages": list(languages),
-        "max_length": max_length,
-        "pairs": len(pairs),
-        "pairs_sha256": digest.hexdigest(),
-    }
-
-
-class PartialScores:
-    """``OUTPUT.partial`` (rows scored so far, header first) and ``OUTPUT.partial.json`` (their settings)."""
-
-    def __init__(self, output: Path, expected: dict[str, Any]) -> None:
-        self.output = output
-        self.path = output.with_name(output.name + ".partial")
-        self.settings_path = output.with_name(output.name + ".partial.json")
-        self.expected = expected
-
-    def resume(self, pairs: Sequence[tuple[str, str]]) -> int:
-        """How many of the first pairs are scored on disk; starts a new partial when there is none."""
-        if not self.path.exists():
-            self.output.parent.mkdir(parents=True, exist_ok=True)
-            self.settings_path.write_text(json.dumps(self.expected, indent=1) + "\n", encoding="utf-8")
-            self.path.write_text("\t".join(COLUMNS) + "\n", encoding="utf-8")
-            return 0
-        try:
-            found = json.loads(self.settings_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise InputError(f"unreadable settings of a partial scoring ({error}); delete {self.path}") from None
-        if found != self.expected:
-            changed = sorted(key for key in self.expected if found.get(key) != self.expected[key])
-            raise InputError(
-                f"a partial scoring with other {', '.join(changed)} is here; delete it or use another --output",
-                self.path,
-            )
-        text = self.path.read_text(encoding="utf-8")
-        complete = text[: text.rfind("\n") + 1]  # a line cut by a kill mid-write is scored again
-        if len(complete) < len(text):
-            self.path.write_text(complete, encoding="utf-8")
-        rows = complete.splitlines()[1:]
-        for number, line in enumerate(rows, start=2):
-            if not self._continues(line, pairs, number - 2):
-                raise InputError(f"line {number}: not the next scored pair of the data; delete the file", self.path)
-        return len(rows)
-
-    @staticmethod
-    def _continues(line: str, pairs: Sequence[tuple[str, str]], index: int) -> bool:
-        """Whether ``line`` is ``pairs[index]`` with a finite score."""
-        fields = line.split("\t")
-        if len(fields) != 3 or index >= len(pairs) or (fields[0], fields[1]) != pairs[index]:
-            return False
-        try:
-            return math.isfinite(float(fields[2]))
-        except ValueError:
-            return False
-
-    def append(self, pairs: Sequence[tuple[str, str]], scores: Sequence[float]) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.writelines(f"{a}\t{b}\t{s:.6f}\n" for (a, b), s in zip(pairs, scores, strict=True))
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def finish(self) -> None:
-        """The complete partial becomes ``OUTPUT`` in one rename (same folder: atomic); then the settings go."""
-        os.replace(self.path, self.output)
-        self.settings_path.unlink()

@@ -1,0 +1,296 @@
+"""``paraxl label`` (training.pair_labels, io.pairs_stream) and ``paraxl silver-pairs`` (training.teacher_scores).
+
+Oracles: ``CrossEncoder.predict`` for the scores, an uninterrupted run for a resumed one (byte for
+byte), a plain loop over the TSV files for the silver pairs, and the trainer's own draws
+(``pair_layout`` with translation positives) for what the silver file must cover.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from sentence_transformers.cross_encoder import CrossEncoder
+from typer.testing import CliRunner
+
+from paraxl.cli.main import app
+from paraxl.data.readers import read_pawsx
+from paraxl.decision.scorers import PairScorer
+from paraxl.errors import InputError
+from paraxl.io.pairs_stream import scan_pairs
+from paraxl.loading.model import resolve_model
+from paraxl.training.distillation import TeacherScores
+from paraxl.training.layout import TranslationPositives, pair_layout
+from paraxl.training.pair_labels import Labeller, cross_encoder_labeller, label_pairs
+from paraxl.training.teacher_scores import translation_pairs
+
+from .test_serve_cross_encoder import save_tiny_cross_encoder
+
+runner = CliRunner()
+SENTENCES = [
+    ("the cat sat on the mat", "on the mat the cat sat"),
+    ("der hund lief schnell", "the dog ran fast"),
+    ("le chat dort", "the mat is red"),
+    ("a bird flew over the house", "the house flew over a bird"),
+    ("das museum öffnet um neun", "the museum opens at nine"),
+    ("it rains", "it is raining today in the town by the river"),
+    ("the cat", "the cat"),
+]
+
+
+@pytest.fixture(scope="module")
+def cross_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_cross_encoder(tiny_model_dir, tmp_path_factory.mktemp("cross") / "ce")
+
+
+def write_input(path: Path, rows: Sequence[tuple[str, str]] = SENTENCES) -> Path:
+    """PAWS-X layout: the other columns (id before the sentences, label after) must come through."""
+    lines = ["id\tsentence1\tsentence2\tlabel"] + [f"r{i}\t{a}\t{b}\t{i % 2}" for i, (a, b) in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_label_scores_are_cross_encoder_predict_and_distill_reads_them(cross_dir: Path, tmp_path: Path) -> None:
+    pairs_file = write_input(tmp_path / "pairs.tsv")
+    output = tmp_path / "out" / "scores.tsv"
+    code, _, err = run("label", str(cross_dir), str(pairs_file), "-o", str(output), "--batch-size", "3")
+    assert code == 0, err
+
+    rows = list(csv.reader(output.read_text(encoding="utf-8").splitlines(), delimiter="\t"))
+    assert rows[0] == ["sentence1", "sentence2", "score", "id", "label"]
+    assert [row[:2] for row in rows[1:]] == [list(pair) for pair in SENTENCES]
+    assert [row[3:] for row in rows[1:]] == [[f"r{i}", str(i % 2)] for i in range(len(SENTENCES))]
+    # one chunk, the same batch size: the very batches of predict (six decimals written)
+    expected = CrossEncoder(str(cross_dir)).predict(SENTENCES, batch_size=3, convert_to_numpy=True)
+    scores = np.array([float(row[2]) for row in rows[1:]])
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-6)
+    assert np.ptp(scores) > 1e-3  # the scores do tell the pairs apart
+
+    teacher = TeacherScores.read(output)  # what `distill.scores` reads
+    assert len(teacher) == len(SENTENCES) - 1  # ("the cat", "the cat") is one text twice: stored once
+    assert teacher.scores[SENTENCES[1][::-1]] == pytest.approx(scores[1], abs=1e-12)
+    assert not list(output.parent.glob("scores.tsv.partial*"))
+
+
+def test_a_headerless_two_field_file_gives_the_three_columns(cross_dir: Path, tmp_path: Path) -> None:
+    pairs_file = tmp_path / "pairs.tsv"
+    pairs_file.write_text("".join(f"{a}\t{b}\n" for a, b in SENTENCES[:3]) + "\n", encoding="utf-8")  # blank line
+    output = tmp_path / "scores.tsv"
+    code, out, err = run("label", str(cross_dir), str(pairs_file), "-o", str(output))
+    assert code == 0, err
+    assert "wrote the scores of 3 pairs" in out
+    lines = output.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "sentence1\tsentence2\tscore" and len(lines) == 4
+
+
+class Dying:
+    """A scorer that raises after ``lives`` calls (the kill of a long run), counting the pairs it scored."""
+
+    def __init__(self, scorer: PairScorer, lives: int) -> None:
+        self.scorer, self.lives, self.scored = scorer, lives, 0
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        if self.lives == 0:
+            raise KeyboardInterrupt
+        self.lives -= 1
+        self.scored += len(pairs)
+        return self.scorer.score(pairs)
+
+
+def test_an_interrupted_labelling_resumes_to_the_same_bytes(cross_dir: Path, tmp_path: Path) -> None:
+    rows = SENTENCES * 2  # 14 pairs: chunks of 3
+    pairs_file = write_input(tmp_path / "pairs.tsv", rows)
+    labeller = cross_encoder_labeller(resolve_model(str(cross_dir)), batch_size=2)
+    label_pairs(pairs_file, tmp_path / "whole.tsv", labeller, chunk_size=3)
+    whole = (tmp_path / "whole.tsv").read_bytes()
+
+    output = tmp_path / "resumed.tsv"
+    scorer = labeller.open()
+    with pytest.raises(KeyboardInterrupt):
+        label_pairs(pairs_file, output, dataclasses.replace(labeller, open=lambda: Dying(scorer, 2)), chunk_size=3)
+    partial = output.with_name("resumed.tsv.partial")
+    assert not output.exists() and len(partial.read_text(encoding="utf-8").splitlines()) == 1 + 2 * 3
+    with partial.open("a", encoding="utf-8") as handle:
+        handle.write("a chunk cut by the kill\t0.5\t")  # past the record: cut off, scored again
+
+    counting = Dying(scorer, -1)
+    summary = label_pairs(pairs_file, output, dataclasses.replace(labeller, open=lambda: counting), chunk_size=3)
+    assert (summary.rows, summary.resumed, counting.scored) == (len(rows), 6, len(rows) - 6)
+    assert output.read_bytes() == whole
+    assert not partial.exists() and not output.with_name("resumed.tsv.partial.json").exists()
+
+
+class Constant:
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        return np.full(len(pairs), 0.25)
+
+
+def fake_labeller(fingerprint: str = "weights-a", max_length: int | None = None, lives: int = 1) -> Labeller:
+    return Labeller("fake", fingerprint, "torch", max_length, lambda: Dying(Constant(), lives))
+
+
+def test_a_partial_of_another_model_or_input_is_refused_and_kept(tmp_path: Path) -> None:
+    pairs_file = write_input(tmp_path / "pairs.tsv")
+    output = tmp_path / "scores.tsv"
+    with pytest.raises(KeyboardInterrupt):
+        label_pairs(pairs_file, output, fake_labeller(), chunk_size=2)
+    partial = output.with_name("scores.tsv.partial")
+    before = partial.read_bytes()
+    for labeller, what in (
+        (fake_labeller("weights-b"), "another model (weights fingerprint)"),
+        (fake_labeller(max_length=64), "another max length"),
+    ):
+        with pytest.raises(InputError, match=r"scores\.tsv\.partial: a partial labelling of " + re.escape(what)):
+            label_pairs(pairs_file, output, labeller, chunk_size=2)
+    write_input(pairs_file, SENTENCES[:-1])
+    with pytest.raises(InputError, match=re.escape("another input (sha256 of its bytes)")):
+        label_pairs(pairs_file, output, fake_labeller(), chunk_size=2)
+    assert partial.read_bytes() == before  # nothing lost
+
+    write_input(pairs_file)  # the first input again: it continues
+    assert label_pairs(pairs_file, output, fake_labeller(lives=-1), chunk_size=2).resumed == 2
+
+
+def test_the_cli_refuses_to_resume_with_another_cross_encoder(cross_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other-ce"
+    model = CrossEncoder(str(cross_dir))
+    network: Any = model.model  # a BertForSequenceClassification
+    with torch.no_grad():
+        network.classifier.bias.add_(0.5)
+    model.save(str(other))
+    pairs_file = write_input(tmp_path / "pairs.tsv")
+    output = tmp_path / "scores.tsv"
+    with pytest.raises(KeyboardInterrupt):
+        label_pairs(
+            pairs_file, output, dataclasses.replace(fake_labeller(lives=0), fingerprint=_fingerprint(cross_dir))
+        )
+    code, _, err = run("label", str(other), str(pairs_file), "-o", str(output))
+    assert code == 2 and "a partial labelling of another model (weights fingerprint) is here" in err
+    code, _, err = run("label", str(cross_dir), str(pairs_file), "-o", str(output))  # the right one resumes
+    assert code == 0, err
+
+
+def _fingerprint(folder: Path) -> str:
+    return resolve_model(str(folder)).weights_fingerprint
+
+
+@pytest.mark.parametrize(
+    ("content", "where", "reason"),
+    [
+        ("id\tsentence1\tsentence2\nr0\ta\tb\nr1\ta\n", ":3:", "expected 3 tab-separated fields, found 2"),
+        ("sentence1\tsentence2\na\tb\n\nc\t  \n", ":4:", "empty text in column 'sentence2'"),
+        (b"a\tb\nc\t\xff\xfe\n", ":2:", "not valid UTF-8 (byte 3 of the line)"),
+        ("a\tb\tc\n", ":1:", "expected a header naming sentence1 and sentence2"),
+        ("sentence1\tsentence2\tscore\na\tb\t1\n", ":1:", "the input already has a 'score' column"),
+        ("sentence1\tsentence2\n", "", "no sentence pairs found (header only)"),
+    ],
+)
+def test_a_bad_row_is_one_error_naming_file_and_line(
+    cross_dir: Path, tmp_path: Path, content: str | bytes, where: str, reason: str
+) -> None:
+    pairs_file = tmp_path / "pairs.tsv"
+    if isinstance(content, bytes):
+        pairs_file.write_bytes(content)
+    else:
+        pairs_file.write_text(content, encoding="utf-8")
+    output = tmp_path / "scores.tsv"
+    code, _, err = run("label", str(cross_dir), str(pairs_file), "-o", str(output))
+    assert code == 2 and err.count("\n") == 1
+    assert f"pairs.tsv{where} {reason}" in err.replace("\n", "") if where else reason in err
+    assert not list(tmp_path.glob("scores.tsv*"))  # refused before anything was written
+
+
+def test_label_refuses_a_sentence_embedder_and_the_input_as_output(
+    tiny_model_dir: Path, cross_dir: Path, tmp_path: Path
+) -> None:
+    pairs_file = write_input(tmp_path / "pairs.tsv")
+    code, _, err = run("label", str(tiny_model_dir), str(pairs_file), "-o", str(tmp_path / "s.tsv"))
+    assert code == 2 and "is not a cross-encoder" in err
+    code, _, err = run("label", str(cross_dir), str(pairs_file), "-o", str(pairs_file))
+    assert code == 2 and "the output would replace the input" in err
+    assert scan_pairs(pairs_file).rows == len(SENTENCES)
+
+
+# ---------------------------------------------------------------- silver pairs
+
+LANGUAGES = ("en", "de", "fr")
+
+
+def tagged_pawsx(root: Path, ids: int = 5) -> Path:
+    """A resplit train split whose texts differ per language (a tag in front), aligned by id."""
+    for language in LANGUAGES:
+        folder = root / "pawsx" / "resplit" / language
+        folder.mkdir(parents=True)
+        lines = ["id\tsentence1\tsentence2\tlabel"]
+        for i in range(ids):
+            first = f"{language} the cat {i} sat on the mat"
+            lines += [f"p{i}\t{first}\t{language} on the mat the cat {i} sat\t1"]
+            lines += [f"n{i}\t{first}\t{language} the mat {i} sat on the cat\t0"]
+        (folder / "train.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def train_lines(data: Path, language: str) -> list[str]:
+    return (data / "pawsx" / "resplit" / language / "train.tsv").read_text(encoding="utf-8").splitlines()
+
+
+def test_translation_pairs_are_every_cross_lingual_combination_of_the_aligned_rows(tmp_path: Path) -> None:
+    data = tagged_pawsx(tmp_path / "data")
+    output = tmp_path / "silver.tsv"
+    code, out, err = run("silver-pairs", "--data-dir", str(data), "--languages", ",".join(LANGUAGES), "-o", str(output))
+    assert code == 0, err
+
+    # the oracle from the files: per id, language A's two texts with language B's two texts (gold 1)
+    # and with B's label-0 partner (gold 0), for A != B, each unordered pair once
+    expected: dict[frozenset[str], int] = {}
+    rows = {language: list(csv.DictReader(train_lines(data, language), delimiter="\t")) for language in LANGUAGES}
+    for language_a, language_b in itertools.permutations(LANGUAGES, 2):
+        for row_a, row_b in zip(rows[language_a], rows[language_b], strict=True):
+            if row_a["label"] != "1":
+                continue
+            negative_b = next(r["sentence2"] for r in rows[language_b] if r["id"] == "n" + row_b["id"][1:])
+            for text in (row_a["sentence1"], row_a["sentence2"]):
+                for other in (row_b["sentence1"], row_b["sentence2"]):
+                    expected[frozenset((text, other))] = 1
+                expected[frozenset((text, negative_b))] = 0
+    written = list(csv.DictReader(output.read_text(encoding="utf-8").splitlines(), delimiter="\t"))
+    assert {frozenset((r["sentence1"], r["sentence2"])): int(r["gold"]) for r in written} == expected
+    assert len(written) == len(expected) == 5 * (3 * 4 + 6 * 2)
+    for row in written:  # the languages column names each side's tag
+        assert row["languages"] == f"{row['sentence1'][:2]}-{row['sentence2'][:2]}"
+    assert f"wrote {len(expected)} translation pairs" in out
+
+
+def test_every_pair_the_trainer_draws_with_translation_positives_is_a_silver_pair(tmp_path: Path) -> None:
+    units = read_pawsx(tagged_pawsx(tmp_path / "data"), "train", LANGUAGES).units
+    silver = {frozenset((pair.first, pair.second)) for pair in translation_pairs(units)}
+    translations = TranslationPositives.of(units, rate=1.0)
+    rng = np.random.default_rng(0)
+    drawn = 0
+    for _ in range(20):
+        batch = [units[int(i)] for i in rng.choice(len(units), size=4, replace=False)]
+        layout = pair_layout([batch], rng, negatives=1, translations=translations)
+        columns = torch.cat([layout.positives[:, None], layout.negatives], dim=1)
+        for anchor, row in zip(layout.anchors.tolist(), columns.tolist(), strict=True):
+            for other in (index for index in row if index >= 0):
+                assert frozenset((layout.texts[anchor], layout.texts[other])) in silver
+                drawn += 1
+    assert drawn >= 120
+
+
+def test_silver_pairs_refuses_an_unknown_scope(tmp_path: Path) -> None:
+    code, _, err = run("silver-pairs", "--data-dir", str(tmp_path), "--pairs", "mined", "-o", str(tmp_path / "s.tsv"))
+    assert code == 2 and "--pairs 'mined': use one of in-unit, translation, all" in err
