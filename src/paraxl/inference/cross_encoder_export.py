@@ -42,7 +42,7 @@ from paraxl.inference.onnx_export import (  # the bi-encoder export's record and
     _file_matches,
     _new_manifest,
     _ready_to_trace,
-    _root_logging_contained,
+    quantize_int8,
 )
 from paraxl.inference.onnx_export import _current_manifest as _current_record
 from paraxl.inference.onnx_files import BACKEND_FILES, ExportedFile, manifest_path
@@ -163,20 +163,9 @@ class _Logits(torch.nn.Module):
 
 def _quantize(folder: Path, fields: tuple[tuple[str, ...], int]) -> dict[str, Any]:
     """The fp32 file quantized (``onnx_export.QUANTIZATION``), checked against torch, then kept: its entry."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    source = folder / BACKEND_FILES["onnx"]
     target = folder / BACKEND_FILES["onnx-int8"]
     with atomic_path(target, suffix=".onnx") as tmp:
-        with _root_logging_contained():
-            quantize_dynamic(
-                source,
-                tmp,
-                weight_type=QuantType.QInt8,
-                per_channel=QUANTIZATION["per_channel"],
-                reduce_range=QUANTIZATION["reduce_range"],
-                op_types_to_quantize=list(QUANTIZATION["op_types_to_quantize"]),
-            )
+        quantize_int8(folder / BACKEND_FILES["onnx"], tmp)
         graph = CrossEncoderGraph(ExportedFile("onnx-int8", tmp, sha256="unrecorded"), *fields)
         _, scores = check_cross_encoder_graph(folder, graph)
     return _file_entry(folder, "onnx-int8", quantization=dict(QUANTIZATION), **{SCORE_CHECK_KEY: scores})

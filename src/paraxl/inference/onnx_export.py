@@ -307,20 +307,26 @@ class _Backbone(torch.nn.Module):
 
 
 # ---------------------------------------------------------------- int8
-def _quantize(folder: Path) -> dict[str, Any]:
+def quantize_int8(source: Path, target: Path) -> None:
+    """``source`` (an fp32 graph) quantized with this project's settings (``QUANTIZATION``) into ``target``;
+    onnxruntime's root-logger chatter kept out of the caller's logs."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    source = folder / BACKEND_FILES["onnx"]
-    target = folder / BACKEND_FILES["onnx-int8"]
-    with atomic_path(target, suffix=".onnx") as tmp, _root_logging_contained():
+    with _root_logging_contained():
         quantize_dynamic(
             source,
-            tmp,
+            target,
             weight_type=QuantType.QInt8,
             per_channel=QUANTIZATION["per_channel"],
             reduce_range=QUANTIZATION["reduce_range"],
             op_types_to_quantize=list(QUANTIZATION["op_types_to_quantize"]),
         )
+
+
+def _quantize(folder: Path) -> dict[str, Any]:
+    target = folder / BACKEND_FILES["onnx-int8"]
+    with atomic_path(target, suffix=".onnx") as tmp:
+        quantize_int8(folder / BACKEND_FILES["onnx"], tmp)
     return _file_entry(folder, "onnx-int8", quantization=dict(QUANTIZATION))
 
 
