@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from paraxl.errors import InputError
-from paraxl.io.rows import quoted_names
+from paraxl.io.rows import quoted_names, unreadable
 
 PAIR_COLUMNS = ("sentence1", "sentence2")
 _BOM = b"\xef\xbb\xbf"
@@ -134,12 +134,8 @@ def _lines(path: Path, digest: Digest | None) -> Iterator[tuple[int, bytes]]:
     """``(line number, bytes without the newline)``; file-level problems are one InputError naming the file."""
     try:
         handle = path.open("rb")
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, expected a file", path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", path) from None
+    except OSError as error:
+        raise unreadable(error, path) from None
     with handle:
         for number, raw in enumerate(handle, start=1):
             if digest is not None:

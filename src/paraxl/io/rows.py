@@ -122,18 +122,23 @@ def inside_data_dir(data_dir: str | Path, path: Path) -> Path:
     return path
 
 
+def unreadable(error: OSError | ValueError, path: Path) -> InputError:
+    """The one-line error for a file that cannot be opened: missing, a directory, unreadable, or a bad name."""
+    if isinstance(error, FileNotFoundError):
+        return InputError("no such file", path)
+    if isinstance(error, IsADirectoryError):
+        return InputError("is a directory, expected a file", path)
+    if isinstance(error, OSError):
+        return InputError(f"cannot read ({error.strerror})", path)
+    return InputError("not a valid file name", path)  # a NUL byte, or a character the file system cannot encode
+
+
 def read_raw_lines(path: Path) -> list[bytes]:
     """The file's lines as bytes, without BOM or newline; missing, directory or unreadable raise."""
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, expected a file", path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", path) from None
-    except ValueError:  # a NUL byte, or a character the file system cannot encode
-        raise InputError("not a valid file name", path) from None
+    except (OSError, ValueError) as error:
+        raise unreadable(error, path) from None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # UTF-8 byte-order mark
     lines = raw.split(b"\n")
