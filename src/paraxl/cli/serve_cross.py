@@ -48,6 +48,7 @@ def resolve_cross(
     index: Path | None,
 ) -> CrossSetup:
     """Resolve MODEL and the cross-encoders of ``--cascade`` / ``--rerank``; refuse other weights in one line."""
+    from paraxl.cli.search_rerank import resolve_reranker
     from paraxl.decision.model_scorers import is_cross_encoder_model, resolve_rule_models
     from paraxl.decision.rule_decider import stored_rule
     from paraxl.decision.two_model_file import load_rule
@@ -58,9 +59,7 @@ def resolve_cross(
         raise InputError("--threshold does not apply with --cascade: the rule file holds the thresholds")
     if rerank is not None and index is None:
         raise InputError("--rerank re-scores search hits: it needs --index DIR")
-    reranker = resolve_model(rerank, "torch") if rerank is not None else None
-    if reranker is not None and not is_cross_encoder_model(reranker):
-        raise InputError(f"--rerank {rerank} is not a cross-encoder (a sentence embedder: no classification head)")
+    reranker = resolve_reranker(rerank) if rerank is not None else None
     if cascade is None:
         served = resolve_model(model, backend)
         if is_cross_encoder_model(served):  # every route but /paraphrase needs embeddings
@@ -79,13 +78,11 @@ def on_cross_backend(setup: CrossSetup, requested: str | None) -> CrossSetup:
     """``setup`` with its cross-encoders (the rule's and ``--rerank``'s) on ``--cross-backend`` ``requested``
     (None: torch; ``auto``: the checked fp32 export if there is one, said on stderr), and the note of
     :func:`~paraxl.decision.rule_decider.backend_note` when the rule was fitted on the other numeric kind."""
-    from paraxl.cli.cascade_command import check_cross_backend
     from paraxl.decision.rule_decider import backend_note
 
     if requested is not None and setup.rule_cross is None and setup.rerank is None:
         raise InputError("--cross-backend goes with --cascade RULE_FILE or --rerank CROSS_ENCODER (the models it runs)")
-    chosen = requested or "torch"
-    check_cross_backend(chosen)
+    chosen = requested or "torch"  # checked where it is applied (cross_encoder_on)
     rule_cross = _on(setup.rule_cross, chosen) if setup.rule_cross is not None else None
     if setup.rule is not None and rule_cross is not None:
         note = backend_note(setup.rule, setup.bi.backend, rule_cross.backend)

@@ -97,11 +97,6 @@ class RuleDecider:
         self.bi = bi
         self.cross = cross
 
-    @property
-    def kind(self) -> str:
-        """``cascade`` or ``fusion``."""
-        return "cascade" if isinstance(self.rule, CascadeRule) else FUSION
-
     def decide(self, pairs: Sequence[Pair]) -> RuleDecisions:
         """Decisions for ``pairs``: the cross-encoder runs once (on the in-band pairs of a cascade)."""
         n = len(pairs)

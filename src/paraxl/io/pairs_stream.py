@@ -134,7 +134,7 @@ def _lines(path: Path, digest: Digest | None) -> Iterator[tuple[int, bytes]]:
     """``(line number, bytes without the newline)``; file-level problems are one InputError naming the file."""
     try:
         handle = path.open("rb")
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
         raise unreadable(error, path) from None
     with handle:
         for number, raw in enumerate(handle, start=1):
