@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages
+from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages, pawsx_file
 from paraxl.decision.cascade import CascadeFit, CascadeScorer, fit_cascade
 from paraxl.decision.fusion import FusionScorer, fit_fusion
 from paraxl.decision.model_scorers import bi_encoder_scorer, cross_encoder_scorer
@@ -337,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "args": {key: str(value) for key, value in vars(args).items()},
         "data": data_file_records(
             [
-                args.data_dir / "pawsx" / "resplit" / lang / f"{split}.tsv"
+                pawsx_file(args.data_dir, "resplit", lang, split)
                 for lang in languages
                 for split in ("validation", "test")
             ],

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages
+from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages, pawsx_file
 from paraxl.decision.model_scorers import cross_encoder_scorer, is_cross_encoder_model
 from paraxl.errors import InputError, ParaxlError
 from paraxl.evaluation.bench_report import cpu_info, present_flags, write_report
@@ -171,8 +171,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         results.append(result)
     for row, result in zip(rows[1:], results[1:], strict=True):
         row["agreement"] = agreement(result, results[0])
-    files = [args.data_dir / "pawsx" / "resplit" / lang / f"{split}.tsv" for lang in languages
-             for split in ("validation", "test")]  # fmt: skip
+    splits = ("validation", "test")
+    files = [pawsx_file(args.data_dir, "resplit", lang, split) for lang in languages for split in splits]
     return {
         "benchmark": "bench_cross_encoder_onnx",
         "model": {"spec": args.model, "folder": str(model.folder), "fingerprint": model.weights_fingerprint},

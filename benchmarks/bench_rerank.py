@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, parse_languages
+from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, parse_languages, pawsx_file
 from paraxl.decision.model_scorers import cross_encoder_scorer, is_cross_encoder_model
 from paraxl.decision.rerank import rerank_hits
 from paraxl.decision.scorers import PairScorer
@@ -194,7 +194,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         },
         "args": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
         "data": data_file_records(
-            [args.data_dir / "pawsx" / "resplit" / lang / "test.tsv" for lang in sorted({"en", *languages})],
+            [pawsx_file(args.data_dir, "resplit", lang, "test") for lang in sorted({"en", *languages})],
             args.data_dir,
         ),
         "languages": rows,

@@ -69,7 +69,7 @@ from typing import Any, Final, Literal, NamedTuple
 import numpy as np
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, parse_languages
+from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, parse_languages, pawsx_file
 from paraxl.errors import InputError, ParaxlError, check_counts
 from paraxl.evaluation.pawsx_protocol import PawsxResult, evaluate_pawsx, read_labelled
 from paraxl.evaluation.session import resolve_data_dir
@@ -156,7 +156,9 @@ def read_inputs(args: argparse.Namespace) -> Inputs:
     data_dir = resolve_data_dir(args.data_dir)
     train, untranslated = usable_train_pairs(read_split(data_dir, "train", languages), args.limit_train)
     validation, test = read_split(data_dir, "validation", languages), read_split(data_dir, "test", languages)
-    files = {f"{lang}/{split}.tsv": pawsx_file(data_dir, lang, split) for lang in languages for split in SPLITS}
+    files = {
+        f"{lang}/{split}.tsv": pawsx_file(data_dir, PROTOCOL, lang, split) for lang in languages for split in SPLITS
+    }
     folder = resolve_model_folder(args.model)
     resume = read_resume(args.checkpoint_dir, resume_settings(args, languages))
     return Inputs(languages, data_dir, folder, train, untranslated, files, validation, test, resume)
@@ -169,18 +171,14 @@ def resume_settings(args: argparse.Namespace, languages: tuple[str, ...]) -> dic
     return run_settings(args.model, args.epochs, args.batch_size, args.lr, args.max_length, args.seed, rows)
 
 
-def pawsx_file(data_dir: Path, language: str, split: str) -> Path:
-    return data_dir / "pawsx" / PROTOCOL / language / f"{split}.tsv"
-
-
 def is_untranslated(text: str) -> bool:
     return text.strip() == UNTRANSLATED
 
 
 def read_split(data_dir: Path, split: str, languages: tuple[str, ...]) -> dict[str, list[LabeledPair]]:
     for language in languages:
-        if not pawsx_file(data_dir, language, split).is_file():
-            raise InputError("PAWS-X resplit file not found", pawsx_file(data_dir, language, split))
+        if not pawsx_file(data_dir, PROTOCOL, language, split).is_file():
+            raise InputError("PAWS-X resplit file not found", pawsx_file(data_dir, PROTOCOL, language, split))
     return read_labelled(data_dir, split, languages, PROTOCOL)
 
 

@@ -88,7 +88,7 @@ def _validation_pairs(
         read = read_calibration_pairs(data)
         pairs = list(zip(read.first, read.second, strict=True))
         return pairs, read.labels, data_file_records(read.files)
-    from paraxl.data.readers import PAWSX_LANGUAGES
+    from paraxl.data.readers import PAWSX_LANGUAGES, pawsx_file
     from paraxl.evaluation.pawsx_protocol import read_labelled
     from paraxl.evaluation.session import resolve_data_dir
 
@@ -97,7 +97,7 @@ def _validation_pairs(
     # validation only: thresholds and the band are never fitted on the split they are scored on
     by_language = read_labelled(folder, "validation", chosen, "resplit")
     labelled = [pair for language in chosen for pair in by_language[language]]
-    files = [folder / "pawsx" / "resplit" / language / "validation.tsv" for language in chosen]
+    files = [pawsx_file(folder, "resplit", language, "validation") for language in chosen]
     labels = np.array([pair.label for pair in labelled], dtype=np.int64)
     return [(pair.first, pair.second) for pair in labelled], labels, data_file_records(files, folder)
 

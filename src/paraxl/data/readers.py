@@ -58,9 +58,13 @@ def read_pawsx_pairs(
         raise InputError(f"unknown PAWS-X {protocol} split {split!r}; use one of {', '.join(splits)}")
     check_languages(languages, PAWSX_LANGUAGES, "PAWS-X")
     policy = policy or RowPolicy()
-    root = Path(data_dir) / "pawsx" / protocol
-    paths = {language: inside_data_dir(data_dir, root / language / f"{split}.tsv") for language in languages}
+    paths = {lang: inside_data_dir(data_dir, pawsx_file(data_dir, protocol, lang, split)) for lang in languages}
     return {language: read_labeled_pairs(path, language=language, policy=policy) for language, path in paths.items()}
+
+
+def pawsx_file(data_dir: str | Path, protocol: str, language: str, split: str) -> Path:
+    """The one place a PAWS-X file's path is built: ``DATA/pawsx/PROTOCOL/LANGUAGE/SPLIT.tsv``."""
+    return Path(data_dir) / "pawsx" / protocol / language / f"{split}.tsv"
 
 
 def read_pawsx(

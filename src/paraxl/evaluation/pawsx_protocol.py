@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import UNTRANSLATED, PawsxProtocol, read_pawsx_pairs
+from paraxl.data.readers import UNTRANSLATED, PawsxProtocol, pawsx_file, read_pawsx_pairs
 from paraxl.decision.scorers import PairScorer
 from paraxl.decision.threshold import ThresholdSweep, accuracy_at, accuracy_sweep, best_threshold
 from paraxl.errors import InputError
@@ -153,7 +153,7 @@ def read_labelled(
     pairs = read_pawsx_pairs(data_dir, split, languages, protocol)
     for language, rows in pairs.items():
         if not rows:
-            path = data_dir / "pawsx" / protocol / language / f"{split}.tsv"
+            path = pawsx_file(data_dir, protocol, language, split)
             raise InputError(f"no pairs in PAWS-X {protocol}/{language}/{split}", str(path))
         labels_of(rows)
     return pairs

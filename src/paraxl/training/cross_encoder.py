@@ -91,8 +91,14 @@ def trainer_checkpoints(directory: Path) -> list[Path]:
     """The Trainer's ``checkpoint-<step>`` folders in ``directory``, oldest step first."""
     if not directory.is_dir():
         return []
-    found = [path for path in directory.glob("checkpoint-*") if path.is_dir() and path.name[11:].isdigit()]
-    return sorted(found, key=lambda path: int(path.name[11:]))
+    found = [path for path in directory.glob("checkpoint-*") if path.is_dir() and checkpoint_step(path) is not None]
+    return sorted(found, key=lambda path: checkpoint_step(path) or 0)
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """N for a Trainer checkpoint folder named ``checkpoint-N``; None for any other name."""
+    prefix, _, step = path.name.partition("-")
+    return int(step) if prefix == "checkpoint" and step.isdigit() else None
 
 
 def write_resume(directory: Path, settings: dict[str, Any], state: Resume) -> None:

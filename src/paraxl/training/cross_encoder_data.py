@@ -23,7 +23,7 @@ from typing import Any
 
 from paraxl.data.cross_lingual_pairs import cross_lingual_pairs
 from paraxl.data.pairs import LabeledPair, read_labeled_pairs
-from paraxl.data.readers import PAWSX_LANGUAGES, read_pawsx_pairs
+from paraxl.data.readers import PAWSX_LANGUAGES, pawsx_file, read_pawsx_pairs
 from paraxl.decision.scorers import PairScorer
 from paraxl.errors import InputError
 from paraxl.evaluation.pawsx_protocol import evaluate_pawsx, read_labelled
@@ -99,10 +99,6 @@ def read_validation(spec: CrossEncoderValidation, data_dir: Path | None) -> dict
 
 def validation_files(spec: CrossEncoderValidation, data_dir: Path) -> list[Path]:
     return [pawsx_file(data_dir, spec.protocol, lang, spec.split) for lang in spec.languages or PAWSX_LANGUAGES]
-
-
-def pawsx_file(data_dir: Path, protocol: str, language: str, split: str) -> Path:
-    return data_dir / "pawsx" / protocol / language / f"{split}.tsv"
 
 
 def validate(scorer: PairScorer, pairs: dict[str, list[LabeledPair]]) -> dict[str, Any]:

@@ -18,7 +18,6 @@ is continued by ``paraxl train CONFIG output_dir=FOLDER``; its per-epoch records
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from paraxl.training.cross_encoder import (
     LoadedModel,
     Resume,
     TrainingOutcome,
+    checkpoint_step,
     load_for_training,
     read_resume,
     train_cross_encoder,
@@ -135,7 +135,7 @@ def remove_run(output: Path) -> None:
     """Start over (``--overwrite``): this trainer's files in ``output`` go, nothing else."""
     if output.is_dir():
         for path in output.iterdir():
-            if path.is_dir() and (re.fullmatch(r"checkpoint-\d+", path.name) or path.name == "final"):
+            if path.is_dir() and (checkpoint_step(path) is not None or path.name == "final"):
                 shutil.rmtree(path)
             elif path.name in (RESUME_FILE, SUMMARY_FILE, "config.json"):
                 path.unlink()
