@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import UNTRANSLATED
+from paraxl.data.readers import cross_lingual_usable
 from paraxl.errors import InputError
 
 Cell = tuple[str, str]  # (sentence1 language, sentence2 language)
@@ -78,7 +78,7 @@ def usable_cells(unit: Mapping[str, LabeledPair], languages: Sequence[str]) -> t
             if a == b:
                 continue
             first, second = unit[a], unit[b]
-            if first.label != second.label or UNTRANSLATED in (first.first.strip(), second.second.strip()):
+            if not cross_lingual_usable(first, second):
                 unusable += 1
             else:
                 usable.append((a, b))

@@ -62,6 +62,17 @@ def read_pawsx_pairs(
     return {language: read_labeled_pairs(path, language=language, policy=policy) for language, path in paths.items()}
 
 
+def is_untranslated(first: str, second: str) -> bool:
+    """Whether either sentence of a pair is PAWS-X's untranslated placeholder (such a pair is not used)."""
+    return UNTRANSLATED in (first.strip(), second.strip())
+
+
+def cross_lingual_usable(first_side: LabeledPair, second_side: LabeledPair) -> bool:
+    """Whether sentence 1 of ``first_side`` and sentence 2 of ``second_side`` (one id, two languages) form a
+    labelled pair: both labels agree and neither sentence used is the placeholder."""
+    return first_side.label == second_side.label and not is_untranslated(first_side.first, second_side.second)
+
+
 def pawsx_file(data_dir: str | Path, protocol: str, language: str, split: str) -> Path:
     """The one place a PAWS-X file's path is built: ``DATA/pawsx/PROTOCOL/LANGUAGE/SPLIT.tsv``."""
     return Path(data_dir) / "pawsx" / protocol / language / f"{split}.tsv"
@@ -83,7 +94,7 @@ def read_pawsx(
     before = policy.skipped
     pairs = read_pawsx_pairs(data_dir, split, languages, protocol, policy)
     translated = {
-        language: [pair for pair in rows if UNTRANSLATED not in (pair.first.strip(), pair.second.strip())]
+        language: [pair for pair in rows if not is_untranslated(pair.first, pair.second)]
         for language, rows in pairs.items()
     }
     untranslated = sum(len(pairs[language]) - len(rows) for language, rows in translated.items())

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paraxl.data.pairs import read_labeled_pairs
-from paraxl.data.readers import UNTRANSLATED
+from paraxl.data.readers import is_untranslated
 from paraxl.errors import InputError
 from paraxl.io.rows import RowPolicy, iter_rows, read_header
 from paraxl.io.text_input import PAIR_COLUMNS, read_pairs
@@ -55,7 +55,7 @@ def read_calibration_pairs(paths: Sequence[Path]) -> LabeledData:
         for pair in pairs:
             if pair.label is None:
                 raise InputError("calibration needs a 'label' column (or key) with 0 or 1", pair.path, pair.line)
-            if UNTRANSLATED in (pair.first.strip(), pair.second.strip()):
+            if is_untranslated(pair.first, pair.second):
                 skipped += 1
                 continue
             first.append(pair.first)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, read_pawsx_pairs
+from paraxl.data.readers import PAWSX_LANGUAGES, is_untranslated, read_pawsx_pairs
 from paraxl.decision.scorers import CosineScorer
 from paraxl.errors import InputError
 from paraxl.evaluation.pawsx_protocol import evaluate_pawsx
@@ -66,7 +66,7 @@ def held_out_pairs(data_dir: Path, settings: DemoSettings, languages: Sequence[s
         pairs = read_pawsx_pairs(data_dir, split, languages, protocol="resplit")
         samples[split] = {}
         for language, rows in pairs.items():
-            usable = [p for p in rows if UNTRANSLATED not in (p.first.strip(), p.second.strip())]
+            usable = [p for p in rows if not is_untranslated(p.first, p.second)]
             if not usable:
                 raise InputError(f"no usable PAWS-X {split} pairs for {language!r} under {data_dir}")
             picks = rng.choice(len(usable), size=min(size, len(usable)), replace=False)

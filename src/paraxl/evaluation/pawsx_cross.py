@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import UNTRANSLATED
+from paraxl.data.readers import cross_lingual_usable
 from paraxl.decision.scorers import PairScorer
 from paraxl.decision.threshold import accuracy_at, best_threshold
 
@@ -61,7 +61,7 @@ def cell_pairs(
         if row_b is None:
             continue
         pair_b = second_side[row_b]
-        if pair_a.label != pair_b.label or UNTRANSLATED in (pair_a.first.strip(), pair_b.second.strip()):
+        if not cross_lingual_usable(pair_a, pair_b):
             dropped += 1
             continue
         rows_a.append(row_a)

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import UNTRANSLATED, PawsxProtocol, pawsx_file, read_pawsx_pairs
+from paraxl.data.readers import PawsxProtocol, is_untranslated, pawsx_file, read_pawsx_pairs
 from paraxl.decision.scorers import PairScorer
 from paraxl.decision.threshold import ThresholdSweep, accuracy_at, accuracy_sweep, best_threshold
 from paraxl.errors import InputError
@@ -57,7 +57,7 @@ class ScoredSet:
     @property
     def untranslated(self) -> npt.NDArray[np.bool_]:
         """(n,) True where either sentence is the untranslated placeholder ``NS``."""
-        return np.array([UNTRANSLATED in (p.first.strip(), p.second.strip()) for p in self.pairs], dtype=bool)
+        return np.array([is_untranslated(p.first, p.second) for p in self.pairs], dtype=bool)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.data.readers import UNTRANSLATED
+from paraxl.data.readers import is_untranslated
 from paraxl.errors import InputError
 from paraxl.io.atomic import write_json_atomic
 from paraxl.modeling.cross_encoder import check_raw_pairs, load_cross_encoder, position_limit, synchronize
@@ -128,7 +128,7 @@ def usable_train_pairs(
     usable: dict[str, list[LabeledPair]] = {}
     untranslated: dict[str, int] = {}
     for language, rows in pairs.items():
-        kept = [pair for pair in rows if UNTRANSLATED not in (pair.first.strip(), pair.second.strip())]
+        kept = [pair for pair in rows if not is_untranslated(pair.first, pair.second)]
         untranslated[language] = len(rows) - len(kept)
         usable[language] = kept[:limit] if limit is not None else kept
     return usable, untranslated

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from paraxl.data.readers import PAWSX_LANGUAGES, UNTRANSLATED, read_pawsx_pairs
+from paraxl.data.readers import PAWSX_LANGUAGES, is_untranslated, read_pawsx_pairs
 from paraxl.evaluation.embeddings import Embedder
 from paraxl.evaluation.metrics.geometry import alignment, uniformity
 from paraxl.evaluation.tasks.base import EvalContext, PawsxProtocol, TaskResult, TaskSpec, mean, unit_rows
@@ -50,7 +50,7 @@ class AlignmentUniformityTask:
             pairs = [
                 pair
                 for pair in read_pawsx_pairs(context.data_dir, split, (language,), self.protocol)[language]
-                if UNTRANSLATED not in (pair.first.strip(), pair.second.strip())
+                if not is_untranslated(pair.first, pair.second)
             ]
             pairs_by_language[language] = pairs
             files += sorted({pair.path for pair in pairs})
