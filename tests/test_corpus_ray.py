@@ -5,6 +5,7 @@ Bounded: one cluster for the module, two Ray jobs, an alarm per test (the whole 
 
 from __future__ import annotations
 
+import json
 import os
 
 # set before Ray is imported anywhere: with it Ray's GCS and both nodes use 127.0.0.1 only
@@ -101,3 +102,21 @@ def test_a_killed_actor_is_restarted_and_the_output_is_unchanged(
     local, on_ray = load_output(tmp_path / "local"), load_output(tmp_path / "ray")
     np.testing.assert_allclose(local[0], on_ray[0], atol=1e-6)
     assert without_provenance(local[2]) == without_provenance(on_ray[2])
+
+
+def test_sharded_mining_on_ray_equals_the_local_engine(cluster: str, tmp_path: Path) -> None:
+    from paraxl.corpus.mine import MineRequest, mine_corpus
+    from paraxl.corpus.vectors_folder import write_vectors_folder
+
+    from .test_mine_sharded import JOB, comparable
+
+    source, target = comparable(150, 16, 5)
+    write_vectors_folder(tmp_path / "src", source, 40, JOB)
+    write_vectors_folder(tmp_path / "tgt", target, 40, JOB)
+    outputs = {}
+    for engine in ("local", "ray"):
+        outputs[engine] = tmp_path / f"{engine}.tsv"
+        mine_corpus(MineRequest(tmp_path / "src", tmp_path / "tgt", outputs[engine], engine=engine, workers=2))
+    assert outputs["local"].read_text() == outputs["ray"].read_text()
+    record = json.loads(outputs["ray"].with_suffix(".json").read_text())
+    assert record["run"]["engine"] == "ray" and record["run"]["workers"] == 2 and record["pairs"] > 100

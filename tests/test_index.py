@@ -276,7 +276,7 @@ def test_choose_index_type_rule() -> None:
     assert choose_index_type(EXACT_MAX_COUNT - 1) == "exact"
     assert choose_index_type(EXACT_MAX_COUNT) == "hnsw"
     assert choose_index_type(10_000_000) == "hnsw"
-    assert set(INDEX_TYPE_CHOICES) == {"auto", *INDEX_TYPES}
+    assert set(INDEX_TYPE_CHOICES) == {"auto", *INDEX_TYPES, "ivfpq"}  # ivfpq (lossy): tests/test_index_sharded.py
     assert VectorIndex.build(random_vectors(5, 3, seed=0), ids_for(5)).info.backend == "exact"
 
 

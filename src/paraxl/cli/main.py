@@ -271,6 +271,7 @@ from paraxl.cli import (  # noqa: E402, F401
     corpus_command,
     eval_command,
     label_command,
+    mine_command,
     onnx_commands,
     pi_commands,
     search_commands,

@@ -49,6 +49,9 @@ IdPrefixOption = Annotated[str, typer.Option(help="prefix for line-number ids (k
 BatchOption = Annotated[int, typer.Option(min=1, help="texts per encoder batch")]
 NprobeOption = Annotated[int | None, typer.Option(min=1, help="ivf: cells searched per query (recall vs speed)")]
 EfSearchOption = Annotated[int | None, typer.Option(min=1, help="hnsw: candidate list size (recall vs speed)")]
+PqMOption = Annotated[
+    int | None, typer.Option(min=1, help="ivfpq: bytes per code, must divide the dim (default dim/8)")
+]
 AllowHubOption = Annotated[
     bool,
     typer.Option("--allow-hub-model", help="fetch the Hugging Face Hub model the index names (off: never fetched)"),
@@ -65,7 +68,7 @@ def build_index(
     ] = DEFAULT_MODEL,
     backend: BackendOption = "torch",
     index_type: Annotated[
-        str, typer.Option("--index-type", help="auto, exact, flat, ivf or hnsw (auto: by corpus size)")
+        str, typer.Option("--index-type", help="auto, exact, flat, ivf, ivfpq or hnsw (auto: by size)")
     ] = "auto",
     input_format: FormatOption = None,
     column: ColumnOption = None,
@@ -81,6 +84,7 @@ def build_index(
     ef_construction: Annotated[int | None, typer.Option(min=1, help="hnsw: build-time candidate list")] = None,
     ef_search: EfSearchOption = None,
     seed: Annotated[int, typer.Option(help="seed of ivf's training sample and k-means")] = 0,
+    pq_m: PqMOption = None,
 ) -> None:
     """Embed a corpus and save a vector index of it (ids and texts kept)."""
     from paraxl.serving.corpus import read_corpus
@@ -95,7 +99,7 @@ def build_index(
     with folder_lock(output, "index"):  # one writer per index folder (see paraxl.io.locks)
         check_target(output)  # again, now that no other writer can change it
         ids, texts = read_corpus(corpus, input_format, column, id_column, id_prefix)
-        params = _build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search)
+        params = _build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search, pq_m)
         loaded = open_model(model, backend)
         encoder = loaded.encoder
         prompt = prompt_name if prompt_name is not None else encoder.settings.default_prompt_name
@@ -119,7 +123,8 @@ def build_index(
         built = time.perf_counter()
         index.save(output)
     say(
-        f"indexed {len(index)} texts ({index.info.backend} index, {index.dimension}-d) into {output} in "
+        f"indexed {len(index)} texts ({index.info.backend} index, {index.dimension}-d{memory_note(index.info)}) "
+        f"into {output} in "
         f"{time.perf_counter() - start:.1f} s (embedding {encoded - start:.1f} s, index {built - encoded:.1f} s)"
     )
 
@@ -158,11 +163,11 @@ def add_to_index(
         vectors = encoder.encode(texts, batch_size=batch_size, prompt_name=prompt, show_progress=True)
         index.add(vectors, ids, texts)
         index.save(index_dir)
-    if index.info.backend == "ivf":
+    if index.info.backend in ("ivf", "ivfpq"):
         print_labelled(
             "note",
             "IVF cells were trained on the first corpus and are not retrained on add; "
-            f"after large additions run `paraxl index rebuild {index_dir} --index-type ivf`",
+            f"after large additions build it again (ivf: `paraxl index rebuild {index_dir} --index-type ivf`)",
         )
     say(
         f"added {len(ids)} texts to {index_dir}: {len(index)} in all ({index.info.backend} index) "
@@ -174,7 +179,7 @@ def add_to_index(
 @cli_errors
 def rebuild_index(
     index_dir: Annotated[Path, typer.Argument(help="an index folder from `paraxl index build`")],
-    index_type: Annotated[str, typer.Option("--index-type", help="auto, exact, flat, ivf or hnsw")] = "auto",
+    index_type: Annotated[str, typer.Option("--index-type", help="auto, exact, flat, ivf, ivfpq or hnsw")] = "auto",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="new folder (default: in place)")] = None,
     nlist: Annotated[int | None, typer.Option(min=1, help="ivf: number of cells (default ~4·sqrt(n))")] = None,
     nprobe: NprobeOption = None,
@@ -182,6 +187,7 @@ def rebuild_index(
     ef_construction: Annotated[int | None, typer.Option(min=1, help="hnsw: build-time candidate list")] = None,
     ef_search: EfSearchOption = None,
     seed: Annotated[int, typer.Option(help="seed of ivf's training sample and k-means")] = 0,
+    pq_m: PqMOption = None,
 ) -> None:
     """Rebuild an index as another type, or retrain IVF cells after many additions (no re-embedding)."""
     from paraxl.serving.index import VectorIndex
@@ -195,17 +201,15 @@ def rebuild_index(
     with folder_lock(target, "index"):  # in place: load and save under one lock, as for add
         check_target(target)
         index = VectorIndex.load(index_dir).rebuild(
-            index_type, seed=seed, **_build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search)
+            index_type, seed=seed, **_build_params(nlist, nprobe, hnsw_m, ef_construction, ef_search, pq_m)
         )
         index.save(target)
     say(f"rebuilt {len(index)} items ({index.info.backend} index) in {target} ({time.perf_counter() - start:.1f} s)")
 
 
-def _build_params(
-    nlist: int | None, nprobe: int | None, hnsw_m: int | None, ef_construction: int | None, ef_search: int | None
-) -> dict[str, object]:
-    """The index parameters the user set (the rest keep their defaults)."""
-    named = {"nlist": nlist, "nprobe": nprobe, "M": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
+def _build_params(*values: int | None) -> dict[str, object]:
+    """The index parameters the user set (nlist, nprobe, M, ef_construction, ef_search, pq_m; None: default)."""
+    named = dict(zip(("nlist", "nprobe", "M", "ef_construction", "ef_search", "pq_m"), values, strict=True))
     return {name: value for name, value in named.items() if value is not None}
 
 
@@ -404,3 +408,9 @@ def _write_hits(path: Path, rows: list[tuple[str, SearchHit]], columns: tuple[st
         return
     with atomic_path(path, suffix=".jsonl") as tmp, tmp.open("w", encoding="utf-8", newline="\n") as handle:
         handle.writelines(_hit_json(text, hit) + "\n" for text, hit in rows)
+
+
+# `paraxl index build-sharded` registers on index_app here (its module cannot import this one: no cycles)
+from paraxl.cli.index_sharded_command import build_sharded_index, memory_note  # noqa: E402
+
+index_app.command("build-sharded")(build_sharded_index)

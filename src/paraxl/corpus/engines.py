@@ -1,14 +1,16 @@
-"""Engines that run the shard mapper (:class:`ShardEncoder`) over shards: local or Ray.
+"""Engines that run a shard mapper over tasks: local or Ray.
 
-``local``, 1 worker: the mapper runs in this process. ``local``, N workers: N processes (spawned, each
-loading the model once, each with its share of the cores as torch threads); a worker that dies (killed,
-out of memory) costs its shards a retry in a fresh pool, not the job. ``ray``: Ray Data ``map_batches``
-over a dataset of shard tasks, with the mapper as a callable class on an actor pool (``concurrency``
-actors of ``num_cpus`` each; Ray restarts a dead actor and retries its shard). Ray is optional
-(``pip install 'paraxl[ray]'``) and imported only here, only when asked for.
+A shard mapper is a callable class built once per worker (:class:`ShardMapper`: the encoder of
+:mod:`~paraxl.corpus.encode_job`, the kNN searcher of :mod:`~paraxl.corpus.mine_job`); tasks and results
+cross processes and Ray as JSON strings. ``local``, 1 worker: the mapper runs in this process. ``local``,
+N workers: N processes (spawned, each building the mapper once, e.g. loading the model); a worker that dies
+(killed, out of memory) costs its tasks a retry in a fresh pool, not the job. ``ray``: Ray Data
+``map_batches`` over a dataset of tasks, with the mapper as a callable class on an actor pool
+(``concurrency`` actors of ``num_cpus`` each; Ray restarts a dead actor and retries its task). Ray is
+optional (``pip install 'paraxl[ray]'``) and imported only here, only when asked for.
 
-Every engine calls ``on_result`` in the driver, once per shard, in completion order, and stops handing
-out shards after the first result that carries an input error (shards already running finish).
+Every engine calls ``on_result`` in the driver, once per task, in completion order, and stops handing
+out tasks after the first result for which it returns True (an input error; tasks already running finish).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import multiprocessing
 import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
 
 from paraxl.corpus.encode_job import EncodeSettings, ShardEncoder, ShardResult
 from paraxl.corpus.plan import ShardTask
@@ -29,6 +33,37 @@ POOL_RETRIES = 2  # fresh pools after a local worker died, before the job gives 
 RAY_INSTALL = "--engine ray needs Ray: pip install 'paraxl[ray]'"
 
 ResultHandler = Callable[[ShardResult], None]
+# a finished task's JSON result -> True to stop handing out tasks (it carries an input error)
+JsonHandler = Callable[[str], bool]
+
+
+class ShardMapper(Protocol):
+    """Built once per worker from one picklable ``settings`` object; maps a JSON task to a JSON result."""
+
+    def __init__(self, settings: Any) -> None: ...
+
+    def map_json(self, task: str) -> str: ...
+
+
+class RayBatchMapper:
+    """Ray Data's ``map_batches`` form of any :class:`ShardMapper`: a ``task`` column -> a ``result`` column."""
+
+    def __init__(self, mapper: type[ShardMapper], settings: Any) -> None:
+        self.mapper = mapper(settings)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        results = [self.mapper.map_json(str(task)) for task in batch["task"]]
+        return {"result": np.array(results, dtype=object)}
+
+
+class EncoderMapper:
+    """:class:`ShardEncoder` as a :class:`ShardMapper` (JSON shard task -> JSON shard result)."""
+
+    def __init__(self, settings: EncodeSettings) -> None:
+        self.encoder = ShardEncoder(settings)
+
+    def map_json(self, task: str) -> str:
+        return self.encoder.encode_shard(ShardTask.from_json(task)).to_json()
 
 
 def run_shards(
@@ -40,53 +75,73 @@ def run_shards(
     ray_address: str | None = None,
 ) -> None:
     """Encode ``tasks`` on ``engine`` with ``workers`` workers; ``on_result`` per finished shard."""
+
+    def handle(text: str) -> bool:
+        result = ShardResult.from_json(text)
+        on_result(result)
+        return result.error is not None
+
+    jobs = [task.to_json() for task in tasks]
+    cpus = max(settings.threads, 1)
+    run_mapper(engine, EncoderMapper, settings, jobs, workers, handle, ray_address, cpus)
+
+
+def run_mapper(
+    engine: str,
+    mapper: type[ShardMapper],
+    settings: Any,
+    tasks: Sequence[str],
+    workers: int,
+    on_result: JsonHandler,
+    ray_address: str | None = None,
+    cpus_per_worker: int = 1,
+) -> None:
+    """Run ``mapper(settings)`` over the JSON ``tasks`` on ``engine`` with ``workers`` workers."""
     if engine == "ray":
-        run_ray(settings, tasks, workers, on_result, ray_address)
+        run_ray(mapper, settings, tasks, workers, on_result, ray_address, cpus_per_worker)
     elif engine == "local":
         if ray_address is not None:
             raise InputError("--ray-address applies to --engine ray only")
         if workers == 1:
-            run_in_process(settings, tasks, on_result)
+            run_in_process(mapper, settings, tasks, on_result)
         else:
-            run_local_pool(settings, tasks, workers, on_result)
+            run_local_pool(mapper, settings, tasks, workers, on_result)
     else:
         raise InputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
 
 
-def run_in_process(settings: EncodeSettings, tasks: Sequence[ShardTask], on_result: ResultHandler) -> None:
+def run_in_process(mapper: type[ShardMapper], settings: Any, tasks: Sequence[str], on_result: JsonHandler) -> None:
     if not tasks:
         return
-    mapper = ShardEncoder(settings)
+    built = mapper(settings)
     for task in tasks:
-        result = mapper.encode_shard(task)
-        on_result(result)
-        if result.error is not None:
+        if on_result(built.map_json(task)):
             return
 
 
-_WORKER_MAPPER: ShardEncoder | None = None  # one per local worker process, built by its initializer
+_WORKER_MAPPER: ShardMapper | None = None  # one per local worker process, built by its initializer
 
 
-def _start_worker(settings: EncodeSettings) -> None:
+def _start_worker(mapper: type[ShardMapper], settings: Any) -> None:
     global _WORKER_MAPPER
-    _WORKER_MAPPER = ShardEncoder(settings)
+    _WORKER_MAPPER = mapper(settings)
 
 
-def _encode_in_worker(task: ShardTask) -> ShardResult:
+def _map_in_worker(task: str) -> str:
     assert _WORKER_MAPPER is not None, "the pool initializer builds the mapper"
-    return _WORKER_MAPPER.encode_shard(task)
+    return _WORKER_MAPPER.map_json(task)
 
 
 def run_local_pool(
-    settings: EncodeSettings, tasks: Sequence[ShardTask], workers: int, on_result: ResultHandler
+    mapper: type[ShardMapper], settings: Any, tasks: Sequence[str], workers: int, on_result: JsonHandler
 ) -> None:
-    """N spawned worker processes, at most 2 shards each in flight (memory stays a few shards)."""
+    """N spawned worker processes, at most 2 tasks each in flight (memory stays a few shards)."""
     remaining = list(tasks)
     for attempt in range(POOL_RETRIES + 1):
         if not remaining:
             return
         try:
-            stopped = _run_pool(settings, remaining, workers, on_result)
+            stopped = _run_pool(mapper, settings, remaining, workers, on_result)
         except BrokenProcessPool:
             if attempt == POOL_RETRIES:
                 raise ParaxlError(f"local workers died {POOL_RETRIES + 1} times; see the log above") from None
@@ -95,19 +150,21 @@ def run_local_pool(
             return
 
 
-def _run_pool(settings: EncodeSettings, remaining: list[ShardTask], workers: int, on_result: ResultHandler) -> bool:
+def _run_pool(
+    mapper: type[ShardMapper], settings: Any, remaining: list[str], workers: int, on_result: JsonHandler
+) -> bool:
     """Run ``remaining`` (finished tasks are removed from it); True when an input error stopped the job."""
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     with futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(settings,)
+        workers, mp_context=context, initializer=_start_worker, initargs=(mapper, settings)
     ) as pool:
         queue = list(remaining)
-        running: dict[futures.Future[ShardResult], ShardTask] = {}
+        running: dict[futures.Future[str], str] = {}
         stopped = False
         while queue or running:
             while queue and not stopped and len(running) < 2 * workers:
                 task = queue.pop(0)
-                running[pool.submit(_encode_in_worker, task)] = task
+                running[pool.submit(_map_in_worker, task)] = task
             if not running:
                 break
             finished, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
@@ -115,19 +172,20 @@ def _run_pool(settings: EncodeSettings, remaining: list[ShardTask], workers: int
                 task = running.pop(future)
                 result = future.result()  # BrokenProcessPool when a worker died
                 remaining.remove(task)
-                on_result(result)
-                stopped = stopped or result.error is not None
+                stopped = on_result(result) or stopped
         return stopped
 
 
 def run_ray(
-    settings: EncodeSettings,
-    tasks: Sequence[ShardTask],
+    mapper: type[ShardMapper],
+    settings: Any,
+    tasks: Sequence[str],
     workers: int,
-    on_result: ResultHandler,
+    on_result: JsonHandler,
     address: str | None,
+    cpus_per_worker: int = 1,
 ) -> None:
-    """Ray Data: one block per shard, ``map_batches`` on an actor pool of ``workers`` mappers."""
+    """Ray Data: one block per task, ``map_batches`` on an actor pool of ``workers`` mappers."""
     ray = import_ray()
     if not tasks:
         return
@@ -139,11 +197,9 @@ def run_ray(
         # address None starts a local Ray on this machine; "auto" or HOST:PORT joins a running cluster
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        dataset = _ray_dataset(ray, settings, tasks, workers)
+        dataset = _ray_dataset(ray, mapper, settings, tasks, workers, cpus_per_worker)
         for row in dataset.iter_rows():
-            result = ShardResult.from_json(str(row["result"]))
-            on_result(result)
-            if result.error is not None:
+            if on_result(str(row["result"])):
                 break
     finally:
         if started:
@@ -153,21 +209,23 @@ def run_ray(
                 signal.signal(number, handler)
 
 
-def _ray_dataset(ray: Any, settings: EncodeSettings, tasks: Sequence[ShardTask], workers: int) -> Any:
+def _ray_dataset(
+    ray: Any, mapper: type[ShardMapper], settings: Any, tasks: Sequence[str], workers: int, cpus: int
+) -> Any:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # paraxl draws one bar over shards
     context.print_on_execution_start = False
-    items = [{"task": task.to_json()} for task in tasks]
+    items = [{"task": task} for task in tasks]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
     return dataset.map_batches(
-        ShardEncoder,
-        fn_constructor_kwargs={"settings": settings},
+        RayBatchMapper,
+        fn_constructor_kwargs={"mapper": mapper, "settings": settings},
         batch_size=1,
         batch_format="numpy",
-        # a dead actor is restarted and its shard retried: Ray Data's actor pools default to
+        # a dead actor is restarted and its task retried: Ray Data's actor pools default to
         # max_restarts=-1 and max_task_retries=-1 (tests/test_corpus_ray.py kills one mid-job)
         compute=ray.data.ActorPoolStrategy(size=workers),
-        num_cpus=max(settings.threads, 1),
+        num_cpus=cpus,
     )
 
 

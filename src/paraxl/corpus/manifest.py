@@ -168,3 +168,11 @@ def _load(path: Path) -> dict[str, Any]:
     if document.get("version") != VERSION:
         raise InputError(f"manifest version {document.get('version')!r}; this paraxl reads {VERSION}", path)
     return document
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of embeddings folder ``folder`` (for readers of finished folders, e.g. mining)."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise InputError("not an embeddings folder of paraxl encode-corpus (no manifest.json)", folder)
+    return _load(path)

@@ -73,6 +73,27 @@ def ratio_margin_candidates(
     n, m = x.shape[0], y.shape[0]
     forward_sim, forward_ind = knn(x, y, min(k, m), index_type)  # (n, k') each
     backward_sim, backward_ind = knn(y, x, min(k, n), index_type)  # (m, k'') each
+    return margin_candidates(forward_sim, forward_ind, backward_sim, backward_ind)
+
+
+def margin_candidates(
+    forward_sim: FloatArray, forward_ind: IntArray, backward_sim: FloatArray, backward_ind: IntArray
+) -> MiningCandidates:
+    """The ratio margins, proposals and greedy 1-to-1 pass of :func:`ratio_margin_candidates`, from its kNN.
+
+    Everything after the two searches, so a search done elsewhere (shard by shard,
+    :mod:`paraxl.retrieval.sharded_knn`) that returns the same neighbours gives the same pairs and scores.
+
+    Args:
+        forward_sim: ``(n, k')`` cosines of each source to its nearest targets, descending along a row.
+        forward_ind: ``(n, k')`` the target rows they belong to.
+        backward_sim: ``(m, k'')`` cosines of each target to its nearest sources, descending.
+        backward_ind: ``(m, k'')`` the source rows they belong to.
+
+    Raises:
+        ValueError: a neighbourhood mean similarity is ``<= 0``.
+    """
+    n, m = forward_sim.shape[0], backward_sim.shape[0]
     forward_mean = forward_sim.mean(axis=1)  # (n,)
     backward_mean = backward_sim.mean(axis=1)  # (m,)
     if (forward_mean <= 0).any() or (backward_mean <= 0).any():

@@ -1,7 +1,7 @@
 """One interface over the four index types a vector index can search with.
 
     ``exact``  numpy: one matrix product + :func:`~paraxl.retrieval.topk.exact_topk` per block of queries.
-    ``flat`` / ``ivf`` / ``hnsw``: :class:`~paraxl.retrieval.faiss_index.FaissIndex`.
+    ``flat`` / ``ivf`` / ``ivfpq`` / ``hnsw``: :class:`~paraxl.retrieval.faiss_index.FaissIndex`.
 
 Every index holds L2-normalised float32 rows, so the inner product *is* the cosine similarity; rows are
 numbered 0..n-1 in insertion order (the caller maps them to ids). :func:`build_index` makes one.
@@ -17,7 +17,7 @@ from paraxl.retrieval.checks import check_params
 from paraxl.retrieval.faiss_index import FaissIndex
 from paraxl.retrieval.topk import exact_topk
 
-INDEX_TYPES = ("exact", "flat", "ivf", "hnsw")
+INDEX_TYPES = ("exact", "flat", "ivf", "ivfpq", "hnsw")
 # exact: score at most this many floats per matrix product (64 MiB), whatever the number of queries
 EXACT_BLOCK_FLOATS = 1 << 24
 
@@ -87,10 +87,11 @@ def build_index(
     """A search index of type ``index_type`` (one of :data:`INDEX_TYPES`) over float32 unit rows ``vectors``.
 
     Args:
-        index_type: ``exact``, ``flat``, ``ivf`` or ``hnsw``.
+        index_type: ``exact``, ``flat``, ``ivf``, ``ivfpq`` or ``hnsw``.
         vectors: ``(n, dim)`` float32 unit rows.
         seed: IVF's training sample and k-means initialisation.
-        params: build parameters (ivf ``nlist``, ``nprobe``; hnsw ``M``, ``ef_construction``, ``ef_search``).
+        params: build parameters (ivf ``nlist``, ``nprobe``; ivfpq also ``pq_m``, ``nbits``; hnsw ``M``,
+            ``ef_construction``, ``ef_search``).
         copy: whether the exact index must copy ``vectors`` (the caller's array; FAISS copies anyway).
     """
     settings = {} if params is None else params

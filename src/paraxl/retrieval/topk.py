@@ -7,7 +7,7 @@ index type for bitext mining.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,43 @@ KNN_INDEX_TYPES = ("auto", "exact", "flat")
 # numpy search takes well under a second; above it (e.g. BUCC's ~10^5 x 10^5 sentences) faiss'
 # BLAS-blocked, multi-threaded flat search is much faster.
 AUTO_FAISS_MIN_SIMILARITIES = 50_000_000
+
+# Corpus rows per tile of :func:`tiled_exact_topk`, the exact search of corpora larger than this. Global
+# tiles (rows [t * CORPUS_TILE, (t + 1) * CORPUS_TILE)) and global query blocks make the search's matrix
+# products the same calls whether the corpus is in memory or read shard by shard: BLAS gives bitwise
+# different dot products for different matrix shapes (OpenBLAS: gemv for one row, small-matrix kernels),
+# so equal calls are what makes the sharded search (:mod:`paraxl.retrieval.sharded_knn`) exact.
+CORPUS_TILE = 1 << 16
+
+
+class UnitRows(Protocol):
+    """Rows of a corpus as float64 unit vectors, read a range at a time (in memory, or from shard files)."""
+
+    @property
+    def rows(self) -> int: ...
+
+    def unit(self, start: int, stop: int) -> FloatArray:
+        """``(stop - start, d)`` float64 unit rows ``start..stop-1``."""
+        ...
+
+
+class InMemoryRows:
+    """:class:`UnitRows` over an ``(m, d)`` array of unit rows already in memory."""
+
+    def __init__(self, points: FloatArray) -> None:
+        self.points = points
+
+    @property
+    def rows(self) -> int:
+        return int(self.points.shape[0])
+
+    def unit(self, start: int, stop: int) -> FloatArray:
+        return self.points[start:stop]
+
+
+def query_block_rows(corpus_rows: int) -> int:
+    """Query rows per block of the exact search against ``corpus_rows`` rows (the same in every path)."""
+    return row_chunk(min(corpus_rows, CORPUS_TILE))
 
 
 def exact_topk(
@@ -69,6 +106,38 @@ def exact_topk(
     return np.concatenate(all_scores), np.concatenate(all_indices)
 
 
+def tiled_exact_topk(queries: FloatArray, corpus: UnitRows, k: int) -> tuple[FloatArray, IntArray]:
+    """:func:`exact_topk` of unit ``queries`` over ``corpus`` read one tile of :data:`CORPUS_TILE` rows at a time.
+
+    ``queries`` must start at a global query row that is a multiple of ``query_block_rows(corpus.rows)``
+    (the caller's rows ``[a, b)`` of a larger query set): then every matrix product is the call that the
+    same search over all queries makes, bit for bit. Per tile the ``min(k, tile)`` best (ties to the lower
+    index), merged by similarity descending, then corpus index ascending: the same answer as one
+    :func:`exact_topk` over the whole corpus when the products are equal.
+
+    Returns:
+        ``(n, k)`` float64 similarities and ``(n, k)`` int64 corpus rows, ``1 <= k <= corpus.rows``.
+    """
+    n, m = queries.shape[0], corpus.rows
+    rows = query_block_rows(m)
+    best_sim = np.empty((n, 0), dtype=np.float64)
+    best_ind = np.empty((n, 0), dtype=np.int64)
+    for tile_start in range(0, m, CORPUS_TILE):
+        tile = corpus.unit(tile_start, min(tile_start + CORPUS_TILE, m))  # (t, d)
+        tile_k = min(k, tile.shape[0])
+        parts = [
+            # one product per query block: (b, d) @ (d, t), exactly as exact_topk blocks it
+            exact_topk(queries[start : start + rows], tile, tile_k, block_elements=rows * tile.shape[0])
+            for start in range(0, n, rows)
+        ]
+        sims = np.concatenate([best_sim, np.concatenate([part[0] for part in parts])], axis=1)  # (n, k + tile_k)
+        inds = np.concatenate([best_ind, np.concatenate([part[1] for part in parts]) + tile_start], axis=1)
+        order = np.lexsort((inds, -sims), axis=1)[:, :k]  # similarity descending, then index ascending
+        best_sim = np.take_along_axis(sims, order, axis=1)
+        best_ind = np.take_along_axis(inds, order, axis=1)
+    return best_sim, best_ind
+
+
 def knn(
     queries: npt.ArrayLike, corpus: npt.ArrayLike, k: int, index_type: KnnIndexType = "auto"
 ) -> tuple[FloatArray, IntArray]:
@@ -77,7 +146,8 @@ def knn(
     Inputs are L2-normalised here, so inner product = cosine.
 
     Index types:
-        ``"exact"``: :func:`exact_topk` in float64 (ties to the lower corpus index).
+        ``"exact"``: :func:`exact_topk` in float64 (ties to the lower corpus index); above
+        :data:`CORPUS_TILE` corpus rows, tile by tile (:func:`tiled_exact_topk`).
         ``"flat"``: ``faiss.IndexFlatIP`` (exact inner-product search in float32); the order of exactly
         tied similarities is faiss' own.
         ``"auto"``: flat when ``len(queries) * len(corpus) > 50_000_000`` and faiss is importable,
@@ -107,6 +177,8 @@ def knn(
         index_type == "auto" and query_points.shape[0] * m > AUTO_FAISS_MIN_SIMILARITIES and faiss_available()
     ):
         return _flat_topk(query_points, corpus_points, k)
+    if m > CORPUS_TILE:  # tiles: the same products as the sharded search (bitwise equal results)
+        return tiled_exact_topk(query_points, InMemoryRows(corpus_points), k)
     similarities, indices = exact_topk(query_points, corpus_points, k)
     return similarities.astype(np.float64, copy=False), indices
 

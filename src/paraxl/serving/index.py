@@ -3,8 +3,9 @@
 Scores are cosine similarities: every vector (corpus and query) is L2-normalised on the way in, so
 the inner product that every index type computes is the cosine. Index types (see
 :mod:`paraxl.retrieval.search_index`): ``exact`` (numpy brute force), ``flat`` (FAISS brute force),
-``ivf`` and ``hnsw`` (FAISS, approximate); ``auto`` picks exact below 100k vectors and hnsw from there
-on (:func:`choose_index_type` says why). ``index.json`` keeps the type under its key ``backend``.
+``ivf``, ``ivfpq`` (compressed codes) and ``hnsw`` (FAISS, approximate); ``auto`` picks exact below
+100k vectors and hnsw from there on (:func:`choose_index_type` says why). ``index.json`` keeps the type
+under its key ``backend``.
 
 Folder layout (see ``index_files``): ``index.json`` (:class:`IndexInfo` + format version),
 ``items.jsonl`` (id and text per row) and either ``vectors.npy`` (exact) or ``index.faiss``.

@@ -4,7 +4,7 @@
     items.jsonl   one ``{"id": ..., "text": ...}`` object per row, in row order (JSON, so tabs,
                   newlines and any Unicode round-trip; ``text`` is null when none was stored)
     vectors.npy   exact only: the float32 (n, dim) unit rows (``np.save``, no pickle)
-    index.faiss   flat / ivf / hnsw: ``faiss.write_index`` (FAISS's own binary format)
+    index.faiss   flat / ivf / ivfpq / hnsw: ``faiss.write_index`` (FAISS's own binary format)
 
 Loading checks that the files agree (count, dimension, index type) and names the file that does not,
 and that every stored vector is a finite unit row (:func:`~paraxl.retrieval.checked_unit_rows`: a NaN

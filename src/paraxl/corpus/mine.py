@@ -1,0 +1,257 @@
+"""Sharded bitext mining: two embedding folders of ``paraxl encode-corpus`` -> scored 1-to-1 pairs.
+
+Example::
+
+    summary = mine_corpus(MineRequest(Path("emb-de"), Path("emb-en"), Path("pairs.tsv")))
+
+Tasks are query shards: each source shard's k nearest targets (forward) and each target shard's k nearest
+sources (backward), exact, over the other side's shards read one tile at a time (:mod:`~paraxl.corpus.mine_job`);
+any engine of :mod:`~paraxl.corpus.engines` runs them. The driver merges them, takes each sentence's mean
+over its global kNN for the ratio-margin denominators and keeps the greedy 1-to-1 candidates
+(:func:`~paraxl.retrieval.margin.margin_candidates`, the same function as ``paraxl mine``): with the exact
+search the pairs and scores are bitwise those of ``ratio_margin_candidates(..., index_type="exact")``.
+Finished tasks stay in ``<output>.work/`` until the end, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paraxl.corpus.engines import ENGINES, import_ray, run_mapper
+from paraxl.corpus.manifest import read_manifest
+from paraxl.corpus.mine_job import KnnMapper, KnnResult, KnnSettings, KnnTask
+from paraxl.errors import InputError
+from paraxl.io.atomic import write_json_atomic
+from paraxl.io.outputs import write_tsv
+from paraxl.mining.comparability import TYPICAL_THRESHOLD, comparability_warning, share_above
+from paraxl.modeling.threads import physical_cores
+from paraxl.retrieval.margin import MiningCandidates, margin_candidates
+from paraxl.retrieval.sharded_knn import aligned_range
+from paraxl.retrieval.topk import CORPUS_TILE
+
+# (tasks done so far, tasks in all); called once before the first task and after each one
+ProgressHandler = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class MineRequest:
+    source_dir: Path
+    target_dir: Path
+    output: Path  # .tsv; the record goes beside it as .json
+    k: int = 4
+    threshold: float | None = None
+    engine: str = "local"
+    workers: int = 1
+    ray_address: str | None = None
+    cpus_per_worker: int | None = None
+
+
+@dataclass(frozen=True)
+class Side:
+    """One finished embeddings folder: its shard files, row ids and job identity."""
+
+    folder: Path
+    shards: tuple[str, ...]
+    rows: tuple[int, ...]  # per shard
+    ids: np.ndarray  # (rows,) int64 corpus ids
+    job: dict[str, Any]
+    dimension: int
+
+    @property
+    def size(self) -> int:
+        return sum(self.rows)
+
+
+@dataclass(frozen=True)
+class MineSummary:
+    pairs: int
+    candidates: int
+    warning: str | None
+    record: Path
+    seconds: float
+
+
+def read_side(folder: Path) -> Side:
+    """The folder's complete manifest and shards; InputError when it is not a finished encode-corpus run."""
+    manifest = read_manifest(folder)
+    if not manifest.get("complete"):
+        raise InputError("the encode-corpus run in this folder is not complete; run it again to finish it", folder)
+    shards = manifest["shards"]
+    ids = np.concatenate([np.load(folder / shard["ids"]) for shard in shards]).astype(np.int64)
+    return Side(
+        folder,
+        tuple(str(folder / shard["embeddings"]) for shard in shards),
+        tuple(int(shard["rows"]) for shard in shards),
+        ids,
+        manifest["job"],
+        int(manifest["dimension"]),
+    )
+
+
+def check_compatible(source: Side, target: Side) -> None:
+    """One line when the two folders hold vectors of different models, prompts or widths."""
+    for key, what in (("model", "models"), ("prompt", "prompts")):
+        if source.job.get(key) != target.job.get(key):
+            raise InputError(
+                f"{source.folder} and {target.folder} hold embeddings of different {what} "
+                f"({source.job.get(key)} vs {target.job.get(key)}); mine vectors of one model and prompt"
+            )
+    if source.dimension != target.dimension:
+        raise InputError(f"{source.folder} has dimension {source.dimension} but {target.folder} {target.dimension}")
+
+
+def plan_tasks(source: Side, target: Side) -> list[KnnTask]:
+    """One task per query shard and direction, over its block-aligned rows (empty ones dropped)."""
+    tasks = []
+    for direction, queries, corpus in (("forward", source, target), ("backward", target, source)):
+        first = 0
+        for index, rows in enumerate(queries.rows):
+            start, stop = aligned_range(first, first + rows, queries.size, corpus.size)
+            if stop > start:
+                tasks.append(KnnTask(direction, index, start, stop))
+            first += rows
+    return tasks
+
+
+def mine_corpus(request: MineRequest, progress: ProgressHandler | None = None) -> MineSummary:
+    """Mine ``request``; see the module docstring. Writes the TSV and its ``.json`` record."""
+    _check(request)
+    source, target = read_side(request.source_dir), read_side(request.target_dir)
+    check_compatible(source, target)
+    tasks = plan_tasks(source, target)
+    work = _work_folder(request, source, target)
+    pending = [task for task in tasks if not task.finished(work, _k(request.k, task, source, target))]
+    cpus = request.cpus_per_worker or max(1, physical_cores() // request.workers)
+    settings = KnnSettings(source.shards, target.shards, request.k, str(work), cpus)
+    results: list[KnnResult] = []
+    errors: list[KnnResult] = []
+
+    def on_result(text: str) -> bool:
+        result = KnnResult.from_json(text)
+        (errors if result.error is not None else results).append(result)
+        if progress is not None:
+            progress(len(tasks) - len(pending) + len(results), len(tasks))
+        return result.error is not None
+
+    if progress is not None:
+        progress(len(tasks) - len(pending), len(tasks))
+    began, start = datetime.datetime.now(datetime.UTC), time.perf_counter()
+    jobs = [task.to_json() for task in pending]
+    run_mapper(request.engine, KnnMapper, settings, jobs, request.workers, on_result, request.ray_address, cpus)
+    if errors:
+        raise InputError(errors[0].error or "unknown error")
+    search_seconds = time.perf_counter() - start
+    candidates = _candidates(tasks, work, source.size, target.size)
+    run = {
+        "engine": request.engine,
+        "workers": request.workers,
+        "cpus_per_worker": cpus,
+        "ray_address": request.ray_address,
+        "started": began.isoformat(timespec="seconds"),
+        "tasks": len(tasks),
+        "tasks_skipped": len(tasks) - len(pending),
+        "search_seconds": round(search_seconds, 3),
+        "task_seconds": {f"{r.direction}-{r.index}": round(r.seconds, 4) for r in results},
+        "task_workers": {f"{r.direction}-{r.index}": r.worker for r in results},
+    }
+    summary = _write(request, source, target, candidates, run, start)
+    shutil.rmtree(work)
+    return summary
+
+
+def _k(k: int, task: KnnTask, source: Side, target: Side) -> int:
+    return min(k, target.size if task.direction == "forward" else source.size)
+
+
+def _candidates(tasks: list[KnnTask], work: Path, n: int, m: int) -> MiningCandidates:
+    """Merge the tasks' files into the two kNN tables (in row order) and score them."""
+    tables = []
+    for direction, rows in (("forward", n), ("backward", m)):
+        files = [task.files(work) for task in tasks if task.direction == direction]
+        sims = np.concatenate([np.load(pair[0]) for pair in files])  # (rows, k')
+        indices = np.concatenate([np.load(pair[1]) for pair in files])
+        assert sims.shape[0] == rows, "the tasks cover every row once"
+        tables.append((sims, indices))
+    try:
+        return margin_candidates(tables[0][0], tables[0][1], tables[1][0], tables[1][1])
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _write(
+    request: MineRequest,
+    source: Side,
+    target: Side,
+    candidates: MiningCandidates,
+    run: dict[str, Any],
+    start: float,
+) -> MineSummary:
+    keep = np.ones(len(candidates), dtype=bool)
+    if request.threshold is not None:
+        keep = candidates.score >= request.threshold
+    rows = [
+        [int(source.ids[i]), int(target.ids[j]), f"{score:.6f}"]
+        for i, j, score in zip(
+            candidates.source_index[keep], candidates.target_index[keep], candidates.score[keep], strict=True
+        )
+    ]
+    write_tsv(request.output, ["source_id", "target_id", "margin"], rows)
+    warning = comparability_warning(candidates.score)
+    seconds = time.perf_counter() - start
+    record = {
+        "source": str(request.source_dir),
+        "target": str(request.target_dir),
+        "k": request.k,
+        "threshold": request.threshold,
+        "search": "exact",
+        "rows": {"source": source.size, "target": target.size},
+        "shards": {"source": len(source.shards), "target": len(target.shards)},
+        "candidates": len(candidates),
+        "pairs": len(rows),
+        f"share_at_or_above_{TYPICAL_THRESHOLD}": round(share_above(candidates.score), 6),
+        "comparability_warning": warning,
+        "run": run | {"seconds": round(seconds, 3)},
+    }
+    path = request.output.with_suffix(".json")
+    write_json_atomic(path, record, indent=1)
+    return MineSummary(len(rows), len(candidates), warning, path, seconds)
+
+
+def _work_folder(request: MineRequest, source: Side, target: Side) -> Path:
+    """``<output>.work/``, emptied when it holds the tasks of another job (other inputs, k or tiling)."""
+    work = request.output.with_name(request.output.name + ".work")
+    identity = {
+        "source": [str(p) for p in source.shards],
+        "target": [str(p) for p in target.shards],
+        "source_job": source.job,
+        "target_job": target.job,
+        "k": request.k,
+        "tile": CORPUS_TILE,
+    }
+    marker = work / "job.json"
+    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) != identity:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(marker, identity)
+    return work
+
+
+def _check(request: MineRequest) -> None:
+    if request.output.suffix != ".tsv":
+        raise InputError("output must be a .tsv file", request.output)
+    if request.engine not in ENGINES:
+        raise InputError(f"unknown engine {request.engine!r}; use one of {', '.join(ENGINES)}")
+    for name in ("k", "workers"):
+        if getattr(request, name) < 1:
+            raise InputError(f"--{name} must be at least 1, got {getattr(request, name)}")
+    if request.engine == "ray":
+        import_ray()

@@ -1,0 +1,184 @@
+"""Sharded bitext mining: the sharded exact kNN against knn(..., "exact"), mine-corpus against paraxl mine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from paraxl.cli.main import app
+from paraxl.corpus.encode import encode_corpus
+from paraxl.corpus.mine import MineRequest, mine_corpus
+from paraxl.corpus.vectors_folder import write_vectors_folder
+from paraxl.errors import InputError
+from paraxl.mining.comparability import comparability_warning
+from paraxl.retrieval import sharded_knn as sharded_knn_module
+from paraxl.retrieval import topk
+from paraxl.retrieval.margin import ratio_margin_candidates
+from paraxl.retrieval.sharded_knn import ShardRows, aligned_range, sharded_knn
+from paraxl.retrieval.topk import knn
+
+from .test_corpus_encode import request
+
+JOB: dict[str, Any] = {"model": {"weights_fingerprint": "synthetic", "backend": "none"}, "prompt": None}
+
+
+def shard_files(folder: Path, vectors: np.ndarray, size: int) -> ShardRows:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, first in enumerate(range(0, len(vectors), size)):
+        paths.append(folder / f"{number}.npy")
+        np.save(paths[-1], vectors[first : first + size])
+    return ShardRows(paths)
+
+
+def search_all(queries: ShardRows, query_size: int, corpus: ShardRows, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every query shard's task (block-aligned), concatenated in order: what the mining job merges."""
+    parts = []
+    for first in range(0, queries.rows, query_size):
+        start, stop = aligned_range(first, min(first + query_size, queries.rows), queries.rows, corpus.rows)
+        parts.append(sharded_knn(queries, start, stop, corpus, k))
+    return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+
+
+def pairs(n: int, m: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 queries and corpus with duplicate rows (exact ties) and a query equal to a duplicated row."""
+    rng = np.random.default_rng(seed)
+    queries = rng.standard_normal((n, d)).astype(np.float32)
+    corpus = rng.standard_normal((m, d)).astype(np.float32)
+    corpus[[10, 40, m - 1]] = corpus[3]
+    queries[[0, n - 1]] = corpus[3]
+    return queries, corpus
+
+
+@pytest.mark.parametrize("k", [1, 4, 13])
+def test_sharded_knn_is_bitwise_the_exact_knn(tmp_path: Path, k: int) -> None:
+    queries, corpus = pairs(203, 157, 24, k)
+    expected = knn(queries, corpus, k, "exact")
+    for query_size, corpus_size in [(1, 1), (5, 3), (64, 10), (203, 157), (7, 200)]:  # k > shard included
+        found = search_all(
+            shard_files(tmp_path / f"q{query_size}", queries, query_size),
+            query_size,
+            shard_files(tmp_path / f"c{corpus_size}-{query_size}", corpus, corpus_size),
+            k,
+        )
+        assert np.array_equal(found[0], expected[0]) and np.array_equal(found[1], expected[1])
+    assert (expected[1][0, :3] == [3, 10, 40]).all() or k < 3  # the ties, lower index first
+
+
+def test_tiles_and_query_blocks_match_the_tiled_knn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # corpora above the tile size: several tiles (spanning shards) and several query blocks per task
+    monkeypatch.setattr(topk, "CORPUS_TILE", 14_000)
+    queries, corpus = pairs(1500, 30_000, 8, 0)
+    assert topk.query_block_rows(30_000) == 299
+    expected = knn(queries, corpus, 4, "exact")
+    found = search_all(shard_files(tmp_path / "q", queries, 310), 310, shard_files(tmp_path / "c", corpus, 4500), 4)
+    assert np.array_equal(found[0], expected[0]) and np.array_equal(found[1], expected[1])
+    # and the tiled search is the exact top-k (same neighbours as one brute-force pass, cosines to rounding)
+    whole = topk.exact_topk(*(x / np.linalg.norm(x, axis=1, keepdims=True) for x in (queries, corpus)), 4)
+    np.testing.assert_allclose(expected[0], whole[0], atol=1e-6)
+
+
+def mine_synthetic(tmp_path: Path, source: np.ndarray, target: np.ndarray, size: int, **options: Any) -> Path:
+    write_vectors_folder(tmp_path / "src", source, size, JOB)
+    write_vectors_folder(tmp_path / "tgt", target, size, JOB)
+    output = tmp_path / f"pairs-{options.get('engine', 'local')}-{options.get('workers', 1)}.tsv"
+    mine_corpus(MineRequest(tmp_path / "src", tmp_path / "tgt", output, **options))
+    return output
+
+
+def comparable(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shared rows with noise, the target side shuffled, in 20 clusters (float32)."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((20, d))[rng.integers(0, 20, n)] + 0.7 * rng.standard_normal((n, d))
+    source = base + 0.3 * rng.standard_normal(base.shape)
+    target = (base + 0.3 * rng.standard_normal(base.shape))[rng.permutation(n)]
+    return source.astype(np.float32), target[: n - 17].astype(np.float32)
+
+
+def test_sharded_mining_equals_ratio_margin_candidates(tmp_path: Path) -> None:
+    source, target = comparable(230, 32, 1)
+    expected = ratio_margin_candidates(source, target, k=4, index_type="exact")
+    output = mine_synthetic(tmp_path, source, target, 37, k=4)
+    lines = output.read_text().splitlines()
+    assert lines[0] == "source_id\ttarget_id\tmargin" and len(lines) == len(expected) + 1
+    want = [
+        f"{i}\t{j}\t{s:.6f}"
+        for i, j, s in zip(expected.source_index, expected.target_index, expected.score, strict=True)
+    ]
+    assert lines[1:] == want
+    record = json.loads(output.with_suffix(".json").read_text())
+    assert record["shards"] == {"source": 7, "target": 6} and record["run"]["engine"] == "local"
+    assert record["comparability_warning"] is None and not output.with_name("pairs-local-1.tsv.work").exists()
+    two = mine_synthetic(tmp_path / "two", source, target, 37, k=4, workers=2, threshold=1.2)
+    kept = [line for line in want if float(line.split("\t")[2]) >= 1.2]
+    assert two.read_text().splitlines()[1:] == kept and 0 < len(kept) < len(want)
+
+
+def test_a_killed_run_resumes_with_the_same_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # query blocks of 8 rows (real corpora: 4Mi / corpus rows), so that every 20-row shard is a task
+    for module in (topk, sharded_knn_module):
+        monkeypatch.setattr(module, "query_block_rows", lambda corpus_rows: 8)
+    source, target = comparable(120, 16, 2)
+    whole = mine_synthetic(tmp_path / "whole", source, target, 20).read_text()
+    write_vectors_folder(tmp_path / "src", source, 20, JOB)
+    write_vectors_folder(tmp_path / "tgt", target, 20, JOB)
+    job = MineRequest(tmp_path / "src", tmp_path / "tgt", tmp_path / "pairs.tsv")
+
+    def die(done: int, total: int) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mine_corpus(job, progress=die)
+    assert len(list((tmp_path / "pairs.tsv.work").glob("*.sims.npy"))) == 3
+    mine_corpus(job)
+    record = json.loads((tmp_path / "pairs.json").read_text())
+    assert record["run"]["tasks_skipped"] == 3 and (tmp_path / "pairs.tsv").read_text() == whole
+
+
+def test_comparability_warning_on_unrelated_corpora_only(tmp_path: Path) -> None:
+    source, target = comparable(400, 384, 3)
+    assert comparability_warning(ratio_margin_candidates(source, target, 4, "exact").score) is None
+    rng = np.random.default_rng(4)
+    centers = rng.standard_normal((20, 384))
+    unrelated = [centers[rng.integers(0, 20, 400)] + 0.7 * rng.standard_normal((400, 384)) for _ in range(2)]
+    warning = comparability_warning(ratio_margin_candidates(*unrelated, 4, "exact").score)
+    assert warning is not None and "look unrelated" in warning
+    mine_synthetic(tmp_path, *(x.astype(np.float32) for x in unrelated), 100)
+    assert json.loads((tmp_path / "pairs-local-1.json").read_text())["comparability_warning"] == warning
+
+
+def test_folders_of_different_models_are_refused(tmp_path: Path) -> None:
+    vectors = np.ones((4, 3), dtype=np.float32)
+    write_vectors_folder(tmp_path / "a", vectors, 2, JOB)
+    write_vectors_folder(tmp_path / "b", vectors, 2, JOB | {"model": {"weights_fingerprint": "other"}})
+    with pytest.raises(InputError, match="different models"):
+        mine_corpus(MineRequest(tmp_path / "a", tmp_path / "b", tmp_path / "p.tsv"))
+    with pytest.raises(InputError, match=r"no manifest\.json"):
+        mine_corpus(MineRequest(tmp_path / "a", tmp_path, tmp_path / "p.tsv"))
+
+
+def test_mine_corpus_equals_paraxl_mine(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    german = (data_dir / "tatoeba/v1/tatoeba.deu-eng.deu").read_text(encoding="utf-8").splitlines()[:40]
+    english = (data_dir / "tatoeba/v1/tatoeba.deu-eng.eng").read_text(encoding="utf-8").splitlines()[:45]
+    for name, texts in (("de.txt", german), ("en.txt", english)):
+        (tmp_path / name).write_text("\n".join(texts) + "\n", encoding="utf-8")
+        encode_corpus(request(tmp_path / name, tmp_path / f"emb-{name}", tiny_model_dir, batch_size=64))
+    runner = CliRunner()
+    common = ["--model", str(tiny_model_dir)]
+    mined = runner.invoke(app, ["mine", str(tmp_path / "de.txt"), str(tmp_path / "en.txt"), "-o", "m.tsv", *common])
+    assert mined.exit_code == 0, mined.output
+    sharded = runner.invoke(
+        app, ["mine-corpus", str(tmp_path / "emb-de.txt"), str(tmp_path / "emb-en.txt"), "-o", str(tmp_path / "s.tsv")]
+    )
+    assert sharded.exit_code == 0, sharded.output
+    # paraxl mine numbers lines from 1, the shards' ids are corpus positions from 0
+    expected = [line.split("\t")[:3] for line in Path("m.tsv").read_text().splitlines()[1:]]
+    found = [line.split("\t") for line in (tmp_path / "s.tsv").read_text().splitlines()[1:]]
+    assert found == [[str(int(i) - 1), str(int(j) - 1), score] for i, j, score in expected]
+    Path("m.tsv").unlink()
