@@ -69,7 +69,9 @@ def run_mode(mode: str, folder: Path, output: Path) -> dict[str, Any]:
         from paraxl.corpus.mine import MineRequest, mine_corpus
 
         engine, workers = mode.split("-")
-        mine_corpus(MineRequest(folder / "src", folder / "tgt", output, engine=engine, workers=int(workers)))
+        # synthetic vectors have no input texts to add
+        job = MineRequest(folder / "src", folder / "tgt", output, engine=engine, workers=int(workers), texts=False)
+        mine_corpus(job)
     return {
         "mode": mode,
         "seconds": round(time.perf_counter() - start, 3),

@@ -1,6 +1,7 @@
-"""Corpus encoding on Ray: a 2-node local cluster (1 CPU each), bound to loopback, against the local engine.
+"""Corpus encoding, mining and index building on Ray: a 2-node local cluster (1 CPU each), bound to
+loopback, against the local engine.
 
-Bounded: one cluster for the module, two Ray jobs, an alarm per test (the whole file takes about a minute).
+Bounded: one cluster for the module, one small Ray job per test, an alarm per test.
 """
 
 from __future__ import annotations
@@ -116,7 +117,28 @@ def test_sharded_mining_on_ray_equals_the_local_engine(cluster: str, tmp_path: P
     outputs = {}
     for engine in ("local", "ray"):
         outputs[engine] = tmp_path / f"{engine}.tsv"
-        mine_corpus(MineRequest(tmp_path / "src", tmp_path / "tgt", outputs[engine], engine=engine, workers=2))
+        request = MineRequest(
+            tmp_path / "src", tmp_path / "tgt", outputs[engine], engine=engine, workers=2, texts=False
+        )
+        mine_corpus(request)
     assert outputs["local"].read_text() == outputs["ray"].read_text()
     record = json.loads(outputs["ray"].with_suffix(".json").read_text())
     assert record["run"]["engine"] == "ray" and record["run"]["workers"] == 2 and record["pairs"] > 100
+
+
+def test_sharded_index_build_on_ray_equals_the_local_build(cluster: str, tmp_path: Path) -> None:
+    from paraxl.corpus.index_build import ShardedBuildRequest, build_sharded
+
+    from .test_index_sharded import CORPUS, write_embeddings
+
+    emb = write_embeddings(tmp_path / "emb", CORPUS)  # 5 shards
+    params: dict[str, object] = {"nlist": 16, "nprobe": 4, "pq_m": 8}
+    for engine in ("local", "ray"):
+        build_sharded(
+            ShardedBuildRequest(
+                emb, tmp_path / engine, "ivfpq", params, texts=False, engine=engine, workers=2, cpus_per_worker=1
+            )
+        )
+    assert (tmp_path / "local" / "index.faiss").read_bytes() == (tmp_path / "ray" / "index.faiss").read_bytes()
+    build = json.loads((tmp_path / "ray" / "index.json").read_text())["build"]
+    assert build["engine"] == "ray" and build["workers"] == 2 and len(build["shard_workers"]) == 5

@@ -153,6 +153,11 @@ def test_two_workers_build_the_same_index_as_one(tmp_path: Path) -> None:
     assert (tmp_path / "one" / "index.faiss").read_bytes() == (tmp_path / "two" / "index.faiss").read_bytes()
     assert hits(one, QUERIES) == hits(two, QUERIES)
     assert not (tmp_path / ".one.parts").exists()  # the work folder goes once the index is in place
+    build = json.loads((tmp_path / "two" / "index.json").read_text())["build"]  # the build's provenance
+    assert build["engine"] == "local" and build["workers"] == 2 and build["shards"] == 5
+    assert build["shards_reused"] == 0 and sorted(build["seconds"]) == ["merge", "populate", "train"]
+    assert sorted(build["shard_seconds"], key=int) == [str(s) for s in range(5)] and len(build["shard_workers"]) == 5
+    assert len(set(build["shard_workers"].values())) <= 2  # host:pid of the two spawned workers
 
 
 class Killed(Exception):
@@ -186,6 +191,8 @@ def test_bad_embeddings_folders_are_one_clear_error(tmp_path: Path) -> None:
     emb = write_embeddings(tmp_path / "emb", CORPUS)
     with pytest.raises(InputError, match="cannot be built from shards"):
         sharded(emb, tmp_path / "ix", "hnsw")
+    with pytest.raises(InputError, match="unknown engine 'spark'; use one of local, ray"):
+        sharded(emb, tmp_path / "ix", "flat", engine="spark")
     np.save(emb / "shard-000001.ids.npy", np.arange(5, 5 + SHARD, dtype=np.int64))
     with pytest.raises(InputError, match=r"shard-000001.ids.npy: differs from its sha256"):
         sharded(emb, tmp_path / "ix", "flat")

@@ -87,7 +87,7 @@ def mine_synthetic(tmp_path: Path, source: np.ndarray, target: np.ndarray, size:
     write_vectors_folder(tmp_path / "src", source, size, JOB)
     write_vectors_folder(tmp_path / "tgt", target, size, JOB)
     output = tmp_path / f"pairs-{options.get('engine', 'local')}-{options.get('workers', 1)}.tsv"
-    mine_corpus(MineRequest(tmp_path / "src", tmp_path / "tgt", output, **options))
+    mine_corpus(MineRequest(tmp_path / "src", tmp_path / "tgt", output, **({"texts": False} | options)))
     return output
 
 
@@ -127,7 +127,7 @@ def test_a_killed_run_resumes_with_the_same_pairs(tmp_path: Path, monkeypatch: p
     whole = mine_synthetic(tmp_path / "whole", source, target, 20).read_text()
     write_vectors_folder(tmp_path / "src", source, 20, JOB)
     write_vectors_folder(tmp_path / "tgt", target, 20, JOB)
-    job = MineRequest(tmp_path / "src", tmp_path / "tgt", tmp_path / "pairs.tsv")
+    job = MineRequest(tmp_path / "src", tmp_path / "tgt", tmp_path / "pairs.tsv", texts=False)
 
     def die(done: int, total: int) -> None:
         if done == 3:
@@ -168,17 +168,31 @@ def test_mine_corpus_equals_paraxl_mine(tiny_model_dir: Path, data_dir: Path, tm
     english = (data_dir / "tatoeba/v1/tatoeba.deu-eng.eng").read_text(encoding="utf-8").splitlines()[:45]
     for name, texts in (("de.txt", german), ("en.txt", english)):
         (tmp_path / name).write_text("\n".join(texts) + "\n", encoding="utf-8")
+        # shards of 8 rows: the mined rows' texts come from several shards of each side
         encode_corpus(request(tmp_path / name, tmp_path / f"emb-{name}", tiny_model_dir, batch_size=64))
     runner = CliRunner()
     common = ["--model", str(tiny_model_dir)]
     mined = runner.invoke(app, ["mine", str(tmp_path / "de.txt"), str(tmp_path / "en.txt"), "-o", "m.tsv", *common])
     assert mined.exit_code == 0, mined.output
-    sharded = runner.invoke(
-        app, ["mine-corpus", str(tmp_path / "emb-de.txt"), str(tmp_path / "emb-en.txt"), "-o", str(tmp_path / "s.tsv")]
-    )
+    folders = [str(tmp_path / "emb-de.txt"), str(tmp_path / "emb-en.txt")]
+    sharded = runner.invoke(app, ["mine-corpus", *folders, "-o", str(tmp_path / "s.tsv")])
     assert sharded.exit_code == 0, sharded.output
-    # paraxl mine numbers lines from 1, the shards' ids are corpus positions from 0
-    expected = [line.split("\t")[:3] for line in Path("m.tsv").read_text().splitlines()[1:]]
-    found = [line.split("\t") for line in (tmp_path / "s.tsv").read_text().splitlines()[1:]]
-    assert found == [[str(int(i) - 1), str(int(j) - 1), score] for i, j, score in expected]
+    # paraxl mine numbers lines from 1, the shards' ids are corpus positions from 0; the texts are the same
+    lines = Path("m.tsv").read_text(encoding="utf-8").splitlines()
     Path("m.tsv").unlink()
+    expected = [[str(int(i) - 1), str(int(j) - 1), *rest] for i, j, *rest in (line.split("\t") for line in lines[1:])]
+    found = (tmp_path / "s.tsv").read_text(encoding="utf-8").splitlines()
+    assert found[0] == lines[0] == "source_id\ttarget_id\tmargin\tsource\ttarget"
+    assert [line.split("\t") for line in found[1:]] == expected and len(expected) > 10
+    assert all(german[int(row[0])] == row[3] and english[int(row[1])] == row[4] for row in expected)
+    # without texts: the same pairs; and an input gone since encoding is one line that names it
+    bare = runner.invoke(app, ["mine-corpus", *folders, "-o", str(tmp_path / "b.tsv"), "--no-texts"])
+    assert bare.exit_code == 0, bare.output
+    assert [line.split("\t") for line in (tmp_path / "b.tsv").read_text().splitlines()[1:]] == [
+        row[:3] for row in expected
+    ]
+    (tmp_path / "en.txt").rename(tmp_path / "gone.txt")
+    failed = runner.invoke(app, ["mine-corpus", *folders, "-o", str(tmp_path / "g.tsv")])
+    assert failed.exit_code == 2 and len(failed.stderr.strip().splitlines()) == 1
+    assert f"{tmp_path / 'en.txt'}: input of the embeddings is gone; pass --no-texts" in failed.stderr
+    assert not (tmp_path / "g.tsv").exists()

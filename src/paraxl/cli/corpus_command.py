@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from paraxl.cli.common import BackendOption, ModelOption, app, cli_errors, errors, say
+from paraxl.cli.engine_options import EngineOption, RayAddressOption, WorkersOption
 from paraxl.loading.specs import DEFAULT_MODEL
 
 
@@ -31,11 +32,9 @@ def encode_corpus_command(
     shard_size: Annotated[int, typer.Option(min=1, help="rows per shard (memory per worker grows with it)")] = 10_000,
     dtype: Annotated[str, typer.Option(help="float32 or float16 embeddings")] = "float32",
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    engine: Annotated[str, typer.Option(help="local (this machine) or ray (Ray: the ray extra of paraxl)")] = "local",
-    workers: Annotated[int, typer.Option(min=1, help="worker processes (local) or actors (ray)")] = 1,
-    ray_address: Annotated[
-        str | None, typer.Option(help="auto or HOST:PORT of a running Ray cluster (default: start one here)")
-    ] = None,
+    engine: EngineOption = "local",
+    workers: WorkersOption = 1,
+    ray_address: RayAddressOption = None,
     cpus_per_worker: Annotated[
         int | None, typer.Option(min=1, help="torch threads (and Ray CPUs) per worker (default: cores / workers)")
     ] = None,

@@ -2,8 +2,9 @@
 
 A command of its own rather than ``index build --from-embeddings``: it takes an ``encode-corpus``
 folder (no corpus to read, no model to load: the vectors are there) and options of its own
-(``--workers``, ``--no-texts``), where ``index build`` embeds texts. Registered on ``paraxl index`` by
-:mod:`paraxl.cli.search_commands` (this module does not import that one: sibling modules form no cycle).
+(``--engine``, ``--workers``, ``--no-texts``), where ``index build`` embeds texts. Registered on
+``paraxl index`` by :mod:`paraxl.cli.search_commands` (this module does not import that one: sibling
+modules form no cycle).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from paraxl.cli.common import cli_errors, errors, say
+from paraxl.cli.engine_options import EngineOption, RayAddressOption, WorkersOption
 from paraxl.io.locks import folder_lock
 from paraxl.io.outputs import check_output
 
@@ -36,7 +38,6 @@ def build_sharded_index(
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="check that this is the model of the embeddings")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="worker processes populating the shards")] = 1,
     nlist: Annotated[int | None, typer.Option(min=1, help="ivf/ivfpq: number of cells (default ~4·sqrt(n))")] = None,
     nprobe: Annotated[int | None, typer.Option(min=1, help="ivf/ivfpq: cells searched per query")] = None,
     pq_m: Annotated[
@@ -44,11 +45,19 @@ def build_sharded_index(
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the training sample and k-means")] = 0,
     texts: Annotated[bool, typer.Option("--texts/--no-texts", help="keep the texts (re-read from the inputs)")] = True,
+    engine: EngineOption = "local",
+    workers: WorkersOption = 1,
+    ray_address: RayAddressOption = None,
+    cpus_per_worker: Annotated[
+        int | None, typer.Option(min=1, help="FAISS threads (and Ray CPUs) per worker (default: cores / workers)")
+    ] = None,
 ) -> None:
     """Index an embeddings folder shard by shard: train on a sample, populate shards in parallel, merge.
 
-    A killed build resumes from its finished shards. The index records the embeddings' model, so
-    `paraxl search INDEX` embeds queries with it.
+    The shards are populated on this machine (--workers processes) or on Ray (--engine ray; the folders
+    must be on a file system every node sees), with the same index.faiss. A killed build resumes from its
+    finished shards. The index records the embeddings' model, so `paraxl search INDEX` embeds queries
+    with it.
     """
     from paraxl.corpus.index_build import ShardedBuildRequest, build_sharded
 
@@ -63,6 +72,9 @@ def build_sharded_index(
         workers=workers,
         model=model,
         texts=texts,
+        engine=engine,
+        ray_address=ray_address,
+        cpus_per_worker=cpus_per_worker,
     )
     bar = Progress(
         TextColumn("shards"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=errors, transient=True

@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from paraxl.cli.common import app, cli_errors, errors, say
+from paraxl.cli.engine_options import EngineOption, RayAddressOption, WorkersOption
 
 
 @app.command("mine-corpus")
@@ -22,19 +23,21 @@ def mine_corpus_command(
     threshold: Annotated[
         float | None, typer.Option(help="keep pairs with ratio margin >= this (default: all 1-to-1 candidates)")
     ] = None,
-    engine: Annotated[str, typer.Option(help="local (this machine) or ray (Ray: the ray extra of paraxl)")] = "local",
-    workers: Annotated[int, typer.Option(min=1, help="worker processes (local) or actors (ray)")] = 1,
-    ray_address: Annotated[
-        str | None, typer.Option(help="auto or HOST:PORT of a running Ray cluster (default: start one here)")
-    ] = None,
+    engine: EngineOption = "local",
+    workers: WorkersOption = 1,
+    ray_address: RayAddressOption = None,
     cpus_per_worker: Annotated[
         int | None, typer.Option(min=1, help="BLAS threads (and Ray CPUs) per worker (default: cores / workers)")
     ] = None,
+    texts: Annotated[
+        bool, typer.Option("--texts/--no-texts", help="add the pairs' texts (re-read from the inputs)")
+    ] = True,
 ) -> None:
     """Mine 1-to-1 translation pairs (ratio margin, exact k nearest neighbours both ways) shard by shard.
 
     Gives the pairs and margins of paraxl mine with the exact search, for corpora of any size; a killed
-    run resumes from OUTPUT.work/. The TSV holds source_id, target_id (the rows' corpus ids) and margin.
+    run resumes from OUTPUT.work/. The TSV holds source_id, target_id (the rows' corpus ids), margin, and
+    the source and target texts (re-read from the inputs the manifests record; --no-texts: without them).
     """
     from paraxl.corpus.mine import MineRequest, mine_corpus
     from paraxl.decision.threshold import check_threshold
@@ -43,7 +46,9 @@ def mine_corpus_command(
     check_output(output)
     if threshold is not None:
         check_threshold(threshold, "--threshold", 0.0, math.inf, "a ratio margin", low_open=True)
-    request = MineRequest(source_dir, target_dir, output, k, threshold, engine, workers, ray_address, cpus_per_worker)
+    request = MineRequest(
+        source_dir, target_dir, output, k, threshold, engine, workers, ray_address, cpus_per_worker, texts
+    )
     bar = Progress(
         TextColumn("shards"),
         BarColumn(),

@@ -3,12 +3,16 @@
     train     the empty flat / IVF / IVF-PQ index, trained on a seeded sample of rows drawn across the
               shards (the very rows an unsharded build of the same vectors and seed draws:
               :func:`~paraxl.retrieval.faiss_index.training_rows`), read shard by shard;
-    populate  :class:`~paraxl.corpus.index_job.ShardIndexer` per shard, in this process or in N spawned
-              worker processes: ``shard-<s>.faiss`` each, written atomically;
+    populate  :class:`~paraxl.corpus.index_job.ShardIndexer` per shard on an engine of
+              :mod:`~paraxl.corpus.engines` (``local``: this process or N spawned worker processes;
+              ``ray``: Ray Data actors): ``shard-<s>.faiss`` each, written atomically;
     merge     FAISS's ``merge_from``, shard after shard in corpus order, into one in-memory index.
 
 The result is the ordinary index folder (``index.faiss`` + ``items.jsonl`` + ``index.json``) that
-``paraxl search`` and ``paraxl serve --index`` load, recording the manifest's model identity.
+``paraxl search`` and ``paraxl serve --index`` load, recording the manifest's model identity and, under
+``build`` in ``index.json``, how it was built (engine, workers, timings per step and shard). The merged
+index does not depend on the engine or the number of workers (byte for byte: each shard file is one
+shard's rows added to the same trained index, merged in corpus order).
 
 Why ``merge_from`` and not ``faiss.contrib.ondisk.merge_ondisk``: the merged index must be the one-file
 ``index.faiss`` that search and the service read today (and the folder is written into a temporary
@@ -24,26 +28,20 @@ other build starts it afresh. It is removed once the index folder is in place.
 
 from __future__ import annotations
 
-import concurrent.futures as futures
+import datetime
 import json
-import multiprocessing
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from paraxl.corpus.index_job import (
-    IndexShardResult,
-    IndexShardTask,
-    PopulateSettings,
-    ShardIndexer,
-    read_shard,
-    shard_index_name,
-)
-from paraxl.corpus.index_source import check_model, load_manifest, shard_tasks
+from paraxl.corpus.embeddings_folder import EmbeddingShard, load_manifest, shard_list
+from paraxl.corpus.engines import ENGINES, import_ray, run_mapper
+from paraxl.corpus.index_job import IndexShardResult, PopulateSettings, ShardIndexer, read_shard, shard_index_name
+from paraxl.corpus.index_source import check_model
 from paraxl.corpus.index_write import write_index_folder
 from paraxl.errors import InputError
 from paraxl.io.atomic import write_json_atomic
@@ -69,6 +67,9 @@ class ShardedBuildRequest:
     workers: int = 1
     model: str | None = None  # the user's --model: must be the manifest's
     texts: bool = True
+    engine: str = "local"
+    ray_address: str | None = None
+    cpus_per_worker: int | None = None  # FAISS threads (and Ray CPUs) per worker; None: cores / workers
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class ShardedBuildSummary:
     bytes_per_vector: int
     file_bytes: int  # index.faiss on disk
     seconds: dict[str, float]  # train, populate, merge, write
+    build: dict[str, object]  # the provenance recorded in index.json: engine, workers, timings
 
 
 def build_sharded(request: ShardedBuildRequest, progress: ProgressHandler | None = None) -> ShardedBuildSummary:
@@ -87,36 +89,33 @@ def build_sharded(request: ShardedBuildRequest, progress: ProgressHandler | None
 
     Raises:
         InputError: an incomplete or damaged embeddings folder, a --model other than the embeddings',
-            an index type that cannot be built sharded, bad parameters.
+            an index type that cannot be built sharded, bad parameters or engine options.
     """
-    if request.index_type not in SHARDED_TYPES:
-        raise InputError(
-            f"index type {request.index_type!r} cannot be built from shards (HNSW graphs do not merge); "
-            f"use one of {', '.join(SHARDED_TYPES)}, or `paraxl index rebuild` the result"
-        )
-    if request.workers < 1:
-        raise InputError(f"--workers must be at least 1, got {request.workers}")
+    _check(request)
     index_files.check_target(request.output)
     document = load_manifest(request.embeddings_dir)
     if request.model is not None:
         check_model(document, request.model, request.embeddings_dir / "manifest.json")
-    tasks = shard_tasks(document)
+    tasks = shard_list(document)
     count, dimension = sum(task.rows for task in tasks), tasks[0].dimension
     settled = plan_index(request.index_type, count, dimension, dict(request.params))
     work = request.output.parent / f".{request.output.name}.parts"
+    began = datetime.datetime.now(datetime.UTC)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     _prepare_work(work, request, tasks, settled)
     seconds["train"] = time.perf_counter() - start
     pending = [task for task in tasks if not (work / shard_index_name(task.index)).is_file()]
     start = time.perf_counter()
-    populate(request, work, pending, len(tasks), progress)
+    run = populate(request, work, pending, len(tasks), progress)
     seconds["populate"] = time.perf_counter() - start
     start = time.perf_counter()
     merged = merge_shards(work, [task.index for task in tasks], request.index_type, settled)
     seconds["merge"] = time.perf_counter() - start
+    build = {"started": began.isoformat(timespec="seconds"), **run, "shards": len(tasks)}
+    build |= {"shards_reused": len(tasks) - len(pending), "seconds": {k: round(v, 3) for k, v in seconds.items()}}
     start = time.perf_counter()
-    write_index_folder(request.output, merged, document, request.texts)
+    write_index_folder(request.output, merged, request.embeddings_dir, document, request.texts, build)
     seconds["write"] = time.perf_counter() - start
     shutil.rmtree(work, ignore_errors=True)
     return ShardedBuildSummary(
@@ -127,11 +126,28 @@ def build_sharded(request: ShardedBuildRequest, progress: ProgressHandler | None
         bytes_per_vector=merged.bytes_per_vector,
         file_bytes=(request.output / index_files.FAISS_FILE).stat().st_size,
         seconds={name: round(value, 3) for name, value in seconds.items()},
+        build=build,
     )
 
 
+def _check(request: ShardedBuildRequest) -> None:
+    if request.index_type not in SHARDED_TYPES:
+        raise InputError(
+            f"index type {request.index_type!r} cannot be built from shards (HNSW graphs do not merge); "
+            f"use one of {', '.join(SHARDED_TYPES)}, or `paraxl index rebuild` the result"
+        )
+    if request.engine not in ENGINES:
+        raise InputError(f"unknown engine {request.engine!r}; use one of {', '.join(ENGINES)}")
+    for name in ("workers", "cpus_per_worker"):
+        value = getattr(request, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if request.engine == "ray":
+        import_ray()  # one line saying how to install it, before any training
+
+
 def _prepare_work(
-    work: Path, request: ShardedBuildRequest, tasks: list[IndexShardTask], settled: dict[str, object]
+    work: Path, request: ShardedBuildRequest, tasks: list[EmbeddingShard], settled: dict[str, object]
 ) -> None:
     """The work folder holding this build's trained index: kept from an earlier run of the same build,
     else started afresh (the trained index first, then ``build.json``: a kill between leaves no record)."""
@@ -158,7 +174,7 @@ def _prepare_work(
     write_json_atomic(work / BUILD_FILE, record)
 
 
-def training_sample(folder: Path, tasks: Sequence[IndexShardTask], size: int, seed: int) -> np.ndarray:
+def training_sample(folder: Path, tasks: Sequence[EmbeddingShard], size: int, seed: int) -> np.ndarray:
     """The (size, dim) float32 training rows, gathered shard by shard (each shard memory-mapped, only
     its sampled rows read): the rows :func:`training_rows` picks among all ``sum(rows)`` rows."""
     rows = training_rows(sum(task.rows for task in tasks), size, seed)  # sorted corpus row numbers
@@ -173,53 +189,49 @@ def training_sample(folder: Path, tasks: Sequence[IndexShardTask], size: int, se
 def populate(
     request: ShardedBuildRequest,
     work: Path,
-    pending: Sequence[IndexShardTask],
+    pending: Sequence[EmbeddingShard],
     total: int,
     progress: ProgressHandler | None,
-) -> None:
-    """Run the shard mapper over ``pending``: in this process (1 worker) or N spawned processes, each
-    with cores / N FAISS threads; the first shard with an input error stops the build (raised here)."""
-    threads = 0 if request.workers == 1 else max(1, physical_cores() // request.workers)
+) -> dict[str, object]:
+    """Run the shard mapper over ``pending`` on ``request.engine`` with ``request.workers`` workers of
+    ``cpus_per_worker`` FAISS threads each (default: cores / workers; one local worker: FAISS's own, all
+    cores); the first shard with an input error stops the build (raised here). Returns the run's record."""
+    cpus = request.cpus_per_worker or max(1, physical_cores() // request.workers)
+    threads = 0 if request.cpus_per_worker is None and request.workers == 1 else cpus
     settings = PopulateSettings(
         str(request.embeddings_dir), str(work), str(work / TRAINED_FILE), request.index_type, threads
     )
     done = total - len(pending)
     if progress is not None:
         progress(done, total)
-    pool: futures.ProcessPoolExecutor | None = None
-    results: Iterator[IndexShardResult]
-    if request.workers == 1 or len(pending) <= 1:
-        mapper = ShardIndexer(settings)
-        results = (mapper(task) for task in pending)
-    else:
-        context = multiprocessing.get_context("spawn")  # no fork of a process holding OpenMP threads
-        pool = futures.ProcessPoolExecutor(
-            request.workers, mp_context=context, initializer=_start_worker, initargs=(settings,)
-        )
-        results = pool.map(_index_in_worker, pending)  # in order; at most the workers' shards in memory
-    try:
-        for result in results:
-            if result.error is not None:
-                raise result.input_error()
-            done += 1
-            if progress is not None:
-                progress(done, total)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    results: list[IndexShardResult] = []
 
+    def on_result(text: str) -> bool:
+        nonlocal done
+        result = IndexShardResult.from_json(text)
+        results.append(result)
+        if result.error is not None:
+            return True
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return False
 
-_WORKER_MAPPER: ShardIndexer | None = None  # one per worker process, built by its initializer
-
-
-def _start_worker(settings: PopulateSettings) -> None:
-    global _WORKER_MAPPER
-    _WORKER_MAPPER = ShardIndexer(settings)
-
-
-def _index_in_worker(task: IndexShardTask) -> IndexShardResult:
-    assert _WORKER_MAPPER is not None, "the pool initializer builds the mapper"
-    return _WORKER_MAPPER(task)
+    jobs = [task.to_json() for task in pending]
+    # one shard left (a resumed build): no pool of processes to start for it
+    workers = 1 if request.engine == "local" and len(jobs) <= 1 else request.workers
+    run_mapper(request.engine, ShardIndexer, settings, jobs, workers, on_result, request.ray_address, cpus)
+    failed = [result for result in results if result.error is not None]
+    if failed:
+        raise failed[0].input_error()
+    return {
+        "engine": request.engine,
+        "workers": request.workers,
+        "cpus_per_worker": cpus,
+        "ray_address": request.ray_address,
+        "shard_seconds": {str(r.index): round(r.seconds, 4) for r in results},
+        "shard_workers": {str(r.index): r.worker for r in results},
+    }
 
 
 def merge_shards(work: Path, shards: Sequence[int], index_type: str, settled: dict[str, object]) -> FaissIndex:

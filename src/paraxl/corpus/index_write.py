@@ -14,7 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from paraxl.corpus.index_source import model_identity, shard_texts
+from paraxl.corpus.embeddings_folder import shard_texts
+from paraxl.corpus.index_source import model_identity
 from paraxl.io.atomic import atomic_directory
 from paraxl.retrieval import FaissIndex
 from paraxl.retrieval.faiss_index import faiss_module
@@ -22,8 +23,16 @@ from paraxl.serving import index_files
 from paraxl.serving.index import IndexInfo
 
 
-def write_index_folder(output: Path, search: FaissIndex, document: dict[str, Any], texts: bool) -> None:
-    """``output`` as a paraxl index folder (atomically: a failure leaves the previous one, or nothing)."""
+def write_index_folder(
+    output: Path,
+    search: FaissIndex,
+    embeddings_dir: Path,
+    document: dict[str, Any],
+    texts: bool,
+    build: dict[str, object] | None = None,
+) -> None:
+    """``output`` as a paraxl index folder (atomically: a failure leaves the previous one, or nothing);
+    ``build``: how it was built, kept in ``index.json`` under ``build`` (loaders read only the known keys)."""
     from paraxl.version import __version__
 
     info = IndexInfo(
@@ -41,14 +50,16 @@ def write_index_folder(output: Path, search: FaissIndex, document: dict[str, Any
         "metric": index_files.METRIC,
         **asdict(info),
     }
+    if build is not None:
+        record["build"] = build
     index_files.check_target(output)
     with atomic_directory(output) as tmp:
         faiss_module().write_index(search.raw, str(tmp / index_files.FAISS_FILE))
         with (tmp / index_files.ITEMS_FILE).open("w", encoding="utf-8", newline="\n") as handle:
-            texts_of = shard_texts(document) if texts else None
+            texts_of = shard_texts(embeddings_dir, document) if texts else None
             for shard in document["shards"]:
                 first, rows = int(shard["first_id"]), int(shard["rows"])
-                shard_text: list[str | None] = list(next(texts_of)) if texts_of is not None else [None] * rows
+                shard_text: list[str | None] = list(next(texts_of)[1]) if texts_of is not None else [None] * rows
                 for row, text in zip(range(first, first + rows), shard_text, strict=True):
                     handle.write(json.dumps({"id": str(row), "text": text}, ensure_ascii=False) + "\n")
         (tmp / index_files.INFO_FILE).write_text(

@@ -10,7 +10,10 @@ any engine of :mod:`~paraxl.corpus.engines` runs them. The driver merges them, t
 over its global kNN for the ratio-margin denominators and keeps the greedy 1-to-1 candidates
 (:func:`~paraxl.retrieval.margin.margin_candidates`, the same function as ``paraxl mine``): with the exact
 search the pairs and scores are bitwise those of ``ratio_margin_candidates(..., index_type="exact")``.
-Finished tasks stay in ``<output>.work/`` until the end, so a killed run resumes.
+Finished tasks stay in ``<output>.work/`` until the end, so a killed run resumes. Both folders are read
+through :mod:`~paraxl.corpus.embeddings_folder` (each shard checked against its manifest once, in the
+driver), which also re-reads the texts of the kept pairs' rows, shard by shard, from the inputs the
+manifests record (as ``paraxl mine`` writes them; ``texts=False``: ids and margins only).
 """
 
 from __future__ import annotations
@@ -26,9 +29,16 @@ from typing import Any
 
 import numpy as np
 
+from paraxl.corpus.embeddings_folder import (
+    input_sources,
+    load_manifest,
+    open_shard,
+    shard_list,
+    texts_of_rows,
+)
 from paraxl.corpus.engines import ENGINES, import_ray, run_mapper
-from paraxl.corpus.manifest import read_manifest
 from paraxl.corpus.mine_job import KnnMapper, KnnResult, KnnSettings, KnnTask
+from paraxl.corpus.sources import SourceFile
 from paraxl.errors import InputError
 from paraxl.io.atomic import write_json_atomic
 from paraxl.io.outputs import write_tsv
@@ -53,18 +63,19 @@ class MineRequest:
     workers: int = 1
     ray_address: str | None = None
     cpus_per_worker: int | None = None
+    texts: bool = True  # add source and target text columns, re-read from the inputs the manifests record
 
 
 @dataclass(frozen=True)
 class Side:
-    """One finished embeddings folder: its shard files, row ids and job identity."""
+    """One finished embeddings folder: its shard files and job identity (a row's id is its position)."""
 
     folder: Path
     shards: tuple[str, ...]
     rows: tuple[int, ...]  # per shard
-    ids: np.ndarray  # (rows,) int64 corpus ids
     job: dict[str, Any]
     dimension: int
+    document: dict[str, Any]  # the manifest
 
     @property
     def size(self) -> int:
@@ -81,19 +92,19 @@ class MineSummary:
 
 
 def read_side(folder: Path) -> Side:
-    """The folder's complete manifest and shards; InputError when it is not a finished encode-corpus run."""
-    manifest = read_manifest(folder)
-    if not manifest.get("complete"):
-        raise InputError("the encode-corpus run in this folder is not complete; run it again to finish it", folder)
-    shards = manifest["shards"]
-    ids = np.concatenate([np.load(folder / shard["ids"]) for shard in shards]).astype(np.int64)
+    """The folder's complete manifest and shards, each shard's files checked once here, in the driver,
+    against the manifest (sha256, shape, ids = row numbers); InputError naming the file otherwise."""
+    document = load_manifest(folder)
+    shards = shard_list(document)
+    for shard in shards:
+        open_shard(folder, shard)
     return Side(
         folder,
-        tuple(str(folder / shard["embeddings"]) for shard in shards),
-        tuple(int(shard["rows"]) for shard in shards),
-        ids,
-        manifest["job"],
-        int(manifest["dimension"]),
+        tuple(str(folder / shard.embeddings) for shard in shards),
+        tuple(shard.rows for shard in shards),
+        document["job"],
+        int(document["dimension"]),
+        document,
     )
 
 
@@ -127,6 +138,10 @@ def mine_corpus(request: MineRequest, progress: ProgressHandler | None = None) -
     _check(request)
     source, target = read_side(request.source_dir), read_side(request.target_dir)
     check_compatible(source, target)
+    # the inputs of the texts, checked now: a gone or changed input fails before the search, not after it
+    inputs = None
+    if request.texts:
+        inputs = (input_sources(source.folder, source.document), input_sources(target.folder, target.document))
     tasks = plan_tasks(source, target)
     work = _work_folder(request, source, target)
     pending = [task for task in tasks if not task.finished(work, _k(request.k, task, source, target))]
@@ -163,7 +178,7 @@ def mine_corpus(request: MineRequest, progress: ProgressHandler | None = None) -
         "task_seconds": {f"{r.direction}-{r.index}": round(r.seconds, 4) for r in results},
         "task_workers": {f"{r.direction}-{r.index}": r.worker for r in results},
     }
-    summary = _write(request, source, target, candidates, run, start)
+    summary = _write(request, (source, target), candidates, run, start, inputs)
     shutil.rmtree(work)
     return summary
 
@@ -189,22 +204,30 @@ def _candidates(tasks: list[KnnTask], work: Path, n: int, m: int) -> MiningCandi
 
 def _write(
     request: MineRequest,
-    source: Side,
-    target: Side,
+    sides: tuple[Side, Side],
     candidates: MiningCandidates,
     run: dict[str, Any],
     start: float,
+    inputs: tuple[list[SourceFile], list[SourceFile]] | None,
 ) -> MineSummary:
+    source, target = sides
     keep = np.ones(len(candidates), dtype=bool)
     if request.threshold is not None:
         keep = candidates.score >= request.threshold
-    rows = [
-        [int(source.ids[i]), int(target.ids[j]), f"{score:.6f}"]
-        for i, j, score in zip(
-            candidates.source_index[keep], candidates.target_index[keep], candidates.score[keep], strict=True
-        )
+    chosen = (candidates.source_index[keep], candidates.target_index[keep])  # (pairs,) row numbers each
+    header = ["source_id", "target_id", "margin"]
+    rows: list[list[object]] = [
+        [int(i), int(j), f"{score:.6f}"] for i, j, score in zip(*chosen, candidates.score[keep], strict=True)
     ]
-    write_tsv(request.output, ["source_id", "target_id", "margin"], rows)
+    if inputs is not None:  # the texts of the kept pairs' rows only, read shard by shard
+        texts = [
+            texts_of_rows(side.folder, side.document, side_rows, found)
+            for side, side_rows, found in zip(sides, chosen, inputs, strict=True)
+        ]
+        header += ["source", "target"]
+        for row, i, j in zip(rows, chosen[0].tolist(), chosen[1].tolist(), strict=True):
+            row += [texts[0][i], texts[1][j]]
+    write_tsv(request.output, header, rows)
     warning = comparability_warning(candidates.score)
     seconds = time.perf_counter() - start
     record = {
@@ -213,6 +236,7 @@ def _write(
         "k": request.k,
         "threshold": request.threshold,
         "search": "exact",
+        "texts": request.texts,
         "rows": {"source": source.size, "target": target.size},
         "shards": {"source": len(source.shards), "target": len(target.shards)},
         "candidates": len(candidates),
