@@ -53,7 +53,7 @@ from paraxl.decision.fusion import FusionScorer, fit_fusion
 from paraxl.decision.model_scorers import bi_encoder_scorer, cross_encoder_scorer
 from paraxl.decision.scorers import PairScorer
 from paraxl.decision.threshold import best_threshold
-from paraxl.evaluation.bench_report import cpu_info, present_flags, write_report
+from paraxl.evaluation.bench_report import CPU_FLAGS, cpu_info, present_flags, write_report
 from paraxl.evaluation.cross_encoder_eval import cross_encoder_backend
 from paraxl.evaluation.pawsx_cross import score_cells
 from paraxl.evaluation.pawsx_protocol import PawsxResult, evaluate_pawsx, read_labelled
@@ -65,7 +65,6 @@ from paraxl.loading.model import ResolvedModel, resolve_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # the instruction-set flags that decide the fp32 and int8 matmul kernels (the timings hinge on them)
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8")
 BUDGETS = (0.1, 0.2, 0.3, 0.4, 0.5, 1.0)
 TARGET = "cascade@target"
 TARGET_MARGIN = 0.005  # the bar: within 0.5 points of the cross-encoder ...

@@ -42,6 +42,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on loopba
 import psutil
 
 from paraxl.corpus.encode import CorpusRequest, encode_corpus
+from paraxl.evaluation.bench_report import cpu_info
 from paraxl.modeling.threads import physical_cores
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,6 +127,7 @@ def run_one(args: argparse.Namespace, engine: str, inputs: list[Path], size: int
         inputs=tuple(str(p) for p in inputs),
         output_dir=output,
         model=args.model,
+        backend=args.backend,
         shard_size=args.shard_size,
         batch_size=args.batch_size,
         dtype=args.dtype,
@@ -163,7 +165,7 @@ def run_in_child(args: argparse.Namespace, engine: str, size: int, work: Path) -
     """:func:`run_one` in a fresh process, so each run's peak memory starts from a clean interpreter."""
     command = [sys.executable, str(Path(__file__).resolve()), "--run-one", f"{size}:{engine}", "--work-dir", str(work)]
     command += ["--model", args.model, "--shard-size", str(args.shard_size), "--batch-size", str(args.batch_size)]
-    command += ["--dtype", args.dtype]
+    command += ["--dtype", args.dtype, "--backend", args.backend]
     finished = subprocess.run(command, capture_output=True, text=True, check=False)
     for line in finished.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
@@ -175,7 +177,8 @@ def run_in_child(args: argparse.Namespace, engine: str, size: int, work: Path) -
 def markdown(document: dict[str, Any]) -> str:
     runs = document["runs"]
     lines = [
-        f"# Streaming corpus encode ({document['model']}, shard {document['shard_size']}, "
+        f"# Streaming corpus encode ({document['model']} on {document.get('backend', 'torch')}, "
+        f"shard {document['shard_size']}, "
         f"batch {document['batch_size']}, {document['dtype']}, {document['physical_cores']} cores)",
         "",
         "| sentences | engine | wall s | sentences/s | steady/s | first shard s "
@@ -213,6 +216,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="20000,100000", help="corpus sizes in sentences, comma-separated")
     parser.add_argument("--engines", default="local-1,local-2,ray-2", help="local-N and ray-N, comma-separated")
     parser.add_argument("--model", default="bundled:multilingual-e5-small")
+    parser.add_argument("--backend", default="torch", help="torch, onnx or onnx-int8 (the model's checked export)")
     parser.add_argument("--shard-size", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dtype", default="float16", choices=("float32", "float16"))
@@ -235,6 +239,8 @@ def main() -> None:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-corpus-"))
     document: dict[str, Any] = {
         "model": args.model,
+        "backend": args.backend,
+        "cpu": cpu_info(),
         "shard_size": args.shard_size,
         "batch_size": args.batch_size,
         "dtype": args.dtype,

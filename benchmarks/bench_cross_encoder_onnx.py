@@ -36,7 +36,7 @@ from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages, pawsx_file
 from paraxl.decision.model_scorers import cross_encoder_scorer, is_cross_encoder_model
 from paraxl.errors import InputError, ParaxlError
-from paraxl.evaluation.bench_report import cpu_info, present_flags, write_report
+from paraxl.evaluation.bench_report import CPU_FLAGS, cpu_info, present_flags, write_report
 from paraxl.evaluation.pawsx_protocol import PawsxResult, evaluate_pawsx, read_labelled
 from paraxl.evaluation.results import git_commit, library_versions
 from paraxl.inference.cross_encoder_export import export_cross_encoder
@@ -47,7 +47,6 @@ from paraxl.loading.model import resolve_model
 RESULTS = Path(__file__).resolve().parent / "results"
 BACKENDS = ("torch", "onnx", "onnx-int8")
 # the instruction-set flags that decide the fp32 and int8 matmul kernels (VNNI / AMX: int8 dot products)
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8")
 WARM_UP_PAIRS = 8
 
 

@@ -20,7 +20,11 @@ from paraxl.modeling.threads import available_cpus, physical_cores
 CPUINFO = Path("/proc/cpuinfo")
 
 
-def cpu_info(flags: Sequence[str], cpuinfo: Path = CPUINFO) -> dict[str, Any]:
+# the instruction sets that decide CPU inference speed here: AVX2/AVX-512 GEMMs, VNNI int8, bf16, AMX
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8")
+
+
+def cpu_info(flags: Sequence[str] = CPU_FLAGS, cpuinfo: Path = CPUINFO) -> dict[str, Any]:
     """The CPU ``model``, whether it has each of ``flags`` (Linux /proc/cpuinfo names; all False where
     the file is unreadable), and the CPUs this process may use (``available_cpus``, ``physical_cores``)."""
     model, found = "unknown", set[str]()
