@@ -162,14 +162,17 @@ def needs_threshold(model: str) -> bool:
 class Server:
     """``paraxl serve`` in a child process; its log goes to a temporary file we scan for tracebacks."""
 
-    def __init__(self, args: list[str], startup_timeout: float) -> None:
+    def __init__(self, args: list[str], startup_timeout: float, cpus: set[int] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="paraxl-serve-", suffix=".log", delete=False)  # noqa: SIM115
         command = paraxl_cli("serve", *args, "--port", str(self.port), "--log-level", "warning")
         self.command = " ".join(command[2:])
         start = time.perf_counter()
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        # cpus: the server process (and every thread it starts) runs only there, so a load generator pinned
+        # to the other cores cannot take the server's CPU time (what starved 429s on 2 shared cores)
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=pin)
         while True:
             if self.process.poll() is not None:
                 raise SystemExit(f"server exited with {self.process.returncode}:\n{self.log_text()}")
@@ -601,14 +604,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--overload-max-queue", type=int, default=64, help="--overload: the server's --max-queue")
     parser.add_argument("--overload-max-wait", type=float, default=2.0, help="--overload: --max-wait-seconds")
     parser.add_argument("--retry-after", choices=("honor", "ignore"), default="honor", help="--overload clients")
+    parser.add_argument("--server-cpus", default=None, help="CPU ids for the server, e.g. 0 (default: all)")
+    parser.add_argument("--client-cpus", default=None, help="CPU ids for this process, the load generator, e.g. 1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--startup-timeout", type=float, default=600)
     parser.add_argument("--tag", default="", help="suffix of the result files")
     return parser.parse_args()
 
 
+def cpu_set(text: str | None) -> set[int] | None:
+    """``"0,1"`` -> {0, 1}; None for all CPUs."""
+    return {int(part) for part in text.split(",")} if text else None
+
+
 def main() -> None:
     args = parse_args()
+    server_cpus, client_cpus = cpu_set(args.server_cpus), cpu_set(args.client_cpus)
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)  # the load generator (and the offline encode) stay off the server's
     pairs, source = load_pairs(args.data_dir, per_language=400)
     result: dict[str, Any] = {
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
@@ -620,6 +633,7 @@ def main() -> None:
         "concurrency": args.concurrency,
         "load_generator": args.load_generator,
         "mix": dict(MIX),
+        "affinity": {"server_cpus": sorted(server_cpus or []), "client_cpus": sorted(client_cpus or [])},
     }
     serve_args = [args.model, "--backend", args.backend, "--batch-size", str(args.batch_size)]
     threshold = args.threshold
@@ -643,7 +657,7 @@ def main() -> None:
             print(f"no /search traffic: {result['index']['why']}", file=sys.stderr)
         if args.overload:
             queue = ["--max-queue", str(args.overload_max_queue), "--max-wait-seconds", str(args.overload_max_wait)]
-            server = Server(serve_args + queue, args.startup_timeout)
+            server = Server(serve_args + queue, args.startup_timeout, server_cpus)
             try:
                 limits = httpx.get(f"{server.url}/health", timeout=10).json()["limits"]
                 plan = plan_requests(mix, pairs, args.requests, args.seed, limits["max_k"])
@@ -679,7 +693,8 @@ def one_run(
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """One server (micro-batching on or off): warm-up, the load test, malformed requests; then offline encode."""
     label = "micro-batch" if micro else "no micro-batch"
-    server = Server(serve_args + ([] if micro else ["--no-micro-batch"]), args.startup_timeout)
+    switch = [] if micro else ["--no-micro-batch"]
+    server = Server(serve_args + switch, args.startup_timeout, cpu_set(args.server_cpus))
     run: dict[str, Any] = {"server": server.command, "startup_seconds": server.startup_seconds}
     try:
         health = httpx.get(f"{server.url}/health", timeout=10).json()
