@@ -118,12 +118,15 @@ def test_sharded_mining_on_ray_equals_the_local_engine(cluster: str, tmp_path: P
     for engine in ("local", "ray"):
         outputs[engine] = tmp_path / f"{engine}.tsv"
         request = MineRequest(
-            tmp_path / "src", tmp_path / "tgt", outputs[engine], engine=engine, workers=2, texts=False
+            tmp_path / "src", tmp_path / "tgt", outputs[engine], engine=engine, workers=2, texts=False, query_block=8
         )
         mine_corpus(request)
     assert outputs["local"].read_text() == outputs["ray"].read_text()
     record = json.loads(outputs["ray"].with_suffix(".json").read_text())
     assert record["run"]["engine"] == "ray" and record["run"]["workers"] == 2 and record["pairs"] > 100
+    # query blocks of 8 rows: a task per 40-row shard, 4 per direction (default blocks: 1 per direction)
+    forward = [name for name in record["run"]["task_workers"] if name.startswith("forward-")]
+    assert record["run"]["tasks"] == 8 and len(forward) == 4
 
 
 def test_sharded_index_build_on_ray_equals_the_local_build(cluster: str, tmp_path: Path) -> None:

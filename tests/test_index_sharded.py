@@ -3,8 +3,9 @@ unsharded build, resuming, bad input, and `paraxl index build-sharded` + `paraxl
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from paraxl.cli.main import app
+from paraxl.corpus.embeddings_folder import shard_list
 from paraxl.corpus.encode import CorpusRequest, encode_corpus
+from paraxl.corpus.engines import run_mapper
 from paraxl.corpus.index_build import ShardedBuildRequest, build_sharded
-from paraxl.corpus.index_job import shard_index_name
+from paraxl.corpus.index_job import IndexShardResult, PopulateSettings, ShardIndexer, shard_index_name
+from paraxl.corpus.vectors_folder import write_vectors_folder
 from paraxl.errors import InputError
 from paraxl.retrieval import build_index, exact_topk
 from paraxl.serving.index import VectorIndex
@@ -36,19 +40,6 @@ def clustered(count: int, seed: int, dim: int = DIM, clusters: int = 20) -> np.n
 
 def write_embeddings(folder: Path, vectors: np.ndarray, shard: int = SHARD) -> Path:
     """An embeddings folder as `paraxl encode-corpus` writes it (no inputs: build with texts=False)."""
-    folder.mkdir(parents=True)
-    shards = []
-    for index, first in enumerate(range(0, len(vectors), shard)):
-        rows = min(shard, len(vectors) - first)
-        names = (f"shard-{index:06d}.npy", f"shard-{index:06d}.ids.npy")
-        np.save(folder / names[0], vectors[first : first + rows])
-        np.save(folder / names[1], np.arange(first, first + rows, dtype=np.int64))
-        sums = [hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in names]
-        shards.append(
-            {"index": index, "input": 0, "first_row": first, "rows": rows, "first_line": first + 1, "first_id": first}
-            | {"done": True, "embeddings": names[0], "embeddings_sha256": sums[0], "ids": names[1]}
-            | {"ids_sha256": sums[1]}
-        )
     job = {
         "model": {"weights_fingerprint": "f" * 64, "backend": "torch", "graph": None},
         "prompt": {"name": None, "text": ""},
@@ -56,9 +47,7 @@ def write_embeddings(folder: Path, vectors: np.ndarray, shard: int = SHARD) -> P
         "shard_size": shard,
         "inputs": [],
     }
-    manifest = {"format": "paraxl-embeddings", "version": 1, "job": job, "rows": len(vectors)}
-    manifest |= {"dimension": vectors.shape[1], "complete": True, "shards": shards, "provenance": {"model_spec": None}}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    write_vectors_folder(folder, vectors, shard, job)
     return folder
 
 
@@ -157,7 +146,9 @@ def test_two_workers_build_the_same_index_as_one(tmp_path: Path) -> None:
     assert build["engine"] == "local" and build["workers"] == 2 and build["shards"] == 5
     assert build["shards_reused"] == 0 and sorted(build["seconds"]) == ["merge", "populate", "train"]
     assert sorted(build["shard_seconds"], key=int) == [str(s) for s in range(5)] and len(build["shard_workers"]) == 5
-    assert len(set(build["shard_workers"].values())) <= 2  # host:pid of the two spawned workers
+    # host:pid of the spawned workers, never this process (a worker that starts first may take every shard)
+    workers = set(build["shard_workers"].values())
+    assert 1 <= len(workers) <= 2 and not any(worker.endswith(f":{os.getpid()}") for worker in workers)
 
 
 class Killed(Exception):
@@ -183,8 +174,12 @@ def test_a_killed_build_resumes_from_its_finished_shards(tmp_path: Path) -> None
     summary = build_sharded(request, lambda done, total: seen.append((done, total)))
     assert summary.reused == 3 and seen == [(3, 5), (4, 5), (5, 5)]
     assert hits(VectorIndex.load(tmp_path / "ix"), QUERIES) == hits(reference, QUERIES)
-    # another build (other parameters) in the same place starts afresh, not from these shard files
-    assert build_sharded(ShardedBuildRequest(emb, tmp_path / "ix", "flat", texts=False)).reused == 0
+    # killed again, then another build (another type) in the same place starts afresh, not from its shards
+    with pytest.raises(Killed):
+        build_sharded(replace(request, output=tmp_path / "iy"), killed_after_three)
+    assert len(list((tmp_path / ".iy.parts").glob("shard-*.faiss"))) == 3
+    assert build_sharded(ShardedBuildRequest(emb, tmp_path / "iy", "flat", texts=False)).reused == 0
+    assert hits(VectorIndex.load(tmp_path / "iy"), QUERIES) == hits(sharded(emb, tmp_path / "flat", "flat"), QUERIES)
 
 
 def test_bad_embeddings_folders_are_one_clear_error(tmp_path: Path) -> None:
@@ -193,6 +188,14 @@ def test_bad_embeddings_folders_are_one_clear_error(tmp_path: Path) -> None:
         sharded(emb, tmp_path / "ix", "hnsw")
     with pytest.raises(InputError, match="unknown engine 'spark'; use one of local, ray"):
         sharded(emb, tmp_path / "ix", "flat", engine="spark")
+    with pytest.raises(InputError, match="--ray-address applies to --engine ray only"):
+        sharded(emb, tmp_path / "ix", "ivf", ray_address="auto")
+    with pytest.raises(InputError, match="--cpus-per-worker must be at least 1, got 0"):
+        sharded(emb, tmp_path / "ix", "ivf", cpus_per_worker=0)
+    # texts from inputs the manifest does not record: refused before any training (no work folder)
+    with pytest.raises(InputError, match=r"manifest\.json: records no input texts"):
+        sharded(emb, tmp_path / "ix", "ivf", texts=True, params={"nlist": 4})
+    assert not (tmp_path / ".ix.parts").exists()
     np.save(emb / "shard-000001.ids.npy", np.arange(5, 5 + SHARD, dtype=np.int64))
     with pytest.raises(InputError, match=r"shard-000001.ids.npy: differs from its sha256"):
         sharded(emb, tmp_path / "ix", "flat")
@@ -233,3 +236,20 @@ def test_cli_build_sharded_then_search_finds_the_sentence(tiny_model_dir: Path, 
     assert code == 0, err
     first = json.loads(out.splitlines()[0])
     assert first["text"] == sentences[123] and first["id"] == "123"
+
+
+def test_an_unreadable_trained_index_is_each_shard_s_error(tmp_path: Path) -> None:
+    # the workers cannot start (no trained index): one line per shard, not a broken pool retried 3 times
+    emb = write_embeddings(tmp_path / "emb", CORPUS)
+    settings = PopulateSettings(str(emb), str(tmp_path), str(tmp_path / "gone.faiss"), "ivf")
+    shards = [shard.to_json() for shard in shard_list(json.loads((emb / "manifest.json").read_text()))]
+    results: list[IndexShardResult] = []
+
+    def keep(text: str) -> bool:
+        results.append(IndexShardResult.from_json(text))
+        return False  # go on: every shard's result is wanted
+
+    run_mapper("local", ShardIndexer, settings, shards[:3], 2, keep)
+    assert sorted(result.index for result in results) == [0, 1, 2]
+    for result in results:
+        assert str(result.input_error()).startswith(f"{tmp_path / 'gone.faiss'}: unreadable trained index")

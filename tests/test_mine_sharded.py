@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,18 @@ import pytest
 from typer.testing import CliRunner
 
 from paraxl.cli.main import app
+from paraxl.corpus import mine as mine_module
 from paraxl.corpus.encode import encode_corpus
+from paraxl.corpus.engines import run_mapper
 from paraxl.corpus.mine import MineRequest, mine_corpus
+from paraxl.corpus.mine_job import KnnMapper, KnnResult, KnnSettings, KnnTask
 from paraxl.corpus.vectors_folder import write_vectors_folder
 from paraxl.errors import InputError
+from paraxl.io import locks
 from paraxl.mining.comparability import comparability_warning
 from paraxl.retrieval import sharded_knn as sharded_knn_module
 from paraxl.retrieval import topk
-from paraxl.retrieval.margin import ratio_margin_candidates
+from paraxl.retrieval.margin import MiningCandidates, margin_candidates, ratio_margin_candidates
 from paraxl.retrieval.sharded_knn import ShardRows, aligned_range, sharded_knn
 from paraxl.retrieval.topk import knn
 
@@ -100,10 +105,20 @@ def comparable(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return source.astype(np.float32), target[: n - 17].astype(np.float32)
 
 
-def test_sharded_mining_equals_ratio_margin_candidates(tmp_path: Path) -> None:
+def test_sharded_mining_equals_ratio_margin_candidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source, target = comparable(230, 32, 1)
     expected = ratio_margin_candidates(source, target, k=4, index_type="exact")
+    scored: list[MiningCandidates] = []  # what the driver scored, before the TSV rounds it
+
+    def keep(*tables: np.ndarray) -> MiningCandidates:
+        scored.append(margin_candidates(*tables))
+        return scored[-1]
+
+    monkeypatch.setattr(mine_module, "margin_candidates", keep)
     output = mine_synthetic(tmp_path, source, target, 37, k=4)
+    assert scored[0].score.dtype == np.float64 and np.array_equal(scored[0].score, expected.score)
+    assert np.array_equal(scored[0].source_index, expected.source_index)
+    assert np.array_equal(scored[0].target_index, expected.target_index)
     lines = output.read_text().splitlines()
     assert lines[0] == "source_id\ttarget_id\tmargin" and len(lines) == len(expected) + 1
     want = [
@@ -114,9 +129,16 @@ def test_sharded_mining_equals_ratio_margin_candidates(tmp_path: Path) -> None:
     record = json.loads(output.with_suffix(".json").read_text())
     assert record["shards"] == {"source": 7, "target": 6} and record["run"]["engine"] == "local"
     assert record["comparability_warning"] is None and not output.with_name("pairs-local-1.tsv.work").exists()
-    two = mine_synthetic(tmp_path / "two", source, target, 37, k=4, workers=2, threshold=1.2)
+    # 2 workers, query blocks of 8 rows: a task per shard (7 + 6; with the default blocks of more rows
+    # than the corpus, only the first shard of each side would hold a block start: 1 task per direction)
+    two = mine_synthetic(tmp_path / "two", source, target, 37, k=4, workers=2, threshold=1.2, query_block=8)
+    run = json.loads(two.with_suffix(".json").read_text())["run"]
+    assert sum(name.startswith("forward-") for name in run["task_workers"]) == 7 and run["tasks"] == 13
     kept = [line for line in want if float(line.split("\t")[2]) >= 1.2]
     assert two.read_text().splitlines()[1:] == kept and 0 < len(kept) < len(want)
+    # 2 workers of 1 BLAS thread each (on 2 cores): the last bit of a product may differ from 2 threads'
+    assert np.array_equal(scored[1].source_index, expected.source_index)
+    np.testing.assert_allclose(scored[1].score, expected.score, rtol=0, atol=1e-12)
 
 
 def test_a_killed_run_resumes_with_the_same_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,6 +161,68 @@ def test_a_killed_run_resumes_with_the_same_pairs(tmp_path: Path, monkeypatch: p
     mine_corpus(job)
     record = json.loads((tmp_path / "pairs.json").read_text())
     assert record["run"]["tasks_skipped"] == 3 and (tmp_path / "pairs.tsv").read_text() == whole
+
+
+def test_a_rewritten_side_never_reuses_stale_neighbours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # killed after 3 tasks, then the target folder rewritten: same shapes and row counts, other vectors
+    for module in (topk, sharded_knn_module):
+        monkeypatch.setattr(module, "query_block_rows", lambda corpus_rows: 8)
+    source, target = comparable(120, 16, 2)
+    other = comparable(120, 16, 5)[1]
+    fresh = mine_synthetic(tmp_path / "fresh", source, other, 20).read_text()
+    assert fresh != mine_synthetic(tmp_path / "old", source, target, 20).read_text()
+    write_vectors_folder(tmp_path / "src", source, 20, JOB)
+    write_vectors_folder(tmp_path / "tgt", target, 20, JOB)
+    job = MineRequest(tmp_path / "src", tmp_path / "tgt", tmp_path / "pairs.tsv", texts=False)
+
+    def die(done: int, total: int) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mine_corpus(job, progress=die)
+    write_vectors_folder(tmp_path / "tgt", other, 20, JOB)
+    mine_corpus(job)
+    record = json.loads((tmp_path / "pairs.json").read_text())
+    assert record["run"]["tasks_skipped"] == 0 and (tmp_path / "pairs.tsv").read_text() == fresh
+    assert not (tmp_path / "pairs.tsv.work").exists()
+
+
+def test_a_zero_row_names_its_shard_file_and_row(tmp_path: Path) -> None:
+    vectors = np.ones((10, 3), dtype=np.float32)
+    vectors[7] = 0.0
+    rows = shard_files(tmp_path, vectors, 4)  # row 7 is row 3 of shard 1.npy
+    with pytest.raises(InputError, match=r"1\.npy: row 3 of this shard is a zero vector"):
+        sharded_knn(rows, 0, 10, rows, 2)
+    vectors[7] = np.nan
+    rows = shard_files(tmp_path / "nan", vectors, 4)
+    with pytest.raises(InputError, match=r"1\.npy: row 3 of this shard is not finite"):
+        sharded_knn(rows, 0, 10, rows, 2)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_mapper_that_cannot_start_is_each_task_s_error(tmp_path: Path, workers: int) -> None:
+    # a shard that vanished between the driver's check and the workers' start: one line, no pool retries
+    write_vectors_folder(tmp_path / "src", np.ones((6, 3), dtype=np.float32), 2, JOB)
+    settings = KnnSettings((str(tmp_path / "src" / "gone.npy"),), (str(tmp_path / "src" / "gone.npy"),), 2, "w")
+    tasks = [KnnTask("forward", index, 0, 0).to_json() for index in range(3)]
+    results: list[str] = []
+
+    def keep(text: str) -> bool:
+        results.append(text)
+        return False  # go on: every task's result is wanted
+
+    run_mapper("local", KnnMapper, settings, tasks, workers, keep)
+    errors = [KnnResult.from_json(text).error for text in results]
+    assert len(errors) == 3 and all(error and "gone.npy: unreadable embedding shard" in error for error in errors)
+
+
+def test_engine_options_are_checked_before_any_work(tmp_path: Path) -> None:
+    job = MineRequest(tmp_path / "missing", tmp_path / "missing", tmp_path / "p.tsv")
+    with pytest.raises(InputError, match="--ray-address applies to --engine ray only"):
+        mine_corpus(replace(job, ray_address="auto"))
+    with pytest.raises(InputError, match="--cpus-per-worker must be at least 1, got 0"):
+        mine_corpus(replace(job, cpus_per_worker=0))
 
 
 def test_comparability_warning_on_unrelated_corpora_only(tmp_path: Path) -> None:
@@ -172,14 +256,16 @@ def test_mine_corpus_equals_paraxl_mine(tiny_model_dir: Path, data_dir: Path, tm
         encode_corpus(request(tmp_path / name, tmp_path / f"emb-{name}", tiny_model_dir, batch_size=64))
     runner = CliRunner()
     common = ["--model", str(tiny_model_dir)]
-    mined = runner.invoke(app, ["mine", str(tmp_path / "de.txt"), str(tmp_path / "en.txt"), "-o", "m.tsv", *common])
+    mined_file = tmp_path / "m.tsv"
+    mined = runner.invoke(
+        app, ["mine", str(tmp_path / "de.txt"), str(tmp_path / "en.txt"), "-o", str(mined_file), *common]
+    )
     assert mined.exit_code == 0, mined.output
     folders = [str(tmp_path / "emb-de.txt"), str(tmp_path / "emb-en.txt")]
     sharded = runner.invoke(app, ["mine-corpus", *folders, "-o", str(tmp_path / "s.tsv")])
     assert sharded.exit_code == 0, sharded.output
     # paraxl mine numbers lines from 1, the shards' ids are corpus positions from 0; the texts are the same
-    lines = Path("m.tsv").read_text(encoding="utf-8").splitlines()
-    Path("m.tsv").unlink()
+    lines = mined_file.read_text(encoding="utf-8").splitlines()
     expected = [[str(int(i) - 1), str(int(j) - 1), *rest] for i, j, *rest in (line.split("\t") for line in lines[1:])]
     found = (tmp_path / "s.tsv").read_text(encoding="utf-8").splitlines()
     assert found[0] == lines[0] == "source_id\ttarget_id\tmargin\tsource\ttarget"
@@ -196,3 +282,14 @@ def test_mine_corpus_equals_paraxl_mine(tiny_model_dir: Path, data_dir: Path, tm
     assert failed.exit_code == 2 and len(failed.stderr.strip().splitlines()) == 1
     assert f"{tmp_path / 'en.txt'}: input of the embeddings is gone; pass --no-texts" in failed.stderr
     assert not (tmp_path / "g.tsv").exists()
+
+
+def test_two_runs_with_one_output_do_not_share_its_work_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_vectors_folder(tmp_path / "src", np.eye(4, dtype=np.float32), 2, JOB)
+    monkeypatch.setattr(locks, "DEFAULT_WAIT_SECONDS", 0.0)
+    busy = "mining work folder is being written by another paraxl process"
+    # another run of the same output, still going
+    with locks.folder_lock(tmp_path / "p.tsv.work", "mining work folder"), pytest.raises(InputError, match=busy):
+        mine_corpus(MineRequest(tmp_path / "src", tmp_path / "src", tmp_path / "p.tsv", texts=False))
+    mine_corpus(MineRequest(tmp_path / "src", tmp_path / "src", tmp_path / "p.tsv", texts=False))
+    assert not (tmp_path / "p.tsv.work").exists() and (tmp_path / "p.tsv").is_file()

@@ -106,7 +106,11 @@ def open_shard(folder: Path, shard: EmbeddingShard) -> np.ndarray:
     except (ValueError, OSError, EOFError) as exc:
         raise InputError(f"not a readable .npy array ({exc})", paths[0]) from None
     if vectors.ndim != 2 or vectors.shape != (shard.rows, shard.dimension) or vectors.dtype.kind != "f":
-        raise InputError(f"expected a ({shard.rows}, {shard.dimension}) float matrix, found {vectors.shape}", paths[0])
+        raise InputError(
+            f"expected a ({shard.rows}, {shard.dimension}) float matrix, found shape {vectors.shape} "
+            f"of dtype {vectors.dtype}",
+            paths[0],
+        )
     try:
         ids = np.load(paths[1], allow_pickle=False)  # (rows,) int64
     except (ValueError, OSError, EOFError) as exc:
@@ -147,8 +151,11 @@ def shard_texts(
     if sources is None:
         sources = input_sources(folder, document)
     tasks = plan_shards(sources, int(document["job"]["shard_size"]))
+    if len(tasks) != len(document["shards"]):
+        raise InputError(f"lists {len(document['shards'])} shards but its inputs make {len(tasks)}", folder / MANIFEST)
     for position, (task, shard) in enumerate(zip(tasks, document["shards"], strict=True)):
-        assert task.range_record() == {key: shard[key] for key in task.range_record()}, "same inputs, same plan"
+        if task.range_record() != {key: shard.get(key) for key in task.range_record()}:
+            raise InputError(f"shard {position} does not match its inputs' rows", folder / MANIFEST)
         if shards is None or position in shards:
             yield position, read_shard_texts(task)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from paraxl.corpus.encode_job import DTYPES, EncodeSettings, ShardResult
-from paraxl.corpus.engines import ENGINES, import_ray, run_shards
+from paraxl.corpus.engines import check_options, run_shards, worker_cpus
 from paraxl.corpus.manifest import MANIFEST, CorpusManifest
 from paraxl.corpus.plan import ShardTask, plan_shards
 from paraxl.corpus.sources import resolve_inputs, scan_source
@@ -28,7 +28,6 @@ from paraxl.io.locks import folder_lock
 from paraxl.loading.backends import onnx_encoder_fingerprint
 from paraxl.loading.model import resolve_model
 from paraxl.modeling.st_layout import read_settings
-from paraxl.modeling.threads import physical_cores
 
 DEFAULT_SHARD_SIZE = 10_000
 
@@ -113,7 +112,7 @@ def _encode_pending(
 ) -> CorpusSummary:
     done = manifest.done()
     pending = [task for task in tasks if task.index not in done]
-    cpus = request.cpus_per_worker or max(1, physical_cores() // request.workers)
+    cpus, threads = worker_cpus(request.engine, request.workers, request.cpus_per_worker)
     settings = EncodeSettings(
         request.model,
         request.backend,
@@ -122,16 +121,17 @@ def _encode_pending(
         request.batch_size,
         request.dtype,
         str(request.output_dir),
-        cpus,
+        threads,
         graph,
     )
-    return _run(request, manifest, settings, pending, len(tasks), progress)
+    return _run(request, manifest, settings, cpus, pending, len(tasks), progress)
 
 
 def _run(
     request: CorpusRequest,
     manifest: CorpusManifest,
     settings: EncodeSettings,
+    cpus: int,
     pending: list[ShardTask],
     total: int,
     progress: ProgressHandler | None,
@@ -153,10 +153,10 @@ def _run(
         progress(skipped, total)
     began, start = datetime.datetime.now(datetime.UTC), time.perf_counter()
     try:
-        run_shards(request.engine, settings, pending, request.workers, on_result, request.ray_address)
+        run_shards(request.engine, settings, pending, request.workers, on_result, request.ray_address, cpus)
     finally:
         seconds = time.perf_counter() - start
-        manifest.add_run(_run_record(request, settings, began, seconds, encoded, skipped))
+        manifest.add_run(_run_record(request, cpus, began, seconds, encoded, skipped))
         manifest.save()
     if errors:
         raise min(errors, key=lambda result: result.index).input_error()
@@ -166,7 +166,7 @@ def _run(
 
 def _run_record(
     request: CorpusRequest,
-    settings: EncodeSettings,
+    cpus: int,
     began: datetime.datetime,
     seconds: float,
     encoded: list[ShardResult],
@@ -176,7 +176,7 @@ def _run_record(
     return {
         "engine": request.engine,
         "workers": request.workers,
-        "cpus_per_worker": settings.threads,
+        "cpus_per_worker": cpus,
         "ray_address": request.ray_address,
         "batch_size": request.batch_size,
         "started": began.isoformat(timespec="seconds"),
@@ -191,12 +191,8 @@ def _run_record(
 def _check(request: CorpusRequest) -> None:
     if request.dtype not in DTYPES:
         raise InputError(f"unknown dtype {request.dtype!r}; use one of {', '.join(DTYPES)}")
-    if request.engine not in ENGINES:
-        raise InputError(f"unknown engine {request.engine!r}; use one of {', '.join(ENGINES)}")
-    for name in ("shard_size", "batch_size", "workers"):
+    for name in ("shard_size", "batch_size"):
         if getattr(request, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(request, name)}")
-    if request.cpus_per_worker is not None and request.cpus_per_worker < 1:
-        raise InputError(f"--cpus-per-worker must be at least 1, got {request.cpus_per_worker}")
-    if request.engine == "ray":
-        import_ray()  # before any scanning: one line on how to install it
+    # before any scanning or model loading: bad engine options, or one line on how to install Ray
+    check_options(request.engine, request.workers, request.ray_address, request.cpus_per_worker)

@@ -1,8 +1,11 @@
 """Engines that run a shard mapper over tasks: local or Ray.
 
-A shard mapper is a callable class built once per worker (:class:`ShardMapper`: the encoder of
-:mod:`~paraxl.corpus.encode_job`, the kNN searcher of :mod:`~paraxl.corpus.mine_job`); tasks and results
-cross processes and Ray as JSON strings. ``local``, 1 worker: the mapper runs in this process. ``local``,
+A shard mapper is a class built once per worker (:class:`ShardMapper`): the encoder of
+:mod:`~paraxl.corpus.encode_job` (:class:`EncoderMapper`), the kNN searcher of :mod:`~paraxl.corpus.mine_job`
+(``KnnMapper``) and the shard indexer of :mod:`~paraxl.corpus.index_job` (``ShardIndexer``); tasks and
+results cross processes and Ray as JSON strings. A mapper whose ``__init__`` raises an InputError (an
+unreadable shard or trained index) is not retried: its error comes back as every task's error result
+(``error_result``), on every engine. ``local``, 1 worker: the mapper runs in this process. ``local``,
 N workers: N processes (spawned, each building the mapper once, e.g. loading the model); a worker that dies
 (killed, out of memory) costs its tasks a retry in a fresh pool, not the job. ``ray``: Ray Data
 ``map_batches`` over a dataset of tasks, with the mapper as a callable class on an actor pool
@@ -27,6 +30,7 @@ import numpy as np
 from paraxl.corpus.encode_job import EncodeSettings, ShardEncoder, ShardResult
 from paraxl.corpus.plan import ShardTask
 from paraxl.errors import InputError, ParaxlError
+from paraxl.modeling.threads import physical_cores
 
 ENGINES = ("local", "ray")
 POOL_RETRIES = 2  # fresh pools after a local worker died, before the job gives up
@@ -44,12 +48,67 @@ class ShardMapper(Protocol):
 
     def map_json(self, task: str) -> str: ...
 
+    @staticmethod
+    def error_result(task: str, error: InputError) -> str:
+        """The JSON result of ``task`` failed with ``error`` (the mapper could not be built)."""
+        ...
+
+
+class _Unbuilt:
+    """Stands in for a mapper whose ``__init__`` raised an InputError: every task gets that error."""
+
+    def __init__(self, mapper: type[ShardMapper], error: InputError) -> None:
+        self.mapper, self.error = mapper, error
+
+    def map_json(self, task: str) -> str:
+        return self.mapper.error_result(task, self.error)
+
+
+def build_mapper(mapper: type[ShardMapper], settings: Any) -> ShardMapper | _Unbuilt:
+    """``mapper(settings)``, or its InputError as every task's result (a Ray actor or pool initializer
+    that raises would be restarted, or break the pool, again and again for the same error)."""
+    try:
+        return mapper(settings)
+    except InputError as exc:
+        return _Unbuilt(mapper, exc)
+
+
+def check_options(engine: str, workers: int, ray_address: str | None, cpus_per_worker: int | None) -> None:
+    """The engine options, checked before any expensive work (hashing shards, loading, training).
+
+    Raises:
+        InputError: an unknown engine, workers or cpus per worker below 1, --ray-address without Ray.
+        ParaxlError: --engine ray without Ray installed (one line saying how to install it).
+    """
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    if cpus_per_worker is not None and cpus_per_worker < 1:
+        raise InputError(f"--cpus-per-worker must be at least 1, got {cpus_per_worker}")
+    if engine == "local" and ray_address is not None:
+        raise InputError("--ray-address applies to --engine ray only")
+    if engine == "ray":
+        import_ray()
+
+
+def worker_cpus(engine: str, workers: int, cpus_per_worker: int | None) -> tuple[int, int]:
+    """(CPUs per worker, threads a worker sets): the given CPUs, else this machine's cores / workers.
+
+    One in-process worker (``local``, 1 worker) left to its own choice sets no thread limit (threads 0:
+    the library's own, all cores), so the caller's process keeps its settings; N workers (or Ray actors)
+    each set their share (N workers x all cores each would oversubscribe the machine N times over).
+    """
+    cpus = cpus_per_worker or max(1, physical_cores() // workers)
+    in_process = engine == "local" and workers == 1
+    return cpus, 0 if cpus_per_worker is None and in_process else cpus
+
 
 class RayBatchMapper:
     """Ray Data's ``map_batches`` form of any :class:`ShardMapper`: a ``task`` column -> a ``result`` column."""
 
     def __init__(self, mapper: type[ShardMapper], settings: Any) -> None:
-        self.mapper = mapper(settings)
+        self.mapper = build_mapper(mapper, settings)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         results = [self.mapper.map_json(str(task)) for task in batch["task"]]
@@ -65,6 +124,11 @@ class EncoderMapper:
     def map_json(self, task: str) -> str:
         return self.encoder.encode_shard(ShardTask.from_json(task)).to_json()
 
+    @staticmethod
+    def error_result(task: str, error: InputError) -> str:
+        index = ShardTask.from_json(task).index
+        return ShardResult(index, error=error.reason, error_path=error.path, error_line=error.line).to_json()
+
 
 def run_shards(
     engine: str,
@@ -73,8 +137,10 @@ def run_shards(
     workers: int,
     on_result: ResultHandler,
     ray_address: str | None = None,
+    cpus_per_worker: int | None = None,
 ) -> None:
-    """Encode ``tasks`` on ``engine`` with ``workers`` workers; ``on_result`` per finished shard."""
+    """Encode ``tasks`` on ``engine`` with ``workers`` workers of ``cpus_per_worker`` CPUs (Ray; default
+    ``settings.threads``, at least 1); ``on_result`` per finished shard."""
 
     def handle(text: str) -> bool:
         result = ShardResult.from_json(text)
@@ -82,7 +148,7 @@ def run_shards(
         return result.error is not None
 
     jobs = [task.to_json() for task in tasks]
-    cpus = max(settings.threads, 1)
+    cpus = cpus_per_worker or max(settings.threads, 1)
     run_mapper(engine, EncoderMapper, settings, jobs, workers, handle, ray_address, cpus)
 
 
@@ -113,18 +179,18 @@ def run_mapper(
 def run_in_process(mapper: type[ShardMapper], settings: Any, tasks: Sequence[str], on_result: JsonHandler) -> None:
     if not tasks:
         return
-    built = mapper(settings)
+    built = build_mapper(mapper, settings)
     for task in tasks:
         if on_result(built.map_json(task)):
             return
 
 
-_WORKER_MAPPER: ShardMapper | None = None  # one per local worker process, built by its initializer
+_WORKER_MAPPER: ShardMapper | _Unbuilt | None = None  # one per local worker process, built by its initializer
 
 
 def _start_worker(mapper: type[ShardMapper], settings: Any) -> None:
     global _WORKER_MAPPER
-    _WORKER_MAPPER = mapper(settings)
+    _WORKER_MAPPER = build_mapper(mapper, settings)
 
 
 def _map_in_worker(task: str) -> str:

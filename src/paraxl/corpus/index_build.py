@@ -38,14 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from paraxl.corpus.embeddings_folder import EmbeddingShard, load_manifest, shard_list
-from paraxl.corpus.engines import ENGINES, import_ray, run_mapper
+from paraxl.corpus.embeddings_folder import EmbeddingShard, input_sources, load_manifest, shard_list
+from paraxl.corpus.engines import check_options, run_mapper, worker_cpus
 from paraxl.corpus.index_job import IndexShardResult, PopulateSettings, ShardIndexer, read_shard, shard_index_name
-from paraxl.corpus.index_source import check_model
 from paraxl.corpus.index_write import write_index_folder
+from paraxl.corpus.model_identity import check_model
 from paraxl.errors import InputError
 from paraxl.io.atomic import write_json_atomic
-from paraxl.modeling.threads import physical_cores
 from paraxl.retrieval import FaissIndex
 from paraxl.retrieval.faiss_index import faiss_module, new_index, plan_index, training_rows
 from paraxl.serving import index_files
@@ -96,6 +95,8 @@ def build_sharded(request: ShardedBuildRequest, progress: ProgressHandler | None
     document = load_manifest(request.embeddings_dir)
     if request.model is not None:
         check_model(document, request.model, request.embeddings_dir / "manifest.json")
+    # the inputs of the texts, checked now: a gone or changed input fails before training, not after it
+    inputs = input_sources(request.embeddings_dir, document) if request.texts else None
     tasks = shard_list(document)
     count, dimension = sum(task.rows for task in tasks), tasks[0].dimension
     settled = plan_index(request.index_type, count, dimension, dict(request.params))
@@ -115,7 +116,7 @@ def build_sharded(request: ShardedBuildRequest, progress: ProgressHandler | None
     build = {"started": began.isoformat(timespec="seconds"), **run, "shards": len(tasks)}
     build |= {"shards_reused": len(tasks) - len(pending), "seconds": {k: round(v, 3) for k, v in seconds.items()}}
     start = time.perf_counter()
-    write_index_folder(request.output, merged, request.embeddings_dir, document, request.texts, build)
+    write_index_folder(request.output, merged, request.embeddings_dir, document, inputs, build)
     seconds["write"] = time.perf_counter() - start
     shutil.rmtree(work, ignore_errors=True)
     return ShardedBuildSummary(
@@ -136,14 +137,8 @@ def _check(request: ShardedBuildRequest) -> None:
             f"index type {request.index_type!r} cannot be built from shards (HNSW graphs do not merge); "
             f"use one of {', '.join(SHARDED_TYPES)}, or `paraxl index rebuild` the result"
         )
-    if request.engine not in ENGINES:
-        raise InputError(f"unknown engine {request.engine!r}; use one of {', '.join(ENGINES)}")
-    for name in ("workers", "cpus_per_worker"):
-        value = getattr(request, name)
-        if value is not None and value < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    if request.engine == "ray":
-        import_ray()  # one line saying how to install it, before any training
+    # before any training: bad engine options, or one line saying how to install Ray
+    check_options(request.engine, request.workers, request.ray_address, request.cpus_per_worker)
 
 
 def _prepare_work(
@@ -196,8 +191,7 @@ def populate(
     """Run the shard mapper over ``pending`` on ``request.engine`` with ``request.workers`` workers of
     ``cpus_per_worker`` FAISS threads each (default: cores / workers; one local worker: FAISS's own, all
     cores); the first shard with an input error stops the build (raised here). Returns the run's record."""
-    cpus = request.cpus_per_worker or max(1, physical_cores() // request.workers)
-    threads = 0 if request.cpus_per_worker is None and request.workers == 1 else cpus
+    cpus, threads = worker_cpus(request.engine, request.workers, request.cpus_per_worker)
     settings = PopulateSettings(
         str(request.embeddings_dir), str(work), str(work / TRAINED_FILE), request.index_type, threads
     )

@@ -36,7 +36,6 @@ class IndexShardResult:
 
     index: int
     rows: int = 0
-    file: str = ""
     seconds: float = 0.0
     worker: str = ""  # host:pid of the process that indexed it
     error: str | None = None
@@ -92,7 +91,11 @@ class ShardIndexer:
         self.faiss = faiss_module()
         if settings.threads > 0:
             self.faiss.omp_set_num_threads(settings.threads)
-        self.trained = self.faiss.read_index(settings.trained_file)
+        try:
+            self.trained = self.faiss.read_index(settings.trained_file)
+        except RuntimeError as exc:  # FAISS's error for a missing or damaged file
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"unreadable trained index ({reason})", settings.trained_file) from None
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, task: EmbeddingShard) -> IndexShardResult:
@@ -111,8 +114,14 @@ class ShardIndexer:
         with atomic_path(Path(self.settings.work_dir) / name) as tmp:
             self.faiss.write_index(index, os.fspath(tmp))
         seconds = time.perf_counter() - start
-        return IndexShardResult(task.index, rows=task.rows, file=name, seconds=seconds, worker=self.worker)
+        return IndexShardResult(task.index, rows=task.rows, seconds=seconds, worker=self.worker)
 
     def map_json(self, task: str) -> str:
         """The :class:`~paraxl.corpus.engines.ShardMapper` form: a JSON shard -> a JSON result."""
         return self(EmbeddingShard.from_json(task)).to_json()
+
+    @staticmethod
+    def error_result(task: str, error: InputError) -> str:
+        """Shard ``task``'s result when the trained index could not be read (``error``)."""
+        index = EmbeddingShard.from_json(task).index
+        return IndexShardResult(index, error=error.reason, error_path=error.path).to_json()

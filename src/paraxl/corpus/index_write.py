@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from paraxl.corpus.embeddings_folder import shard_texts
-from paraxl.corpus.index_source import model_identity
+from paraxl.corpus.model_identity import model_identity
+from paraxl.corpus.sources import SourceFile
 from paraxl.io.atomic import atomic_directory
 from paraxl.retrieval import FaissIndex
 from paraxl.retrieval.faiss_index import faiss_module
@@ -28,11 +29,13 @@ def write_index_folder(
     search: FaissIndex,
     embeddings_dir: Path,
     document: dict[str, Any],
-    texts: bool,
+    inputs: list[SourceFile] | None,
     build: dict[str, object] | None = None,
 ) -> None:
     """``output`` as a paraxl index folder (atomically: a failure leaves the previous one, or nothing);
-    ``build``: how it was built, kept in ``index.json`` under ``build`` (loaders read only the known keys)."""
+    ``inputs``: the manifest's inputs, checked by :func:`~paraxl.corpus.embeddings_folder.input_sources`
+    before the build (None: no texts); ``build``: how it was built, kept in ``index.json`` under
+    ``build`` (loaders read only the known keys)."""
     from paraxl.version import __version__
 
     info = IndexInfo(
@@ -56,7 +59,7 @@ def write_index_folder(
     with atomic_directory(output) as tmp:
         faiss_module().write_index(search.raw, str(tmp / index_files.FAISS_FILE))
         with (tmp / index_files.ITEMS_FILE).open("w", encoding="utf-8", newline="\n") as handle:
-            texts_of = shard_texts(embeddings_dir, document) if texts else None
+            texts_of = shard_texts(embeddings_dir, document, sources=inputs) if inputs is not None else None
             for shard in document["shards"]:
                 first, rows = int(shard["first_id"]), int(shard["rows"])
                 shard_text: list[str | None] = list(next(texts_of)[1]) if texts_of is not None else [None] * rows

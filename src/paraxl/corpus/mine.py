@@ -9,7 +9,8 @@ sources (backward), exact, over the other side's shards read one tile at a time 
 any engine of :mod:`~paraxl.corpus.engines` runs them. The driver merges them, takes each sentence's mean
 over its global kNN for the ratio-margin denominators and keeps the greedy 1-to-1 candidates
 (:func:`~paraxl.retrieval.margin.margin_candidates`, the same function as ``paraxl mine``): with the exact
-search the pairs and scores are bitwise those of ``ratio_margin_candidates(..., index_type="exact")``.
+search the pairs and scores are bitwise those of ``ratio_margin_candidates(..., index_type="exact")``
+run with as many BLAS threads as each worker has (a BLAS may round the last bit of a product otherwise).
 Finished tasks stay in ``<output>.work/`` until the end, so a killed run resumes. Both folders are read
 through :mod:`~paraxl.corpus.embeddings_folder` (each shard checked against its manifest once, in the
 driver), which also re-reads the texts of the kept pairs' rows, shard by shard, from the inputs the
@@ -36,14 +37,14 @@ from paraxl.corpus.embeddings_folder import (
     shard_list,
     texts_of_rows,
 )
-from paraxl.corpus.engines import ENGINES, import_ray, run_mapper
+from paraxl.corpus.engines import check_options, run_mapper, worker_cpus
 from paraxl.corpus.mine_job import KnnMapper, KnnResult, KnnSettings, KnnTask
 from paraxl.corpus.sources import SourceFile
 from paraxl.errors import InputError
 from paraxl.io.atomic import write_json_atomic
+from paraxl.io.locks import LOCK_FILE, folder_lock
 from paraxl.io.outputs import write_tsv
 from paraxl.mining.comparability import TYPICAL_THRESHOLD, comparability_warning, share_above
-from paraxl.modeling.threads import physical_cores
 from paraxl.retrieval.margin import MiningCandidates, margin_candidates
 from paraxl.retrieval.sharded_knn import aligned_range
 from paraxl.retrieval.topk import CORPUS_TILE
@@ -64,6 +65,7 @@ class MineRequest:
     ray_address: str | None = None
     cpus_per_worker: int | None = None
     texts: bool = True  # add source and target text columns, re-read from the inputs the manifests record
+    query_block: int | None = None  # query rows per block and task alignment (None: the search's own; tests)
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def read_side(folder: Path) -> Side:
         open_shard(folder, shard)
     return Side(
         folder,
-        tuple(str(folder / shard.embeddings) for shard in shards),
+        tuple(str((folder / shard.embeddings).resolve()) for shard in shards),  # workers may run elsewhere
         tuple(shard.rows for shard in shards),
         document["job"],
         int(document["dimension"]),
@@ -120,13 +122,13 @@ def check_compatible(source: Side, target: Side) -> None:
         raise InputError(f"{source.folder} has dimension {source.dimension} but {target.folder} {target.dimension}")
 
 
-def plan_tasks(source: Side, target: Side) -> list[KnnTask]:
+def plan_tasks(source: Side, target: Side, query_block: int | None = None) -> list[KnnTask]:
     """One task per query shard and direction, over its block-aligned rows (empty ones dropped)."""
     tasks = []
     for direction, queries, corpus in (("forward", source, target), ("backward", target, source)):
         first = 0
         for index, rows in enumerate(queries.rows):
-            start, stop = aligned_range(first, first + rows, queries.size, corpus.size)
+            start, stop = aligned_range(first, first + rows, queries.size, corpus.size, query_block)
             if stop > start:
                 tasks.append(KnnTask(direction, index, start, stop))
             first += rows
@@ -142,11 +144,26 @@ def mine_corpus(request: MineRequest, progress: ProgressHandler | None = None) -
     inputs = None
     if request.texts:
         inputs = (input_sources(source.folder, source.document), input_sources(target.folder, target.document))
-    tasks = plan_tasks(source, target)
-    work = _work_folder(request, source, target)
+    work = request.output.resolve().with_name(request.output.name + ".work")  # absolute: workers may run elsewhere
+    # one run per output: another run of the same -o would empty or delete this run's work folder
+    with folder_lock(work, "mining work folder"):
+        return _mine(request, (source, target), work, inputs, progress)
+
+
+def _mine(
+    request: MineRequest,
+    sides: tuple[Side, Side],
+    work: Path,
+    inputs: tuple[list[SourceFile], list[SourceFile]] | None,
+    progress: ProgressHandler | None,
+) -> MineSummary:
+    """Search the pending tasks into ``work`` (held locked), merge, score and write; see :func:`mine_corpus`."""
+    source, target = sides
+    tasks = plan_tasks(source, target, request.query_block)
+    _prepare_work(work, request, source, target)
     pending = [task for task in tasks if not task.finished(work, _k(request.k, task, source, target))]
-    cpus = request.cpus_per_worker or max(1, physical_cores() // request.workers)
-    settings = KnnSettings(source.shards, target.shards, request.k, str(work), cpus)
+    cpus, threads = worker_cpus(request.engine, request.workers, request.cpus_per_worker)
+    settings = KnnSettings(source.shards, target.shards, request.k, str(work), threads, request.query_block)
     results: list[KnnResult] = []
     errors: list[KnnResult] = []
 
@@ -250,32 +267,32 @@ def _write(
     return MineSummary(len(rows), len(candidates), warning, path, seconds)
 
 
-def _work_folder(request: MineRequest, source: Side, target: Side) -> Path:
-    """``<output>.work/``, emptied when it holds the tasks of another job (other inputs, k or tiling)."""
-    work = request.output.with_name(request.output.name + ".work")
+def _prepare_work(work: Path, request: MineRequest, source: Side, target: Side) -> None:
+    """``<output>.work/`` (locked by the caller), emptied but for its lock when it holds the tasks of
+    another job (other inputs or shard contents, k or tiling)."""
     identity = {
         "source": [str(p) for p in source.shards],
         "target": [str(p) for p in target.shards],
+        # the shards' hashes: a folder rewritten with the same row counts never reuses stale neighbours
+        "source_sha256": [s["embeddings_sha256"] for s in source.document["shards"]],
+        "target_sha256": [s["embeddings_sha256"] for s in target.document["shards"]],
         "source_job": source.job,
         "target_job": target.job,
         "k": request.k,
         "tile": CORPUS_TILE,
+        "query_block": request.query_block,
     }
     marker = work / "job.json"
     if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) != identity:
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+        for path in work.iterdir():
+            if path.name != LOCK_FILE:  # the lock stays ours while the folder is emptied
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
     write_json_atomic(marker, identity)
-    return work
 
 
 def _check(request: MineRequest) -> None:
     if request.output.suffix != ".tsv":
         raise InputError("output must be a .tsv file", request.output)
-    if request.engine not in ENGINES:
-        raise InputError(f"unknown engine {request.engine!r}; use one of {', '.join(ENGINES)}")
-    for name in ("k", "workers"):
-        if getattr(request, name) < 1:
-            raise InputError(f"--{name} must be at least 1, got {getattr(request, name)}")
-    if request.engine == "ray":
-        import_ray()
+    if request.k < 1:
+        raise InputError(f"--k must be at least 1, got {request.k}")
+    check_options(request.engine, request.workers, request.ray_address, request.cpus_per_worker)

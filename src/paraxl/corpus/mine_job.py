@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,8 +24,6 @@ import numpy as np
 from paraxl.errors import InputError
 from paraxl.io.atomic import atomic_path
 from paraxl.retrieval.sharded_knn import ShardRows, sharded_knn
-
-DIRECTIONS = ("forward", "backward")  # source shards against the target side, and target against source
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,8 @@ class KnnSettings:
     target_shards: tuple[str, ...]
     k: int
     work_dir: str
-    threads: int = 0  # BLAS threads per worker (0: the library's own)
+    threads: int = 0  # BLAS threads per worker while it searches (0: the library's own)
+    query_block: int | None = None  # query rows per block (None: query_block_rows of the corpus)
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,6 @@ class KnnTask:
 class KnnResult:
     direction: str
     index: int
-    rows: int = 0
     seconds: float = 0.0
     worker: str = ""
     error: str | None = None
@@ -87,11 +86,6 @@ class KnnMapper:
     """Open both sides' shards once (memory-mapped); :meth:`map_json` per task."""
 
     def __init__(self, settings: KnnSettings) -> None:
-        if settings.threads > 0:
-            # this worker's share of the cores: N workers x all cores each would oversubscribe N times over
-            from threadpoolctl import threadpool_limits
-
-            self._limits = threadpool_limits(settings.threads)
         self.settings = settings
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.sides = {
@@ -104,14 +98,35 @@ class KnnMapper:
         begin = time.perf_counter()
         queries, corpus = ("source", "target") if task.direction == "forward" else ("target", "source")
         try:
-            sims, indices = sharded_knn(self.sides[queries], task.start, task.stop, self.sides[corpus], self.settings.k)
+            with _blas_threads(self.settings.threads):
+                sides = self.sides[queries], self.sides[corpus]
+                block = self.settings.query_block
+                sims, indices = sharded_knn(sides[0], task.start, task.stop, sides[1], self.settings.k, block)
         except InputError as exc:
             return KnnResult(task.direction, task.index, error=str(exc))
         sims_file, indices_file = task.files(Path(self.settings.work_dir))
         for target, array in ((indices_file, indices), (sims_file, sims)):
             with atomic_path(target) as tmp, tmp.open("wb") as handle:
                 np.save(handle, array)
-        return KnnResult(task.direction, task.index, task.stop - task.start, time.perf_counter() - begin, self.worker)
+        return KnnResult(task.direction, task.index, time.perf_counter() - begin, self.worker)
 
     def map_json(self, task: str) -> str:
         return self.search(KnnTask.from_json(task)).to_json()
+
+    @staticmethod
+    def error_result(task: str, error: InputError) -> str:
+        """Task ``task``'s result when the shards could not be opened (``error``)."""
+        parsed = KnnTask.from_json(task)
+        return KnnResult(parsed.direction, parsed.index, error=str(error)).to_json()
+
+
+def _blas_threads(threads: int) -> AbstractContextManager[object]:
+    """This worker's share of the cores for the duration of one search (N workers x all cores each would
+    oversubscribe the machine N times over); restored after it, so an in-process worker leaves the
+    caller's BLAS settings as they were. 0: no limit."""
+    if threads <= 0:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    limits: AbstractContextManager[object] = threadpool_limits(threads)
+    return limits

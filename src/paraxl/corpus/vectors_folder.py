@@ -1,8 +1,10 @@
 """Write vectors made elsewhere (or synthetic ones) as an embeddings folder of ``paraxl encode-corpus``.
 
-The folder reads like one that encode-corpus wrote (shards, ids, a complete ``manifest.json``), so the
-sharded miner and its benchmark can run on vectors without a model; ``job`` stands in for the model and
-prompt identity that mining compares between its two inputs.
+The one writer of such folders for the tests and benchmarks of the sharded miner and the sharded index
+build (no model needed): shards, ids and a complete ``manifest.json`` that
+:mod:`~paraxl.corpus.embeddings_folder` reads like one encode-corpus wrote. ``job`` stands in for the
+model and prompt identity (mining compares it between its two inputs; an index build records it); with
+no ``inputs`` in it, the folder has no texts (mine and build with ``texts=False``).
 """
 
 from __future__ import annotations

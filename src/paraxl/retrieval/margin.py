@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from paraxl.retrieval.checks import FloatArray, IntArray, same_dimension
 from paraxl.retrieval.normalize import l2_normalised
-from paraxl.retrieval.topk import KnnIndexType, knn
+from paraxl.retrieval.topk import KnnIndexType, unit_knn
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,9 @@ def ratio_margin_candidates(
     y = l2_normalised(target, "target")
     same_dimension(x, y, ("source", "target"))
     n, m = x.shape[0], y.shape[0]
-    forward_sim, forward_ind = knn(x, y, min(k, m), index_type)  # (n, k') each
-    backward_sim, backward_ind = knn(y, x, min(k, n), index_type)  # (m, k'') each
+    # x and y are normalised once, here, as the sharded search does: unit_knn does not normalise again
+    forward_sim, forward_ind = unit_knn(x, y, min(k, m), index_type)  # (n, k') each
+    backward_sim, backward_ind = unit_knn(y, x, min(k, n), index_type)  # (m, k'') each
     return margin_candidates(forward_sim, forward_ind, backward_sim, backward_ind)
 
 

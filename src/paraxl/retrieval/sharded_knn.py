@@ -59,23 +59,34 @@ class ShardRows:
 
     def unit(self, start: int, stop: int) -> FloatArray:
         rows = self.raw(start, stop)
-        try:
-            return l2_normalised(rows, "embeddings")
-        except ValueError as exc:
-            raise InputError(f"{exc} (rows {start}..{stop - 1} of the shards)", self.paths[0].parent) from None
+        finite = np.isfinite(rows).all(axis=1)  # (rows,)
+        bad = np.flatnonzero(~finite | ~rows.any(axis=1))
+        if bad.size:
+            return self._bad_row(start + int(bad[0]), bool(finite[bad[0]]))
+        return l2_normalised(rows, "embeddings")
+
+    def _bad_row(self, row: int, finite: bool) -> FloatArray:
+        """Raise the InputError naming the shard file and the row within it of global row ``row``."""
+        shard = int(np.searchsorted(self.starts, row, side="right")) - 1
+        what = "a zero vector (cosine similarity is undefined for it)" if finite else "not finite (NaN or infinity)"
+        raise InputError(f"row {row - int(self.starts[shard])} of this shard is {what}", self.paths[shard])
 
 
-def aligned_range(start: int, stop: int, queries: int, corpus_rows: int) -> tuple[int, int]:
+def aligned_range(
+    start: int, stop: int, queries: int, corpus_rows: int, block_rows: int | None = None
+) -> tuple[int, int]:
     """The query rows a task over ``start..stop-1`` searches: the blocks whose first row lies in it.
 
     Query blocks of ``query_block_rows(corpus_rows)`` rows start at its multiples; tasks over consecutive
     ranges that cover ``0..queries-1`` get consecutive aligned ranges that cover it too (some may be empty).
     """
-    rows = query_block_rows(corpus_rows)
+    rows = block_rows or query_block_rows(corpus_rows)  # block_rows: the caller's own query block size
     return min(-(-start // rows) * rows, queries), min(-(-stop // rows) * rows, queries)
 
 
-def sharded_knn(queries: ShardRows, start: int, stop: int, corpus: ShardRows, k: int) -> tuple[FloatArray, IntArray]:
+def sharded_knn(
+    queries: ShardRows, start: int, stop: int, corpus: ShardRows, k: int, block_rows: int | None = None
+) -> tuple[FloatArray, IntArray]:
     """The ``k`` nearest corpus rows of query rows ``start..stop-1`` (``start`` on a block boundary).
 
     Returns:
@@ -83,12 +94,12 @@ def sharded_knn(queries: ShardRows, start: int, stop: int, corpus: ShardRows, k:
     """
     if queries.dimension != corpus.dimension:
         raise InputError(f"queries have dimension {queries.dimension} but the corpus {corpus.dimension}")
-    if start % query_block_rows(corpus.rows) != 0 and start != stop:
+    if start % (block_rows or query_block_rows(corpus.rows)) != 0 and start != stop:
         raise ValueError(f"query range must start on a block boundary, got {start}")
     k = min(k, corpus.rows)
     if start == stop:
         return np.empty((0, k), dtype=np.float64), np.empty((0, k), dtype=np.int64)
-    return tiled_exact_topk(queries.unit(start, stop), corpus, k)
+    return tiled_exact_topk(queries.unit(start, stop), corpus, k, block_rows)
 
 
 def _open(path: Path) -> np.ndarray:

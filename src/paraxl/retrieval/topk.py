@@ -106,7 +106,9 @@ def exact_topk(
     return np.concatenate(all_scores), np.concatenate(all_indices)
 
 
-def tiled_exact_topk(queries: FloatArray, corpus: UnitRows, k: int) -> tuple[FloatArray, IntArray]:
+def tiled_exact_topk(
+    queries: FloatArray, corpus: UnitRows, k: int, block_rows: int | None = None
+) -> tuple[FloatArray, IntArray]:
     """:func:`exact_topk` of unit ``queries`` over ``corpus`` read one tile of :data:`CORPUS_TILE` rows at a time.
 
     ``queries`` must start at a global query row that is a multiple of ``query_block_rows(corpus.rows)``
@@ -119,7 +121,7 @@ def tiled_exact_topk(queries: FloatArray, corpus: UnitRows, k: int) -> tuple[Flo
         ``(n, k)`` float64 similarities and ``(n, k)`` int64 corpus rows, ``1 <= k <= corpus.rows``.
     """
     n, m = queries.shape[0], corpus.rows
-    rows = query_block_rows(m)
+    rows = block_rows or query_block_rows(m)  # block_rows: another block size (tests: many small tasks)
     best_sim = np.empty((n, 0), dtype=np.float64)
     best_ind = np.empty((n, 0), dtype=np.int64)
     for tile_start in range(0, m, CORPUS_TILE):
@@ -167,6 +169,14 @@ def knn(
     """
     query_points = l2_normalised(queries, "queries")
     corpus_points = l2_normalised(corpus, "corpus")
+    return unit_knn(query_points, corpus_points, k, index_type)
+
+
+def unit_knn(
+    query_points: FloatArray, corpus_points: FloatArray, k: int, index_type: KnnIndexType = "auto"
+) -> tuple[FloatArray, IntArray]:
+    """:func:`knn` of rows already L2-normalised in float64 (not normalised again: a second division
+    would move the last bit of some rows, and the sharded search normalises once)."""
     same_dimension(query_points, corpus_points, ("queries", "corpus"))
     m = corpus_points.shape[0]
     if not 1 <= k <= m:

@@ -1,4 +1,4 @@
-"""The model identity a sharded index build takes from an embeddings folder's manifest.
+"""Model identity checks of an embeddings folder: the model a sharded index build records, and --model.
 
 The index records the model that made the embeddings (so ``paraxl search`` embeds queries with the same
 model and refuses another); the folder itself is read by :mod:`~paraxl.corpus.embeddings_folder`.
