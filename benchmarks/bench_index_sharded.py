@@ -1,12 +1,18 @@
-"""Sharded IVF-PQ index over random clustered vectors: build time, bytes per vector, latency, recall@10.
+"""Sharded IVF-PQ index over synthetic or real vectors: build time, bytes per vector, latency, recall@10.
 
 Usage (the lead's run, alone on the machine):
     python benchmarks/bench_index_sharded.py --sizes 1000000,10000000 --workers 4
 Quick check (seconds):
     python benchmarks/bench_index_sharded.py --sizes 20000 --shard-size 5000 --nprobe 4,16 --name index-sharded-check
 
-Per size N: N seeded random clustered 384-d float32 unit vectors (``--clusters`` Gaussian centres, noise
-``--noise``) are written shard by shard as an embeddings folder (the layout of ``paraxl encode-corpus``),
+Per size N: N 384-d float32 unit vectors from ``--data``: ``clustered`` (seeded, ``--clusters`` Gaussian
+centres plus per-coordinate noise ``--noise``: within a cluster the points are isotropic, so the exact top 10
+is nearly a random draw from the cluster, a worst case for any approximate index), ``lowrank`` (seeded,
+a ``--latent-dim``-dimensional Gaussian embedded in 384-d plus the same noise: neighbourhoods with
+structure at every scale, closer to sentence embeddings) or ``real:FOLDER`` (an embedding cache folder
+of ``paraxl eval``, ``shard-*.npz`` with ``vectors``: real sentence embeddings; the queries are rows held
+out of the corpus; N at most the folder's rows minus the queries). They are written shard by shard as an
+embeddings folder (the layout of ``paraxl encode-corpus``),
 never all in memory (10M float32 rows are 15 GB: on disk only). Then ``paraxl.corpus.index_build``
 builds an IVF-PQ index from it (train on the seeded sample, populate per shard with ``--workers``
 processes, merge with FAISS's merge_from) and times each step. Queries: ``--queries`` more vectors of
@@ -42,20 +48,79 @@ FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx_tile")
 DIM = 384
 
 
-def clustered(rng: np.random.Generator, centres: np.ndarray, count: int, noise: float) -> np.ndarray:
-    """(count, dim) float32 unit rows: a random centre each, plus Gaussian noise."""
-    rows = centres[rng.integers(0, len(centres), count)] + noise * rng.standard_normal((count, centres.shape[1]))
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows.astype(np.float32)
+QUERY_STREAM = 10**9  # the seed part of the queries' generator (corpus shards use their shard number)
 
 
-def write_corpus(folder: Path, size: int, shard_size: int, centres: np.ndarray, args: argparse.Namespace) -> None:
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+class VectorSource:
+    """The benchmark's vectors: ``rows(stream, first, count)`` -> (count, 384) float32 unit rows.
+
+    ``stream`` is the shard number (corpus) or ``QUERY_STREAM`` (queries); synthetic rows are seeded by
+    (seed, stream), so a shard's rows do not depend on the shard size of another run.
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.kind, self.seed, self.noise = args.data, args.seed, args.noise
+        rng = np.random.default_rng(args.seed)
+        self.centres = rng.standard_normal((args.clusters, DIM))  # (clusters, 384), norm ~ sqrt(384)
+        # (latent, 384): each latent direction of unit norm, so a row's signal norm is ~ sqrt(latent)
+        self.basis = rng.standard_normal((args.latent_dim, DIM)) / np.sqrt(DIM)
+        self.real: np.ndarray | None = None
+        if self.kind.startswith("real:"):
+            self.real = read_cache_vectors(Path(self.kind.removeprefix("real:")))
+        elif self.kind not in ("clustered", "lowrank"):
+            raise SystemExit(f"--data {self.kind!r}: use clustered, lowrank or real:FOLDER")
+        self.queries = args.queries
+
+    def describe(self) -> str:
+        if self.real is not None:
+            return f"real sentence embeddings ({len(self.real):,} distinct rows of {self.kind.removeprefix('real:')})"
+        if self.kind == "clustered":
+            return f"random clustered vectors ({len(self.centres)} centres, noise {self.noise})"
+        return f"random low-rank vectors (a {len(self.basis)}-d Gaussian in {DIM}-d, noise {self.noise})"
+
+    def check_size(self, size: int) -> None:
+        if self.real is not None and size + self.queries > len(self.real):
+            raise SystemExit(
+                f"--sizes {size}: the real vectors hold {len(self.real)} rows, {self.queries} of them queries"
+            )
+
+    def rows(self, stream: int, first: int, count: int) -> np.ndarray:
+        if self.real is not None:  # queries: the last rows, never in a corpus (check_size)
+            start = len(self.real) - self.queries if stream == QUERY_STREAM else first
+            return self.real[start : start + count]
+        rng = np.random.default_rng([self.seed, stream])
+        if self.kind == "clustered":
+            signal = self.centres[rng.integers(0, len(self.centres), count)]
+        else:
+            signal = rng.standard_normal((count, len(self.basis))) @ self.basis
+        return unit_rows(signal + self.noise * rng.standard_normal((count, DIM)))
+
+
+def read_cache_vectors(folder: Path) -> np.ndarray:
+    """Every distinct row of an embedding cache folder's ``shard-*.npz``, unit-normalised, in a seeded order."""
+    parts = []
+    for shard in sorted(folder.glob("shard-*.npz")):
+        with np.load(shard) as data:
+            parts.append(np.asarray(data["vectors"], dtype=np.float32))
+    if not parts:
+        raise SystemExit(f"{folder}: no shard-*.npz files")
+    vectors = np.unique(np.concatenate(parts), axis=0)  # (n, dim): one row per distinct text vector
+    if vectors.shape[1] != DIM:
+        raise SystemExit(f"{folder}: {vectors.shape[1]}-d vectors, this benchmark is {DIM}-d")
+    return unit_rows(vectors[np.random.default_rng(0).permutation(len(vectors))])
+
+
+def write_corpus(folder: Path, size: int, shard_size: int, source: VectorSource) -> None:
     """An embeddings folder of ``size`` vectors, shard by shard (memory: one shard), seeded per shard."""
     folder.mkdir(parents=True)
     shards = []
     for index, first in enumerate(range(0, size, shard_size)):
         rows = min(shard_size, size - first)
-        vectors = clustered(np.random.default_rng([args.seed, index]), centres, rows, args.noise)
+        vectors = source.rows(index, first, rows)
         names = (f"shard-{index:06d}.npy", f"shard-{index:06d}.ids.npy")
         np.save(folder / names[0], vectors)
         np.save(folder / names[1], np.arange(first, first + rows, dtype=np.int64))
@@ -66,7 +131,7 @@ def write_corpus(folder: Path, size: int, shard_size: int, centres: np.ndarray, 
             | {"ids": names[1], "ids_sha256": sums[1]}
         )
     job = {
-        "model": {"weights_fingerprint": "random-clustered", "backend": "torch", "graph": None},
+        "model": {"weights_fingerprint": f"benchmark-{source.kind}", "backend": "torch", "graph": None},
         "prompt": {"name": None, "text": ""},
         "dtype": "float32",
         "shard_size": shard_size,
@@ -124,13 +189,12 @@ def search_stats(index: Any, queries: np.ndarray, truth: np.ndarray, nprobe: int
     }
 
 
-def run_size(size: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    rng = np.random.default_rng(args.seed)
-    centres = rng.standard_normal((args.clusters, DIM))
-    queries = clustered(np.random.default_rng([args.seed, 10**9]), centres, args.queries, args.noise)
+def run_size(size: int, args: argparse.Namespace, source: VectorSource, scratch: Path) -> dict[str, Any]:
+    source.check_size(size)
+    queries = source.rows(QUERY_STREAM, 0, args.queries)
     emb, out = scratch / f"emb-{size}", scratch / f"index-{size}"
     start = time.perf_counter()
-    write_corpus(emb, size, args.shard_size, centres, args)
+    write_corpus(emb, size, args.shard_size, source)
     generated = time.perf_counter() - start
     params: dict[str, object] = {"pq_m": args.pq_m} | ({"nlist": args.nlist} if args.nlist else {})
     summary = build_sharded(
@@ -166,8 +230,8 @@ def markdown(document: dict[str, Any]) -> str:
         "",
         f"CPU: {cpu['model']} ({cpu['physical_cores']} physical cores, {cpu['available_cpus']} CPUs usable), "
         f"flags: {', '.join(present_flags(cpu)) or 'none of ' + ', '.join(FLAGS)}; FAISS {document['faiss']}, "
-        f"{document['workers']} populate workers. Random clustered {DIM}-d float32 unit vectors "
-        f"({document['clusters']} centres, noise {document['noise']}), {document['queries']} queries, k = 10; "
+        f"{document['workers']} populate workers. {DIM}-d float32 unit vectors: {document['data']}; "
+        f"{document['queries']} queries, k = 10; "
         "latency: one query at a time; recall@10 against the exact top 10.",
         "",
         "| vectors | nlist | pq_m | train s | populate s | merge s | bytes/vector | index MiB "
@@ -196,6 +260,8 @@ def main() -> None:
     parser.add_argument("--pq-m", type=int, default=48)
     parser.add_argument("--nprobe", default="16,64", help="comma-separated nprobe values")
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--data", default="clustered", help="clustered, lowrank or real:FOLDER (see above)")
+    parser.add_argument("--latent-dim", type=int, default=24, help="lowrank: the latent Gaussian's dimension")
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--noise", type=float, default=0.05, help="per-coordinate noise around a unit-scale centre")
     parser.add_argument("--seed", type=int, default=0)
@@ -204,20 +270,23 @@ def main() -> None:
     args = parser.parse_args()
     args.nprobe = [int(value) for value in args.nprobe.split(",")]
     faiss = faiss_module()
+    source = VectorSource(args)
     document: dict[str, Any] = {
         "name": args.name,
         "cpu": cpu_info(FLAGS),
         "platform": platform.platform(),
         "faiss": faiss.__version__,
         "workers": args.workers,
+        "data": source.describe(),
         "clusters": args.clusters,
         "noise": args.noise,
+        "latent_dim": args.latent_dim,
         "queries": args.queries,
         "runs": [],
     }
     with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
         for size in (int(value) for value in args.sizes.split(",")):
-            document["runs"].append(run_size(size, args, Path(scratch)))
+            document["runs"].append(run_size(size, args, source, Path(scratch)))
             rss = [
                 resource.getrusage(who).ru_maxrss // 1024 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
             ]
