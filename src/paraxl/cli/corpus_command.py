@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from paraxl.cli.common import BackendOption, ModelOption, app, cli_errors, errors, say
-from paraxl.cli.engine_options import EngineOption, RayAddressOption, WorkersOption
+from paraxl.cli.common import BackendOption, ModelOption, app, cli_errors, say
+from paraxl.cli.engine_options import EngineOption, RayAddressOption, WorkersOption, shard_progress
 from paraxl.loading.specs import DEFAULT_MODEL
 
 
@@ -62,21 +61,7 @@ def encode_corpus_command(
         ray_address=ray_address,
         cpus_per_worker=cpus_per_worker,
     )
-    bar = Progress(
-        TextColumn("shards"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=errors,
-        transient=True,
-    )
-    with bar:
-        task = bar.add_task("shards", total=None)
-
-        def show(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with shard_progress() as show:
         summary = encode_corpus(request, progress=show)
     say(
         f"{summary.shards} shards in {output_dir} ({summary.skipped} from an earlier run, {summary.encoded} encoded: "

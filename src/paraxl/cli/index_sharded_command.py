@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from paraxl.cli.common import cli_errors, errors, say
-from paraxl.cli.engine_options import EngineOption, RayAddressOption, WorkersOption
+from paraxl.cli.common import cli_errors, say
+from paraxl.cli.engine_options import EngineOption, RayAddressOption, WorkersOption, shard_progress
 from paraxl.io.locks import folder_lock
 from paraxl.io.outputs import check_output
 
@@ -76,12 +75,8 @@ def build_sharded_index(
         ray_address=ray_address,
         cpus_per_worker=cpus_per_worker,
     )
-    bar = Progress(
-        TextColumn("shards"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=errors, transient=True
-    )
-    with folder_lock(output, "index"), bar:
-        task = bar.add_task("shards", total=None)
-        summary = build_sharded(request, lambda done, total: bar.update(task, completed=done, total=total))
+    with folder_lock(output, "index"), shard_progress() as show:
+        summary = build_sharded(request, show)
     seconds = summary.seconds
     float_bytes = 4 * _dimension(output)
     say(

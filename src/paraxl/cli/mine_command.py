@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from paraxl.cli.common import app, cli_errors, errors, say
-from paraxl.cli.engine_options import EngineOption, RayAddressOption, WorkersOption
+from paraxl.cli.engine_options import EngineOption, RayAddressOption, WorkersOption, shard_progress
 
 
 @app.command("mine-corpus")
@@ -49,21 +48,7 @@ def mine_corpus_command(
     request = MineRequest(
         source_dir, target_dir, output, k, threshold, engine, workers, ray_address, cpus_per_worker, texts
     )
-    bar = Progress(
-        TextColumn("shards"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=errors,
-        transient=True,
-    )
-    with bar:
-        task = bar.add_task("shards", total=None)
-
-        def show(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with shard_progress() as show:
         summary = mine_corpus(request, progress=show)
     if summary.warning is not None:
         errors.print(f"warning: {summary.warning}")
