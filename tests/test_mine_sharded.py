@@ -141,12 +141,8 @@ def test_sharded_mining_equals_ratio_margin_candidates(tmp_path: Path, monkeypat
     np.testing.assert_allclose(scored[1].score, expected.score, rtol=0, atol=1e-12)
 
 
-def test_a_killed_run_resumes_with_the_same_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # query blocks of 8 rows (real corpora: 4Mi / corpus rows), so that every 20-row shard is a task
-    for module in (topk, sharded_knn_module):
-        monkeypatch.setattr(module, "query_block_rows", lambda corpus_rows: 8)
-    source, target = comparable(120, 16, 2)
-    whole = mine_synthetic(tmp_path / "whole", source, target, 20).read_text()
+def interrupted_after_three_tasks(tmp_path: Path, source: np.ndarray, target: np.ndarray) -> MineRequest:
+    """Both sides written as folders of 20-row shards, and a mining run of them killed after 3 tasks."""
     write_vectors_folder(tmp_path / "src", source, 20, JOB)
     write_vectors_folder(tmp_path / "tgt", target, 20, JOB)
     job = MineRequest(tmp_path / "src", tmp_path / "tgt", tmp_path / "pairs.tsv", texts=False)
@@ -157,6 +153,16 @@ def test_a_killed_run_resumes_with_the_same_pairs(tmp_path: Path, monkeypatch: p
 
     with pytest.raises(KeyboardInterrupt):
         mine_corpus(job, progress=die)
+    return job
+
+
+def test_a_killed_run_resumes_with_the_same_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # query blocks of 8 rows (real corpora: 4Mi / corpus rows), so that every 20-row shard is a task
+    for module in (topk, sharded_knn_module):
+        monkeypatch.setattr(module, "query_block_rows", lambda corpus_rows: 8)
+    source, target = comparable(120, 16, 2)
+    whole = mine_synthetic(tmp_path / "whole", source, target, 20).read_text()
+    job = interrupted_after_three_tasks(tmp_path, source, target)
     assert len(list((tmp_path / "pairs.tsv.work").glob("*.sims.npy"))) == 3
     mine_corpus(job)
     record = json.loads((tmp_path / "pairs.json").read_text())
@@ -171,16 +177,7 @@ def test_a_rewritten_side_never_reuses_stale_neighbours(tmp_path: Path, monkeypa
     other = comparable(120, 16, 5)[1]
     fresh = mine_synthetic(tmp_path / "fresh", source, other, 20).read_text()
     assert fresh != mine_synthetic(tmp_path / "old", source, target, 20).read_text()
-    write_vectors_folder(tmp_path / "src", source, 20, JOB)
-    write_vectors_folder(tmp_path / "tgt", target, 20, JOB)
-    job = MineRequest(tmp_path / "src", tmp_path / "tgt", tmp_path / "pairs.tsv", texts=False)
-
-    def die(done: int, total: int) -> None:
-        if done == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        mine_corpus(job, progress=die)
+    job = interrupted_after_three_tasks(tmp_path, source, target)
     write_vectors_folder(tmp_path / "tgt", other, 20, JOB)
     mine_corpus(job)
     record = json.loads((tmp_path / "pairs.json").read_text())

@@ -70,18 +70,26 @@ class MineRequest:
 
 @dataclass(frozen=True)
 class Side:
-    """One finished embeddings folder: its shard files and job identity (a row's id is its position)."""
+    """One finished embeddings folder: its shard files and manifest (a row's id is its position)."""
 
     folder: Path
     shards: tuple[str, ...]
     rows: tuple[int, ...]  # per shard
-    job: dict[str, Any]
-    dimension: int
     document: dict[str, Any]  # the manifest
 
     @property
     def size(self) -> int:
         return sum(self.rows)
+
+    @property
+    def job(self) -> dict[str, Any]:
+        """The job identity the folder was encoded with (model, prompt, dtype, inputs)."""
+        job: dict[str, Any] = self.document["job"]
+        return job
+
+    @property
+    def dimension(self) -> int:
+        return int(self.document["dimension"])
 
 
 @dataclass(frozen=True)
@@ -104,8 +112,6 @@ def read_side(folder: Path) -> Side:
         folder,
         tuple(str((folder / shard.embeddings).resolve()) for shard in shards),  # workers may run elsewhere
         tuple(shard.rows for shard in shards),
-        document["job"],
-        int(document["dimension"]),
         document,
     )
 
