@@ -101,23 +101,26 @@ def open_shard(folder: Path, shard: EmbeddingShard) -> np.ndarray:
             raise InputError("missing embeddings shard file (listed as done in manifest.json)", path)
         if file_sha256(path) != expected:
             raise InputError("differs from its sha256 in manifest.json: the shard was altered or damaged", path)
-    try:
-        vectors: np.ndarray = np.load(paths[0], mmap_mode="r", allow_pickle=False)  # (rows, dim), not read yet
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"not a readable .npy array ({exc})", paths[0]) from None
+    vectors = _load_npy(paths[0], mmap=True)  # (rows, dim), not read yet
     if vectors.ndim != 2 or vectors.shape != (shard.rows, shard.dimension) or vectors.dtype.kind != "f":
         raise InputError(
             f"expected a ({shard.rows}, {shard.dimension}) float matrix, found shape {vectors.shape} "
             f"of dtype {vectors.dtype}",
             paths[0],
         )
-    try:
-        ids = np.load(paths[1], allow_pickle=False)  # (rows,) int64
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"not a readable .npy array ({exc})", paths[1]) from None
+    ids = _load_npy(paths[1], mmap=False)  # (rows,) int64
     if not np.array_equal(ids, np.arange(shard.first_id, shard.first_id + shard.rows)):
         raise InputError(f"expected the row numbers {shard.first_id}..{shard.first_id + shard.rows - 1}", paths[1])
     return vectors
+
+
+def _load_npy(path: Path, mmap: bool) -> np.ndarray:
+    """``np.load`` of a plain ``.npy`` array (no pickles), memory-mapped if ``mmap``; InputError naming it."""
+    try:
+        array: np.ndarray = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"not a readable .npy array ({exc})", path) from None
+    return array
 
 
 def input_sources(folder: Path, document: dict[str, Any]) -> list[SourceFile]:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from paraxl.corpus.encode_job import DTYPES, EncodeSettings, ShardResult
-from paraxl.corpus.engines import check_options, run_shards, worker_cpus
+from paraxl.corpus.engines import ProgressHandler, check_options, run_shards, worker_cpus
 from paraxl.corpus.manifest import MANIFEST, CorpusManifest
 from paraxl.corpus.plan import ShardTask, plan_shards
 from paraxl.corpus.sources import resolve_inputs, scan_source
@@ -64,10 +63,6 @@ class CorpusSummary:
     @property
     def rows_per_second(self) -> float:
         return self.rows_encoded / max(self.seconds, 1e-9)
-
-
-# (shards done so far, shards in all); called once before the first shard and after each one
-ProgressHandler = Callable[[int, int], None]
 
 
 def encode_corpus(request: CorpusRequest, progress: ProgressHandler | None = None) -> CorpusSummary:

@@ -39,6 +39,8 @@ RAY_INSTALL = "--engine ray needs Ray: pip install 'paraxl[ray]'"
 ResultHandler = Callable[[ShardResult], None]
 # a finished task's JSON result -> True to stop handing out tasks (it carries an input error)
 JsonHandler = Callable[[str], bool]
+# a corpus job's progress: (shards or tasks done so far, in all); called before the first and after each
+ProgressHandler = Callable[[int, int], None]
 
 
 class ShardMapper(Protocol):

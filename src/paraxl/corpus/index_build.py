@@ -32,14 +32,14 @@ import datetime
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from paraxl.corpus.embeddings_folder import EmbeddingShard, input_sources, load_manifest, shard_list
-from paraxl.corpus.engines import check_options, run_mapper, worker_cpus
+from paraxl.corpus.engines import ProgressHandler, check_options, run_mapper, worker_cpus
 from paraxl.corpus.index_job import IndexShardResult, PopulateSettings, ShardIndexer, read_shard, shard_index_name
 from paraxl.corpus.index_write import write_index_folder
 from paraxl.corpus.model_identity import check_model
@@ -52,8 +52,6 @@ from paraxl.serving import index_files
 SHARDED_TYPES = ("flat", "ivf", "ivfpq")  # HNSW graphs cannot be merged; exact wants one matrix
 TRAINED_FILE = "trained.faiss"
 BUILD_FILE = "build.json"
-
-ProgressHandler = Callable[[int, int], None]  # (shards done, shards in all)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ import datetime
 import json
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from paraxl.corpus.embeddings_folder import (
     shard_list,
     texts_of_rows,
 )
-from paraxl.corpus.engines import check_options, run_mapper, worker_cpus
+from paraxl.corpus.engines import ProgressHandler, check_options, run_mapper, worker_cpus
 from paraxl.corpus.mine_job import KnnMapper, KnnResult, KnnSettings, KnnTask
 from paraxl.corpus.sources import SourceFile
 from paraxl.errors import InputError
@@ -48,9 +47,6 @@ from paraxl.mining.comparability import TYPICAL_THRESHOLD, comparability_warning
 from paraxl.retrieval.margin import MiningCandidates, margin_candidates
 from paraxl.retrieval.sharded_knn import aligned_range
 from paraxl.retrieval.topk import CORPUS_TILE
-
-# (tasks done so far, tasks in all); called once before the first task and after each one
-ProgressHandler = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
