@@ -39,6 +39,7 @@ from typing import Any
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on loopback only
 
+import numpy as np
 import psutil
 
 from paraxl.corpus.encode import CorpusRequest, encode_corpus
@@ -68,15 +69,24 @@ def real_sentences(data_dir: Path) -> Iterator[str]:
             yield from (line.strip() for line in lines if line.strip())
 
 
-def build_corpus(data_dir: Path, size: int, folder: Path) -> list[Path]:
-    """``size`` sentences in :data:`FILES_PER_CORPUS` txt files (sources cycled when used up)."""
+def build_corpus(data_dir: Path, size: int, folder: Path, sample_of: int | None = None) -> list[Path]:
+    """``size`` sentences in :data:`FILES_PER_CORPUS` txt files (sources cycled when used up).
+
+    ``sample_of``: instead of the first ``size`` sentences, ``size`` evenly spaced ones of the
+    ``sample_of``-sentence corpus, so that corpora of different sizes have the same mix of sources (and
+    of sentence lengths): the first 200,000 sentences are mostly short Tatoeba lines, 1,000,000 hold
+    every source, and a memory comparison between them would compare sentence lengths, not sizes.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    total = max(size, sample_of or 0)
     sentences: list[str] = []
-    while len(sentences) < size:
+    while len(sentences) < total:
         before = len(sentences)
-        sentences.extend(s for s, _ in zip(real_sentences(data_dir), range(size - len(sentences)), strict=False))
+        sentences.extend(s for s, _ in zip(real_sentences(data_dir), range(total - len(sentences)), strict=False))
         if len(sentences) == before:
             raise SystemExit(f"no sentences found under {data_dir}")
+    if total > size:
+        sentences = [sentences[i] for i in np.linspace(0, total - 1, size).round().astype(int)]
     per_file = -(-size // FILES_PER_CORPUS)
     paths = []
     for number in range(FILES_PER_CORPUS):
@@ -223,6 +233,12 @@ def main() -> None:
     parser.add_argument(
         "--work-dir", type=Path, default=None, help="corpus and shards go here (default: a temp folder)"
     )
+    parser.add_argument(
+        "--sample-of",
+        type=int,
+        default=None,
+        help="each corpus: SIZE evenly spaced sentences of the corpus of this many (the same source mix at every size)",
+    )
     parser.add_argument("--name", default="corpus_encode", help="results file name (without extension)")
     parser.add_argument("--run-one", default=None, help=argparse.SUPPRESS)  # SIZE:ENGINE, in a child process
     args = parser.parse_args()
@@ -244,6 +260,7 @@ def main() -> None:
         "shard_size": args.shard_size,
         "batch_size": args.batch_size,
         "dtype": args.dtype,
+        "sample_of": args.sample_of,
         "engines": engines,
         "physical_cores": physical_cores(),
         "machine": platform.machine(),
@@ -253,7 +270,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     try:
         for size in (int(text) for text in args.sizes.split(",")):
-            build_corpus(args.data_dir, size, work / f"corpus-{size}")
+            build_corpus(args.data_dir, size, work / f"corpus-{size}", args.sample_of)
             for engine in engines:
                 document["runs"].append(run_in_child(args, engine, size, work))
                 print(json.dumps(document["runs"][-1]), flush=True)

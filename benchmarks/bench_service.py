@@ -10,7 +10,7 @@ Usage:
 Writes ``benchmarks/results/service[-TAG].json`` and ``.md``.
 
 The server runs in its own process (``python -m paraxl.cli.main serve`` on 127.0.0.1, a free port),
-started by this script; the clients are asyncio tasks sharing one ``httpx.AsyncClient`` here
+started by this script; the clients are asyncio tasks, each with its own ``httpx.AsyncClient`` here
 (``--load-generator locust``: ``locust -f benchmarks/locustfile.py --headless`` in a child process,
 the same requests). On a 2-core machine client and server share the cores, so the rates are a lower
 bound for the server; the load generator's CPU seconds are reported next to the server's.
@@ -33,8 +33,9 @@ what batch shaping costs, and the rest is the HTTP layer's.
 
 ``--overload``: phase A ``--concurrency`` clients, phase B 4x as many, phase C ``--concurrency`` again,
 ``--phase-seconds`` each, against a server with a small queue (``--overload-max-queue`` texts,
-``--overload-max-wait`` s). Clients wait ``Retry-After`` after a 429 (``--retry-after honor``, as
-well-behaved clients do) or retry at once (``ignore``). Per phase: throughput, p99 of the 429s (bar
+``--overload-max-wait`` s), from this process's httpx clients or (``--load-generator locust``) one
+Locust run per phase on the same plan. Clients wait ``Retry-After`` after a 429 (``--retry-after honor``,
+as well-behaved clients do) or retry at once (``ignore``). Per phase: throughput, p99 of the 429s (bar
 < 50 ms), p99 of the requests served (bar: the queue's wait plus one batch), 5xx (bar 0), and
 recovery: phase C's sentences/s over phase A's.
 The malformed run sends bad JSON, wrong types, empty texts, oversized batches, texts and bodies,
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -52,6 +54,7 @@ import platform
 import random
 import resource
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -90,6 +93,7 @@ class Outcome:
     sentences: int
     index: int = -1  # the planned request's position (plan_requests), -1: not from a plan
     refusal: str = ""  # a 429's reason: "deadline" (waited max_wait in the queue) or "full" (refused at once)
+    sent_at: float = math.nan  # seconds from the load's start to this request's sending
 
 
 @dataclass(frozen=True)
@@ -231,12 +235,20 @@ async def load_test(
 ) -> tuple[list[Outcome], float]:
     """``concurrency`` clients send ``plan`` in order (each the next request) until done or ``max_seconds``.
 
+    Each client is its own ``httpx.AsyncClient`` with one connection, like independent users: one
+    client shared by all (one connection pool) made requests wait in the pool for seconds when many
+    connections opened at once, and that wait was counted as the server's latency. The clients are
+    built before the clock starts, with one shared SSL context: building 128 of them (an SSL context
+    each) took ~2.6 s of the generator's CPU, during which no request was sent or read.
     ``retry_after="honor"``: a client that got a 429 waits its ``Retry-After`` (bounded by the time left).
     """
     outcomes: list[Outcome] = []
     next_index = 0
-    deadline = time.perf_counter() + max_seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    tls = ssl.create_default_context()  # never used on http://, but httpx builds one per client otherwise
+    clients = [
+        httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=1), timeout=120, verify=tls)
+        for _ in range(concurrency)
+    ]
 
     async def client(http: httpx.AsyncClient) -> None:
         nonlocal next_index
@@ -254,15 +266,27 @@ async def load_test(
             except httpx.HTTPError as exc:
                 status = f"exception:{type(exc).__name__}"
             seconds = time.perf_counter() - start
-            outcomes.append(Outcome(request.endpoint, status, seconds, request.sentences, index, refusal))
+            sent_at = start - began
+            outcomes.append(Outcome(request.endpoint, status, seconds, request.sentences, index, refusal, sent_at))
             if wait:
                 await asyncio.sleep(min(wait, max(0.0, deadline - time.perf_counter())))
 
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
-        start = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(concurrency)))
-        wall = time.perf_counter() - start
+    try:
+        began = time.perf_counter()
+        deadline = began + max_seconds
+        await asyncio.gather(*(client(http) for http in clients))
+        wall = time.perf_counter() - began
+    finally:
+        await asyncio.gather(*(http.aclose() for http in clients))
     return outcomes, wall
+
+
+def freeze_generator_heap() -> None:
+    """The plan and the data behind it out of this process's full GC passes (``gc.freeze``): with
+    tens of thousands of planned requests each pass took 100+ ms, a pause of every client that the
+    latencies measured would charge to the server."""
+    gc.collect()
+    gc.freeze()
 
 
 def latency(values: list[float]) -> dict[str, float]:
@@ -496,17 +520,37 @@ def offline_encode(
 # ---------------------------------------------------------------- 4x overload
 
 
-def overload_run(server: Server, plan: list[Planned], args: argparse.Namespace) -> dict[str, Any]:
-    """Phases A (``concurrency`` clients), B (4x), C (``concurrency``), ``phase_seconds`` each, back to back."""
+OVERLOAD_WINDOW = 10.0  # seconds: the 429 p99 of each stretch of a phase shows whether slow 429s cluster
+
+
+def refused_p99_by_window(outcomes: list[Outcome], wall: float, window: float) -> list[float | None]:
+    """p99 (ms) of the 429s sent in each ``window`` seconds of a load, in order (None: no 429 there)."""
+    found: list[float | None] = []
+    for start in np.arange(0.0, wall, window):
+        times = [o.seconds for o in outcomes if o.status == "429" and start <= o.sent_at < start + window]
+        found.append(float(np.percentile(times, 99) * 1000) if times else None)
+    return found
+
+
+def overload_run(
+    server: Server, plan: list[Planned], args: argparse.Namespace, mix: dict[str, float], max_k: int
+) -> dict[str, Any]:
+    """Phases A (``concurrency`` clients), B (4x), C (``concurrency``), ``phase_seconds`` each, back to back,
+    from this process's httpx clients or (``--load-generator locust``) one Locust run per phase."""
     phases: dict[str, Any] = {}
     offset = 0
     for name, clients in (("A", args.concurrency), ("B", 4 * args.concurrency), ("C", args.concurrency)):
         measured = Measured(server)
-        outcomes, wall = asyncio.run(
-            load_test(server.url, plan[offset:], clients, args.phase_seconds, retry_after=args.retry_after)
-        )
+        if args.load_generator == "locust":
+            phase = {"users": clients, "seconds": args.phase_seconds, "offset": offset}
+            outcomes, wall = locust_load_test(server.url, args, mix, max_k, **phase, retry_after=args.retry_after)
+        else:
+            outcomes, wall = asyncio.run(
+                load_test(server.url, plan[offset:], clients, args.phase_seconds, retry_after=args.retry_after)
+            )
         offset += len(outcomes)
         phases[name] = {"clients": clients, **summarise(outcomes, wall, len(outcomes)), **measured.result(wall)}
+        phases[name]["refused_p99_ms_by_window"] = refused_p99_by_window(outcomes, wall, OVERLOAD_WINDOW)
         print(f"[overload] phase {name}: {clients} clients, {len(outcomes)} requests", file=sys.stderr)
     rate = phases["A"].get("encoder", {}).get("texts_per_second_while_encoding")
     # the longest batch a full queue can make: the queued texts plus the largest request (8 pairs = 16 texts)
@@ -537,9 +581,20 @@ LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 
 
 def locust_load_test(
-    url: str, args: argparse.Namespace, mix: dict[str, float], max_k: int
+    url: str,
+    args: argparse.Namespace,
+    mix: dict[str, float],
+    max_k: int,
+    *,
+    users: int | None = None,
+    seconds: float | None = None,
+    offset: int = 0,
+    retry_after: str = "ignore",
 ) -> tuple[list[Outcome], float]:
-    """``locust --headless`` with ``args.concurrency`` users sending the same plan; its outcomes (via a JSON file)."""
+    """``locust --headless`` with ``users`` (default ``args.concurrency``) users sending the plan from
+    ``offset`` for at most ``seconds`` (default ``args.max_seconds``); its outcomes (via a JSON file)."""
+    users = users or args.concurrency
+    seconds = seconds or args.max_seconds
     with tempfile.TemporaryDirectory(prefix="paraxl-locust-") as tmp:
         out = Path(tmp) / "outcomes.json"
         env = {
@@ -549,6 +604,8 @@ def locust_load_test(
             "PARAXL_BENCH_SEED": str(args.seed),
             "PARAXL_BENCH_MIX": json.dumps(mix),
             "PARAXL_BENCH_MAX_K": str(max_k),
+            "PARAXL_BENCH_OFFSET": str(offset),
+            "PARAXL_BENCH_RETRY_AFTER": retry_after,
             "PARAXL_BENCH_OUT": str(out),
         }
         command = [
@@ -560,11 +617,11 @@ def locust_load_test(
             "--headless",
             "--only-summary",
             "-u",
-            str(args.concurrency),
+            str(users),
             "-r",
-            str(args.concurrency),
+            str(users),
             "--run-time",
-            f"{int(args.max_seconds)}s",
+            f"{int(seconds)}s",
             "--stop-timeout",
             "120",
             "--host",
@@ -574,7 +631,7 @@ def locust_load_test(
             "--exit-code-on-error",
             "0",
         ]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.max_seconds + 300)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 300)
         if done.returncode != 0 or not out.is_file():
             raise SystemExit(f"locust failed ({done.returncode}):\n{done.stderr[-3000:]}")
         recorded = json.loads(out.read_text())
@@ -661,8 +718,10 @@ def main() -> None:
             try:
                 limits = httpx.get(f"{server.url}/health", timeout=10).json()["limits"]
                 plan = plan_requests(mix, pairs, args.requests, args.seed, limits["max_k"])
+                freeze_generator_heap()
                 asyncio.run(load_test(server.url, plan[: 2 * args.concurrency], args.concurrency, 120))  # warm-up
-                result["overload"] = {"server": server.command, **overload_run(server, plan, args)}
+                phases = overload_run(server, plan, args, mix, limits["max_k"])
+                result["overload"] = {"server": server.command, **phases}
             finally:
                 result["overload_server_tracebacks"] = server.stop().count("Traceback")
             result["limits"] = limits
@@ -705,6 +764,7 @@ def one_run(
             prompts["/search"] = health["index"]["prompt_name"]  # the server encodes queries with the index's prompt
         plan = plan_requests(mix, pairs, args.requests, args.seed, limits["max_k"])
         warm = plan_requests(mix, pairs[:50], 2 * args.concurrency, args.seed + 1, limits["max_k"])
+        freeze_generator_heap()
         asyncio.run(load_test(server.url, warm, args.concurrency, 120))
         print(f"[{label}] load test: {args.requests} requests, {args.concurrency} clients", file=sys.stderr)
         measured = Measured(server)
@@ -851,6 +911,12 @@ def render_overload(overload: dict[str, Any], found: list[str]) -> list[str]:
             f"{_num(phase.get('generator_cpu_seconds'))} | {_pct(phase.get('encoder', {}).get('busy_share'))} |"
         )
     lines += [
+        "",
+        f"p99 of 429s (ms) per {OVERLOAD_WINDOW:g} s of each phase, by when they were sent: "
+        + " | ".join(
+            f"{name}: " + ", ".join(_num(ms) for ms in phase.get("refused_p99_ms_by_window", []))
+            for name, phase in overload["phases"].items()
+        ),
         "",
         "429s by reason (full: refused at admission; deadline: waited the queue's max wait): "
         + " | ".join(f"{name}: {_reasons(phase)}" for name, phase in overload["phases"].items()),

@@ -9,10 +9,13 @@ time (``--run-time``); loopback only (``--host``):
 ``bench_service.py --load-generator locust`` starts the server and runs exactly this. Settings come
 from the environment (defaults in brackets): ``PARAXL_BENCH_DATA_DIR`` [../shared/data],
 ``PARAXL_BENCH_REQUESTS`` [10000], ``PARAXL_BENCH_SEED`` [0], ``PARAXL_BENCH_MIX`` (JSON; [the full
-mix]), ``PARAXL_BENCH_MAX_K`` [100], ``PARAXL_BENCH_OUT``: a JSON file for every request's outcome
-(endpoint, status, seconds, sentences, plan index) and the wall time, which the bench summarises
-with the same code as its own client's. Users are ``FastHttpUser`` (geventhttpclient, Locust's
-cheapest client in CPU) with no wait between requests: each takes the plan's next request.
+mix]), ``PARAXL_BENCH_MAX_K`` [100], ``PARAXL_BENCH_OFFSET`` [0]: the plan position to start at (the
+overload run's phases take consecutive stretches), ``PARAXL_BENCH_RETRY_AFTER`` [ignore]: ``honor``
+makes a user that got a 429 wait its ``Retry-After`` before its next request, ``PARAXL_BENCH_OUT``: a
+JSON file for every request's outcome (endpoint, status, seconds, sentences, plan index, a 429's
+reason) and the wall time, which the bench summarises with the same code as its own client's. Users
+are ``FastHttpUser`` (geventhttpclient, Locust's cheapest client in CPU) with no wait between
+requests: each takes the plan's next request.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
 
@@ -36,9 +40,12 @@ SEED = int(os.environ.get("PARAXL_BENCH_SEED", "0"))
 MIX: dict[str, float] = json.loads(os.environ.get("PARAXL_BENCH_MIX", "null")) or dict(bench_service.MIX)
 MAX_K = int(os.environ.get("PARAXL_BENCH_MAX_K", "100"))
 OUT = os.environ.get("PARAXL_BENCH_OUT")
+OFFSET = int(os.environ.get("PARAXL_BENCH_OFFSET", "0"))
+HONOR_RETRY_AFTER = os.environ.get("PARAXL_BENCH_RETRY_AFTER", "ignore") == "honor"
 
 PLAN = bench_service.plan_requests(MIX, bench_service.load_pairs(DATA_DIR, per_language=400)[0], REQUESTS, SEED, MAX_K)
-state: dict[str, Any] = {"next": 0, "outcomes": [], "start": None, "end": None}
+bench_service.freeze_generator_heap()  # the plan out of full GC passes: their pauses are not the server's
+state: dict[str, Any] = {"next": OFFSET, "outcomes": [], "start": None, "end": None}
 
 
 @events.request.add_listener
@@ -49,7 +56,12 @@ def _record(
     status = str(response.status_code) if response is not None and response.status_code else ""
     if exception is not None and not status.isdigit():
         status = f"exception:{type(exception).__name__}"
-    row = {"endpoint": name, "status": status, "seconds": response_time / 1000, **context}
+    refusal = ""
+    if status == "429":  # the queue's words say which rule refused it (as bench_service's own client reads them)
+        refusal = "deadline" if "waited" in (response.text or "") else "full"
+    sent_at = time.perf_counter() - response_time / 1000 - state["start"]  # seconds from the test's start
+    row = {"endpoint": name, "status": status, "seconds": response_time / 1000, "refusal": refusal, **context}
+    row["sent_at"] = sent_at
     state["outcomes"].append(row)
     state["end"] = time.perf_counter()
 
@@ -80,4 +92,8 @@ class ServiceUser(FastHttpUser):
         planned = PLAN[index]
         context = {"sentences": planned.sentences, "index": index}
         # a non-2xx is a "failure" in Locust's own report; the bench counts statuses itself
-        self.client.request(planned.method, planned.path, json=planned.body, name=planned.endpoint, context=context)
+        response = self.client.request(
+            planned.method, planned.path, json=planned.body, name=planned.endpoint, context=context
+        )
+        if HONOR_RETRY_AFTER and response.status_code == 429:
+            gevent.sleep(float(response.headers.get("Retry-After") or 1))

@@ -185,6 +185,21 @@ def test_a_rewritten_side_never_reuses_stale_neighbours(tmp_path: Path, monkeypa
     assert not (tmp_path / "pairs.tsv.work").exists()
 
 
+def test_a_damaged_job_record_starts_the_work_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job.json cut short (a disk filled up, an editor) cannot say which job the tasks belong to:
+    nothing is reused and the run gives the pairs of a fresh one, not a JSON traceback."""
+    for module in (topk, sharded_knn_module):
+        monkeypatch.setattr(module, "query_block_rows", lambda corpus_rows: 8)
+    source, target = comparable(120, 16, 2)
+    whole = mine_synthetic(tmp_path / "whole", source, target, 20).read_text()
+    job = interrupted_after_three_tasks(tmp_path, source, target)
+    marker = tmp_path / "pairs.tsv.work" / "job.json"
+    marker.write_text(marker.read_text()[:25], encoding="utf-8")
+    mine_corpus(job)
+    record = json.loads((tmp_path / "pairs.json").read_text())
+    assert record["run"]["tasks_skipped"] == 0 and (tmp_path / "pairs.tsv").read_text() == whole
+
+
 def test_a_zero_row_names_its_shard_file_and_row(tmp_path: Path) -> None:
     vectors = np.ones((10, 3), dtype=np.float32)
     vectors[7] = 0.0

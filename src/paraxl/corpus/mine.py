@@ -285,11 +285,19 @@ def _prepare_work(work: Path, request: MineRequest, source: Side, target: Side) 
         "query_block": request.query_block,
     }
     marker = work / "job.json"
-    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) != identity:
+    if marker.exists() and _recorded_identity(marker) != identity:
         for path in work.iterdir():
             if path.name != LOCK_FILE:  # the lock stays ours while the folder is emptied
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
     write_json_atomic(marker, identity)
+
+
+def _recorded_identity(marker: Path) -> object:
+    """What ``job.json`` says, or None when it cannot be read (cut short, edited): then nothing is reused."""
+    try:
+        return json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
 
 
 def _check(request: MineRequest) -> None:
