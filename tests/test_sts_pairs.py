@@ -65,7 +65,7 @@ def test_identical_sentences_are_dropped_and_counted(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("score", "reason"),
-    [("high", "score 'high' is not a number"), ("5.5", "outside the range 0 to 5"), ("nan", "outside the range")],
+    [("high", "score 'high' is not a number"), ("5.5", "outside the range 0 to 5"), ("nan", "is not a finite number")],
 )
 def test_a_bad_score_names_file_and_line(tmp_path: Path, score: str, reason: str) -> None:
     rows = {"en": [("a", "b", "1.0"), ("c", "d", score), ("e", "f", "2.0")]}

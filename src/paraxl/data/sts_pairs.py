@@ -1,4 +1,5 @@
-"""Graded-similarity training pairs (STS) from the data directory, as :class:`ScoredPair` units.
+"""Graded-similarity training pairs (STS) from the data directory, as :class:`ScoredPair` units;
+and the one definition of the STS-B files' layout and rows, which the evaluation's loaders read too.
 
 Layout under ``data_dir`` (see ``shared/data/README.md``)::
 
@@ -19,15 +20,14 @@ training reads only ``train`` or ``dev``.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from paraxl.data.readers import check_languages
 from paraxl.data.records import ScoredPair, TextUnit, TrainingData
 from paraxl.errors import InputError
-from paraxl.io.rows import Row, RowPolicy, inside_data_dir, iter_row_results, quoted
+from paraxl.io.rows import Row, RowPolicy, inside_data_dir, iter_row_results, parse_score
 
 __all__ = [
     "MAX_SCORE",
@@ -38,6 +38,9 @@ __all__ = [
     "read_sts",
     "read_sts_file",
     "sts_path",
+    "sts_relative_path",
+    "sts_row_results",
+    "sts_score",
 ]
 
 STSB_LANGUAGES = ("de", "en", "es", "fr", "it", "ja", "nl", "pl", "pt", "ru", "zh")
@@ -118,9 +121,32 @@ def read_sts(
     return TrainingData(units, policy.skipped - before, dropped, sources)
 
 
+def sts_relative_path(language: str, split: str) -> str:
+    """Where ``language``'s ``split`` lies under a data directory: KorSTS for ko, stsb_multi_mt otherwise."""
+    return f"korsts/sts-{split}.tsv" if language == "ko" else f"stsb_multi_mt/stsb-{language}-{split}.csv"
+
+
+def sts_row_results(path: Path) -> Iterator[Row | InputError]:
+    """Every data row of an STS file, good or bad, in order (a row's position is its pair's identity).
+
+    KorSTS (``.tsv``): a header row, tab-separated with no quoting (its quotes are text; a CSV
+    reader would drop them, or join rows at an unmatched one), 7 fields. stsb_multi_mt (else): CSV
+    without a header, ``sentence1,sentence2,score``, quoted as Python's :mod:`csv` writes it.
+    Rows carry ``sentence1``, ``sentence2`` and ``score`` (use :func:`sts_score`).
+    """
+    if path.suffix == ".tsv":
+        return iter_row_results(path, "tsv", header=True, columns=("score", "sentence1", "sentence2"))
+    return iter_row_results(path, "csv", header=("sentence1", "sentence2", "score"))
+
+
+def sts_score(row: Row, path: Path) -> float:
+    """The row's gold score, a number in STS-B's 0-5; else an error naming the file and line."""
+    return parse_score(row.fields["score"].strip(), path, row.line, bounds=(0.0, MAX_SCORE))
+
+
 def sts_path(data_dir: str | Path, language: str, split: str) -> Path:
     """The file of ``language``'s ``split`` under ``data_dir`` (which must hold it)."""
-    relative = f"korsts/sts-{split}.tsv" if language == "ko" else f"stsb_multi_mt/stsb-{language}-{split}.csv"
+    relative = sts_relative_path(language, split)
     path = Path(data_dir) / relative
     if not path.is_file():
         raise InputError(f"STS {language} {split} file not found: expected {relative} under {data_dir}", path)
@@ -130,12 +156,8 @@ def sts_path(data_dir: str | Path, language: str, split: str) -> Path:
 def read_sts_file(path: Path, language: str, policy: RowPolicy) -> StsFile:
     """The pairs of one STS file (KorSTS layout if it ends in ``.tsv``, else stsb_multi_mt's CSV), with
     the count of pairs dropped for having the same text twice. Group id: the row's position."""
-    if path.suffix == ".tsv":
-        records = iter_row_results(path, "tsv", header=True, columns=("score", "sentence1", "sentence2"))
-    else:
-        records = iter_row_results(path, "csv", header=("sentence1", "sentence2", "score"))
     read = StsFile(path)
-    for position, record in enumerate(records):
+    for position, record in enumerate(sts_row_results(path)):
         read.rows += 1
         if isinstance(record, InputError):
             policy.reject(record)
@@ -160,11 +182,4 @@ def _scored_row(row: Row, path: Path) -> tuple[str, str, float]:
         if not text:
             raise InputError(f"empty text in column {column!r}", path, row.line)
         texts.append(text)
-    raw = row.fields["score"].strip()
-    try:
-        score = float(raw)
-    except ValueError:
-        raise InputError(f"score {quoted(raw)} is not a number", path, row.line) from None
-    if not (math.isfinite(score) and 0.0 <= score <= MAX_SCORE):
-        raise InputError(f"score {quoted(raw)} is outside the range 0 to {MAX_SCORE:g}", path, row.line)
-    return texts[0], texts[1], score
+    return texts[0], texts[1], sts_score(row, path)

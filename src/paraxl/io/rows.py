@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,21 @@ def choose_format(path: Path, explicit: str | None, extensions: Mapping[str, str
 def quoted(text: str) -> str:
     """``repr(text)``, clipped to :data:`QUOTE_WIDTH` characters (a header or a field in an error)."""
     return repr(text) if len(text) <= QUOTE_WIDTH else f"{text[:QUOTE_WIDTH]!r}..."
+
+
+def parse_score(
+    text: str, path: Path, line: int, *, bounds: tuple[float, float] | None = None, what: str = "score"
+) -> float:
+    """A finite number (within ``bounds`` where given), or an error naming the file and line."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{what} {quoted(text)} is not a number", path, line) from None
+    if not math.isfinite(value):
+        raise InputError(f"{what} {quoted(text)} is not a finite number", path, line)
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise InputError(f"{what} {quoted(text)} is outside the range {bounds[0]:g} to {bounds[1]:g}", path, line)
+    return value
 
 
 def quoted_names(names: Sequence[str]) -> str:

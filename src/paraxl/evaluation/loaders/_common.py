@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark loaders: locating files under the data directory, scores, choices.
+"""Helpers shared by the benchmark loaders: locating files under the data directory, choices.
 
 Text is read through :mod:`paraxl.io.rows` (strict UTF-8, ``file:line`` errors). Of a line only its
 newline is removed: ``\\n``, or ``\\r\\n`` (the ``\\r`` goes too), and a UTF-8 byte-order mark at the
@@ -7,12 +7,11 @@ start of a file is dropped; everything else, spaces included, is kept as it is i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from paraxl.errors import InputError
-from paraxl.io.rows import inside_data_dir, iter_lines, quoted
+from paraxl.io.rows import inside_data_dir, iter_lines
 
 
 def data_file(data_dir: str | Path, relative: str, what: str) -> Path:
@@ -50,21 +49,6 @@ def check_choice(value: str, valid: Sequence[str], what: str) -> str:
     """``value`` if it is one of ``valid``; otherwise an error listing the valid ones."""
     if value not in valid:
         raise InputError(f"unknown {what} {value!r}; use one of {', '.join(valid)}")
-    return value
-
-
-def parse_score(
-    text: str, path: Path, line: int, *, bounds: tuple[float, float] | None = None, what: str = "score"
-) -> float:
-    """A finite number (within ``bounds`` where given), or an error naming the file and line."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"{what} {quoted(text)} is not a number", path, line) from None
-    if not math.isfinite(value):
-        raise InputError(f"{what} {quoted(text)} is not a finite number", path, line)
-    if bounds is not None and not bounds[0] <= value <= bounds[1]:
-        raise InputError(f"{what} {quoted(text)} is outside the range {bounds[0]:g} to {bounds[1]:g}", path, line)
     return value
 
 

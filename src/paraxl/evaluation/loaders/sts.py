@@ -19,10 +19,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from paraxl.data.sts_pairs import STSB_LANGUAGES, sts_relative_path, sts_row_results, sts_score
 from paraxl.errors import InputError
-from paraxl.evaluation.loaders._common import check_choice, data_file, parse_score, read_lines
+from paraxl.evaluation.loaders._common import check_choice, data_file, read_lines
 from paraxl.evaluation.records import ScoredPairs
-from paraxl.io.rows import Row, RowFormat, iter_lines, iter_rows
+from paraxl.io.rows import Row, RowFormat, iter_lines, iter_rows, parse_score
 
 __all__ = [
     "STS17_TRACKS",
@@ -46,7 +47,7 @@ _STS17_FILES = {
     "es-en-wmt": "track4b.es-en",  # WMT news sentences
     "en-en": "track5.en-en",
 }
-STSB_MULTI_MT_LANGUAGES = ("de", "en", "es", "fr", "it", "ja", "nl", "pl", "pt", "ru", "zh")
+STSB_MULTI_MT_LANGUAGES = STSB_LANGUAGES
 STSB_SPLITS = ("train", "dev", "test")
 _ZERO_TO_FIVE = (0.0, 5.0)
 _PAIR_FORMATS: dict[str, RowFormat] = {".jsonl": "jsonl", ".tsv": "tsv", ".csv": "csv"}
@@ -91,12 +92,12 @@ def read_stsb_multi_mt(data_dir: str | Path, language: str, split: str = "test")
     CSV without header (quoted fields as in Python's :mod:`csv`): ``sentence1,sentence2,score``.
     """
     path = _stsb_path(data_dir, language, split)
-    rows = _stsb_rows(path)
+    rows = _sts_rows(path)
     return ScoredPairs(
         name=f"{language}.{split}",
         first=tuple(row.fields["sentence1"] for row in rows),
         second=tuple(row.fields["sentence2"] for row in rows),
-        gold=tuple(_stsb_score(row, path) for row in rows),
+        gold=tuple(sts_score(row, path) for row in rows),
         files=(path,),
     )
 
@@ -114,8 +115,8 @@ def read_stsb_cross_lingual(
         check_choice(language, STSB_MULTI_MT_LANGUAGES, "stsb_multi_mt language")
     first_path = _stsb_path(data_dir, first_language, split)
     second_path = _stsb_path(data_dir, second_language, split)
-    first_rows = _stsb_rows(first_path)
-    second_rows = _stsb_rows(second_path)
+    first_rows = _sts_rows(first_path)
+    second_rows = _sts_rows(second_path)
     if len(first_rows) != len(second_rows):
         short, short_rows, long, long_rows = (
             (first_path, first_rows, second_path, second_rows)
@@ -130,8 +131,8 @@ def read_stsb_cross_lingual(
         )
     gold: list[float] = []
     for first_row, second_row in zip(first_rows, second_rows, strict=True):
-        first_score = _stsb_score(first_row, first_path)
-        second_score = _stsb_score(second_row, second_path)
+        first_score = sts_score(first_row, first_path)
+        second_score = sts_score(second_row, second_path)
         if first_score != second_score:
             raise InputError(
                 f"score {first_score:g} differs from {second_score:g} at {second_path}:{second_row.line}: "
@@ -158,13 +159,13 @@ def read_korsts(data_dir: str | Path, split: str = "test") -> ScoredPairs:
     rather than a guess.
     """
     check_choice(split, STSB_SPLITS, "KorSTS split")
-    path = data_file(data_dir, f"korsts/sts-{split}.tsv", f"KorSTS {split} file")
-    rows = list(iter_rows(path, "tsv", header=True, columns=("score", "sentence1", "sentence2")))
+    path = data_file(data_dir, sts_relative_path("ko", split), f"KorSTS {split} file")
+    rows = _sts_rows(path)
     return ScoredPairs(
         name=f"ko.{split}",
         first=tuple(row.fields["sentence1"] for row in rows),
         second=tuple(row.fields["sentence2"] for row in rows),
-        gold=tuple(parse_score(row.fields["score"], path, row.line, bounds=_ZERO_TO_FIVE) for row in rows),
+        gold=tuple(sts_score(row, path) for row in rows),
         files=(path,),
     )
 
@@ -292,12 +293,14 @@ def _json_field(value: object, key: str, numeric: bool, path: Path, line: int) -
 def _stsb_path(data_dir: str | Path, language: str, split: str) -> Path:
     check_choice(language, STSB_MULTI_MT_LANGUAGES, "stsb_multi_mt language")
     check_choice(split, STSB_SPLITS, "stsb_multi_mt split")
-    return data_file(data_dir, f"stsb_multi_mt/stsb-{language}-{split}.csv", f"stsb_multi_mt {language} {split} file")
+    return data_file(data_dir, sts_relative_path(language, split), f"stsb_multi_mt {language} {split} file")
 
 
-def _stsb_rows(path: Path) -> list[Row]:
-    return list(iter_rows(path, "csv", header=("sentence1", "sentence2", "score")))
-
-
-def _stsb_score(row: Row, path: Path) -> float:
-    return parse_score(row.fields["score"].strip(), path, row.line, bounds=_ZERO_TO_FIVE)
+def _sts_rows(path: Path) -> list[Row]:
+    """The rows of an STS-B file; the first bad row is an error (an evaluation set is never partly read)."""
+    rows = []
+    for result in sts_row_results(path):
+        if isinstance(result, InputError):
+            raise result
+        rows.append(result)
+    return rows
