@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import math
 import os
@@ -67,6 +66,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from paraxl.serving.server import freeze_loaded_objects
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MIX = {"/similarity": 0.40, "/embed": 0.25, "/paraphrase": 0.15, "/search": 0.15, "/health": 0.05}
@@ -261,7 +262,7 @@ async def load_test(
                 response = await http.request(request.method, request.path, json=request.body)
                 status = str(response.status_code)
                 if status == "429":
-                    refusal = "deadline" if "waited" in response.text else "full"
+                    refusal = refusal_reason(response.text)
                     wait = float(response.headers.get("Retry-After", "1")) if retry_after == "honor" else 0.0
             except httpx.HTTPError as exc:
                 status = f"exception:{type(exc).__name__}"
@@ -281,12 +282,9 @@ async def load_test(
     return outcomes, wall
 
 
-def freeze_generator_heap() -> None:
-    """The plan and the data behind it out of this process's full GC passes (``gc.freeze``): with
-    tens of thousands of planned requests each pass took 100+ ms, a pause of every client that the
-    latencies measured would charge to the server."""
-    gc.collect()
-    gc.freeze()
+def refusal_reason(text: str) -> str:
+    """A 429 body's reason, by the queue's words: ``deadline`` (it waited max_wait) or ``full`` (refused at once)."""
+    return "deadline" if "waited" in text else "full"
 
 
 def latency(values: list[float]) -> dict[str, float]:
@@ -542,8 +540,16 @@ def overload_run(
     for name, clients in (("A", args.concurrency), ("B", 4 * args.concurrency), ("C", args.concurrency)):
         measured = Measured(server)
         if args.load_generator == "locust":
-            phase = {"users": clients, "seconds": args.phase_seconds, "offset": offset}
-            outcomes, wall = locust_load_test(server.url, args, mix, max_k, **phase, retry_after=args.retry_after)
+            outcomes, wall = locust_load_test(
+                server.url,
+                args,
+                mix,
+                max_k,
+                users=clients,
+                seconds=args.phase_seconds,
+                offset=offset,
+                retry_after=args.retry_after,
+            )
         else:
             outcomes, wall = asyncio.run(
                 load_test(server.url, plan[offset:], clients, args.phase_seconds, retry_after=args.retry_after)
@@ -718,7 +724,7 @@ def main() -> None:
             try:
                 limits = httpx.get(f"{server.url}/health", timeout=10).json()["limits"]
                 plan = plan_requests(mix, pairs, args.requests, args.seed, limits["max_k"])
-                freeze_generator_heap()
+                freeze_loaded_objects()  # the plan out of full GC passes: their pauses are not the server's
                 asyncio.run(load_test(server.url, plan[: 2 * args.concurrency], args.concurrency, 120))  # warm-up
                 phases = overload_run(server, plan, args, mix, limits["max_k"])
                 result["overload"] = {"server": server.command, **phases}
@@ -764,7 +770,7 @@ def one_run(
             prompts["/search"] = health["index"]["prompt_name"]  # the server encodes queries with the index's prompt
         plan = plan_requests(mix, pairs, args.requests, args.seed, limits["max_k"])
         warm = plan_requests(mix, pairs[:50], 2 * args.concurrency, args.seed + 1, limits["max_k"])
-        freeze_generator_heap()
+        freeze_loaded_objects()  # the plan out of full GC passes: their pauses are not the server's
         asyncio.run(load_test(server.url, warm, args.concurrency, 120))
         print(f"[{label}] load test: {args.requests} requests, {args.concurrency} clients", file=sys.stderr)
         measured = Measured(server)

@@ -34,6 +34,8 @@ from locust.env import Environment
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_service
 
+from paraxl.serving.server import freeze_loaded_objects
+
 DATA_DIR = Path(os.environ.get("PARAXL_BENCH_DATA_DIR", "../shared/data"))
 REQUESTS = int(os.environ.get("PARAXL_BENCH_REQUESTS", "10000"))
 SEED = int(os.environ.get("PARAXL_BENCH_SEED", "0"))
@@ -44,7 +46,7 @@ OFFSET = int(os.environ.get("PARAXL_BENCH_OFFSET", "0"))
 HONOR_RETRY_AFTER = os.environ.get("PARAXL_BENCH_RETRY_AFTER", "ignore") == "honor"
 
 PLAN = bench_service.plan_requests(MIX, bench_service.load_pairs(DATA_DIR, per_language=400)[0], REQUESTS, SEED, MAX_K)
-bench_service.freeze_generator_heap()  # the plan out of full GC passes: their pauses are not the server's
+freeze_loaded_objects()  # the plan out of full GC passes: their pauses are not the server's
 state: dict[str, Any] = {"next": OFFSET, "outcomes": [], "start": None, "end": None}
 
 
@@ -56,12 +58,15 @@ def _record(
     status = str(response.status_code) if response is not None and response.status_code else ""
     if exception is not None and not status.isdigit():
         status = f"exception:{type(exception).__name__}"
-    refusal = ""
-    if status == "429":  # the queue's words say which rule refused it (as bench_service's own client reads them)
-        refusal = "deadline" if "waited" in (response.text or "") else "full"
-    sent_at = time.perf_counter() - response_time / 1000 - state["start"]  # seconds from the test's start
-    row = {"endpoint": name, "status": status, "seconds": response_time / 1000, "refusal": refusal, **context}
-    row["sent_at"] = sent_at
+    refusal = bench_service.refusal_reason(response.text or "") if status == "429" else ""
+    row = {
+        "endpoint": name,
+        "status": status,
+        "seconds": response_time / 1000,
+        "refusal": refusal,
+        "sent_at": time.perf_counter() - response_time / 1000 - state["start"],  # seconds from the test's start
+        **context,
+    }
     state["outcomes"].append(row)
     state["end"] = time.perf_counter()
 

@@ -1,4 +1,5 @@
-"""``io.atomic.write_json_atomic``: the bytes ``json.dumps`` (the oracle) gives, written atomically."""
+"""``io.atomic.write_json_atomic``: the bytes ``json.dumps`` (the oracle) gives, written atomically; and
+``read_json_record``, which reads them back or says None."""
 
 from __future__ import annotations
 
@@ -57,3 +58,19 @@ def test_a_value_json_cannot_hold_leaves_the_old_file(tmp_path: Path) -> None:
     assert target.read_text(encoding="utf-8") == "old" and os.listdir(tmp_path) == ["out.json"]
     write_json_atomic(target, {"score": math.nan})  # json's default allows NaN
     assert target.read_text(encoding="utf-8") == '{"score": NaN}\n'
+
+
+def test_read_json_record_gives_what_was_written_or_none(tmp_path: Path) -> None:
+    from paraxl.io.atomic import read_json_record
+
+    path = tmp_path / "job.json"
+    assert read_json_record(path) is None  # missing
+    write_json_atomic(path, {"k": 3, "shards": ["a", "b"]})
+    assert read_json_record(path) == {"k": 3, "shards": ["a", "b"]}
+    path.write_text(path.read_text()[:7], encoding="utf-8")  # cut short
+    assert read_json_record(path) is None
+    path.write_bytes(b'{"k": "\xff"}')  # not UTF-8
+    assert read_json_record(path) is None
+    path.unlink()
+    path.mkdir()  # a folder where the record should be
+    assert read_json_record(path) is None

@@ -29,7 +29,6 @@ other build starts it afresh. It is removed once the index folder is in place.
 from __future__ import annotations
 
 import datetime
-import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -44,7 +43,7 @@ from paraxl.corpus.index_job import IndexShardResult, PopulateSettings, ShardInd
 from paraxl.corpus.index_write import write_index_folder
 from paraxl.corpus.model_identity import check_model
 from paraxl.errors import InputError
-from paraxl.io.atomic import write_json_atomic
+from paraxl.io.atomic import read_json_record, write_json_atomic
 from paraxl.retrieval import FaissIndex
 from paraxl.retrieval.faiss_index import faiss_module, new_index, plan_index, training_rows
 from paraxl.serving import index_files
@@ -151,11 +150,8 @@ def _prepare_work(
         "params": settled,
         "seed": request.seed,
     }
-    try:
-        if json.loads((work / BUILD_FILE).read_text(encoding="utf-8")) == record and (work / TRAINED_FILE).is_file():
-            return
-    except (OSError, ValueError):
-        pass
+    if read_json_record(work / BUILD_FILE) == record and (work / TRAINED_FILE).is_file():
+        return
     if work.exists():
         shutil.rmtree(work)  # another build's (or a half-started) work folder: ours, by its name
     work.mkdir(parents=True)

@@ -20,7 +20,6 @@ manifests record (as ``paraxl mine`` writes them; ``texts=False``: ids and margi
 from __future__ import annotations
 
 import datetime
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from paraxl.corpus.engines import ProgressHandler, check_options, run_mapper, wo
 from paraxl.corpus.mine_job import KnnMapper, KnnResult, KnnSettings, KnnTask
 from paraxl.corpus.sources import SourceFile
 from paraxl.errors import InputError
-from paraxl.io.atomic import write_json_atomic
+from paraxl.io.atomic import read_json_record, write_json_atomic
 from paraxl.io.locks import LOCK_FILE, folder_lock
 from paraxl.io.outputs import write_tsv
 from paraxl.mining.comparability import TYPICAL_THRESHOLD, comparability_warning, share_above
@@ -285,19 +284,11 @@ def _prepare_work(work: Path, request: MineRequest, source: Side, target: Side) 
         "query_block": request.query_block,
     }
     marker = work / "job.json"
-    if marker.exists() and _recorded_identity(marker) != identity:
+    if marker.exists() and read_json_record(marker) != identity:  # unreadable: another job's
         for path in work.iterdir():
             if path.name != LOCK_FILE:  # the lock stays ours while the folder is emptied
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
     write_json_atomic(marker, identity)
-
-
-def _recorded_identity(marker: Path) -> object:
-    """What ``job.json`` says, or None when it cannot be read (cut short, edited): then nothing is reused."""
-    try:
-        return json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
 
 
 def _check(request: MineRequest) -> None:

@@ -53,6 +53,17 @@ def write_json_atomic(
         tmp.write_text(text + "\n" if trailing_newline else text, encoding="utf-8")
 
 
+def read_json_record(path: str | Path) -> object | None:
+    """The JSON that :func:`write_json_atomic` left at ``path``, or None when there is none or it cannot
+    be read (cut short, edited, not UTF-8): for work-folder records, where an unreadable one only means
+    that nothing recorded beside it may be reused."""
+    try:
+        record: object = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: JSONDecodeError and UnicodeDecodeError among others
+        return None
+    return record
+
+
 @contextmanager
 def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``target``; move it onto ``target`` on success.
