@@ -625,7 +625,7 @@ def locust_load_test(
             "-u",
             str(users),
             "-r",
-            str(users),
+            str(args.spawn_rate or users),
             "--run-time",
             f"{int(seconds)}s",
             "--stop-timeout",
@@ -662,6 +662,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--offline", choices=("on", "off"), default="on", help="offline encode of the same texts")
     parser.add_argument("--replay-texts", type=int, default=10_000, help="texts of the offline 'as merged' replay")
     parser.add_argument("--load-generator", choices=("httpx", "locust"), default="httpx")
+    parser.add_argument(
+        "--spawn-rate", type=float, default=None, help="locust: users started per second (default: all at once)"
+    )
     parser.add_argument("--overload", action="store_true", help="the 4x overload run instead of the load test")
     parser.add_argument("--phase-seconds", type=float, default=60, help="--overload: length of each phase")
     parser.add_argument("--overload-max-queue", type=int, default=64, help="--overload: the server's --max-queue")
@@ -695,6 +698,7 @@ def main() -> None:
         "sentences": source,
         "concurrency": args.concurrency,
         "load_generator": args.load_generator,
+        "spawn_rate": args.spawn_rate,
         "mix": dict(MIX),
         "affinity": {"server_cpus": sorted(server_cpus or []), "client_cpus": sorted(client_cpus or [])},
     }
