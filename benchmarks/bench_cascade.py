@@ -22,9 +22,11 @@ the cross-encoder's validation accuracy (at its own best validation threshold) m
 (``fit_cascade(target_accuracy=...)``); the section's ``target`` block says whether on *test* it
 keeps within 0.5 points of the cross-encoder's test accuracy (its row) sending at most 40 % of pairs.
 
-``--cross-backend`` runs the cross-encoder on torch (default), its fp32 ONNX export, its int8 export
-or ``auto`` (``paraxl export-onnx CROSS`` makes the exports): every row and timing then uses it, and
-the JSON's ``models.cross`` records the backend (and, on ONNX, the export's own fingerprint).
+``--bi-backend`` runs the bi-encoder on torch (default) or an ONNX export (fp32 or int8; its rows,
+rules and timings then use it). ``--cross-backend`` runs the cross-encoder on torch (default), its
+fp32 ONNX export, its int8 export or ``auto`` (``paraxl export-onnx CROSS`` makes the exports):
+every row and timing then uses it, and the JSON's ``models.cross`` records the backend (and, on
+ONNX, the export's own fingerprint).
 
 Wall time per 1,000 pairs, on the first ``--timing-pairs`` test pairs (all languages), same process:
 bi alone, cross alone, each cascade (bi on every pair + CE on the in-band pairs, through
@@ -83,6 +85,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-pairs", type=int, default=None, help="first N pairs per language and split")
     parser.add_argument("--timing-pairs", type=int, default=1000, help="test pairs the wall times are taken on")
     parser.add_argument("--batch-size", type=int, default=64, help="bi-encoder texts per forward pass")
+    parser.add_argument("--bi-backend", default="torch", choices=INFERENCE_BACKENDS,
+                        help="the bi-encoder's backend (onnx, onnx-int8: `paraxl export-onnx BI`)")  # fmt: skip
     parser.add_argument("--cross-backend", default="torch", choices=[*INFERENCE_BACKENDS, "auto"],
                         help="the cross-encoder's backend, for every row and timing (default torch)")  # fmt: skip
     parser.add_argument("--no-cross-lingual", action="store_true", help="skip the en -> X cells")
@@ -233,8 +237,9 @@ def markdown(document: dict[str, Any]) -> str:
     models, cpu = document["models"], document["machine"]["cpu"]
     lines = [f"# Cascade and fusion: {models['bi']['spec']} + {models['cross']['spec']}", ""]
     flags = ", ".join(present_flags(cpu)) or "none listed"
-    lines += [f"PAWS-X resplit, rules fitted on validation, scored on test; cross-encoder on "
-              f"{models['cross']['backend']}. {document['note']}. Timings: {cpu['model']}, "
+    lines += [f"PAWS-X resplit, rules fitted on validation, scored on test; bi-encoder on "
+              f"{models['bi']['backend']}, cross-encoder on {models['cross']['backend']}. "
+              f"{document['note']}. Timings: {cpu['model']}, "
               f"{cpu['available_cpus']} CPUs, flags: {flags}.", ""]  # fmt: skip
     for section in ("monolingual", "en_to_xx"):
         block = document.get(section)
@@ -312,7 +317,7 @@ def write(document: dict[str, Any], args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     languages = parse_languages(args.languages, PAWSX_LANGUAGES, "PAWS-X")
-    bi_model, cross_model = resolve_model(args.bi), resolve_model(args.cross)
+    bi_model, cross_model = resolve_model(args.bi, args.bi_backend), resolve_model(args.cross)
     cross_backend, reason = cross_encoder_backend(cross_model.folder, args.cross_backend)
     cross_model = ResolvedModel(cross_model.spec, cross_model.folder, cross_backend)
     print(f"cross-encoder: {reason}", flush=True)

@@ -267,6 +267,36 @@ def test_the_cascade_benchmark_scores_the_cross_encoder_on_int8(
     assert "cross-encoder on onnx-int8" in (tmp_path / "int8.md").read_text()
 
 
+def test_the_cascade_benchmark_runs_the_bi_encoder_on_its_int8_export(
+    bi_dir: Path, cross_dir: Path, tmp_path: Path
+) -> None:
+    """--bi-backend onnx-int8: the bi-encoder's rows come from its int8 export (the JSON and the table say
+    so), and a folder without an export is refused before anything is scored."""
+    from paraxl.errors import ParaxlError
+    from paraxl.inference.onnx_export import export_onnx
+
+    from .scripts import load_benchmark_script
+
+    root = tmp_path / "data"
+    for index, language in enumerate(("en", "de")):
+        for split in ("validation", "test"):
+            write_pairs(root / "pawsx" / "resplit" / language / f"{split}.tsv", pair_rows(12, 40 + index))
+    script = load_benchmark_script("bench_cascade")
+    argv = ["--bi", str(bi_dir), "--cross", str(cross_dir), "--data-dir", str(root), "--languages", "en,de",
+            "--timing-pairs", "8", "--no-cross-lingual", "--bi-backend", "onnx-int8", "--name", "bi-int8",
+            "--output-dir", str(tmp_path)]  # fmt: skip
+    with pytest.raises(ParaxlError):  # no export yet
+        script.main(argv)
+    assert not (tmp_path / "bi-int8.json").exists()
+    export_onnx(bi_dir)
+    script.main(argv)
+    document = json.loads((tmp_path / "bi-int8.json").read_text())
+    assert document["models"]["bi"]["backend"] == "onnx-int8"
+    assert document["models"]["bi"]["fingerprint"] == model_folder_fingerprint(bi_dir)
+    assert set(document["monolingual"]["rows"]["bi"]["accuracy"]) == {"en", "de"}
+    assert "bi-encoder on onnx-int8, cross-encoder on torch" in (tmp_path / "bi-int8.md").read_text()
+
+
 def test_eval_runs_pawsx_on_a_cross_encoder_and_refuses_embedding_tasks(cross_dir: Path, tmp_path: Path) -> None:
     from paraxl.data.readers import PAWSX_LANGUAGES
     from paraxl.decision.threshold import best_threshold
