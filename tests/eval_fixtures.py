@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from paraxl.data.readers import PAWSX_LANGUAGES
-from paraxl.evaluation.loaders.sts import STSB_MULTI_MT_LANGUAGES
+from paraxl.data.sts_pairs import STSB_LANGUAGES
 from paraxl.evaluation.loaders.tatoeba import TATOEBA_LANGUAGES
 
 DIMENSION = 24
@@ -177,7 +177,7 @@ def write_sts(root: Path, rng: np.random.Generator) -> None:
         )
     rows = _scored_pairs(rng, 12)
     (root / "stsb_multi_mt").mkdir()
-    for language in STSB_MULTI_MT_LANGUAGES:
+    for language in STSB_LANGUAGES:
         lines = [f"{_translate(a, language)},{_translate(b, language)},{gold}" for a, b, gold in rows]
         (root / "stsb_multi_mt" / f"stsb-{language}-test.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (root / "korsts").mkdir()

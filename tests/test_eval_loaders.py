@@ -14,7 +14,7 @@ from paraxl.evaluation.loaders import (
     SIB200_LABELS,
     SIB200_SPLITS,
     STS17_TRACKS,
-    STSB_MULTI_MT_LANGUAGES,
+    STSB_LANGUAGES,
     TATOEBA_LANGUAGES,
     TATOEBA_XTREME36,
     read_bucc,
@@ -108,7 +108,7 @@ def test_sts17_tracks(data_dir: Path) -> None:
 
 
 def test_stsb_multi_mt(data_dir: Path) -> None:
-    for language in STSB_MULTI_MT_LANGUAGES:
+    for language in STSB_LANGUAGES:
         assert len(read_stsb_multi_mt(data_dir, language).gold) == 1379
     en = read_stsb_multi_mt(data_dir, "en")
     assert en.name == "en.test"
@@ -193,9 +193,9 @@ def test_missing_data_dir_and_file(tmp_path: Path) -> None:
         (lambda d: read_bucc(d, "zh-en", "dev"), ("sample", "training", "test")),
         (lambda d: read_tatoeba(d, "xxx"), TATOEBA_LANGUAGES[:3]),
         (lambda d: read_sts17(d, "tr-en"), STS17_TRACKS),
-        (lambda d: read_stsb_multi_mt(d, "ko"), STSB_MULTI_MT_LANGUAGES),
+        (lambda d: read_stsb_multi_mt(d, "ko"), STSB_LANGUAGES),
         (lambda d: read_stsb_multi_mt(d, "en", "validation"), ("train", "dev", "test")),
-        (lambda d: read_stsb_cross_lingual(d, "en", "ko"), STSB_MULTI_MT_LANGUAGES),
+        (lambda d: read_stsb_cross_lingual(d, "en", "ko"), STSB_LANGUAGES),
         (lambda d: read_korsts(d, "validation"), ("train", "dev", "test")),
         (lambda d: read_sib200(d, "eng_Latn", "validation"), SIB200_SPLITS),
         (lambda d: read_mtop(d, "ja", "test"), MTOP_LANGUAGES),

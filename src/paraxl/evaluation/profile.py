@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from paraxl.evaluation.loaders.sts import STSB_MULTI_MT_LANGUAGES
+from paraxl.data.sts_pairs import STSB_LANGUAGES
 from paraxl.evaluation.results import ModelInfo, ResultDocument
 from paraxl.evaluation.scores import number
 
@@ -72,8 +72,8 @@ def column(key: str, title: str, unit: Unit, *sources: tuple[str, ...]) -> Profi
 # STS17's cross-lingual tracks (the others pair a language with itself) and stsb_multi_mt's en -> xx
 # sets (paraxl.evaluation.tasks.sts), each named: 13 sets, all needed
 STS17_CROSS = tuple(f"sts17/sets/{track}/spearman" for track in ("track2.ar-en", "track4a.es-en", "track4b.es-en"))
-STSB_CROSS = tuple(f"stsb_cross_lingual/sets/en-{x}.test/spearman" for x in STSB_MULTI_MT_LANGUAGES if x != "en")
-STSB_MONO = tuple(f"stsb_multi_mt/sets/{x}.test/spearman" for x in STSB_MULTI_MT_LANGUAGES)  # 11 sets
+STSB_CROSS = tuple(f"stsb_cross_lingual/sets/en-{x}.test/spearman" for x in STSB_LANGUAGES if x != "en")
+STSB_MONO = tuple(f"stsb_multi_mt/sets/{x}.test/spearman" for x in STSB_LANGUAGES)  # 11 sets
 
 PROFILE: tuple[ProfileColumn, ...] = (
     column("pawsx_test", "PAWS-X test acc.", ACCURACY, ("pawsx", "mean/accuracy")),

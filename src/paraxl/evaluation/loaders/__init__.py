@@ -17,7 +17,7 @@ from paraxl.evaluation.loaders.classification import (
 )
 from paraxl.evaluation.loaders.sts import (
     STS17_TRACKS,
-    STSB_MULTI_MT_LANGUAGES,
+    STSB_LANGUAGES,
     STSB_SPLITS,
     read_korsts,
     read_sts17,
@@ -37,7 +37,7 @@ __all__ = [
     "SIB200_LABELS",
     "SIB200_SPLITS",
     "STS17_TRACKS",
-    "STSB_MULTI_MT_LANGUAGES",
+    "STSB_LANGUAGES",
     "STSB_SPLITS",
     "TATOEBA_LANGUAGES",
     "TATOEBA_XTREME36",

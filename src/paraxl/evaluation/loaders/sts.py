@@ -27,7 +27,7 @@ from paraxl.io.rows import Row, RowFormat, iter_lines, iter_rows, parse_score
 
 __all__ = [
     "STS17_TRACKS",
-    "STSB_MULTI_MT_LANGUAGES",
+    "STSB_LANGUAGES",
     "STSB_SPLITS",
     "read_korsts",
     "read_sts17",
@@ -47,7 +47,6 @@ _STS17_FILES = {
     "es-en-wmt": "track4b.es-en",  # WMT news sentences
     "en-en": "track5.en-en",
 }
-STSB_MULTI_MT_LANGUAGES = STSB_LANGUAGES
 STSB_SPLITS = ("train", "dev", "test")
 _ZERO_TO_FIVE = (0.0, 5.0)
 _PAIR_FORMATS: dict[str, RowFormat] = {".jsonl": "jsonl", ".tsv": "tsv", ".csv": "csv"}
@@ -112,7 +111,7 @@ def read_stsb_cross_lingual(
     (they do in the published data); otherwise they are not aligned and the loader refuses them.
     """
     for language in (first_language, second_language):
-        check_choice(language, STSB_MULTI_MT_LANGUAGES, "stsb_multi_mt language")
+        check_choice(language, STSB_LANGUAGES, "stsb_multi_mt language")
     first_path = _stsb_path(data_dir, first_language, split)
     second_path = _stsb_path(data_dir, second_language, split)
     first_rows = _sts_rows(first_path)
@@ -291,7 +290,7 @@ def _json_field(value: object, key: str, numeric: bool, path: Path, line: int) -
 
 
 def _stsb_path(data_dir: str | Path, language: str, split: str) -> Path:
-    check_choice(language, STSB_MULTI_MT_LANGUAGES, "stsb_multi_mt language")
+    check_choice(language, STSB_LANGUAGES, "stsb_multi_mt language")
     check_choice(split, STSB_SPLITS, "stsb_multi_mt split")
     return data_file(data_dir, sts_relative_path(language, split), f"stsb_multi_mt {language} {split} file")
 

@@ -19,7 +19,7 @@ from paraxl.errors import InputError
 from paraxl.evaluation.embeddings import Embedder
 from paraxl.evaluation.loaders.sts import (
     STS17_TRACKS,
-    STSB_MULTI_MT_LANGUAGES,
+    STSB_LANGUAGES,
     read_korsts,
     read_sts17,
     read_sts17_extended,
@@ -31,7 +31,7 @@ from paraxl.evaluation.metrics.sts import pearson_x100, spearman_x100
 from paraxl.evaluation.records import ScoredPairs
 from paraxl.evaluation.tasks.base import EvalContext, TaskResult, TaskSpec, mean, unit_rows
 
-STSB_CROSS_LINGUAL = tuple(("en", language) for language in STSB_MULTI_MT_LANGUAGES if language != "en")
+STSB_CROSS_LINGUAL = tuple(("en", language) for language in STSB_LANGUAGES if language != "en")
 
 
 def score_pairs(embedder: Embedder, pairs: ScoredPairs) -> dict[str, Any]:
@@ -48,14 +48,14 @@ class StsTask:
         task_type="sts",
         description="STS17, stsb_multi_mt (monolingual and en-xx cross-lingual) and KorSTS test sets",
         main_score="mean Spearman x100 over every set",
-        languages=tuple(sorted({*STSB_MULTI_MT_LANGUAGES, "ar", "ko"})),
+        languages=tuple(sorted({*STSB_LANGUAGES, "ar", "ko"})),
         reference="Cer et al. 2017 (STS17); May 2021 (stsb_multi_mt); Ham et al. 2020 (KorSTS)",
     )
 
     def run(self, embedder: Embedder, context: EvalContext) -> TaskResult:
         groups: dict[str, Callable[[], list[ScoredPairs]]] = {
             "sts17": lambda: [read_sts17(context.data_dir, track) for track in STS17_TRACKS],
-            "stsb_multi_mt": lambda: [read_stsb_multi_mt(context.data_dir, lang) for lang in STSB_MULTI_MT_LANGUAGES],
+            "stsb_multi_mt": lambda: [read_stsb_multi_mt(context.data_dir, lang) for lang in STSB_LANGUAGES],
             "stsb_cross_lingual": lambda: [
                 read_stsb_cross_lingual(context.data_dir, a, b) for a, b in STSB_CROSS_LINGUAL
             ],
