@@ -173,3 +173,34 @@ def test_without_chromium_ci_fails_and_elsewhere_skips(
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome):
         _browser_or_skip()
+
+
+def test_a_cross_encoder_served_alone_fills_the_matrix_from_similarity(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A cross-encoder (no /embed): the matrix holds its score of every ordered pair, as /similarity gives
+    them; the decisions come from /paraphrase; search says why it is off."""
+    from paraxl.decision.decider import FixedThreshold
+    from paraxl.modeling.cross_encoder import open_cross_encoder_scorer
+    from paraxl.serving.cross_encoding import SerialPairScorer
+    from paraxl.serving.cross_service import CrossEncoderService
+
+    from .test_serve_cross_encoder import save_tiny_cross_encoder
+
+    folder = save_tiny_cross_encoder(tiny_model_dir, tmp_path / "ce")
+    scorer = SerialPairScorer(open_cross_encoder_scorer(folder), str(folder), "f" * 64, max_wait=5.0)
+    service = CrossEncoderService(scorer, model_name="tiny-ce", decider=FixedThreshold(0.5))
+    problems: list[str] = []
+    with serving(create_app(service)) as url, browser_page(problems) as page:
+        page.goto(url + "/")
+        page.get_by_text("a cross-encoder: pairs only", exact=False).wait_for()
+        assert page.get_by_label("Search query", exact=True).is_disabled()
+        page.get_by_label("Sentences", exact=True).fill("\n".join(SENTENCES))
+        page.get_by_role("button", name="Compare").click()
+        matrix = page.locator("#matrix table")
+        matrix.wait_for()
+        shown = [float(cell) for cell in matrix.locator("tbody td").all_inner_texts()]
+        pairs = [[first, second] for first in SENTENCES for second in SENTENCES]
+        expected = httpx.post(url + "/similarity", json={"pairs": pairs}, timeout=30).json()["scores"]
+        assert len(shown) == 9 and all(abs(a - b) <= 0.005 + 1e-9 for a, b in zip(shown, expected, strict=True))
+        page.locator("#decisions table tbody tr").first.wait_for()
+        assert page.locator("#decisions table tbody tr").count() == 3
+    assert problems == []

@@ -365,11 +365,10 @@ def test_serve_refuses_a_rule_of_other_weights_and_a_reranker_that_is_no_cross_e
         cli_app, ["serve", str(tiny_model_dir), "--index", str(tmp_path / "index"), "--rerank", str(other)]
     )
     assert result.exit_code == 2 and "is not a cross-encoder" in result.stderr
-    result = runner.invoke(cli_app, ["serve", str(cross_dir)])  # a cross-encoder alone has no embeddings
+    # a cross-encoder is served alone for pairs (tests/test_serve_cross_alone.py), never with an index
+    result = runner.invoke(cli_app, ["serve", str(cross_dir), "--index", str(tmp_path / "index")])
     assert result.exit_code == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and "is a cross-encoder; paraxl serve needs a bi-encoder" in (
-        result.stderr
-    )
+    assert len(result.stderr.strip().splitlines()) == 1 and "--index need a bi-encoder" in result.stderr
 
 
 @pytest.fixture(scope="module")

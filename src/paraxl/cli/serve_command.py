@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -34,6 +35,8 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 if TYPE_CHECKING:
     from paraxl.loading.model import LoadedModel
+    from paraxl.serving.cross_service import Served
+    from paraxl.serving.limits import ServiceLimits
     from paraxl.serving.service import ParaxlService, Searcher
 
 
@@ -53,7 +56,8 @@ def serve(
     threshold: Annotated[
         float | None,
         typer.Option(
-            help="decide paraphrases at this cosine threshold (overrides the calibration's; works without one)"
+            help="decide paraphrases at this cosine threshold (a cross-encoder MODEL: its score, in [0, 1]); "
+            "overrides the calibration's, works without one"
         ),
     ] = None,
     cascade: Annotated[
@@ -126,18 +130,22 @@ def serve(
 
     Endpoints: GET /health, POST /embed, /similarity, /paraphrase (needs a calibration,
     --threshold or --cascade), /search (needs --index; rerank needs --rerank); OpenAPI docs at /docs.
+    MODEL may be a cross-encoder folder: it is then served alone, for pairs (/similarity gives its
+    scores, /paraphrase decides on them at its calibration or --threshold in [0, 1]); the routes
+    that need embeddings answer 409.
     One process uses all cores for each forward pass (requests are batched together), so there is
     no --workers: more processes would each hold a copy of the model and compete for the same cores.
     """
     import uvicorn
 
-    from paraxl.cli.serve_cross import on_cross_backend, open_cross, paraphrase_decider, resolve_cross
+    from paraxl.cli.serve_cross import cross_encoder_service
+    from paraxl.decision.model_scorers import is_cross_encoder_model
     from paraxl.decision.threshold import check_cosine_threshold
+    from paraxl.loading.model import resolve_model
     from paraxl.serving.app import create_app
     from paraxl.serving.auth import check_api_key
     from paraxl.serving.limits import ServiceLimits
     from paraxl.serving.server import freeze_loaded_objects, uvicorn_settings
-    from paraxl.serving.service import ParaxlService
     from paraxl.version import __version__
 
     if threshold is not None:
@@ -159,17 +167,74 @@ def serve(
     limits = ServiceLimits(
         max_batch=max_batch, max_text_chars=max_text_chars, max_k=max_k, max_body_bytes=max_body_bytes
     )
+    served = resolve_model(model, backend)
+    service: Served
+    if is_cross_encoder_model(served):  # served alone: /similarity and /paraphrase (paraxl.serving.cross_service)
+        others = {"--index": index, "--cascade": cascade, "--cross-encoder": cross_encoder, "--rerank": rerank}
+        service = cross_encoder_service(
+            served,
+            threshold=threshold,
+            limits=limits,
+            max_wait=max_wait_seconds,
+            version=__version__,
+            bi_encoder_options={**others, "--cross-backend": cross_backend},
+        )
+    else:
+        options = BiEncoderOptions(index, threshold, cascade, cross_encoder, rerank, cross_backend)
+        queue = QueueLimits(max_queue, max_wait_seconds)
+        service = _bi_encoder_service(model, backend, options, limits, queue, batch_size, micro_batch)
+    _announce(service, index, host, port, authenticated=api_key is not None)
+    settings = uvicorn_settings(server_limits)
+    application = create_app(service, api_key=api_key)
+    freeze_loaded_objects()  # a full GC pass would walk the loaded model: 0.1-0.6 s stalls
+    with _sigterm_exits_zero():
+        uvicorn.run(application, host=host, port=port, log_level=log_level, **settings)
+
+
+@dataclass(frozen=True)
+class BiEncoderOptions:
+    """The options of ``paraxl serve`` that shape a bi-encoder's service (index, decisions, cross-encoders)."""
+
+    index: Path | None
+    threshold: float | None
+    cascade: Path | None
+    cross_encoder: str | None
+    rerank: str | None
+    cross_backend: str | None
+
+
+def _bi_encoder_service(
+    model: str,
+    backend: str,
+    options: BiEncoderOptions,
+    limits: ServiceLimits,
+    queue: QueueLimits,
+    batch_size: int,
+    micro_batch: bool,
+) -> ParaxlService:
+    """MODEL is a bi-encoder: its service, with the index, decider and cross-encoders the options ask for."""
+    from paraxl.cli.serve_cross import on_cross_backend, open_cross, paraphrase_decider, resolve_cross
+    from paraxl.serving.service import ParaxlService
+    from paraxl.version import __version__
+
+    index = options.index
     setup = resolve_cross(  # a rule of other weights, or a --rerank model that is no cross-encoder: refused here
-        model, backend, threshold=threshold, cascade=cascade, cross_encoder=cross_encoder, rerank=rerank, index=index
+        model,
+        backend,
+        threshold=options.threshold,
+        cascade=options.cascade,
+        cross_encoder=options.cross_encoder,
+        rerank=options.rerank,
+        index=index,
     )
-    setup = on_cross_backend(setup, cross_backend)  # an unknown backend: refused; fitted on int8, now fp32: a note
-    decider = paraphrase_decider(setup, threshold)
+    setup = on_cross_backend(setup, options.cross_backend)  # an unknown backend: refused; int8 vs fp32: a note
+    decider = paraphrase_decider(setup, options.threshold)
     # ONNX threads do not spin (unless PARAXL_ORT_SPINNING=1): the HTTP layer shares the cores (RESULTS.md)
     os.environ.setdefault(SPINNING_VARIABLE, "0")
-    rule, reranker = open_cross(setup, max_wait_seconds)  # first: a missing ONNX export fails before the bi-encoder
+    rule, reranker = open_cross(setup, queue.max_wait)  # first: a missing ONNX export fails before the bi-encoder
     loaded = load_resolved(setup.bi)
     searcher = _searcher(index, loaded) if index is not None else None
-    service = ParaxlService(
+    return ParaxlService(
         loaded.encoder,
         model_name=model,
         decider=decider,
@@ -179,16 +244,10 @@ def serve(
         backend=backend,
         micro_batch=micro_batch,
         version=__version__,
-        queue=QueueLimits(max_queue, max_wait_seconds),
+        queue=queue,
         rule=rule,
         reranker=reranker,
     )
-    _announce(service, index, host, port, authenticated=api_key is not None)
-    settings = uvicorn_settings(server_limits)
-    application = create_app(service, api_key=api_key)
-    freeze_loaded_objects()  # a full GC pass would walk the loaded model: 0.1-0.6 s stalls
-    with _sigterm_exits_zero():
-        uvicorn.run(application, host=host, port=port, log_level=log_level, **settings)
 
 
 def _check_seconds(options: dict[str, float]) -> None:
@@ -198,13 +257,15 @@ def _check_seconds(options: dict[str, float]) -> None:
             raise InputError(f"{option} must be a finite number of seconds > 0, got {seconds}")
 
 
-def _announce(service: ParaxlService, index: Path | None, host: str, port: int, *, authenticated: bool) -> None:
+def _announce(service: Served, index: Path | None, host: str, port: int, *, authenticated: bool) -> None:
     """What is served where, and a warning when other machines can reach it without a key."""
     decider, searcher, rule, reranker = service.decider, service.searcher, service.rule, service.reranker
     paraphrase = f"threshold {decider.threshold:.4f} ({decider.method})" if decider else "off (no calibration)"
     if rule is not None:
         paraphrase = f"{rule.kind} of this model and the cross-encoder {rule.cross.model}"
     search = f"{len(searcher)} vectors from {index}" if searcher is not None else "off (no --index)"
+    if not service.embeds:
+        search = "off (a cross-encoder gives no embeddings: /embed and /v1/embeddings answer 409 too)"
     if reranker is not None:
         search += f"; rerank with {reranker.model}"
     say(

@@ -1,4 +1,5 @@
-"""``paraxl serve``'s cross-encoder options: ``--cascade RULE`` on /paraphrase and ``--rerank CE`` on /search.
+"""``paraxl serve``'s cross-encoders: ``--cascade RULE`` on /paraphrase, ``--rerank CE`` on /search, or
+a cross-encoder served alone (``paraxl serve CE``: /similarity and /paraphrase, :func:`cross_encoder_service`).
 
 Everything that can be refused is refused before any weights load: a bad rule file, a bi-encoder or
 cross-encoder other than the weights the rule was fitted on (fingerprints), a ``--rerank`` model that
@@ -22,9 +23,12 @@ from paraxl.loading.model import resolve_model
 
 if TYPE_CHECKING:
     from paraxl.decision.decider import Decider
+    from paraxl.decision.scorers import PairScorer
     from paraxl.decision.two_model_file import TwoModelRule
     from paraxl.loading.model import ResolvedModel
     from paraxl.serving.cross_encoding import PairRule, SerialPairScorer
+    from paraxl.serving.cross_service import CrossEncoderService
+    from paraxl.serving.limits import ServiceLimits
 
 
 @dataclass(frozen=True)
@@ -140,3 +144,61 @@ def _load(model: ResolvedModel, max_wait: float) -> SerialPairScorer:
     with console.status(Text(f"loading the cross-encoder {shown(model.spec)} ({model.backend})")):
         scorer = cross_encoder_scorer(model)
     return SerialPairScorer(scorer, model.spec, model.weights_fingerprint, max_wait)
+
+
+def cross_encoder_service(
+    served: ResolvedModel,
+    *,
+    threshold: float | None,
+    limits: ServiceLimits,
+    max_wait: float,
+    version: str,
+    bi_encoder_options: dict[str, object],
+) -> CrossEncoderService:
+    """MODEL is a cross-encoder: its service alone (/similarity, /paraphrase); the options that need a
+    bi-encoder beside it (``bi_encoder_options``: name -> value, None when not given) refused in one line."""
+    from paraxl.decision.decider import decider_for
+    from paraxl.decision.model_scorers import cross_encoder_scorer
+    from paraxl.decision.threshold import check_threshold
+    from paraxl.serving.cross_encoding import SerialPairScorer
+    from paraxl.serving.cross_service import CrossEncoderService
+
+    given = [option for option, value in bi_encoder_options.items() if value is not None]
+    if given:
+        raise InputError(
+            f"{served.spec} is a cross-encoder: served alone it answers /similarity and /paraphrase; "
+            f"{', '.join(given)} need a bi-encoder (serve one with --rerank {served.spec} or --cascade RULE_FILE)"
+        )
+    if threshold is not None:  # a sigmoid score: a threshold outside [0, 1] would decide every pair alike
+        check_threshold(threshold, "--threshold", 0.0, 1.0, "a cross-encoder probability")
+    decider = decider_for(
+        served,
+        threshold,
+        required=False,
+        other_weights_note="deciding at --threshold, no probabilities",
+        note=print_note,
+    )
+    with console.status(Text(f"loading the cross-encoder {shown(served.spec)} ({served.backend})")):
+        scorer = cross_encoder_scorer(served)
+    cross = SerialPairScorer(scorer, served.spec, served.weights_fingerprint, max_wait)
+    return CrossEncoderService(
+        cross,
+        model_name=served.spec,
+        decider=decider,
+        limits=limits,
+        backend=served.backend,
+        version=version,
+        max_seq_length=_pair_tokens(scorer),
+    )
+
+
+def _pair_tokens(scorer: PairScorer) -> int:
+    """Tokens per pair the cross-encoder reads (both texts, truncated longest first)."""
+    from paraxl.inference.cross_encoder_onnx import OnnxCrossEncoderScorer
+    from paraxl.modeling.cross_encoder import CrossEncoderScorer
+
+    if isinstance(scorer, CrossEncoderScorer):
+        return int(scorer.model.max_length)
+    if isinstance(scorer, OnnxCrossEncoderScorer):
+        return int(scorer.graph.max_length)
+    return 512  # a scorer of another kind: the encoders' usual limit

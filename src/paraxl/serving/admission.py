@@ -33,8 +33,8 @@ T = TypeVar("T")
 class Admission:
     """Counts the texts between admission (event loop) and the encoder queue's decision (worker thread)."""
 
-    def __init__(self, queue: SerialEncoder) -> None:
-        self.queue = queue
+    def __init__(self, queue: SerialEncoder | None) -> None:
+        self.queue = queue  # None: no encoder queue (a cross-encoder served alone): every request is admitted
         self._waiting = 0  # texts admitted that the encoder queue has not yet taken or refused
         self._lock = threading.Lock()  # the count drops in the worker thread
 
@@ -67,6 +67,8 @@ class Admission:
             release()
 
     def _admit(self, texts: int) -> None:
+        if self.queue is None:
+            return
         limits = self.queue.limits
         with self._lock:
             ahead = self.queue.queued_texts + self._waiting
@@ -90,4 +92,4 @@ class Admission:
 
     def _rate(self) -> float:
         """The encoder's recent texts per second, as the queue estimates it for Retry-After (0: unknown)."""
-        return float(self.queue.texts_per_second)
+        return float(self.queue.texts_per_second) if self.queue is not None else 0.0

@@ -23,7 +23,9 @@ class ParaphraseResult(BaseModel):
         description="the model whose score decided: bi, cross (a cascade sent the pair to the cross-encoder) "
         "or fusion (both models' scores combined)"
     )
-    bi_score: float = Field(description="the bi-encoder's cosine similarity")
+    bi_score: float | None = Field(
+        description="the bi-encoder's cosine similarity; null when a cross-encoder is served alone"
+    )
     cross_score: float | None = Field(description="the cross-encoder's score; null where it did not run")
 
 

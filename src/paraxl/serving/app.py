@@ -11,7 +11,8 @@ Errors always come back as ``{"error": "<one readable line>", "detail": [...]}``
 * 422: malformed JSON (also invalid UTF-8, nesting too deep for the decoder, integers over 4300
   digits), wrong types, unknown fields, empty texts, bad ``k`` or prompt name;
 * 409: ``/paraphrase`` without a calibration (or rule), ``/search`` without an index, ``rerank``
-  without a cross-encoder;
+  without a cross-encoder, and every embedding route of a cross-encoder served alone
+  (:mod:`paraxl.serving.cross_service`);
 * 404 / 405: unknown route / wrong method;
 * 500: only for a bug, logged with its traceback; bad input never causes one.
 
@@ -24,7 +25,7 @@ endpoint takes a file path, and CORS is off (add a middleware yourself to expose
 
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,13 +38,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from paraxl.serving.admission import Admission
 from paraxl.serving.answer_schemas import CrossEncoderSummary, ParaphraseResponse, RuleSummary, SearchResponse
 from paraxl.serving.auth import add_api_key
+from paraxl.serving.cross_service import Served
 from paraxl.serving.encoder_queue import RequestClock
 from paraxl.serving.limits import ServiceLimits
 from paraxl.serving.metrics import add_metrics
 from paraxl.serving.openai_api import PREFIX as OPENAI_PREFIX
 from paraxl.serving.openai_api import add_openai_routes, openai_error
 from paraxl.serving.playground import router as playground_router
-from paraxl.serving.service import DEFAULT_K, ParaxlService, ServiceError
+from paraxl.serving.service import DEFAULT_K, ServiceError
 
 log = logging.getLogger("paraxl.serving")
 
@@ -81,10 +83,13 @@ class HealthResponse(BaseModel):
     status: str = Field(examples=["ok"])
     version: str | None
     model: str = Field(description="the model spec this server was started with")
+    kind: Literal["bi_encoder", "cross_encoder"] = Field(
+        default="bi_encoder", description="cross_encoder: pairs only (/similarity, /paraphrase), no embeddings"
+    )
     backend: str | None = Field(description="inference backend: torch, onnx or onnx-int8")
     fingerprint: str | None = Field(description="sha256 over the model files that decide its vectors")
-    dimension: int
-    max_seq_length: int = Field(description="tokens per text; longer texts are truncated by the model")
+    dimension: int | None = Field(description="length of the vectors; null for a cross-encoder (no vectors)")
+    max_seq_length: int = Field(description="tokens per text (a cross-encoder: per pair); the model truncates")
     prompts: list[str]
     default_prompt_name: str | None
     calibration: Calibration | None = Field(description="null: /paraphrase answers 409 (unless a rule decides)")
@@ -102,7 +107,9 @@ class EmbedResponse(BaseModel):
 
 class SimilarityResponse(BaseModel):
     model: str
-    scores: list[float] = Field(description="cosine similarity of each pair, in input order")
+    scores: list[float] = Field(
+        description="cosine similarity of each pair (a cross-encoder: its score in [0, 1]), in input order"
+    )
 
 
 # /search takes exactly one of query (a text) or queries (a list), the other absent or null: stated in
@@ -187,7 +194,7 @@ def request_models(limits: ServiceLimits) -> RequestModels:
     return RequestModels(EmbedRequest, PairsRequest, SearchRequest)
 
 
-def create_app(service: ParaxlService, *, api_key: str | None = None) -> FastAPI:
+def create_app(service: Served, *, api_key: str | None = None) -> FastAPI:
     """The HTTP application for ``service``; request schemas carry the service's limits; ``api_key``:
     every route but ``/health`` and the docs needs ``Authorization: Bearer <api_key>``."""
     app = FastAPI(
@@ -212,7 +219,7 @@ def create_app(service: ParaxlService, *, api_key: str | None = None) -> FastAPI
     return app
 
 
-def _add_routes(app: FastAPI, service: ParaxlService, models: RequestModels, admission: Admission) -> None:
+def _add_routes(app: FastAPI, service: Served, models: RequestModels, admission: Admission) -> None:
     # FastAPI reads each endpoint's parameter annotation to pick its body schema: these locals
     # are the per-service classes built by request_models
     EmbedRequest, PairsRequest, SearchRequest = models.embed, models.pairs, models.search

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paraxl.decision.cascade import CascadeRule
+from paraxl.decision.decider import Decider
 from paraxl.decision.fusion import FusionRule
 from paraxl.decision.rerank import Reranked, check_rerank_depth, rerank_hits
 from paraxl.decision.rule_decider import RuleDecisions
@@ -145,6 +146,30 @@ def rule_results(decisions: RuleDecisions, observer: PairObserver | None) -> lis
             "cross_score": _finite(decisions.cross_scores[i]),
         }
         for i in range(len(decisions.decided_by))
+    ]
+
+
+def decider_results(
+    decider: Decider, scores: np.ndarray, decided_by: str, observer: PairObserver | None
+) -> list[dict[str, object]]:
+    """``/paraphrase``'s results when one model decides every pair: ``scores`` (n,) are its cosines
+    (``decided_by`` ``bi``) or its sigmoid scores (``cross``), decided at ``decider``'s threshold."""
+    probabilities = np.asarray(decider.probability(scores), dtype=np.float64)
+    decisions = np.asarray(decider.decide(scores), dtype=bool)
+    threshold = float(decider.threshold)
+    if observer is not None:
+        observer.pairs_decided(decided_by, len(decisions))
+    return [
+        {
+            "score": float(score),
+            "probability": _finite(p),
+            "is_paraphrase": bool(decided),
+            "threshold": threshold,
+            "decided_by": decided_by,
+            "bi_score": float(score) if decided_by == "bi" else None,
+            "cross_score": float(score) if decided_by == "cross" else None,
+        }
+        for score, p, decided in zip(scores, probabilities, decisions, strict=True)
     ]
 
 

@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paraxl.serving.service import ParaxlService
+from paraxl.serving.cross_service import Served
 
 __all__ = ["MetricsMiddleware", "ServiceMetrics", "add_metrics"]
 
@@ -42,7 +42,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 class ServiceMetrics:
     """The metrics of one app; also the encoder queue's observer (batches encoded, requests refused)."""
 
-    def __init__(self, service: ParaxlService) -> None:
+    def __init__(self, service: Served) -> None:
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
@@ -57,7 +57,7 @@ class ServiceMetrics:
             registry=registry,
         )
         queue = Gauge("paraxl_queue_texts", "texts waiting for the encoder", registry=registry)
-        queue.set_function(lambda: service.queue.queued_texts)
+        queue.set_function(lambda: service.queue.queued_texts if service.queue is not None else 0)
         self.batch_texts = Histogram(
             "paraxl_batch_texts", "texts per forward pass (merged requests)", buckets=BATCH_BUCKETS, registry=registry
         )
@@ -150,13 +150,14 @@ class MetricsMiddleware:
         return "other"
 
 
-def add_metrics(app: FastAPI, service: ParaxlService) -> None:
+def add_metrics(app: FastAPI, service: Served) -> None:
     """``GET /metrics`` on ``app`` and the middleware that fills it; the queue reports to this app's metrics.
 
     Call it after the other middlewares are added, so it wraps them and counts what they refuse.
     """
     metrics = ServiceMetrics(service)
-    service.queue.observer = metrics  # one observer per service: the latest app built on it
+    if service.queue is not None:  # a cross-encoder served alone has none
+        service.queue.observer = metrics  # one observer per service: the latest app built on it
     service.pair_observer = metrics  # and of its cross-encoder calls and pair decisions
 
     async def prometheus(_: Request) -> Response:

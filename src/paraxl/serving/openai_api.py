@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from paraxl.serving.admission import Admission
-from paraxl.serving.service import ParaxlService
+from paraxl.serving.cross_service import Served
 
 PREFIX = "/v1/"
 OWNER = "paraxl"
@@ -96,9 +96,9 @@ def openai_error(
     return JSONResponse(status_code=status, content={"error": body}, headers=headers)
 
 
-def embeddings_request(service: ParaxlService) -> type[BaseModel]:
+def embeddings_request(service: Served) -> type[BaseModel]:
     """The request schema of ``service``: its limits, its dimension (built per app, like ``request_models``)."""
-    limits, dimension = service.limits, service.encoder.dimension
+    limits, dimension = service.limits, service.dimension  # None: a cross-encoder (the route answers 409)
     Text = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_text_chars), AfterValidator(_not_blank)]
     text_schema = {"type": "string", "minLength": 1, "maxLength": limits.max_text_chars}
     # a plain string is taken as a list of one (below); the schema states both forms
@@ -137,7 +137,7 @@ def embeddings_request(service: ParaxlService) -> type[BaseModel]:
         @field_validator("dimensions")
         @classmethod
         def _own_dimension(cls, value: int | None) -> int | None:
-            if value is not None and value != dimension:
+            if value is not None and dimension is not None and value != dimension:
                 raise PydanticCustomError(
                     "dimensions",
                     "this model gives {dimension}-dimensional vectors and does not support shortening them; "
@@ -149,7 +149,7 @@ def embeddings_request(service: ParaxlService) -> type[BaseModel]:
     return EmbeddingsRequest
 
 
-def add_openai_routes(app: FastAPI, service: ParaxlService, admission: Admission, *, keyed: bool = False) -> None:
+def add_openai_routes(app: FastAPI, service: Served, admission: Admission, *, keyed: bool = False) -> None:
     """Add the ``/v1/`` routes for ``service`` to ``app``; ``admission``: the app's (429 on the event loop;
     one per app: a second one on the same queue would count only its own routes' requests);
     ``keyed``: the app requires an API key (its 401s on these routes are in OpenAI's shape too)."""
@@ -158,10 +158,11 @@ def add_openai_routes(app: FastAPI, service: ParaxlService, admission: Admission
     )
     EmbeddingsRequest = embeddings_request(service)
     card = ModelCard(id=service.model_name, created=int(time.time()), owned_by=OWNER)
-    errors: dict[int | str, dict[str, Any]] = {code: {"model": OpenAIError} for code in (404, 413, 422)}
+    errors: dict[int | str, dict[str, Any]] = {code: {"model": OpenAIError} for code in (404, 409, 413, 422)}
     errors[429] = {"model": OpenAIError, "description": "busy: retry after the Retry-After header's seconds"}
     errors.update(unauthorized)
-    service.count_tokens(["warm up"])  # builds the encoder's TextTokenizer now, not in the first request
+    if service.embeds:
+        service.count_tokens(["warm up"])  # builds the encoder's TextTokenizer now, not in the first request
 
     @app.post(
         "/v1/embeddings",
@@ -199,7 +200,7 @@ def add_openai_routes(app: FastAPI, service: ParaxlService, admission: Admission
         return card if model_id == service.model_name else _unknown_model(model_id, service.model_name)
 
 
-def _embeddings(service: ParaxlService, texts: list[str], *, as_base64: bool) -> dict[str, Any]:
+def _embeddings(service: Served, texts: list[str], *, as_base64: bool) -> dict[str, Any]:
     """The answer of ``/v1/embeddings`` (in a worker thread: encoding and token counting block)."""
     matrix, counts = service.embed_with_usage(texts)  # (n, dim) float32 and token counts: one tokenization
     tokens = sum(counts)

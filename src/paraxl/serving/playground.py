@@ -3,7 +3,8 @@
 Three files shipped inside the package (``serving/playground/``: index.html, app.js, style.css,
 plus an icon) and served from memory: no build step, no CDN, no external font, so the page works
 on a machine without network. It only calls this server's own JSON endpoints (``/health``,
-``/embed``, ``/paraphrase``, ``/search``), so it can do nothing a client could not do already.
+``/embed``, ``/paraphrase``, ``/search``; for a cross-encoder served alone ``/similarity`` instead of
+``/embed``), so it can do nothing a client could not do already.
 
 Every file carries ``Content-Security-Policy: default-src 'self'``: scripts, styles, images and
 requests may come from this server only, and inline scripts are refused (the page has none), so

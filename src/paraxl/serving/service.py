@@ -37,12 +37,14 @@ from paraxl.serving.cross_encoding import (
     PairObserver,
     PairRule,
     SerialPairScorer,
+    decider_results,
     rerank_depth,
     reranked_results,
     rule_results,
 )
 from paraxl.serving.encoder_queue import EncoderObserver, Overloaded, SerialEncoder, ServiceError
 from paraxl.serving.limits import QueueLimits, ServiceLimits
+from paraxl.serving.request_checks import INVALID, RequestChecks
 
 __all__ = [
     "EncoderObserver",
@@ -56,11 +58,9 @@ __all__ = [
     "ServiceLimits",
 ]
 
-# Status codes: 413 for anything over a size limit, 422 for invalid input, 409 when the request
-# needs a feature this server was started without (no index / no calibration): the client's
-# request conflicts with the server's configuration, and retrying it will not help (unlike 503).
-TOO_LARGE = 413
-INVALID = 422
+# Status codes: 413 for anything over a size limit, 422 for invalid input (paraxl.serving.request_checks),
+# 409 when the request needs a feature this server was started without (no index / no calibration):
+# the client's request conflicts with the server's configuration, and retrying it will not help (unlike 503).
 NOT_CONFIGURED = 409
 DEFAULT_K = 10
 
@@ -114,6 +114,8 @@ class ParaxlService:
     rule ``paraxl search`` applies too).
     """
 
+    embeds = True  # gives sentence vectors (a cross-encoder's service does not: paraxl.serving.cross_service)
+
     def __init__(
         self,
         encoder: SentenceEncoder,
@@ -149,6 +151,7 @@ class ParaxlService:
         self._pair_observer: PairObserver | None = None
         self.searcher = searcher
         self.limits = limits if limits is not None else ServiceLimits()
+        self.checks = RequestChecks(self.limits)
         self.backend = backend
         self.version = version
         # hashing the model folder is done once here, not per /health call
@@ -186,6 +189,10 @@ class ParaxlService:
         return self.decider.method if self.decider is not None else ""
 
     @property
+    def dimension(self) -> int:
+        return self.encoder.dimension
+
+    @property
     def queue(self) -> SerialEncoder:
         """The encoder queue every request goes through (its depth and observer: ``paraxl.serving.metrics``)."""
         return self._encoder
@@ -206,6 +213,7 @@ class ParaxlService:
             "status": "ok",
             "version": self.version,
             "model": self.model_name,
+            "kind": "bi_encoder",
             "backend": self.backend,
             "fingerprint": self.fingerprint,
             "dimension": self.encoder.dimension,
@@ -235,7 +243,7 @@ class ParaxlService:
     def embed_with_usage(self, texts: Sequence[str], prompt_name: str | None = None) -> tuple[np.ndarray, list[int]]:
         """:meth:`embed`, and the tokens the model read for each text (as :meth:`count_tokens` counts
         them), from the one tokenization the embeddings were computed from."""
-        checked = self._texts(texts, "texts")
+        checked = self.checks.texts(texts, "texts")
         embeddings, tokenized = self._encode(checked, self._prompt(prompt_name))
         counts: list[int] = tokenized.lengths.tolist()  # tokens per text, as count_tokens counts them
         return embeddings, counts
@@ -249,7 +257,7 @@ class ParaxlService:
         ``is_paraphrase``, the ``threshold`` it was decided with, who decided (``bi``, or with a rule
         ``bi``/``cross``/``fusion``) and each model's score (None where that model did not run)."""
         if self.rule is not None:
-            first, second = self._pairs(pairs)  # validated before any model runs
+            first, second = self.checks.pairs(pairs)  # validated before any model runs
             prompt = self.rule.prompt_name  # the prompt the rule's cosines were fitted with
             cosines = FunctionScorer(lambda batch: self._pair_scores(batch, prompt))
             decider = RuleDecider(self.rule.rule, cosines, self.rule.cross.for_purpose(PARAPHRASE))
@@ -262,23 +270,7 @@ class ParaxlService:
             )
         # score with the prompt the calibration was fitted with, or its threshold would not apply
         scores = self._pair_scores(pairs, self.decider.prompt_name)  # (n,)
-        probabilities = np.asarray(self.decider.probability(scores), dtype=np.float64)
-        decisions = np.asarray(self.decider.decide(scores), dtype=bool)
-        threshold = float(self.decider.threshold)
-        if self._pair_observer is not None:
-            self._pair_observer.pairs_decided("bi", len(decisions))
-        return [
-            {
-                "score": float(score),
-                "probability": float(p) if np.isfinite(p) else None,
-                "is_paraphrase": bool(decided),
-                "threshold": threshold,
-                "decided_by": "bi",
-                "bi_score": float(score),
-                "cross_score": None,
-            }
-            for score, p, decided in zip(scores, probabilities, decisions, strict=True)
-        ]
+        return decider_results(self.decider, scores, "bi", self._pair_observer)
 
     def search(
         self,
@@ -300,7 +292,7 @@ class ParaxlService:
             raise ServiceError(
                 NOT_CONFIGURED, "this server has no index; restart it with --index DIR to enable /search"
             )
-        checked = self._texts(queries, "queries")
+        checked = self.checks.texts(queries, "queries")
         if k is None:
             k = min(DEFAULT_K, self.limits.max_k)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.limits.max_k:
@@ -328,7 +320,7 @@ class ParaxlService:
     # ------------------------------------------------------------ validation
 
     def _pair_scores(self, pairs: Sequence[Sequence[str]], prompt_name: str | None = None) -> np.ndarray:
-        first, second = self._pairs(pairs)
+        first, second = self.checks.pairs(pairs)
         prompt = self._prompt(None) if prompt_name is None else prompt_name  # "" = no prompt
         embedded, _ = self._encode(first + second, prompt)  # (2n, dim)
         return paired_cosine(embedded[: len(first)], embedded[len(first) :])
@@ -337,43 +329,6 @@ class ParaxlService:
         """Tokenize here, in the request's thread (outside the encoder's lock), then queue for a forward pass."""
         tokenized = self.encoder.tokenize_texts(texts, prompt_name)
         return self._encoder.encode_tokenized(tokenized), tokenized
-
-    def _count(self, items: object, name: str) -> Sequence[object]:
-        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
-            raise ServiceError(INVALID, f"{name} must be a list, got {type(items).__name__}")
-        if not items:
-            raise ServiceError(INVALID, f"{name} is empty; send at least one")
-        if len(items) > self.limits.max_batch:
-            raise ServiceError(
-                TOO_LARGE, f"{name} has {len(items)} items; this server accepts at most {self.limits.max_batch}"
-            )
-        return items
-
-    def _text(self, text: object, where: str) -> str:
-        if not isinstance(text, str):
-            raise ServiceError(INVALID, f"{where} must be a string, got {type(text).__name__}")
-        if not text.strip():
-            raise ServiceError(INVALID, f"{where} is empty or only whitespace")
-        if len(text) > self.limits.max_text_chars:
-            raise ServiceError(
-                TOO_LARGE,
-                f"{where} has {len(text)} characters; the limit is {self.limits.max_text_chars} "
-                "(long texts are rejected, not truncated)",
-            )
-        return text
-
-    def _texts(self, texts: object, name: str) -> list[str]:
-        return [self._text(text, f"{name}[{i}]") for i, text in enumerate(self._count(texts, name))]
-
-    def _pairs(self, pairs: object) -> tuple[list[str], list[str]]:
-        first: list[str] = []
-        second: list[str] = []
-        for i, pair in enumerate(self._count(pairs, "pairs")):
-            if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
-                raise ServiceError(INVALID, f"pairs[{i}] must be a list of two texts")
-            first.append(self._text(pair[0], f"pairs[{i}][0]"))
-            second.append(self._text(pair[1], f"pairs[{i}][1]"))
-        return first, second
 
     def _prompt(self, prompt_name: str | None) -> str | None:
         """The prompt to encode with: the named one, else the model's default (None if it has none)."""

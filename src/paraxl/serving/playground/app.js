@@ -83,9 +83,12 @@ function shade(cell, score) {
 
 function label(i) { return `#${i + 1}`; }
 
-function renderMatrix(sentences, vectors) {
+function crossEncoder() { return Boolean(state.health && state.health.kind === "cross_encoder"); }
+
+// scoreOf(i, j): the score of sentence i against sentence j
+function renderMatrix(sentences, scoreOf, caption) {
   const table = element("table");
-  table.append(element("caption", "Cosine similarity (1 = same meaning)"));
+  table.append(element("caption", caption));
   const head = element("tr");
   head.append(element("th", "Sentence"));
   sentences.forEach((_, j) => { const th = element("th", label(j)); th.scope = "col"; head.append(th); });
@@ -95,7 +98,7 @@ function renderMatrix(sentences, vectors) {
     const row = element("tr");
     const th = element("th", `${label(i)} ${sentence}`, "sentence"); th.scope = "row"; row.append(th);
     sentences.forEach((_, j) => {
-      const score = cosine(vectors[i], vectors[j]);
+      const score = scoreOf(i, j);
       const td = element("td", score.toFixed(2));
       td.title = `${label(i)} vs ${label(j)}: ${score.toFixed(4)}`;
       shade(td, score);
@@ -105,6 +108,20 @@ function renderMatrix(sentences, vectors) {
   });
   table.append(tbody);
   $("matrix").replaceChildren(table);
+}
+
+// a cross-encoder gives no vectors: it reads each ordered pair, so n x n scores through /similarity
+async function crossEncoderScores(sentences) {
+  const pairs = [];
+  sentences.forEach((first) => sentences.forEach((second) => pairs.push([first, second])));
+  const most = state.health.limits.max_batch;
+  const scores = [];
+  for (let start = 0; start < pairs.length; start += most) {
+    const answer = await api("/similarity", { pairs: pairs.slice(start, start + most) });
+    scores.push(...answer.scores);
+  }
+  const n = sentences.length;
+  return sentences.map((_, i) => scores.slice(i * n, (i + 1) * n));
 }
 
 async function renderDecisions(sentences) {
@@ -155,8 +172,13 @@ async function compare(event) {
     return;
   }
   try {
-    const answer = await api("/embed", { texts: sentences });
-    renderMatrix(sentences, answer.embeddings);
+    if (crossEncoder()) {
+      const rows = await crossEncoderScores(sentences);
+      renderMatrix(sentences, (i, j) => rows[i][j], "Cross-encoder score of (row, column) (1 = same meaning)");
+    } else {
+      const vectors = (await api("/embed", { texts: sentences })).embeddings;
+      renderMatrix(sentences, (i, j) => cosine(vectors[i], vectors[j]), "Cosine similarity (1 = same meaning)");
+    }
     await renderDecisions(sentences);
   } catch (problem) {
     showError(problem.message);
@@ -205,8 +227,11 @@ async function start() {
     const health = await api("/health");
     state.health = health;
     const decides = health.calibration ? `decides paraphrases (${health.calibration.method})` : "no calibration";
-    $("server").textContent = `Serving model ${health.model} (${health.dimension} dimensions, ${health.backend || "torch"}); ${decides}.`;
-    if (health.index) {
+    const kind = crossEncoder() ? "a cross-encoder: pairs only" : `${health.dimension} dimensions`;
+    $("server").textContent = `Serving model ${health.model} (${kind}, ${health.backend || "torch"}); ${decides}.`;
+    if (crossEncoder()) {
+      $("query-hint").textContent = "A cross-encoder gives no embeddings: serve a bi-encoder with --index DIR to search.";
+    } else if (health.index) {
       $("query-hint").textContent = `An index of ${health.index.count} texts is served.`;
       $("query").disabled = false;
       $("search-button").disabled = false;
