@@ -167,6 +167,8 @@ def serve(
     limits = ServiceLimits(
         max_batch=max_batch, max_text_chars=max_text_chars, max_k=max_k, max_body_bytes=max_body_bytes
     )
+    # ONNX threads do not spin (unless PARAXL_ORT_SPINNING=1): the HTTP layer shares the cores (RESULTS.md)
+    os.environ.setdefault(SPINNING_VARIABLE, "0")
     served = resolve_model(model, backend)
     service: Served
     if is_cross_encoder_model(served):  # served alone: /similarity and /paraphrase (paraxl.serving.cross_service)
@@ -229,8 +231,6 @@ def _bi_encoder_service(
     )
     setup = on_cross_backend(setup, options.cross_backend)  # an unknown backend: refused; int8 vs fp32: a note
     decider = paraphrase_decider(setup, options.threshold)
-    # ONNX threads do not spin (unless PARAXL_ORT_SPINNING=1): the HTTP layer shares the cores (RESULTS.md)
-    os.environ.setdefault(SPINNING_VARIABLE, "0")
     rule, reranker = open_cross(setup, queue.max_wait)  # first: a missing ONNX export fails before the bi-encoder
     loaded = load_resolved(setup.bi)
     searcher = _searcher(index, loaded) if index is not None else None
