@@ -6,7 +6,8 @@ and every response (status code, body, headers) must be one the schema documents
 fuzzed: one with a calibration and an index (every route answers 200 or 4xx), a bare one (where
 /paraphrase and /search answer 409), a busy one (every encoding refused with 429 + Retry-After, as a
 full queue does), one with an API key the fuzzer does not send (401): those answers must be
-documented too; and one with a cross-encoder (a cascade on /paraphrase, rerank on /search). In
+documented too; one with a cross-encoder (a cascade on /paraphrase, rerank on /search); and a
+cross-encoder served alone (/similarity and /paraphrase from it, every embedding route a 409). In
 process (ASGI), derandomized and bounded, so it runs the same in CI every time.
 """
 
@@ -23,10 +24,12 @@ from schemathesis import GenerationMode, checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from paraxl.decision.cascade import CascadeRule
+from paraxl.decision.decider import FixedThreshold
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.modeling.cross_encoder import open_cross_encoder_scorer
 from paraxl.serving.app import create_app
 from paraxl.serving.cross_encoding import PairRule, SerialPairScorer
+from paraxl.serving.cross_service import CrossEncoderService
 from paraxl.serving.service import Overloaded, ParaxlService, ServiceLimits
 
 from .test_serve_cross_encoder import save_tiny_cross_encoder
@@ -62,7 +65,11 @@ def cross(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ser
 def _app(encoder: BiEncoder, kind: str, cross: SerialPairScorer | None = None) -> FastAPI:
     """``configured``: a calibration and an index; ``bare``: neither (409s); ``busy``: every encoding is
     refused as the full queue refuses it (429 + Retry-After); ``keyed``: an API key the fuzzer lacks (401);
-    ``cross``: a cascade (cosines in [0.2, 0.6) go to the cross-encoder) and rerank on the index."""
+    ``cross``: a cascade (cosines in [0.2, 0.6) go to the cross-encoder) and rerank on the index;
+    ``cross-alone``: the cross-encoder served alone (paraxl.serving.cross_service), deciding at 0.5."""
+    if kind == "cross-alone":
+        assert cross is not None
+        return create_app(CrossEncoderService(cross, model_name="ce", decider=FixedThreshold(0.5), limits=LIMITS))
     if kind == "bare":
         return create_app(ParaxlService(encoder, model_name="tiny", limits=LIMITS))
     searcher = FakeSearcher(encoder.encode(DOCS, prompt_name="passage"), DOCS)
@@ -77,7 +84,7 @@ def _app(encoder: BiEncoder, kind: str, cross: SerialPairScorer | None = None) -
     return create_app(service, api_key="fuzzer-does-not-know-it" if kind == "keyed" else None)
 
 
-@pytest.fixture(scope="module", params=["configured", "bare", "busy", "keyed", "cross"])
+@pytest.fixture(scope="module", params=["configured", "bare", "busy", "keyed", "cross", "cross-alone"])
 def api_schema(request: pytest.FixtureRequest, encoder: BiEncoder, cross: SerialPairScorer) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_asgi("/openapi.json", _app(encoder, request.param, cross))
 
