@@ -133,10 +133,11 @@ def test_search_one_query_or_several(client: httpx.Client) -> None:
     )  # k = max_k = 5 docs
 
 
-def test_openapi_lists_the_five_endpoints_with_limits(client: httpx.Client) -> None:
+def test_openapi_lists_the_six_endpoints_with_limits(client: httpx.Client) -> None:
     schema = client.get("/openapi.json").json()
     openai_routes = {"/v1/embeddings", "/v1/models", "/v1/models/{model_id}"}  # tests/test_openai_api.py
-    assert set(schema["paths"]) == {"/health", "/embed", "/similarity", "/paraphrase", "/search"} | openai_routes
+    ours = {"/health", "/embed", "/similarity", "/paraphrase", "/search", "/rerank"}  # /rerank: test_serve_cross_alone
+    assert set(schema["paths"]) == ours | openai_routes
     embed = schema["components"]["schemas"]["EmbedRequest"]
     assert embed["properties"]["texts"]["maxItems"] == 8
     assert embed["properties"]["texts"]["items"]["maxLength"] == 50

@@ -140,3 +140,44 @@ def test_serve_refuses_what_a_cross_encoder_alone_cannot_do(
     result = runner.invoke(cli_app, ["serve", str(cross_dir), *extra])
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def test_rerank_is_sentence_transformers_rank_in_teis_shape(cross_dir: Path) -> None:
+    """/rerank (TEI's route) on a cross-encoder served alone: the same order and scores as sentence-transformers'
+    ``CrossEncoder.rank``, TEI's answer shape (index, score, text only with return_text), bad input a 4xx."""
+    query, texts = "the cat sat on the mat", ["le chat", "der hund ran", "the mat", "the dog ran", "le chat"]
+    expected = CrossEncoder(str(cross_dir), local_files_only=True).rank(query, texts)
+    client = TestClient(create_app(make_service(cross_dir, None)))
+    answer = client.post("/rerank", json={"query": query, "texts": texts})
+    assert answer.status_code == 200
+    results = answer.json()
+    assert all(set(result) == {"index", "score"} for result in results)
+    assert [r["index"] for r in results] == [int(e["corpus_id"]) for e in expected]
+    assert np.allclose([r["score"] for r in results], [float(e["score"]) for e in expected], atol=1e-6)
+    order = [r["index"] for r in results]
+    assert order.index(4) == order.index(0) + 1  # the same text twice ties: input order kept
+    with_text = client.post("/rerank", json={"query": query, "texts": texts, "return_text": True}).json()
+    assert [r["text"] for r in with_text] == [texts[r["index"]] for r in results]
+    for body, status in (
+        ({"query": query, "texts": []}, 422),
+        ({"query": query, "texts": ["a"], "raw_scores": True}, 422),  # an unknown field is named, not ignored
+        ({"query": " ", "texts": ["a"]}, 422),
+        ({"query": query, "texts": ["x" * 3000]}, 413),  # over max_text_chars: too large, as on every route
+    ):
+        assert client.post("/rerank", json=body).status_code == status, body
+
+
+def test_rerank_on_a_bi_encoder_needs_its_rerank_cross_encoder(tiny_model_dir: Path, cross_dir: Path) -> None:
+    from paraxl.modeling.bi_encoder import BiEncoder
+    from paraxl.serving.service import ParaxlService
+
+    encoder = BiEncoder.load(tiny_model_dir)
+    bare = TestClient(create_app(ParaxlService(encoder, model_name="tiny")))
+    refused = bare.post("/rerank", json={"query": "a cat", "texts": ["le chat"]})
+    assert refused.status_code == 409 and "--rerank" in refused.json()["error"]
+    reranker = SerialPairScorer(open_cross_encoder_scorer(cross_dir), "ce", "f" * 64, max_wait=5.0)
+    served = TestClient(create_app(ParaxlService(encoder, model_name="tiny", reranker=reranker)))
+    texts = ["le chat", "der hund ran", "the mat"]
+    expected = CrossEncoder(str(cross_dir), local_files_only=True).rank("a cat", texts)
+    results = served.post("/rerank", json={"query": "a cat", "texts": texts}).json()
+    assert [r["index"] for r in results] == [int(e["corpus_id"]) for e in expected]

@@ -131,8 +131,8 @@ def serve(
     Endpoints: GET /health, POST /embed, /similarity, /paraphrase (needs a calibration,
     --threshold or --cascade), /search (needs --index; rerank needs --rerank); OpenAPI docs at /docs.
     MODEL may be a cross-encoder folder: it is then served alone, for pairs (/similarity gives its
-    scores, /paraphrase decides on them at its calibration or --threshold in [0, 1]); the routes
-    that need embeddings answer 409.
+    scores, /paraphrase decides on them at its calibration or --threshold in [0, 1], /rerank orders a
+    query's texts as TEI's /rerank does); the routes that need embeddings answer 409.
     One process uses all cores for each forward pass (requests are batched together), so there is
     no --workers: more processes would each hold a copy of the model and compete for the same cores.
     """

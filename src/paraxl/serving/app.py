@@ -45,6 +45,7 @@ from paraxl.serving.metrics import add_metrics
 from paraxl.serving.openai_api import PREFIX as OPENAI_PREFIX
 from paraxl.serving.openai_api import add_openai_routes, openai_error
 from paraxl.serving.playground import router as playground_router
+from paraxl.serving.rerank_route import add_rerank_route
 from paraxl.serving.service import DEFAULT_K, ServiceError
 
 log = logging.getLogger("paraxl.serving")
@@ -266,6 +267,8 @@ def _add_routes(app: FastAPI, service: Served, models: RequestModels, admission:
             len(queries), lambda: service.search(queries, k, prompt, rerank=rerank, rerank_top_k=depth)
         )
         return {"model": service.model_name, "results": hits}
+
+    add_rerank_route(app, service, errors)  # POST /rerank: TEI's reranker route
 
 
 def _install_error_handlers(app: FastAPI) -> None:

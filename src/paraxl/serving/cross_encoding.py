@@ -209,6 +209,20 @@ def _reranked_hit(item: Reranked[HitLike]) -> dict[str, object]:
     }
 
 
+def rerank_texts(
+    query: str, texts: Sequence[str], reranker: SerialPairScorer, return_text: bool
+) -> list[dict[str, object]]:
+    """``/rerank``'s answer (Hugging Face TEI's shape): every text's ``index`` in ``texts`` and the
+    cross-encoder's ``score`` of ``(query, text)``, best first (ties keep the input order), with the
+    ``text`` itself when ``return_text``."""
+    order = list(range(len(texts)))
+    ranked = rerank_hits([query], [order], lambda i: texts[i], reranker.for_purpose(RERANK))[0]
+    return [
+        {"index": item.hit, "score": item.cross_score} | ({"text": texts[item.hit]} if return_text else {})
+        for item in ranked
+    ]
+
+
 def rerank_depth(k: int, rerank: bool, top_k: int | None, reranker: SerialPairScorer | None, max_k: int) -> int:
     """How many hits ``/search`` asks the index for: ``k``, or the rerank depth ``top_k`` (default ``k``).
 

@@ -2,8 +2,9 @@
 
 A cross-encoder reads both texts of a pair together and gives one score (the sigmoid of its logit):
 more accurate than a bi-encoder's cosine on paraphrase identification, but it gives no sentence
-vectors. So this service answers ``/similarity`` (the cross-encoder's scores) and ``/paraphrase``
-(decided on them by the cross-encoder's calibration or ``--threshold``), and every route that needs
+vectors. So this service answers ``/similarity`` (the cross-encoder's scores), ``/paraphrase``
+(decided on them by the cross-encoder's calibration or ``--threshold``) and ``/rerank`` (a query's
+texts by score, Hugging Face TEI's route), and every route that needs
 embeddings (``/embed``, ``/v1/embeddings``, ``/search``) with a 409 that says so. Serve a bi-encoder
 with ``--cascade`` or ``--rerank`` for both at once (:mod:`paraxl.serving.service`).
 
@@ -21,7 +22,7 @@ from typing import NoReturn
 import numpy as np
 
 from paraxl.decision.decider import Decider
-from paraxl.serving.cross_encoding import PARAPHRASE, PairObserver, SerialPairScorer, decider_results
+from paraxl.serving.cross_encoding import PARAPHRASE, PairObserver, SerialPairScorer, decider_results, rerank_texts
 from paraxl.serving.encoder_queue import SerialEncoder, ServiceError
 from paraxl.serving.limits import ServiceLimits
 from paraxl.serving.request_checks import RequestChecks
@@ -115,6 +116,11 @@ class CrossEncoderService:
                 "calibrate it (paraxl calibrate), or restart the server with --threshold T",
             )
         return decider_results(self.decider, self._scores(pairs), "cross", self.pair_observer)
+
+    def rerank(self, query: str, texts: Sequence[str], *, return_text: bool = False) -> list[dict[str, object]]:
+        """The cross-encoder's score of ``(query, text)`` for every text, best first (TEI's /rerank)."""
+        checked_query, checked = self.checks.text(query, "query"), self.checks.texts(texts, "texts")
+        return rerank_texts(checked_query, checked, self.cross, return_text)
 
     def embed(self, texts: Sequence[str], prompt_name: str | None = None) -> NoReturn:
         self._no_embeddings()

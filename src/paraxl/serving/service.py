@@ -39,6 +39,7 @@ from paraxl.serving.cross_encoding import (
     SerialPairScorer,
     decider_results,
     rerank_depth,
+    rerank_texts,
     reranked_results,
     rule_results,
 )
@@ -316,6 +317,17 @@ class ParaxlService:
             ]
             for row in hits
         ]
+
+    def rerank(self, query: str, texts: Sequence[str], *, return_text: bool = False) -> list[dict[str, object]]:
+        """The server's ``--rerank`` cross-encoder's score of ``(query, text)`` for every text, best first
+        (:func:`~paraxl.serving.cross_encoding.rerank_texts`); 409 without one."""
+        if self.reranker is None:
+            raise ServiceError(
+                NOT_CONFIGURED,
+                "this server has no cross-encoder to rerank with; restart it with --rerank CROSS_ENCODER",
+            )
+        checked_query, checked = self.checks.text(query, "query"), self.checks.texts(texts, "texts")
+        return rerank_texts(checked_query, checked, self.reranker, return_text)
 
     # ------------------------------------------------------------ validation
 
