@@ -149,6 +149,13 @@ def rule_results(decisions: RuleDecisions, observer: PairObserver | None) -> lis
     ]
 
 
+def decider_summary(decider: Decider | None) -> dict[str, object] | None:
+    """``/health``'s ``calibration``: how the decider decides and at which threshold (None: it has none)."""
+    if decider is None:
+        return None
+    return {"method": decider.method, "threshold": float(decider.threshold)}
+
+
 def decider_results(
     decider: Decider, scores: np.ndarray, decided_by: str, observer: PairObserver | None
 ) -> list[dict[str, object]]:

@@ -22,7 +22,14 @@ from typing import NoReturn
 import numpy as np
 
 from paraxl.decision.decider import Decider
-from paraxl.serving.cross_encoding import PARAPHRASE, PairObserver, SerialPairScorer, decider_results, rerank_texts
+from paraxl.serving.cross_encoding import (
+    PARAPHRASE,
+    PairObserver,
+    SerialPairScorer,
+    decider_results,
+    decider_summary,
+    rerank_texts,
+)
 from paraxl.serving.encoder_queue import SerialEncoder, ServiceError
 from paraxl.serving.limits import ServiceLimits
 from paraxl.serving.request_checks import RequestChecks
@@ -81,9 +88,6 @@ class CrossEncoderService:
         return self.decider.method if self.decider is not None else ""
 
     def health(self) -> dict[str, object]:
-        calibration = None
-        if self.decider is not None:
-            calibration = {"method": self.decider.method, "threshold": float(self.decider.threshold)}
         return {
             "status": "ok",
             "version": self.version,
@@ -95,7 +99,7 @@ class CrossEncoderService:
             "max_seq_length": self.max_seq_length,
             "prompts": [],  # a cross-encoder reads the raw pair
             "default_prompt_name": None,
-            "calibration": calibration,
+            "calibration": decider_summary(self.decider),
             "rule": None,
             "index": None,
             "rerank": None,

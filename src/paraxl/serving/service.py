@@ -38,6 +38,7 @@ from paraxl.serving.cross_encoding import (
     PairRule,
     SerialPairScorer,
     decider_results,
+    decider_summary,
     rerank_depth,
     rerank_texts,
     reranked_results,
@@ -203,9 +204,6 @@ class ParaxlService:
     def health(self) -> dict[str, object]:
         """What this server serves and accepts (cheap: no encoding)."""
         settings = self.encoder.settings
-        calibration = None
-        if self.decider is not None:
-            calibration = {"method": self.decider.method, "threshold": float(self.decider.threshold)}
         index = None
         if self.searcher is not None:
             info = self.searcher.info
@@ -221,7 +219,7 @@ class ParaxlService:
             "max_seq_length": settings.max_seq_length,
             "prompts": sorted(settings.prompts),
             "default_prompt_name": settings.default_prompt_name,
-            "calibration": calibration,
+            "calibration": decider_summary(self.decider),
             "rule": self._rule_summary(),
             "index": index,
             "rerank": self.reranker.summary() if self.reranker is not None else None,
