@@ -179,6 +179,7 @@ def serve(
             limits=limits,
             max_wait=max_wait_seconds,
             version=__version__,
+            batch_size=batch_size,
             bi_encoder_options={**others, "--cross-backend": cross_backend},
         )
     else:

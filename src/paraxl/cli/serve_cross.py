@@ -153,6 +153,7 @@ def cross_encoder_service(
     limits: ServiceLimits,
     max_wait: float,
     version: str,
+    batch_size: int,
     bi_encoder_options: dict[str, object],
 ) -> CrossEncoderService:
     """MODEL is a cross-encoder: its service alone (/similarity, /paraphrase); the options that need a
@@ -179,7 +180,7 @@ def cross_encoder_service(
         note=print_note,
     )
     with console.status(Text(f"loading the cross-encoder {shown(served.spec)} ({served.backend})")):
-        scorer = cross_encoder_scorer(served)
+        scorer = cross_encoder_scorer(served, batch_size)  # pairs per forward pass
     cross = SerialPairScorer(scorer, served.spec, served.weights_fingerprint, max_wait)
     return CrossEncoderService(
         cross,
