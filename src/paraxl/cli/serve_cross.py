@@ -53,7 +53,7 @@ def resolve_cross(
 ) -> CrossSetup:
     """Resolve MODEL and the cross-encoders of ``--cascade`` / ``--rerank``; refuse other weights in one line."""
     from paraxl.cli.search_rerank import resolve_reranker
-    from paraxl.decision.model_scorers import is_cross_encoder_model, resolve_rule_models
+    from paraxl.decision.model_scorers import resolve_rule_models
     from paraxl.decision.rule_decider import stored_rule
     from paraxl.decision.two_model_file import load_rule
 
@@ -64,14 +64,8 @@ def resolve_cross(
     if rerank is not None and index is None:
         raise InputError("--rerank re-scores search hits: it needs --index DIR")
     reranker = resolve_reranker(rerank) if rerank is not None else None
-    if cascade is None:
-        served = resolve_model(model, backend)
-        if is_cross_encoder_model(served):  # every route but /paraphrase needs embeddings
-            raise InputError(
-                f"{model} is a cross-encoder; paraxl serve needs a bi-encoder (sentence embedder) to serve, "
-                "with the cross-encoder beside it: --cascade RULE_FILE or --rerank CROSS_ENCODER"
-            )
-        return CrossSetup(served, rerank=reranker)
+    if cascade is None:  # MODEL is a bi-encoder here: paraxl serve serves a cross-encoder alone otherwise
+        return CrossSetup(resolve_model(model, backend), rerank=reranker)
     stored = load_rule(cascade)
     stored_rule(stored)  # a rule with bad numbers fails now, not at the first request
     models = resolve_rule_models(stored, model, cross_encoder, backend)  # other weights: refused here
