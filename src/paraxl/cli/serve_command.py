@@ -34,7 +34,7 @@ from paraxl.serving.limits import (
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 if TYPE_CHECKING:
-    from paraxl.loading.model import LoadedModel
+    from paraxl.loading.model import LoadedModel, ResolvedModel
     from paraxl.serving.cross_service import Served
     from paraxl.serving.limits import ServiceLimits
     from paraxl.serving.service import ParaxlService, Searcher
@@ -185,7 +185,7 @@ def serve(
     else:
         options = BiEncoderOptions(index, threshold, cascade, cross_encoder, rerank, cross_backend)
         queue = QueueLimits(max_queue, max_wait_seconds)
-        service = _bi_encoder_service(model, backend, options, limits, queue, batch_size, micro_batch)
+        service = _bi_encoder_service(served, options, limits, queue, batch_size, micro_batch)
     _announce(service, index, host, port, authenticated=api_key is not None)
     settings = uvicorn_settings(server_limits)
     application = create_app(service, api_key=api_key)
@@ -207,8 +207,7 @@ class BiEncoderOptions:
 
 
 def _bi_encoder_service(
-    model: str,
-    backend: str,
+    served: ResolvedModel,
     options: BiEncoderOptions,
     limits: ServiceLimits,
     queue: QueueLimits,
@@ -222,8 +221,7 @@ def _bi_encoder_service(
 
     index = options.index
     setup = resolve_cross(  # a rule of other weights, or a --rerank model that is no cross-encoder: refused here
-        model,
-        backend,
+        served,
         threshold=options.threshold,
         cascade=options.cascade,
         cross_encoder=options.cross_encoder,
@@ -237,12 +235,12 @@ def _bi_encoder_service(
     searcher = _searcher(index, loaded) if index is not None else None
     return ParaxlService(
         loaded.encoder,
-        model_name=model,
+        model_name=served.spec,
         decider=decider,
         searcher=searcher,
         limits=limits,
         batch_size=batch_size,
-        backend=backend,
+        backend=served.backend,
         micro_batch=micro_batch,
         version=__version__,
         queue=queue,

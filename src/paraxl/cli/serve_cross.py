@@ -19,11 +19,9 @@ from rich.text import Text
 
 from paraxl.cli.common import console, print_note, say, shown
 from paraxl.errors import InputError
-from paraxl.loading.model import resolve_model
 
 if TYPE_CHECKING:
     from paraxl.decision.decider import Decider
-    from paraxl.decision.scorers import PairScorer
     from paraxl.decision.two_model_file import TwoModelRule
     from paraxl.loading.model import ResolvedModel
     from paraxl.serving.cross_encoding import PairRule, SerialPairScorer
@@ -42,8 +40,7 @@ class CrossSetup:
 
 
 def resolve_cross(
-    model: str,
-    backend: str,
+    served: ResolvedModel,
     *,
     threshold: float | None,
     cascade: Path | None,
@@ -51,7 +48,8 @@ def resolve_cross(
     rerank: str | None,
     index: Path | None,
 ) -> CrossSetup:
-    """Resolve MODEL and the cross-encoders of ``--cascade`` / ``--rerank``; refuse other weights in one line."""
+    """The cross-encoders of ``--cascade`` / ``--rerank`` beside ``served`` (MODEL, a bi-encoder, resolved by
+    ``paraxl serve``); refuse other weights in one line."""
     from paraxl.cli.search_rerank import resolve_reranker
     from paraxl.decision.model_scorers import resolve_rule_models
     from paraxl.decision.rule_decider import stored_rule
@@ -64,11 +62,11 @@ def resolve_cross(
     if rerank is not None and index is None:
         raise InputError("--rerank re-scores search hits: it needs --index DIR")
     reranker = resolve_reranker(rerank) if rerank is not None else None
-    if cascade is None:  # MODEL is a bi-encoder here: paraxl serve serves a cross-encoder alone otherwise
-        return CrossSetup(resolve_model(model, backend), rerank=reranker)
+    if cascade is None:
+        return CrossSetup(served, rerank=reranker)
     stored = load_rule(cascade)
     stored_rule(stored)  # a rule with bad numbers fails now, not at the first request
-    models = resolve_rule_models(stored, model, cross_encoder, backend)  # other weights: refused here
+    models = resolve_rule_models(stored, served.spec, cross_encoder, served.backend)  # other weights: refused here
     return CrossSetup(models.bi, stored, models.cross, reranker)
 
 
@@ -183,17 +181,5 @@ def cross_encoder_service(
         limits=limits,
         backend=served.backend,
         version=version,
-        max_seq_length=_pair_tokens(scorer),
+        max_seq_length=scorer.max_length,
     )
-
-
-def _pair_tokens(scorer: PairScorer) -> int:
-    """Tokens per pair the cross-encoder reads (both texts, truncated longest first)."""
-    from paraxl.inference.cross_encoder_onnx import OnnxCrossEncoderScorer
-    from paraxl.modeling.cross_encoder import CrossEncoderScorer
-
-    if isinstance(scorer, CrossEncoderScorer):
-        return int(scorer.model.max_length)
-    if isinstance(scorer, OnnxCrossEncoderScorer):
-        return int(scorer.graph.max_length)
-    return 512  # a scorer of another kind: the encoders' usual limit

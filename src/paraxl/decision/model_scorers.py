@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from paraxl.decision.scorers import CosineScorer, PairScorer
+from paraxl.decision.scorers import CosineScorer, CrossScorer, PairScorer
 from paraxl.decision.two_model_file import ModelIdentity, TwoModelRule
 from paraxl.errors import InputError
 from paraxl.loading.model import LoadedModel, ResolvedModel, resolve_model
@@ -31,7 +31,7 @@ def is_cross_encoder_model(model: ResolvedModel) -> bool:
     return is_cross_encoder(model.folder)
 
 
-def cross_encoder_scorer(model: ResolvedModel, batch_size: int = PREDICT_BATCH) -> PairScorer:
+def cross_encoder_scorer(model: ResolvedModel, batch_size: int = PREDICT_BATCH) -> CrossScorer:
     """The scorer of a cross-encoder model on its backend: torch, or its ONNX export (``onnx``, ``onnx-int8``:
     :class:`~paraxl.inference.cross_encoder_onnx.OnnxCrossEncoderScorer`; made by ``paraxl export-onnx``)."""
     if not is_cross_encoder_model(model):

@@ -38,6 +38,15 @@ class PairScorer(Protocol):
     def score(self, pairs: Sequence[Pair]) -> FloatArray: ...
 
 
+class CrossScorer(PairScorer, Protocol):
+    """A cross-encoder's :class:`PairScorer` (torch or ONNX), which also says how many tokens of a pair it reads."""
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per pair (both texts, truncated longest first)."""
+        ...
+
+
 def score_pairs(
     encoder: SentenceEncoder,
     first: Sequence[str],

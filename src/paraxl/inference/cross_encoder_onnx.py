@@ -160,6 +160,11 @@ class OnnxCrossEncoderScorer:
             )
         return cls(session, tokenizer, graph, graph.exported.encoder_fingerprint(folder), batch_size)
 
+    @property
+    def max_length(self) -> int:
+        """Tokens per pair (both texts, truncated longest first), as the export was checked with."""
+        return self.graph.max_length
+
     def logits(self, pairs: Sequence[tuple[str, str]]) -> npt.NDArray[np.float32]:
         """(n,) float32 logits, in input order (batches as ``CrossEncoder.predict`` forms them)."""
         _check_pairs(pairs)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -259,8 +259,14 @@ def iter_rows(
         optional: ``jsonl`` keys that may be missing but must be text where present (a label,
             an id); other keys are ignored. TSV and CSV rows always carry every column.
     """
+    return good_rows(iter_row_results(path, fmt, header=header, columns=columns, optional=optional), policy)
+
+
+def good_rows(results: Iterable[Row | InputError], policy: RowPolicy | None = None) -> Iterator[Row]:
+    """The good rows of ``results`` (as :func:`iter_row_results` gives them); bad ones go to ``policy``
+    (default: raise at the first)."""
     policy = policy or RowPolicy()
-    for result in iter_row_results(path, fmt, header=header, columns=columns, optional=optional):
+    for result in results:
         if isinstance(result, InputError):
             policy.reject(result)
         else:

@@ -150,6 +150,11 @@ class CrossEncoderScorer:
         self.model = model
         self.batch_size = batch_size
 
+    @property
+    def max_length(self) -> int:
+        """Tokens per pair the model reads (both texts, truncated longest first)."""
+        return int(self.model.max_length)
+
     def score(self, pairs: Sequence[tuple[str, str]]) -> npt.NDArray[np.float64]:
         """(n,) float64 sigmoid scores; the GPU is synchronised before and after, so a timer around
         the call measures the forward passes themselves."""

@@ -23,7 +23,7 @@ from paraxl.data.sts_pairs import STSB_LANGUAGES, sts_relative_path, sts_row_res
 from paraxl.errors import InputError
 from paraxl.evaluation.loaders._common import check_choice, data_file, read_lines
 from paraxl.evaluation.records import ScoredPairs
-from paraxl.io.rows import Row, RowFormat, iter_lines, iter_rows, parse_score
+from paraxl.io.rows import Row, RowFormat, good_rows, iter_lines, iter_rows, parse_score
 
 __all__ = [
     "STS17_TRACKS",
@@ -297,9 +297,4 @@ def _stsb_path(data_dir: str | Path, language: str, split: str) -> Path:
 
 def _sts_rows(path: Path) -> list[Row]:
     """The rows of an STS-B file; the first bad row is an error (an evaluation set is never partly read)."""
-    rows = []
-    for result in sts_row_results(path):
-        if isinstance(result, InputError):
-            raise result
-        rows.append(result)
-    return rows
+    return list(good_rows(sts_row_results(path)))
