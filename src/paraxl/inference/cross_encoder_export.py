@@ -36,10 +36,10 @@ from paraxl.inference.cross_encoder_onnx import (
 )
 from paraxl.inference.onnx_export import (  # the bi-encoder export's record and quantization, shared
     OPSET,
-    QUANTIZATION,
     ExportReport,
     _file_entry,
     _file_matches,
+    _int8_current,
     _new_manifest,
     _ready_to_trace,
     quantize_int8,
@@ -79,7 +79,7 @@ def export_cross_encoder(folder: Path, int8: bool = True, force: bool = False) -
             manifest["files"]["onnx"] = entry
             written.append(folder / BACKEND_FILES["onnx"])
             (folder / BACKEND_FILES["onnx-int8"]).unlink(missing_ok=True)
-        if int8 and (written or not _file_matches(folder, manifest, "onnx-int8")):
+        if int8 and (written or not _file_matches(folder, manifest, "onnx-int8") or not _int8_current(manifest)):
             manifest["files"]["onnx-int8"] = _quantize(folder, graph_fields(manifest, folder))
             written.append(folder / BACKEND_FILES["onnx-int8"])
         if written:
@@ -165,7 +165,7 @@ def _quantize(folder: Path, fields: tuple[tuple[str, ...], int]) -> dict[str, An
     """The fp32 file quantized (``onnx_export.QUANTIZATION``), checked against torch, then kept: its entry."""
     target = folder / BACKEND_FILES["onnx-int8"]
     with atomic_path(target, suffix=".onnx") as tmp:
-        quantize_int8(folder / BACKEND_FILES["onnx"], tmp)
+        recipe = quantize_int8(folder / BACKEND_FILES["onnx"], tmp)
         graph = CrossEncoderGraph(ExportedFile("onnx-int8", tmp, sha256="unrecorded"), *fields)
         _, scores = check_cross_encoder_graph(folder, graph)
-    return _file_entry(folder, "onnx-int8", quantization=dict(QUANTIZATION), **{SCORE_CHECK_KEY: scores})
+    return _file_entry(folder, "onnx-int8", quantization=recipe, **{SCORE_CHECK_KEY: scores})

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from paraxl.errors import InputError, ModelFormatError
-from paraxl.inference.onnx_files import ExportedFile, locate_export, manifest_path, read_manifest, session_options
+from paraxl.inference.onnx_files import ExportedFile, locate_export, manifest_path, open_session, read_manifest
 from paraxl.modeling.cross_encoder import PREDICT_BATCH, is_cross_encoder
 from paraxl.modeling.model_files import loading
 from paraxl.modeling.tokenizer_files import load_tokenizer
@@ -146,12 +146,10 @@ class OnnxCrossEncoderScorer:
     def open(cls, folder: Path, graph: CrossEncoderGraph, batch_size: int = PREDICT_BATCH) -> OnnxCrossEncoderScorer:
         """``folder``'s tokenizer around ``graph``, taken as given: the export's check opens a new graph
         this way before the graph has a record."""
-        import onnxruntime
-
         path = graph.exported.path
         tokenizer = load_tokenizer(folder)
         with loading(path, "ONNX graph"):  # onnxruntime's errors share no public base class
-            session = onnxruntime.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+            session = open_session(path)
         names = [node.name for node in session.get_inputs()]
         outputs = [node.name for node in session.get_outputs()]
         if sorted(names) != sorted(graph.input_names) or outputs != [LOGITS]:

@@ -17,7 +17,7 @@ import onnxruntime
 from transformers import PreTrainedTokenizerBase
 
 from paraxl.errors import ModelFormatError
-from paraxl.inference.onnx_files import INPUT_NAMES, OUTPUT_NAME, ExportedFile, locate_export, session_options
+from paraxl.inference.onnx_files import INPUT_NAMES, OUTPUT_NAME, ExportedFile, locate_export, open_session
 from paraxl.modeling.batching import (
     DEFAULT_MAX_TOKENS,
     Tokenized,
@@ -103,9 +103,7 @@ class OnnxEncoder:
         limit = int(config.get("max_position_embeddings", 512))
         settings = read_settings(folder, fallback_max_length=min(limit, int(tokenizer.model_max_length)))
         with loading(exported.path, "ONNX graph"):  # onnxruntime's errors share no public base class
-            session = onnxruntime.InferenceSession(
-                str(exported.path), session_options(), providers=["CPUExecutionProvider"]
-            )
+            session = open_session(exported.path)
         names = [node.name for node in session.get_inputs()]
         if sorted(names) != sorted(INPUT_NAMES):
             raise ModelFormatError(f"{exported.path}: inputs {names}, expected {list(INPUT_NAMES)}")

@@ -33,7 +33,9 @@ Call ``.eval()`` before computing a torch reference.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -44,6 +46,7 @@ from typing import Any
 import torch
 
 from paraxl.errors import ModelFormatError
+from paraxl.inference.attention_fusion import FusionResult, fuse_attention
 from paraxl.inference.export_check import (
     EMBEDDING_TOLERANCE as EMBEDDING_TOLERANCE,  # re-exported: callers compare records with it
 )
@@ -86,6 +89,8 @@ QUANTIZATION: dict[str, Any] = {
     "reduce_range": True,
     "op_types_to_quantize": ["MatMul", "Gather"],
     "pre_process": False,
+    # each layer's attention as one MultiHeadAttention operator before quantizing (attention_fusion)
+    "attention_fusion": "MultiHeadAttention",
 }
 # Texts for tracing (padded, batch 2). The check (``export_check.probe_set``) must see shapes the trace did
 # not - other batch sizes and lengths - or a shape-specialised graph would pass unnoticed.
@@ -136,7 +141,7 @@ def _export_locked(folder: Path, int8: bool, force: bool, start: float) -> Expor
         manifest["files"]["onnx"] = _export_fp32(folder)
         written.append(folder / BACKEND_FILES["onnx"])
         (folder / BACKEND_FILES["onnx-int8"]).unlink(missing_ok=True)
-    if int8 and (written or not _file_matches(folder, manifest, "onnx-int8")):
+    if int8 and (written or not _file_matches(folder, manifest, "onnx-int8") or not _int8_current(manifest)):
         manifest["files"]["onnx-int8"] = _quantize(folder)
         written.append(folder / BACKEND_FILES["onnx-int8"])
     if written:
@@ -148,10 +153,13 @@ def ensure_export(folder: Path, backend: str) -> ExportedFile:
     """``locate_export``, exporting first if needed: only for folders paraxl owns (bundled models).
 
     An fp32 export made before the embedding check existed is checked now (once: the result joins
-    its record), so every fp32 file paraxl hands out has passed ``EMBEDDING_TOLERANCE``.
+    its record), so every fp32 file paraxl hands out has passed ``EMBEDDING_TOLERANCE``; an int8 file
+    made by an older ``QUANTIZATION`` is made again.
     """
     try:
         located = locate_export(folder, backend)
+        if backend == "onnx-int8" and not _int8_current(read_manifest(folder) or {"files": {}}):
+            raise ModelFormatError(f"{folder}: its int8 export was made with an older recipe")
     except ModelFormatError as problem:
         log.info("exporting %s to ONNX (%s)", folder, problem)
         export_onnx(folder, int8=backend == "onnx-int8")
@@ -212,6 +220,11 @@ def _file_matches(folder: Path, manifest: dict[str, Any], backend: str) -> bool:
     entry = manifest["files"].get(backend)
     path = folder / BACKEND_FILES[backend]
     return isinstance(entry, dict) and path.is_file() and file_sha256(path) == entry.get("sha256")
+
+
+def _int8_current(manifest: dict[str, Any]) -> bool:
+    entry = manifest["files"].get("onnx-int8")
+    return isinstance(entry, dict) and int8_recipe_is_current(entry)
 
 
 def _new_manifest(fingerprint: str) -> dict[str, Any]:
@@ -307,27 +320,52 @@ class _Backbone(torch.nn.Module):
 
 
 # ---------------------------------------------------------------- int8
-def quantize_int8(source: Path, target: Path) -> None:
-    """``source`` (an fp32 graph) quantized with this project's settings (``QUANTIZATION``) into ``target``;
-    onnxruntime's root-logger chatter kept out of the caller's logs."""
+def quantize_int8(source: Path, target: Path) -> dict[str, Any]:
+    """``source`` (an fp32 graph in a model folder's ``onnx/``) quantized with this project's settings
+    (``QUANTIZATION``) into ``target``, its attention fused first where the graph allows
+    (``attention_fusion``); the record of how (``QUANTIZATION`` plus the fusion's result).
+    onnxruntime's root-logger chatter is kept out of the caller's logs."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with _root_logging_contained():
-        quantize_dynamic(
-            source,
-            target,
-            weight_type=QuantType.QInt8,
-            per_channel=QUANTIZATION["per_channel"],
-            reduce_range=QUANTIZATION["reduce_range"],
-            op_types_to_quantize=list(QUANTIZATION["op_types_to_quantize"]),
-        )
+    heads, hidden = _attention_shape(source.parent.parent / "config.json")
+    with tempfile.TemporaryDirectory(prefix=".fusion-", dir=target.parent) as scratch:
+        fused_path = Path(scratch) / "fused.onnx"
+        fusion = fuse_attention(source, fused_path, heads, hidden) if heads else FusionResult(0, None)
+        with _root_logging_contained():
+            quantize_dynamic(
+                fused_path if fusion.fused else source,
+                target,
+                weight_type=QuantType.QInt8,
+                per_channel=QUANTIZATION["per_channel"],
+                reduce_range=QUANTIZATION["reduce_range"],
+                op_types_to_quantize=list(QUANTIZATION["op_types_to_quantize"]),
+                # the fused operator's outputs carry no type for the quantizer's shape inference
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+    return {**QUANTIZATION, **fusion.record()}
+
+
+def _attention_shape(config_path: Path) -> tuple[int, int]:
+    """(attention heads, hidden size) from a Hugging Face config; (0, 0) where it does not say (no fusion)."""
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        return int(config["num_attention_heads"]), int(config["hidden_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, 0
+
+
+def int8_recipe_is_current(entry: dict[str, Any]) -> bool:
+    """Whether an int8 file's record says it was made with today's ``QUANTIZATION`` (else re-quantize)."""
+    made_with = entry.get("quantization")
+    return isinstance(made_with, dict) and all(made_with.get(key) == value for key, value in QUANTIZATION.items())
 
 
 def _quantize(folder: Path) -> dict[str, Any]:
     target = folder / BACKEND_FILES["onnx-int8"]
     with atomic_path(target, suffix=".onnx") as tmp:
-        quantize_int8(folder / BACKEND_FILES["onnx"], tmp)
-    return _file_entry(folder, "onnx-int8", quantization=dict(QUANTIZATION))
+        recipe = quantize_int8(folder / BACKEND_FILES["onnx"], tmp)
+    return _file_entry(folder, "onnx-int8", quantization=recipe)
 
 
 @contextlib.contextmanager
