@@ -33,7 +33,6 @@ Call ``.eval()`` before computing a torch reference.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 import time
@@ -66,6 +65,7 @@ from paraxl.io.hashing import file_sha256, model_folder_fingerprint
 from paraxl.io.locks import folder_lock
 from paraxl.modeling.bi_encoder import BiEncoder
 from paraxl.modeling.cross_encoder import is_cross_encoder
+from paraxl.modeling.model_files import read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -223,8 +223,10 @@ def _file_matches(folder: Path, manifest: dict[str, Any], backend: str) -> bool:
 
 
 def _int8_current(manifest: dict[str, Any]) -> bool:
+    """Whether the int8 file's record says it was made with today's ``QUANTIZATION`` (else re-quantize)."""
     entry = manifest["files"].get("onnx-int8")
-    return isinstance(entry, dict) and int8_recipe_is_current(entry)
+    made_with = entry.get("quantization") if isinstance(entry, dict) else None
+    return isinstance(made_with, dict) and all(made_with.get(key) == value for key, value in QUANTIZATION.items())
 
 
 def _new_manifest(fingerprint: str) -> dict[str, Any]:
@@ -349,16 +351,10 @@ def quantize_int8(source: Path, target: Path) -> dict[str, Any]:
 def _attention_shape(config_path: Path) -> tuple[int, int]:
     """(attention heads, hidden size) from a Hugging Face config; (0, 0) where it does not say (no fusion)."""
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config = read_json_object(config_path)
         return int(config["num_attention_heads"]), int(config["hidden_size"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ModelFormatError, ValueError, KeyError, TypeError):
         return 0, 0
-
-
-def int8_recipe_is_current(entry: dict[str, Any]) -> bool:
-    """Whether an int8 file's record says it was made with today's ``QUANTIZATION`` (else re-quantize)."""
-    made_with = entry.get("quantization")
-    return isinstance(made_with, dict) and all(made_with.get(key) == value for key, value in QUANTIZATION.items())
 
 
 def _quantize(folder: Path) -> dict[str, Any]:

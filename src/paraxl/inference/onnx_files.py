@@ -109,6 +109,7 @@ def available_cores() -> int:
 
 
 SPINNING_VARIABLE = "PARAXL_ORT_SPINNING"
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 
 def session_settings() -> dict[str, Any]:
@@ -140,9 +141,6 @@ def session_settings() -> dict[str, Any]:
         "allow_spinning": os.environ.get(SPINNING_VARIABLE, "1").strip() != "0",
         "disabled_optimizers": list(DISABLED_OPTIMIZERS),
     }
-
-
-DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 
 def session_options() -> onnxruntime.SessionOptions:
