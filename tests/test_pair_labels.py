@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import itertools
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 from sentence_transformers.cross_encoder import CrossEncoder
 from typer.testing import CliRunner
 
@@ -27,12 +29,16 @@ from paraxl.decision.scorers import PairScorer
 from paraxl.errors import InputError
 from paraxl.io.pairs_stream import scan_pairs
 from paraxl.loading.model import resolve_model
+from paraxl.training.config import TrainConfig
 from paraxl.training.distillation import TeacherScores
-from paraxl.training.layout import TranslationPositives, pair_layout
+from paraxl.training.draws import pairs_drawn_by
+from paraxl.training.layout import StepLayout, TranslationPositives, pair_layout
 from paraxl.training.pair_labels import Labeller, cross_encoder_labeller, label_pairs
-from paraxl.training.teacher_scores import translation_pairs
+from paraxl.training.teacher_scores import drawn_pairs, translation_pairs
+from paraxl.training.trainer import train
 
 from .test_serve_cross_encoder import save_tiny_cross_encoder
+from .training_helpers import tiny_config
 
 runner = CliRunner()
 SENTENCES = [
@@ -294,3 +300,134 @@ def test_every_pair_the_trainer_draws_with_translation_positives_is_a_silver_pai
 def test_silver_pairs_refuses_an_unknown_scope(tmp_path: Path) -> None:
     code, _, err = run("silver-pairs", "--data-dir", str(tmp_path), "--pairs", "mined", "-o", str(tmp_path / "s.tsv"))
     assert code == 2 and "--pairs 'mined': use one of in-unit, translation, all" in err
+
+
+# ---------------------------------------------------------------- pairs drawn by a run (--drawn-by)
+
+
+def drawing_config(model_dir: Path, output: Path, **fields: Any) -> TrainConfig:
+    """Paper 1's step shape in small: AM + mega-batch mining, one explicit negative, translation
+    positives at 0.5, two mini-batches a step, long enough to cross into a second epoch."""
+    data = {"kind": "pawsx", "languages": list(LANGUAGES), "translation_positives": 0.5}
+    common: dict[str, Any] = {"loss": {"kind": "additive_margin", "explicit_negatives": 1}}
+    common |= {"mining": {"enabled": True, "top_k": 1}, "batch_size": 3, "mini_batches_per_step": 2}
+    return tiny_config(model_dir, output, data, **(common | {"max_steps": 5, "checkpoint_every": 100} | fields))
+
+
+def looked_up_by_training(config: TrainConfig, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> list[frozenset[str]]:
+    """The oracle: train for real and record every pair whose teacher score the trainer looks up."""
+    looked_up: list[frozenset[str]] = []
+    original = TeacherScores.targets
+
+    def recording(self: TeacherScores, layout: StepLayout) -> torch.Tensor:
+        columns = torch.cat([layout.positives[:, None], layout.negatives], dim=1)
+        for anchor, row in zip(layout.anchors.tolist(), columns.tolist(), strict=True):
+            looked_up.extend(frozenset((layout.texts[anchor], layout.texts[other])) for other in row if other >= 0)
+        return original(self, layout)
+
+    monkeypatch.setattr(TeacherScores, "targets", recording)
+    train(config, data_dir=data_dir, show_progress=False)
+    return looked_up
+
+
+def teacher_file(path: Path, data_dir: Path) -> Path:
+    """Any valid scores file: one pair of the data, so that `distill` is on (its scores change no draw)."""
+    rows = train_lines(data_dir, "en")[1].split("\t")
+    path.write_text(f"sentence1\tsentence2\tscore\n{rows[1]}\t{rows[2]}\t0.5\n", encoding="utf-8")
+    return path
+
+
+def test_drawn_by_lists_exactly_the_pairs_training_looks_up(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tagged_pawsx(tmp_path / "data", ids=7)
+    scores = teacher_file(tmp_path / "teacher.tsv", data)
+    config = drawing_config(tiny_model_dir, tmp_path / "run", distill={"scores": str(scores), "weight": 1.0})
+    looked_up = looked_up_by_training(config, data, monkeypatch)
+    listed = pairs_drawn_by([config], data, "all")
+
+    keys = [frozenset((pair.first, pair.second)) for pair in listed]
+    assert len(keys) == len(set(keys))  # each unordered pair once
+    assert set(keys) == set(looked_up)  # nothing missing, nothing extra
+    assert len(looked_up) == 5 * 2 * 3 * 2  # steps x mini-batches x anchors x (positive + negative)
+    units = read_pawsx(data, "train", LANGUAGES).units
+    in_unit = {frozenset((pair.first, pair.second)) for pair in drawn_pairs(units, "in-unit")}
+    assert 0 < sum(key in in_unit for key in keys) < len(keys)  # both kinds drawn at rate 0.5
+    for pair in listed:  # languages from the tag; gold 0 only with a label-0 partner ("... sat on the cat")
+        assert pair.languages in (pair.first[:2], f"{pair.first[:2]}-{pair.second[:2]}")
+        assert pair.gold == int(not any(text.endswith("sat on the cat") for text in (pair.first, pair.second)))
+
+
+def test_drawn_by_a_multi_task_run_follows_its_schedule(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tagged_pawsx(tmp_path / "data", ids=7)
+    scores = str(teacher_file(tmp_path / "teacher.tsv", data))
+    pawsx = {"kind": "pawsx", "languages": list(LANGUAGES), "translation_positives": 0.5}
+    pair_task = {"data": pawsx, "loss": {"kind": "additive_margin", "explicit_negatives": 1}, "batch_size": 3}
+    distill = {"scores": scores, "weight": 1.0}  # on both pair tasks: every pair they draw is looked up
+    tasks = [
+        {"name": "xling", **pair_task, "distill": distill},
+        {"name": "mono", **pair_task, "data": pawsx | {"translation_positives": 0.0}, "distill": distill},
+        {
+            "name": "groups",
+            "data": pawsx | {"translation_positives": 0.0},
+            "loss": {"kind": "multi_positive"},
+            "batch_size": 3,
+        },
+    ]
+    raw = {"model": {"name": str(tiny_model_dir), "max_seq_length": 32}, "output_dir": str(tmp_path / "run")}
+    raw |= {"max_steps": 9, "checkpoint_every": 100, "log_every": 1, "optim": {"lr": 1e-3, "warmup_ratio": 0.0}}
+    config = TrainConfig.model_validate(raw | {"tasks": tasks})
+    looked_up = looked_up_by_training(config, data, monkeypatch)
+    listed = {frozenset((p.first, p.second)) for p in pairs_drawn_by([config], data, "all")}
+    assert listed == set(looked_up)
+    trained = json.loads((tmp_path / "run" / "summary.json").read_text())["tasks"]
+    assert all(task["steps"] > 0 for task in trained)  # each task had steps: the schedule was followed
+    assert len(looked_up) == 3 * 2 * (9 - next(t["steps"] for t in trained if t["name"] == "groups"))
+
+
+def test_the_cli_lists_the_pairs_a_tables_runs_draw(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = tagged_pawsx(tmp_path / "data", ids=7)
+    config = drawing_config(tiny_model_dir, tmp_path / "run")
+    base = tmp_path / "configs" / "base.yaml"
+    base.parent.mkdir()
+    base.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)), encoding="utf-8")
+    table = tmp_path / "experiments" / "silver.yaml"
+    table.parent.mkdir()
+    table.write_text(
+        "name: silver\nbase: configs/base.yaml\nseeds: [1, 2]\nvariants:\n  - {name: gold}\n"
+        "  - {name: distilled, overrides: [distill.scores=missing.tsv]}\n  - {name: as-is, trainer: none}\n",
+        encoding="utf-8",
+    )
+    output = tmp_path / "drawn.tsv"
+    code, out, err = run("silver-pairs", "--data-dir", str(data), "--drawn-by", str(table), "-o", str(output))
+    assert code == 0, err
+    by_seed = [pairs_drawn_by([config.model_copy(update={"seed": s})], data, "translation") for s in (1, 2)]
+    expected = {frozenset((p.first, p.second)) for pairs in by_seed for p in pairs}
+    written = list(csv.DictReader(output.read_text(encoding="utf-8").splitlines(), delimiter="\t"))
+    assert {frozenset((r["sentence1"], r["sentence2"])) for r in written} == expected
+    assert len(written) == len(expected) and all(r["languages"].count("-") == 1 for r in written)
+    assert f"wrote {len(expected)} translation pairs drawn by 4 run(s) of {table} (seeds 1, 2, 1, 2)" in out
+
+    seeded = tmp_path / "seeded.tsv"
+    code, _, err = run(
+        "silver-pairs", *("--data-dir", str(data)), "--drawn-by", str(base), "--seeds", "2", "-o", str(seeded)
+    )
+    assert code == 0, err
+    assert {frozenset((r["sentence1"], r["sentence2"])) for r in csv.DictReader(seeded.open(), delimiter="\t")} == {
+        frozenset((p.first, p.second)) for p in by_seed[1]
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--seeds", "1"), "--seeds chooses the runs of --drawn-by; give --drawn-by too"),
+        (("--drawn-by", "x.yaml", "--languages", "en"), "with --drawn-by the config's data decide"),
+        (("--drawn-by", "missing.yaml"), "missing.yaml"),
+    ],
+)
+def test_silver_pairs_drawn_by_refusals(tmp_path: Path, extra: tuple[str, ...], message: str) -> None:
+    code, _, err = run("silver-pairs", "--data-dir", str(tmp_path), *extra, "-o", str(tmp_path / "s.tsv"))
+    assert code == 2 and message in err and not (tmp_path / "s.tsv").exists()

@@ -67,7 +67,7 @@ def baseline_rows(config: TrainConfig, groups: list[TextUnit], steps: int) -> Ba
     negative: list[str] = []
     filled = 0
     for (epoch, index, batch), _ in zip(_plan(sampler), range(steps), strict=False):
-        rng = np.random.default_rng([config.seed, epoch, index])  # as paraxl.training.trainer._Run._layout
+        rng = np.random.default_rng([config.seed, epoch, index])  # as paraxl.training.tasks.TrainingTask.layout
         layout = pair_layout([[groups[i] for i in batch]], rng, negatives, translations)
         anchors = [layout.texts[i] for i in layout.anchors.tolist()]
         positives = [layout.texts[i] for i in layout.positives.tolist()]

@@ -25,6 +25,7 @@ draws from ``(seed, i, epoch[, batch])`` instead, so two tasks on the same data 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ from paraxl.training.checkpoint import TaskProgress, TrainerState
 from paraxl.training.config import DistillConfig, TaskConfig, TrainConfig
 from paraxl.training.data_loading import load_training_data
 from paraxl.training.distillation import TeacherScores
-from paraxl.training.layout import TranslationPositives
+from paraxl.training.layout import StepLayout, TranslationPositives, step_layout
 
 Teacher = tuple[TeacherScores, DistillConfig]  # the teacher's scores, read once, and how to distil them
 Sampling = Literal["proportional", "round_robin"]
@@ -115,6 +116,14 @@ class TrainingTask:
         function of the position, so a resumed run draws the same texts."""
         return np.random.default_rng([seed, *self.stream, epoch, batch])
 
+    def layout(self, seed: int, step_batches: Sequence[Batch]) -> StepLayout:
+        """The texts a step on ``step_batches`` embeds and how they pair: a pure function of
+        ``(seed, task, position)`` (no model), so a resumed run and a dry run draw the same."""
+        epoch, index, _ = step_batches[0]
+        units = self.data.units
+        mini_batches = [[units[i] for i in batch] for _, _, batch in step_batches]
+        return step_layout(self.needs, mini_batches, self.layout_rng(seed, epoch, index), self.translations)
+
     def batches(self, progress: TaskProgress) -> Iterator[Batch]:
         """``(epoch, batch, unit indices)`` from the position in ``progress`` onwards, epoch after epoch."""
         epoch, index = progress.epoch, progress.batch
@@ -128,8 +137,9 @@ class TrainingTask:
             epoch, index = epoch + 1, 0
 
 
-def load_tasks(config: TrainConfig, data_dir: Path | None) -> list[TrainingTask]:
-    """Every task of ``config`` with its data read (``data_dir``: for the kinds that read from it)."""
+def load_tasks(config: TrainConfig, data_dir: Path | None, *, teachers: bool = True) -> list[TrainingTask]:
+    """Every task of ``config`` with its data read (``data_dir``: for the kinds that read from it);
+    ``teachers`` False leaves ``distill`` scores unread (a dry run: they change no draw)."""
     multi = config.is_multi_task
     tasks = []
     for index, task in enumerate(config.task_list()):
@@ -137,7 +147,8 @@ def load_tasks(config: TrainConfig, data_dir: Path | None) -> list[TrainingTask]
         stream = (index,) if multi else ()
         sampler = GroupBatchSampler(data.group_ids(), task.batch_size, seed=config.seed, stream=stream)
         translations = TranslationPositives.at_rate(data.units, task.data.translation_positives)
-        teacher = (TeacherScores.read(task.distill.scores), task.distill) if task.distill else None  # read once
+        distill = task.distill if teachers else None
+        teacher = (TeacherScores.read(distill.scores), distill) if distill else None  # read once
         tasks.append(TrainingTask(index, task, data, sampler, translations, teacher, stream))
     return tasks
 
@@ -146,6 +157,20 @@ def schedule_for(config: TrainConfig, tasks: Sequence[TrainingTask]) -> TaskSche
     # fractional steps per epoch: a task of 2.5 steps per epoch weighs 2.5, not 2
     steps = [task.sampler.batches_per_epoch() / task.config.mini_batches_per_step for task in tasks]
     return TaskSchedule.of(config.task_sampling, [task.config.weight for task in tasks], steps, config.seed)
+
+
+def total_steps(config: TrainConfig, tasks: Sequence[TrainingTask]) -> int:
+    """The run's length in steps: ``max_steps``, else ``epochs`` of the first task (a multi-task
+    run has ``max_steps``: the config refuses epochs there)."""
+    return config.max_steps or math.ceil(float(config.epochs or 1) * tasks[0].steps_per_epoch)
+
+
+def next_step(
+    schedule: TaskSchedule, tasks: Sequence[TrainingTask], streams: Sequence[Iterator[Batch]], step: int
+) -> tuple[int, list[Batch]]:
+    """Step ``step``'s task index and its mini-batches, taken from that task's batch stream."""
+    chosen = schedule.task_at(step)
+    return chosen, [next(streams[chosen]) for _ in range(tasks[chosen].config.mini_batches_per_step)]
 
 
 def fresh_state(config: TrainConfig) -> TrainerState:

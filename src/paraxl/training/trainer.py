@@ -20,7 +20,6 @@ summary records each task's steps, examples and data files.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -49,7 +48,6 @@ from paraxl.training.checkpoint import (
 )
 from paraxl.training.config import TrainConfig
 from paraxl.training.distributed import DistContext, init_distributed, pick_device, shutdown_distributed
-from paraxl.training.layout import StepLayout, step_layout
 from paraxl.training.objective import step_loss
 from paraxl.training.optimizer import build_optimizer
 from paraxl.training.precision import autocast_for, resolve_precision
@@ -66,10 +64,12 @@ from paraxl.training.tasks import (
     distinct_records,
     fresh_state,
     load_tasks,
+    next_step,
     schedule_for,
     sync_single_task,
     task_progress,
     task_summary,
+    total_steps,
 )
 from paraxl.training.validation import PairValidation
 
@@ -179,22 +179,13 @@ class _Run:
                 model.freeze_word_embeddings()
         return model.to(self.device).train()
 
-    # ------------------------------------------------------------------ batches
-    def _layout(self, task: TrainingTask, batches: list[Batch]) -> StepLayout:
-        epoch, index, _ = batches[0]
-        # drawing texts depends only on (seed, task, position): a resumed run draws the same
-        rng = task.layout_rng(self.config.seed, epoch, index)
-        units = task.data.units
-        mini_batches = [[units[i] for i in batch] for _, _, batch in batches]
-        return step_layout(task.needs, mini_batches, rng, task.translations)
-
     # ------------------------------------------------------------------ run
     def run(self) -> TrainSummary:
         tasks = self._data()
         # a multi-task run is as long as max_steps (the config refuses epochs there)
-        total_steps = self.config.max_steps or math.ceil(float(self.config.epochs or 1) * tasks[0].steps_per_epoch)
+        total = total_steps(self.config, tasks)
         validation = self._validation()
-        checkpoint, state, model, optimizer, scheduler = self._restore(total_steps)
+        checkpoint, state, model, optimizer, scheduler = self._restore(total)
         if self.context.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             write_json(self.output / "config.json", self.config.model_dump(mode="json"))
@@ -203,7 +194,7 @@ class _Run:
             if note:
                 self._say(note)
         schedule = schedule_for(self.config, tasks)
-        for line in describe_tasks(self.config, tasks, schedule, total_steps, self.precision):
+        for line in describe_tasks(self.config, tasks, schedule, total, self.precision):
             self._say(line)
 
         first_validation = self.last_validation = None
@@ -212,7 +203,7 @@ class _Run:
         resumed_from = state.step if checkpoint else None
         base_elapsed = state.elapsed_s
         progress = task_progress(state, tasks)
-        loop = _Loop(tasks, schedule, validation, total_steps)
+        loop = _Loop(tasks, schedule, validation, total)
         total_seconds = base_elapsed + self._train_steps(loop, model, optimizer, scheduler, state, progress)
         files = [data_file_records(task.data.sources, self.data_dir) for task in tasks]
         summary = TrainSummary(
@@ -304,9 +295,8 @@ class _Run:
         validate_every = config.validation.every_steps if config.validation else 0
         with StepProgress(loop.total_steps, state.step, self.show_progress, self.console) as progress:
             while state.step < loop.total_steps:
-                chosen = loop.schedule.task_at(state.step)
+                chosen, step_batches = next_step(loop.schedule, loop.tasks, streams, state.step)
                 task, position = loop.tasks[chosen], positions[chosen]
-                step_batches = [next(streams[chosen]) for _ in range(task.config.mini_batches_per_step)]
                 loss, grad_norm = self._step(task, step_batches, model, optimizer, scheduler)
                 last_epoch, last_batch, _ = step_batches[-1]
                 position.epoch, position.batch = last_epoch, last_batch + 1
@@ -343,7 +333,7 @@ class _Run:
     ) -> tuple[float, float | None]:
         """One optimisation step of ``task`` on ``step_batches``; its loss and the gradient norm before clipping."""
         config = self.config
-        layout = self._layout(task, step_batches)
+        layout = task.layout(config.seed, step_batches)
         targets = None if task.teacher is None else (task.teacher[0].targets(layout), task.teacher[1])
         section = task.config
         optimizer.zero_grad(set_to_none=True)
