@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import itertools
 import json
 import re
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from rich.console import Console
 from sentence_transformers.cross_encoder import CrossEncoder
 from typer.testing import CliRunner
 
@@ -431,3 +433,27 @@ def test_the_cli_lists_the_pairs_a_tables_runs_draw(tiny_model_dir: Path, tmp_pa
 def test_silver_pairs_drawn_by_refusals(tmp_path: Path, extra: tuple[str, ...], message: str) -> None:
     code, _, err = run("silver-pairs", "--data-dir", str(tmp_path), *extra, "-o", str(tmp_path / "s.tsv"))
     assert code == 2 and message in err and not (tmp_path / "s.tsv").exists()
+
+
+def test_a_teacher_file_of_the_drawn_pairs_covers_the_run_and_a_stale_one_is_reported(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    data = tagged_pawsx(tmp_path / "data", ids=7)
+    listed = pairs_drawn_by([drawing_config(tiny_model_dir, tmp_path / "unused")], data, "all")
+    full = tmp_path / "listed.tsv"
+    full.write_text(
+        "sentence1\tsentence2\tscore\n" + "".join(f"{p.first}\t{p.second}\t{p.gold * 0.9:g}\n" for p in listed),
+        encoding="utf-8",
+    )
+    for name, scores in (("listed", full), ("stale", teacher_file(tmp_path / "stale.tsv", data))):
+        config = drawing_config(tiny_model_dir, tmp_path / name, distill={"scores": str(scores), "weight": 1.0})
+        said = io.StringIO()
+        train(config, data_dir=data, show_progress=False, console=Console(file=said, width=400))
+        coverage = json.loads((tmp_path / name / "summary.json").read_text())["teacher_coverage"]["main"]
+        assert coverage["drawn"] == 5 * 2 * 3 * 2  # steps x mini-batches x anchors x (positive + negative)
+        if name == "listed":
+            assert coverage["scored"] == coverage["drawn"] and coverage["share"] == 1.0
+            assert "the teacher scored 60 of the 60 pairs drawn (100.0%)\n" in said.getvalue()
+        else:
+            assert coverage["scored"] < 10
+            assert "most pairs got no distillation target: was the file listed for this config" in said.getvalue()

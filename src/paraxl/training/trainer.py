@@ -47,6 +47,7 @@ from paraxl.training.checkpoint import (
     save_checkpoint,
 )
 from paraxl.training.config import TrainConfig
+from paraxl.training.distillation import TeacherCoverage
 from paraxl.training.distributed import DistContext, init_distributed, pick_device, shutdown_distributed
 from paraxl.training.objective import step_loss
 from paraxl.training.optimizer import build_optimizer
@@ -96,12 +97,16 @@ class TrainSummary:
     # multi-task runs: per task its name, weight, steps, examples, sampler position, data files;
     # None (and absent from summary.json) for one task
     tasks: list[dict[str, Any]] | None = None
+    # runs with `distill`: per task the pairs drawn and how many the teacher scored, over the steps
+    # this process trained (a resumed run: since the resume); None (and absent) without a teacher
+    teacher_coverage: dict[str, dict[str, float | int]] | None = None
 
     def record(self) -> dict[str, Any]:
         """The JSON object of ``summary.json``."""
         record = asdict(self)
-        if self.tasks is None:
-            del record["tasks"]
+        for optional in ("tasks", "teacher_coverage"):
+            if record[optional] is None:
+                del record[optional]
         return record
 
 
@@ -158,6 +163,7 @@ class _Run:
         self.threads = configure_torch_threads()
         self.eval_seconds = 0.0  # set again when the training loop starts
         self.last_validation: dict[str, float] | None = None
+        self.coverage = TeacherCoverage()
         readers = [task.data for task in config.task_list() if task.data.reads_data_dir]
         needs_data_dir = bool(readers) or config.validation is not None
         folder = data_dir if data_dir is not None else config.data_dir
@@ -225,7 +231,10 @@ class _Run:
             tasks=[task_summary(*each) for each in zip(tasks, progress, files, strict=True)]
             if self.config.is_multi_task
             else None,
+            teacher_coverage=self.coverage.record(),
         )
+        for line in self.coverage.notes():
+            self._say(line)
         if self.context.is_main:
             self._check_finite(model, state)
             model.save(self.output / "final")
@@ -335,6 +344,8 @@ class _Run:
         config = self.config
         layout = task.layout(config.seed, step_batches)
         targets = None if task.teacher is None else (task.teacher[0].targets(layout), task.teacher[1])
+        if targets is not None:
+            self.coverage.add(task.name, layout, targets[0])
         section = task.config
         optimizer.zero_grad(set_to_none=True)
         loss = accumulate_step_gradient(
