@@ -15,7 +15,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -145,6 +145,7 @@ class EpochSchedule:
     checkpoint_dir: Path | None = None
     stop_after_epochs: int | None = None  # end this sitting after N more epochs (needs checkpoint_dir)
     warmup_ratio: float = WARMUP_RATIO
+    length_grouped: bool = False  # batches of similar token lengths (see :class:`LengthGroupedBatches`)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ def train_cross_encoder(
             report_to="none",
             dataloader_pin_memory=torch.cuda.is_available(),
             disable_tqdm=not sys.stderr.isatty(),
+            batch_sampler=_batches(schedule, model, rows),
         )
         trainer = CrossEncoderTrainer(
             model=model,
@@ -209,6 +211,94 @@ def train_cross_encoder(
             round(entry["epoch"]): entry["loss"] for entry in trainer.state.log_history if "loss" in entry
         }
     return TrainingOutcome(output.global_step, output.training_loss, losses_by_epoch, training_args.weight_decay)
+
+
+def _batches(schedule: EpochSchedule, model: CrossEncoder, rows: Sequence[LabeledPair]) -> Any:
+    """The trainer's ``batch_sampler``: random batches (its default), or length-grouped ones."""
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    if not schedule.length_grouped:
+        return BatchSamplers.BATCH_SAMPLER
+    return LengthGroupedBatches(tuple(pair_lengths(model, rows)))
+
+
+def pair_lengths(model: CrossEncoder, rows: Sequence[LabeledPair]) -> list[int]:
+    """Tokens of each pair as the model reads it (both texts, truncated at its max length)."""
+    lengths: list[int] = []
+    for start in range(0, len(rows), 4096):  # bounded memory: the token ids are dropped chunk by chunk
+        chunk = rows[start : start + 4096]
+        encoded = model.tokenizer(
+            [pair.first for pair in chunk],
+            [pair.second for pair in chunk],
+            truncation=True,
+            max_length=model.max_length,
+        )
+        lengths += [len(ids) for ids in encoded["input_ids"]]
+    return lengths
+
+
+class EpochSeededLengthGroups:
+    """The pair indices of one epoch, shuffled and grouped by length: a pure function of (seed, epoch).
+
+    transformers' ``get_length_grouped_indices`` shuffles the pairs, cuts them into pools of 50
+    batches and sorts each pool by length, so consecutive ``batch_size`` indices are pairs of
+    similar length. Its shuffle is seeded with ``seed + epoch`` at every epoch, which the trainer
+    announces through ``set_epoch`` (as accelerate's ``SeedableRandomSampler`` does for random
+    batches): a run resumed at an epoch boundary draws the batches of an uninterrupted one.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:
+        self.lengths, self.batch_size, self.seed = list(lengths), batch_size, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        import torch
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
+@dataclass(frozen=True)
+class LengthGroupedBatches:
+    """A batch sampler factory for sentence-transformers' trainer: batches of pairs of similar length.
+
+    Each epoch's batches come from :class:`EpochSeededLengthGroups`, so a batch is padded to a
+    length close to its pairs' own (PAWS-X train at 128 tokens: 1.02x the real tokens instead of
+    1.69x for random batches). Pairs of one batch are then of similar length, which random
+    batches are not: a different run, not a faster replay of the default one. A class, not a
+    closure: the trainer pickles its arguments into every checkpoint.
+    """
+
+    lengths: tuple[int, ...]  # (rows,) tokens of each training pair, in dataset order
+
+    def __call__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        drop_last: bool,
+        valid_label_columns: list[str] | None = None,
+        generator: Any = None,
+        seed: int = 0,
+    ) -> Any:
+        from sentence_transformers.base.sampler import DefaultBatchSampler
+
+        if len(dataset) != len(self.lengths):
+            raise ValueError(f"{len(self.lengths)} pair lengths for a dataset of {len(dataset)} rows")
+        return DefaultBatchSampler(
+            EpochSeededLengthGroups(self.lengths, batch_size, seed),  # type: ignore[arg-type]  # a sampler
+            batch_size=batch_size,
+            drop_last=drop_last,
+            valid_label_columns=valid_label_columns,
+            generator=generator,
+            seed=seed,
+        )
 
 
 def load_for_training(folder: Path, max_length: int, seed: int, say: Callable[[str], None]) -> LoadedModel:

@@ -116,6 +116,9 @@ class CrossEncoderTrainConfig(_Strict):
     lr: float = Field(default=2e-5, gt=0.0)
     epochs: int = Field(default=3, ge=1, le=10_000)
     seed: int = Field(default=0, ge=0, lt=2**32)  # transformers.set_seed seeds numpy too (32 bits)
+    # batches of pairs of similar token length (training.cross_encoder.LengthGroupedBatches): on
+    # PAWS-X 1.02x the real tokens are run instead of 1.69x; other batches than the reference's
+    length_grouped: bool = False
 
     @field_validator("data")
     @classmethod
@@ -153,6 +156,8 @@ def resume_settings(config: CrossEncoderTrainConfig) -> dict[str, Any]:
             # the effective languages: naming the data section's languages or leaving them out is one run
             xling = {"pairs_per_unit": data.cross_lingual.pairs_per_unit, "languages": data.cross_languages}
             rows["cross_lingual"] = xling
+    if config.length_grouped:  # absent when off: the settings of the runs from before the option
+        rows["length_grouped"] = True
     return run_settings(
         model.name, config.epochs, config.batch_size, config.lr, model.max_seq_length, config.seed, rows
     )

@@ -103,7 +103,9 @@ def train_cross_encoder_config(
         return validate(CrossEncoderScorer(loaded.model, config.validation.batch_size), validation), {}
 
     log = EpochLog(resume, settings, output, evaluate if validation is not None else None, _shower(say))
-    schedule = EpochSchedule(config.epochs, config.batch_size, config.lr, config.seed, output)
+    schedule = EpochSchedule(
+        config.epochs, config.batch_size, config.lr, config.seed, output, length_grouped=config.length_grouped
+    )
     outcome = train_cross_encoder(loaded.model, pairs.rows, schedule, resume.checkpoint, log.after_epoch)
     log.add_losses(outcome)
     check_finite_tensors(loaded.model.state_dict(), "the trained cross-encoder")
