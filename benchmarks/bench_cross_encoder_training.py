@@ -1,0 +1,199 @@
+"""Cross-encoder training steps on PAWS-X: random batches (the reference's) against length-grouped ones.
+
+Usage (the real run, ~6 min on 2 cores):
+    python benchmarks/bench_cross_encoder_training.py --data-dir ../shared/data
+Smoke test (a tiny model):
+    python benchmarks/bench_cross_encoder_training.py --data-dir DIR --model TINY --batches 2 --rounds 1 --name smoke
+
+What it measures, for the config's train pairs (default ``configs/pawsx-cross-encoder.yaml``):
+
+1. **Padding of a whole epoch**: the batches of epoch 0 of each sampler (sentence-transformers' default
+   random batches, seeded as its trainer seeds them; :class:`paraxl.training.cross_encoder.LengthGroupedBatches`,
+   what ``length_grouped: true`` gives the trainer), the pairs' own tokens against the tokens their
+   batches pad to (each batch to its longest pair).
+2. **Seconds per training step**: ``--batches`` batches at evenly spaced positions of each plan, each
+   trained as one step of ``CrossEncoderTrainer`` with ``BinaryCrossEntropyLoss`` is (tokenize padded to
+   the batch's longest pair, forward, BCE on the logit, backward, AdamW step), the two samplers'
+   batches alternating round by round in one process (``--rounds``), so drift hits both alike. The
+   epoch time of each is its mean seconds per step times the steps of an epoch.
+
+This times the steps' compute on the batches each sampler serves, not a whole ``paraxl train`` run
+(data loading and checkpoints are the same for both). Whether length-grouped batches train as well
+as random ones is a separate question: a 1-epoch PAWS-X run of each, not run here.
+
+Writes ``benchmarks/results/<name>.json`` and ``<name>.md`` (the CPU, its vector flags and the threads named).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from paraxl.data.pairs import LabeledPair
+from paraxl.errors import ParaxlError
+from paraxl.evaluation.bench_report import cpu_info, present_flags, write_report
+from paraxl.evaluation.results import git_commit, library_versions
+from paraxl.loading.specs import resolve_model_folder
+from paraxl.training.config_kinds import load_train_config
+from paraxl.training.cross_encoder import LengthGroupedBatches, load_for_training, pair_lengths
+from paraxl.training.cross_encoder_config import CrossEncoderTrainConfig
+from paraxl.training.cross_encoder_data import read_train_pairs
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+SAMPLERS = ("random", "length_grouped")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="benchmark data (pawsx/resplit/<lang>/...)")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "pawsx-cross-encoder.yaml")
+    parser.add_argument("--model", default=None, help="another backbone than the config's (a smoke test's)")
+    parser.add_argument("--batches", type=int, default=12, help="timed steps per sampler and round")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of both samplers")
+    parser.add_argument("--name", default="cross_encoder_training")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_train_config(args.config)
+        if not isinstance(config, CrossEncoderTrainConfig):
+            raise ParaxlError(f"{args.config} is not a cross-encoder config (model.kind: cross_encoder)")
+        report = measure(args, config)
+    except ParaxlError as exc:
+        print(f"error: {exc}")
+        return 2
+    stem = args.output_dir / args.name
+    write_report(stem, report, markdown(report))
+    print(markdown(report))
+    print(f"wrote {stem}.json and {stem}.md")
+    return 0
+
+
+def measure(args: argparse.Namespace, config: CrossEncoderTrainConfig) -> dict[str, Any]:
+    import torch
+
+    rows = read_train_pairs(config.data, args.data_dir, seed=config.seed).rows
+    folder = resolve_model_folder(args.model or config.model.name)
+    model = load_for_training(folder, config.model.max_seq_length, config.seed, lambda message: None).model
+    lengths = pair_lengths(model, rows)
+    plans = epoch_plans(lengths, config.batch_size, config.seed)
+    optimizer = torch.optim.AdamW(model.model.parameters(), lr=config.lr)
+    train_step(model, optimizer, [rows[i] for i in plans["random"][0]])  # untimed: AdamW's state, first calls
+    seconds: dict[str, list[float]] = {name: [] for name in SAMPLERS}
+    for round_index in range(args.rounds):
+        order = SAMPLERS if round_index % 2 == 0 else SAMPLERS[::-1]
+        for name in order:
+            for batch in spaced(plans[name], args.batches):
+                seconds[name].append(train_step(model, optimizer, [rows[i] for i in batch]))
+    steps = len(plans["random"])
+    samplers = {}
+    for name in SAMPLERS:
+        per_step = statistics.mean(seconds[name])
+        timed = spaced(plans[name], args.batches)
+        samplers[name] = {
+            "padded_over_real_tokens": padded_tokens(plans[name], lengths) / sum(lengths),
+            # how well the timed batches stand for the epoch: their mean padded tokens against the plan's
+            "padded_tokens_per_step_timed": padded_tokens(timed, lengths) / len(timed),
+            "padded_tokens_per_step_epoch": padded_tokens(plans[name], lengths) / len(plans[name]),
+            "seconds_per_step": per_step,
+            "seconds_per_step_runs": seconds[name],
+            "epoch_seconds_estimate": per_step * steps,
+        }
+    speedup = samplers["random"]["seconds_per_step"] / samplers["length_grouped"]["seconds_per_step"]
+    return {
+        "benchmark": "cross_encoder_training",
+        "config": str(args.config),
+        "model": str(folder),
+        "pairs": len(rows),
+        "batch_size": config.batch_size,
+        "max_length": model.max_length,
+        "steps_per_epoch": steps,
+        "timed_steps_per_sampler": args.batches * args.rounds,
+        "samplers": samplers,
+        "speedup_length_grouped": speedup,
+        "machine": cpu_info() | {"torch_threads": torch.get_num_threads()},
+        "versions": library_versions(),
+        "git": git_commit(),
+    }
+
+
+def epoch_plans(lengths: Sequence[int], batch_size: int, seed: int) -> dict[str, list[list[int]]]:
+    """Epoch 0's batches of each sampler, seeded as sentence-transformers' trainer seeds its own."""
+    import torch
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+    from torch.utils.data import RandomSampler
+
+    rows = list(range(len(lengths)))
+    shuffled = RandomSampler(rows, generator=torch.Generator().manual_seed(seed))
+    random_batches = DefaultBatchSampler(shuffled, batch_size=batch_size, drop_last=False)  # type: ignore[arg-type]
+    grouped = LengthGroupedBatches(tuple(lengths))(rows, batch_size, False, seed=seed)
+    return {"random": list(random_batches), "length_grouped": list(grouped)}
+
+
+def spaced(plan: list[list[int]], count: int) -> list[list[int]]:
+    """``count`` batches at evenly spaced positions of ``plan`` (its first, ..., near its last)."""
+    step = max(len(plan) // max(count, 1), 1)
+    return plan[::step][:count]
+
+
+def padded_tokens(plan: list[list[int]], lengths: Sequence[int]) -> int:
+    """Tokens the plan's batches pad to: each batch's longest pair, times its pairs."""
+    return sum(max(lengths[i] for i in batch) * len(batch) for batch in plan)
+
+
+def train_step(model: Any, optimizer: Any, pairs: list[LabeledPair]) -> float:
+    """One step as ``CrossEncoderTrainer`` + ``BinaryCrossEntropyLoss`` take it; its wall seconds."""
+    import torch
+
+    began = time.perf_counter()
+    features = model.tokenizer(
+        [pair.first for pair in pairs],
+        [pair.second for pair in pairs],
+        padding=True,
+        truncation=True,
+        max_length=model.max_length,
+        return_tensors="pt",
+    )
+    logits = model.model(**features).logits.view(-1)  # (batch,)
+    labels = torch.tensor([float(pair.label or 0) for pair in pairs])
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - began
+
+
+def markdown(report: dict[str, Any]) -> str:
+    machine = report["machine"]
+    lines = [
+        f"# Cross-encoder training steps: random vs length-grouped batches ({report['pairs']} pairs, "
+        f"batch {report['batch_size']}, max length {report['max_length']})",
+        "",
+        f"CPU: {machine['model']} ({', '.join(present_flags(machine)) or 'no listed flags'}), "
+        f"{machine['available_cpus']} CPUs, torch threads {machine['torch_threads']}; "
+        f"{report['timed_steps_per_sampler']} timed steps per sampler, alternating rounds.",
+        "",
+        "| batches | padded / real tokens (epoch 0) | padded tokens per step: timed / epoch "
+        "| s per step (mean) | epoch estimate (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in report["samplers"].items():
+        lines.append(
+            f"| {name} | {row['padded_over_real_tokens']:.3f} | {row['padded_tokens_per_step_timed']:.0f} / "
+            f"{row['padded_tokens_per_step_epoch']:.0f} | {row['seconds_per_step']:.2f} "
+            f"| {row['epoch_seconds_estimate']:.0f} |"
+        )
+    lines += ["", f"Length-grouped steps are {report['speedup_length_grouped']:.2f}x as fast as random ones.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
