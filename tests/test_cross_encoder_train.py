@@ -370,3 +370,30 @@ def test_the_training_step_benchmark_runs_on_a_tiny_model(tiny_model_dir: Path, 
     bi_encoder = tmp_path / "bi.yaml"
     bi_encoder.write_text(f"model: {{name: {tiny_model_dir}}}\ndata: {{kind: pawsx}}\noutput_dir: x\n")
     assert script.main([*argv[:2], "--config", str(bi_encoder)]) == 2
+
+
+def test_precision_auto_follows_the_cpu_and_a_resume_keeps_it(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`precision: auto` is bf16 autocast where the CPU computes bf16 natively (faked here), fp32
+    elsewhere; the resolved precision is in resume.json, so a run continued where it resolves
+    otherwise is refused instead of changing precision halfway."""
+    import paraxl.training.precision as precision
+
+    pairs = write_pairs(tmp_path / "pairs.tsv", groups=20)
+    config = write_config(tmp_path / "ce.yaml", tiny_model_dir, {"kind": "pairs", "paths": [str(pairs)]}, epochs=1)
+    weights, said = {}, {}
+    for name, native in (("plain", False), ("native", True)):
+        monkeypatch.setattr(precision, "native_bf16_cpu", lambda flags=None, native=native: native)
+        said[name] = _train_in_process(config, f"output_dir={tmp_path / name}", "precision=auto")
+        weights[name] = load_file(tmp_path / name / "final" / "model.safetensors")
+    summaries = {name: json.loads((tmp_path / name / "summary.json").read_text()) for name in weights}
+    assert "precision fp32" in said["plain"] and "precision bf16" in said["native"]
+    assert summaries["plain"]["training"]["precision"] == "fp32" and "precision" not in summaries["plain"]["settings"]
+    assert summaries["native"]["training"]["precision"] == summaries["native"]["settings"]["precision"] == "bf16"
+    assert any(not torch.equal(weights["plain"][key], weights["native"][key]) for key in weights["plain"])
+
+    (tmp_path / "native" / "summary.json").unlink()  # an unfinished run, continued on a CPU without bf16
+    monkeypatch.setattr(precision, "native_bf16_cpu", lambda flags=None: False)
+    result = runner.invoke(app, ["train", str(config), f"output_dir={tmp_path / 'native'}", "precision=auto"])
+    assert result.exit_code != 0 and "precision" in result.stderr

@@ -146,6 +146,7 @@ class EpochSchedule:
     stop_after_epochs: int | None = None  # end this sitting after N more epochs (needs checkpoint_dir)
     warmup_ratio: float = WARMUP_RATIO
     length_grouped: bool = False  # batches of similar token lengths (see :class:`LengthGroupedBatches`)
+    bf16: bool = False  # bf16 autocast in the forward passes (the trainer's ``bf16``); weights stay fp32
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,8 @@ def train_cross_encoder(
             dataloader_pin_memory=torch.cuda.is_available(),
             disable_tqdm=not sys.stderr.isatty(),
             batch_sampler=_batches(schedule, model, rows),
+            bf16=schedule.bf16,
+            use_cpu=schedule.bf16 and not torch.cuda.is_available(),  # transformers asks for it: bf16 on a CPU
         )
         trainer = CrossEncoderTrainer(
             model=model,
@@ -211,6 +214,13 @@ def train_cross_encoder(
             round(entry["epoch"]): entry["loss"] for entry in trainer.state.log_history if "loss" in entry
         }
     return TrainingOutcome(output.global_step, output.training_loss, losses_by_epoch, training_args.weight_decay)
+
+
+def training_device() -> Any:
+    """The device the trainer picks: the first GPU where there is one, else the CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _batches(schedule: EpochSchedule, model: CrossEncoder, rows: Sequence[LabeledPair]) -> Any:

@@ -119,6 +119,9 @@ class CrossEncoderTrainConfig(_Strict):
     # batches of pairs of similar token length (training.cross_encoder.LengthGroupedBatches): on
     # PAWS-X 1.02x the real tokens are run instead of 1.69x; other batches than the reference's
     length_grouped: bool = False
+    # bf16 autocast in the trainer's forward passes; auto: bf16 where the hardware has it natively
+    # (AVX-512-BF16 / AMX, a bf16 GPU), fp32 elsewhere, as the bi-encoder's `precision`
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
 
     @field_validator("data")
     @classmethod
@@ -138,8 +141,11 @@ class CrossEncoderTrainConfig(_Strict):
         return isinstance(self.data, PawsxData) or self.validation is not None
 
 
-def resume_settings(config: CrossEncoderTrainConfig) -> dict[str, Any]:
+def resume_settings(config: CrossEncoderTrainConfig, precision: str = "fp32") -> dict[str, Any]:
     """What a resumed run must share with the sittings before it (``resume.json``'s ``settings``).
+
+    ``precision``: what the config's ``precision`` resolved to on this machine (an ``auto`` run
+    resumed where it resolves otherwise is refused, not continued at another precision).
 
     PAWS-X resplit train pairs read strictly give the dict ``benchmarks/cross_encoder_pawsx.py``
     writes (no train limit, the languages), so a run of this config continues that script's
@@ -158,6 +164,8 @@ def resume_settings(config: CrossEncoderTrainConfig) -> dict[str, Any]:
             rows["cross_lingual"] = xling
     if config.length_grouped:  # absent when off: the settings of the runs from before the option
         rows["length_grouped"] = True
+    if precision != "fp32":  # likewise
+        rows["precision"] = precision
     return run_settings(
         model.name, config.epochs, config.batch_size, config.lr, model.max_seq_length, config.seed, rows
     )

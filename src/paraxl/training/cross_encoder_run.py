@@ -47,9 +47,11 @@ from paraxl.training.cross_encoder import (
     load_for_training,
     read_resume,
     train_cross_encoder,
+    training_device,
 )
 from paraxl.training.cross_encoder_config import CrossEncoderTrainConfig, resume_settings
 from paraxl.training.cross_encoder_data import TrainPairs, read_train_pairs, read_validation, validate, validation_files
+from paraxl.training.precision import resolve_precision
 from paraxl.training.run_files import write_json
 
 SUMMARY_FILE = "summary.json"
@@ -90,11 +92,15 @@ def train_cross_encoder_config(
     model_folder = resolve_model_folder(config.model.name)
     if overwrite:  # only now: a config that fails on its data or model leaves the earlier run as it was
         remove_run(output)
-    settings = resume_settings(config)
+    precision = resolve_precision(config.precision, training_device())
+    settings = resume_settings(config, precision)
     resume = read_resume(output, settings)
     write_json(output / "config.json", config.model_dump(mode="json"))
     loaded = load_for_training(model_folder, config.model.max_seq_length, config.seed, say)
-    say(f"training a cross-encoder on {len(pairs.rows)} labelled pairs ({config.epochs} epochs, {model_folder})")
+    say(
+        f"training a cross-encoder on {len(pairs.rows)} labelled pairs ({config.epochs} epochs, "
+        f"precision {precision}, {model_folder})"
+    )
     if resume.checkpoint is not None:
         say(f"resuming from {resume.checkpoint} (epoch {len(resume.epoch_seconds)} of {config.epochs})")
 
@@ -104,7 +110,13 @@ def train_cross_encoder_config(
 
     log = EpochLog(resume, settings, output, evaluate if validation is not None else None, _shower(say))
     schedule = EpochSchedule(
-        config.epochs, config.batch_size, config.lr, config.seed, output, length_grouped=config.length_grouped
+        config.epochs,
+        config.batch_size,
+        config.lr,
+        config.seed,
+        output,
+        length_grouped=config.length_grouped,
+        bf16=precision == "bf16",
     )
     outcome = train_cross_encoder(loaded.model, pairs.rows, schedule, resume.checkpoint, log.after_epoch)
     log.add_losses(outcome)
@@ -112,7 +124,7 @@ def train_cross_encoder_config(
     with atomic_directory(output / "final") as tmp:
         loaded.model.save(str(tmp))
     files = [*pairs.files, *(validation_files(config.validation, folder) if config.validation and folder else [])]
-    record = run_record(config, (model_folder, loaded), pairs, (log.state, outcome), files, folder)
+    record = run_record(config, (model_folder, loaded), pairs, (log.state, outcome), files, folder, settings)
     record["timings"] = {"load_seconds": loaded.seconds, "sitting_seconds": time.perf_counter() - began}
     write_json(output / SUMMARY_FILE, record)
     training = record["training"]
@@ -174,8 +186,10 @@ def run_record(
     trained: tuple[Resume, TrainingOutcome],
     files: list[Path],
     data_dir: Path | None,
+    log_settings: dict[str, Any],
 ) -> dict[str, Any]:
-    """``summary.json``: the config, the model, the data (file hashes), the training and each epoch's record."""
+    """``summary.json``: the config, the model, the data (file hashes), the training and each epoch's record
+    (``log_settings``: ``resume.json``'s settings, the precision resolved on this machine among them)."""
     folder, loaded = model
     state, outcome = trained
     done, seconds = len(state.epoch_seconds), sum(state.epoch_seconds)
@@ -184,7 +198,7 @@ def run_record(
     return {
         "kind": "cross_encoder",
         "config": config.model_dump(mode="json"),
-        "settings": resume_settings(config),
+        "settings": log_settings,
         "model": {
             "spec": config.model.name,
             "folder": str(folder),
@@ -206,6 +220,7 @@ def run_record(
             "epochs_completed": done,
             "resumed_from": None if state.checkpoint is None else str(state.checkpoint),
             "warmup_ratio": WARMUP_RATIO,
+            "precision": log_settings.get("precision", "fp32"),  # as resolved on this machine
             "scheduler": "linear",
             "weight_decay": outcome.weight_decay,
             "steps": outcome.steps,  # the losses: each epoch's record (the Trainer's mean over that epoch)
