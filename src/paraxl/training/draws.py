@@ -69,11 +69,15 @@ def pairs_drawn_by(configs: Iterable[TrainConfig], data_dir: Path | None, scope:
             languages, in_unit = known[task.index]
             for first, second, gold in layout_pairs(layout):
                 key = frozenset((first, second))
-                if first == second or key in seen or (scope != "all" and (key in in_unit) != (scope == "in-unit")):
+                if first == second or key in seen or not _in_scope(key in in_unit, scope):
                     continue
                 seen.add(key)
                 pairs.append(DrawnPair(first, second, _languages(languages, first, second), gold))
     return pairs
+
+
+def _in_scope(in_unit: bool, scope: PairScope) -> bool:
+    return scope == "all" or in_unit == (scope == "in-unit")
 
 
 def _text_languages(units: Sequence[TextUnit]) -> dict[str, str]:
