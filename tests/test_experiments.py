@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from paraxl.training.checkpoint import TaskProgress
 from paraxl.training.config import TrainConfig
 from paraxl.training.layout import pair_layout
 from paraxl.training.tasks import TrainingTask
-from paraxl.training.trainer import _Run, train
+from paraxl.training.trainer import train
 
 from .eval_fixtures import write_pawsx
 from .scripts import load_benchmark_script
@@ -269,14 +269,13 @@ def test_baseline_rows_are_the_trainers_batches(tmp_path: Path, negatives: int) 
     assert len(rows.anchor) == len(rows.positive) == steps * config.batch_size
 
     # the oracle: the trainer's own batch stream and step layout
-    trainer = SimpleNamespace(config=config)
     task = trainer_task(config, groups)
     stream = task.batches(TaskProgress())
     epochs, filled = set(), 0
     for step in range(steps):
         epoch, index, batch = next(stream)
         epochs.add(epoch)
-        layout = _Run._layout(trainer, task, [(epoch, index, batch)])  # type: ignore[arg-type]
+        layout = task.layout(config.seed, [(epoch, index, batch)])
         # and by hand, as the docstrings say: rng seeded by (seed, epoch, batch), pair_layout
         assert batch == sampler.epoch_batches(epoch)[index]
         by_hand = pair_layout([[groups[i] for i in batch]], np.random.default_rng([5, epoch, index]), negatives)
@@ -316,11 +315,10 @@ def test_baseline_rows_of_loaded_pairs_start_like_the_trainer(tmp_path: Path) ->
     config = tiny_config(tmp_path / "model", tmp_path / "out", data, loss={"kind": "info_nce"})
     groups = load_training_data(config.data, None).units
     rows = baseline_rows(config, groups, 4)
-    trainer = SimpleNamespace(config=config)
     task = trainer_task(config, groups)
     stream = task.batches(TaskProgress())
     for step in range(4):
-        layout = _Run._layout(trainer, task, [next(stream)])  # type: ignore[arg-type]
+        layout = task.layout(config.seed, [next(stream)])
         lo = step * config.batch_size
         assert rows.anchor[lo : lo + 4] == [layout.texts[i] for i in layout.anchors.tolist()]
         assert rows.negative is not None
