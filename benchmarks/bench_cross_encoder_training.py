@@ -7,10 +7,12 @@ Smoke test (a tiny model):
 
 What it measures, for the config's train pairs (default ``configs/pawsx-cross-encoder.yaml``):
 
-1. **Padding of a whole epoch**: the batches of epoch 0 of each sampler (sentence-transformers' default
-   random batches, seeded as its trainer seeds them; :class:`paraxl.training.cross_encoder.LengthGroupedBatches`,
-   what ``length_grouped: true`` gives the trainer), the pairs' own tokens against the tokens their
-   batches pad to (each batch to its longest pair).
+1. **Padding of a whole epoch**: the batches of epoch 0 of each sampler (random batches as
+   sentence-transformers' default draws them: a ``RandomSampler`` seeded with the config's seed, not
+   necessarily the permutation its trainer draws, whose padding is the same in distribution;
+   :class:`paraxl.training.cross_encoder.LengthGroupedBatches`, exactly what ``length_grouped: true``
+   gives the trainer), the pairs' own tokens against the tokens their batches pad to (each batch to its
+   longest pair).
 2. **Seconds per training step**: ``--batches`` batches at evenly spaced positions of each plan, each
    trained as one step of ``CrossEncoderTrainer`` with ``BinaryCrossEntropyLoss`` is (tokenize padded to
    the batch's longest pair, forward, BCE on the logit, backward, AdamW step), the two samplers'
@@ -126,7 +128,7 @@ def measure(args: argparse.Namespace, config: CrossEncoderTrainConfig) -> dict[s
 
 
 def epoch_plans(lengths: Sequence[int], batch_size: int, seed: int) -> dict[str, list[list[int]]]:
-    """Epoch 0's batches of each sampler, seeded as sentence-transformers' trainer seeds its own."""
+    """Epoch 0's batches of each sampler: seeded random batches, and the trainer's length-grouped ones."""
     import torch
     from sentence_transformers.base.sampler import DefaultBatchSampler
     from torch.utils.data import RandomSampler

@@ -216,13 +216,6 @@ def train_cross_encoder(
     return TrainingOutcome(output.global_step, output.training_loss, losses_by_epoch, training_args.weight_decay)
 
 
-def training_device() -> Any:
-    """The device the trainer picks: the first GPU where there is one, else the CPU."""
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _batches(schedule: EpochSchedule, model: CrossEncoder, rows: Sequence[LabeledPair]) -> Any:
     """The trainer's ``batch_sampler``: random batches (its default), or length-grouped ones."""
     from sentence_transformers.base.sampler import BatchSamplers

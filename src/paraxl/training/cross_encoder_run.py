@@ -47,10 +47,10 @@ from paraxl.training.cross_encoder import (
     load_for_training,
     read_resume,
     train_cross_encoder,
-    training_device,
 )
 from paraxl.training.cross_encoder_config import CrossEncoderTrainConfig, resume_settings
 from paraxl.training.cross_encoder_data import TrainPairs, read_train_pairs, read_validation, validate, validation_files
+from paraxl.training.distributed import pick_device
 from paraxl.training.precision import resolve_precision
 from paraxl.training.run_files import write_json
 
@@ -92,7 +92,7 @@ def train_cross_encoder_config(
     model_folder = resolve_model_folder(config.model.name)
     if overwrite:  # only now: a config that fails on its data or model leaves the earlier run as it was
         remove_run(output)
-    precision = resolve_precision(config.precision, training_device())
+    precision = resolve_precision(config.precision, pick_device("auto"))  # the device the Trainer picks
     settings = resume_settings(config, precision)
     resume = read_resume(output, settings)
     write_json(output / "config.json", config.model_dump(mode="json"))
@@ -186,10 +186,10 @@ def run_record(
     trained: tuple[Resume, TrainingOutcome],
     files: list[Path],
     data_dir: Path | None,
-    log_settings: dict[str, Any],
+    settings: dict[str, Any],
 ) -> dict[str, Any]:
     """``summary.json``: the config, the model, the data (file hashes), the training and each epoch's record
-    (``log_settings``: ``resume.json``'s settings, the precision resolved on this machine among them)."""
+    (``settings``: ``resume.json``'s settings, the precision resolved on this machine among them)."""
     folder, loaded = model
     state, outcome = trained
     done, seconds = len(state.epoch_seconds), sum(state.epoch_seconds)
@@ -198,7 +198,7 @@ def run_record(
     return {
         "kind": "cross_encoder",
         "config": config.model_dump(mode="json"),
-        "settings": log_settings,
+        "settings": settings,
         "model": {
             "spec": config.model.name,
             "folder": str(folder),
@@ -220,7 +220,7 @@ def run_record(
             "epochs_completed": done,
             "resumed_from": None if state.checkpoint is None else str(state.checkpoint),
             "warmup_ratio": WARMUP_RATIO,
-            "precision": log_settings.get("precision", "fp32"),  # as resolved on this machine
+            "precision": settings.get("precision", "fp32"),  # as resolved on this machine
             "scheduler": "linear",
             "weight_decay": outcome.weight_decay,
             "steps": outcome.steps,  # the losses: each epoch's record (the Trainer's mean over that epoch)

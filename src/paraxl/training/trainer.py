@@ -188,7 +188,6 @@ class _Run:
     # ------------------------------------------------------------------ run
     def run(self) -> TrainSummary:
         tasks = self._data()
-        # a multi-task run is as long as max_steps (the config refuses epochs there)
         total = total_steps(self.config, tasks)
         validation = self._validation()
         checkpoint, state, model, optimizer, scheduler = self._restore(total)
