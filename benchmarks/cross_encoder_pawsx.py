@@ -62,6 +62,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple
@@ -255,7 +256,7 @@ def run(args: argparse.Namespace, command: str, inputs: Inputs) -> dict[str, Any
     schedule = EpochSchedule(
         args.epochs, args.batch_size, args.lr, args.seed, args.checkpoint_dir, args.stop_after_epochs
     )
-    outcome = train_cross_encoder(model, rows, schedule, resume.checkpoint, log.after_epoch)
+    outcome = train_cross_encoder(model, rows, schedule, resume.checkpoint, log.after_epoch, partial(print, flush=True))
     log.add_losses(outcome)
     state = log.state
     report: dict[str, Any] = {

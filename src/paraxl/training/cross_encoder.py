@@ -25,6 +25,7 @@ from paraxl.data.readers import is_untranslated
 from paraxl.errors import InputError
 from paraxl.io.atomic import write_json_atomic
 from paraxl.modeling.cross_encoder import check_raw_pairs, load_cross_encoder, position_limit, synchronize
+from paraxl.training.step_log import step_log
 
 if TYPE_CHECKING:
     from sentence_transformers.cross_encoder import CrossEncoder
@@ -165,11 +166,13 @@ def train_cross_encoder(
     schedule: EpochSchedule,
     resume_from: Path | None,
     after_epoch: Callable[[float], None],
+    say: Callable[[str], None] | None = None,
 ) -> TrainingOutcome:
     """Train ``model`` on ``rows`` (label 1 = paraphrase) and call ``after_epoch(seconds)`` after each epoch.
 
     ``resume_from``: a Trainer checkpoint of the same schedule to continue from. The callback runs
-    before the epoch's checkpoint is saved, so a crash between them redoes the epoch.
+    before the epoch's checkpoint is saved, so a crash between them redoes the epoch. ``say``:
+    where a progress line goes once a minute when stderr is not a terminal (the tqdm bar is off).
     """
     import torch
     from datasets import Dataset
@@ -182,6 +185,10 @@ def train_cross_encoder(
             "label": [float(pair.label or 0) for pair in rows],
         }
     )
+    show_bar = sys.stderr.isatty()
+    callbacks = [_epoch_callback(after_epoch, schedule.stop_after_epochs)]
+    if say is not None and not show_bar:
+        callbacks.append(step_log(say))
     with tempfile.TemporaryDirectory(prefix="cross-encoder-") as scratch:
         training_args = CrossEncoderTrainingArguments(
             output_dir=scratch if schedule.checkpoint_dir is None else str(schedule.checkpoint_dir),
@@ -197,7 +204,7 @@ def train_cross_encoder(
             logging_strategy="epoch",
             report_to="none",
             dataloader_pin_memory=torch.cuda.is_available(),
-            disable_tqdm=not sys.stderr.isatty(),
+            disable_tqdm=not show_bar,
             batch_sampler=_batches(schedule, model, rows),
             bf16=schedule.bf16,
             use_cpu=schedule.bf16 and not torch.cuda.is_available(),  # transformers asks for it: bf16 on a CPU
@@ -207,7 +214,7 @@ def train_cross_encoder(
             args=training_args,
             train_dataset=dataset,
             loss=losses.BinaryCrossEntropyLoss(model),
-            callbacks=[_epoch_callback(after_epoch, schedule.stop_after_epochs)],
+            callbacks=callbacks,
         )
         output = trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from))
         losses_by_epoch = {

@@ -118,7 +118,7 @@ def train_cross_encoder_config(
         length_grouped=config.length_grouped,
         bf16=precision == "bf16",
     )
-    outcome = train_cross_encoder(loaded.model, pairs.rows, schedule, resume.checkpoint, log.after_epoch)
+    outcome = train_cross_encoder(loaded.model, pairs.rows, schedule, resume.checkpoint, log.after_epoch, say)
     log.add_losses(outcome)
     check_finite_tensors(loaded.model.state_dict(), "the trained cross-encoder")
     with atomic_directory(output / "final") as tmp:
