@@ -18,6 +18,10 @@ What it measures, for the config's train pairs (default ``configs/pawsx-cross-en
    the batch's longest pair, forward, BCE on the logit, backward, AdamW step), the two samplers'
    batches alternating round by round in one process (``--rounds``), so drift hits both alike. The
    epoch time of each is its mean seconds per step times the steps of an epoch.
+3. With ``--precisions fp32,bf16``, each sampler's steps also under bf16 autocast (forward and
+   loss; the weights and AdamW stay fp32), as the trainer's ``bf16=True`` (``precision: bf16``)
+   takes them on a CPU, in the same alternating rounds; every row's speed-up is against random
+   batches in fp32, the reference's.
 
 This times the steps' compute on the batches each sampler serves, not a whole ``paraxl train`` run
 (data loading and checkpoints are the same for both). Whether length-grouped batches train as well
@@ -57,6 +61,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=None, help="another backbone than the config's (a smoke test's)")
     parser.add_argument("--batches", type=int, default=12, help="timed steps per sampler and round")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of both samplers")
+    parser.add_argument("--precisions", default="fp32", help="fp32 and/or bf16 (comma-separated): autocast per step")
     parser.add_argument("--name", default="cross_encoder_training")
     parser.add_argument("--output-dir", type=Path, default=RESULTS)
     return parser.parse_args(argv)
@@ -65,6 +70,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        parse_precisions(args.precisions)  # refused before the model loads
         config = load_train_config(args.config)
         if not isinstance(config, CrossEncoderTrainConfig):
             raise ParaxlError(f"{args.config} is not a cross-encoder config (model.kind: cross_encoder)")
@@ -89,27 +95,31 @@ def measure(args: argparse.Namespace, config: CrossEncoderTrainConfig) -> dict[s
     plans = epoch_plans(lengths, config.batch_size, config.seed)
     optimizer = torch.optim.AdamW(model.model.parameters(), lr=config.lr)
     train_step(model, optimizer, [rows[i] for i in plans["random"][0]])  # untimed: AdamW's state, first calls
-    seconds: dict[str, list[float]] = {name: [] for name in SAMPLERS}
+    variants = [(sampler, precision) for precision in parse_precisions(args.precisions) for sampler in SAMPLERS]
+    seconds: dict[tuple[str, str], list[float]] = {variant: [] for variant in variants}
     for round_index in range(args.rounds):
-        order = SAMPLERS if round_index % 2 == 0 else SAMPLERS[::-1]
-        for name in order:
-            for batch in spaced(plans[name], args.batches):
-                seconds[name].append(train_step(model, optimizer, [rows[i] for i in batch]))
+        for sampler, precision in variants if round_index % 2 == 0 else variants[::-1]:
+            for batch in spaced(plans[sampler], args.batches):
+                pairs = [rows[i] for i in batch]
+                seconds[sampler, precision].append(train_step(model, optimizer, pairs, bf16=precision == "bf16"))
     steps = len(plans["random"])
+    reference = statistics.mean(seconds["random", "fp32"]) if ("random", "fp32") in seconds else None
     samplers = {}
-    for name in SAMPLERS:
-        per_step = statistics.mean(seconds[name])
-        timed = spaced(plans[name], args.batches)
-        samplers[name] = {
-            "padded_over_real_tokens": padded_tokens(plans[name], lengths) / sum(lengths),
+    for sampler, precision in variants:
+        per_step = statistics.mean(seconds[sampler, precision])
+        timed = spaced(plans[sampler], args.batches)
+        samplers[f"{sampler}/{precision}"] = {
+            "sampler": sampler,
+            "precision": precision,
+            "padded_over_real_tokens": padded_tokens(plans[sampler], lengths) / sum(lengths),
             # how well the timed batches stand for the epoch: their mean padded tokens against the plan's
             "padded_tokens_per_step_timed": padded_tokens(timed, lengths) / len(timed),
-            "padded_tokens_per_step_epoch": padded_tokens(plans[name], lengths) / len(plans[name]),
+            "padded_tokens_per_step_epoch": padded_tokens(plans[sampler], lengths) / len(plans[sampler]),
             "seconds_per_step": per_step,
-            "seconds_per_step_runs": seconds[name],
+            "seconds_per_step_runs": seconds[sampler, precision],
             "epoch_seconds_estimate": per_step * steps,
+            "speedup_over_random_fp32": None if reference is None else reference / per_step,
         }
-    speedup = samplers["random"]["seconds_per_step"] / samplers["length_grouped"]["seconds_per_step"]
     return {
         "benchmark": "cross_encoder_training",
         "config": str(args.config),
@@ -120,11 +130,19 @@ def measure(args: argparse.Namespace, config: CrossEncoderTrainConfig) -> dict[s
         "steps_per_epoch": steps,
         "timed_steps_per_sampler": args.batches * args.rounds,
         "samplers": samplers,
-        "speedup_length_grouped": speedup,
         "machine": cpu_info() | {"torch_threads": torch.get_num_threads()},
         "versions": library_versions(),
         "git": git_commit(),
     }
+
+
+def parse_precisions(text: str) -> list[str]:
+    """``fp32,bf16`` -> ["fp32", "bf16"]; anything else is refused in one line."""
+    precisions = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(precisions) - {"fp32", "bf16"})
+    if unknown or not precisions:
+        raise ParaxlError(f"--precisions: {', '.join(unknown) or 'empty'}: expected fp32 and/or bf16")
+    return list(dict.fromkeys(precisions))
 
 
 def epoch_plans(lengths: Sequence[int], batch_size: int, seed: int) -> dict[str, list[list[int]]]:
@@ -151,8 +169,11 @@ def padded_tokens(plan: list[list[int]], lengths: Sequence[int]) -> int:
     return sum(max(lengths[i] for i in batch) * len(batch) for batch in plan)
 
 
-def train_step(model: Any, optimizer: Any, pairs: list[LabeledPair]) -> float:
-    """One step as ``CrossEncoderTrainer`` + ``BinaryCrossEntropyLoss`` take it; its wall seconds."""
+def train_step(model: Any, optimizer: Any, pairs: list[LabeledPair], bf16: bool = False) -> float:
+    """One step as ``CrossEncoderTrainer`` + ``BinaryCrossEntropyLoss`` take it; its wall seconds.
+
+    ``bf16``: forward and loss under CPU bf16 autocast, as the trainer's ``bf16=True`` runs them.
+    """
     import torch
 
     began = time.perf_counter()
@@ -164,9 +185,10 @@ def train_step(model: Any, optimizer: Any, pairs: list[LabeledPair]) -> float:
         max_length=model.max_length,
         return_tensors="pt",
     )
-    logits = model.model(**features).logits.view(-1)  # (batch,)
     labels = torch.tensor([float(pair.label or 0) for pair in pairs])
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model.model(**features).logits.view(-1)  # (batch,)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -183,17 +205,18 @@ def markdown(report: dict[str, Any]) -> str:
         f"{machine['available_cpus']} CPUs, torch threads {machine['torch_threads']}; "
         f"{report['timed_steps_per_sampler']} timed steps per sampler, alternating rounds.",
         "",
-        "| batches | padded / real tokens (epoch 0) | padded tokens per step: timed / epoch "
-        "| s per step (mean) | epoch estimate (s) |",
-        "|---|---|---|---|---|",
+        "| batches | precision | padded / real tokens (epoch 0) | padded tokens per step: timed / epoch "
+        "| s per step (mean) | epoch estimate (s) | speed-up vs random fp32 |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, row in report["samplers"].items():
+    for row in report["samplers"].values():
+        speedup = "-" if row["speedup_over_random_fp32"] is None else f"{row['speedup_over_random_fp32']:.2f}x"
         lines.append(
-            f"| {name} | {row['padded_over_real_tokens']:.3f} | {row['padded_tokens_per_step_timed']:.0f} / "
-            f"{row['padded_tokens_per_step_epoch']:.0f} | {row['seconds_per_step']:.2f} "
-            f"| {row['epoch_seconds_estimate']:.0f} |"
+            f"| {row['sampler']} | {row['precision']} | {row['padded_over_real_tokens']:.3f} "
+            f"| {row['padded_tokens_per_step_timed']:.0f} / {row['padded_tokens_per_step_epoch']:.0f} "
+            f"| {row['seconds_per_step']:.2f} | {row['epoch_seconds_estimate']:.0f} | {speedup} |"
         )
-    lines += ["", f"Length-grouped steps are {report['speedup_length_grouped']:.2f}x as fast as random ones.", ""]
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -354,19 +354,24 @@ def test_the_training_step_benchmark_runs_on_a_tiny_model(tiny_model_dir: Path, 
     config = write_config(tmp_path / "ce.yaml", tiny_model_dir, {"kind": "pawsx", "languages": ["en", "de"]})
     script = load_benchmark_script("bench_cross_encoder_training")
     argv = ["--data-dir", str(data), "--config", str(config), "--batches", "3", "--rounds", "2",
-            "--output-dir", str(tmp_path / "results"), "--name", "smoke"]  # fmt: skip
+            "--output-dir", str(tmp_path / "results"), "--name", "smoke", "--precisions", "fp32,bf16"]  # fmt: skip
     assert script.main(argv) == 0
     document = json.loads((tmp_path / "results" / "smoke.json").read_text())
     assert document["pairs"] == 96 and document["steps_per_epoch"] == 12  # 96 pairs in batches of 8
     rows = document["samplers"]
-    assert list(rows) == ["random", "length_grouped"] and document["timed_steps_per_sampler"] == 6
+    assert list(rows) == ["random/fp32", "length_grouped/fp32", "random/bf16", "length_grouped/bf16"]
+    assert document["timed_steps_per_sampler"] == 6
     assert all(len(row["seconds_per_step_runs"]) == 6 and row["seconds_per_step"] > 0 for row in rows.values())
-    assert 1.0 <= rows["length_grouped"]["padded_over_real_tokens"] <= rows["random"]["padded_over_real_tokens"]
+    assert rows["random/fp32"]["speedup_over_random_fp32"] == 1.0
+    grouped, random = rows["length_grouped/fp32"], rows["random/fp32"]
+    assert 1.0 <= grouped["padded_over_real_tokens"] <= random["padded_over_real_tokens"]
+    assert rows["length_grouped/bf16"]["padded_over_real_tokens"] == grouped["padded_over_real_tokens"]
     plans = script.epoch_plans([5, 9, 7, 3, 8, 2, 6], 2, seed=1)  # every pair once per epoch, either way
     assert all(sorted(i for batch in plan for i in batch) == list(range(7)) for plan in plans.values())
     assert script.spaced([[i] for i in range(10)], 3) == [[0], [3], [6]]
     table = (tmp_path / "results" / "smoke.md").read_text()
-    assert document["machine"]["model"] in table and "| length_grouped |" in table
+    assert document["machine"]["model"] in table and "| length_grouped | bf16 |" in table
+    assert script.main([*argv[:-1], "fp16"]) == 2  # an unknown precision: one line, before any model loads
     bi_encoder = tmp_path / "bi.yaml"
     bi_encoder.write_text(f"model: {{name: {tiny_model_dir}}}\ndata: {{kind: pawsx}}\noutput_dir: x\n")
     assert script.main([*argv[:2], "--config", str(bi_encoder)]) == 2
