@@ -14,6 +14,7 @@ from sentence_transformers.cross_encoder import CrossEncoder
 from typer.testing import CliRunner
 
 from paraxl.cli.main import app
+from paraxl.data.pairs import LabeledPair
 from paraxl.decision.rerank import check_rerank_depth, rerank_hits
 from paraxl.errors import InputError, ModelFormatError
 from paraxl.modeling.cross_encoder import open_cross_encoder_scorer
@@ -182,6 +183,18 @@ def test_the_rerank_benchmark_runs_on_tiny_models(tiny_model_dir: Path, cross_di
     script = load_benchmark_script("bench_rerank")
     assert script.recall([["a", "b"], ["c", "d"]], ["b", "x"], 1) == 0.0
     assert script.recall([["a", "b"], ["c", "d"]], ["b", "c"], 2) == 1.0
+    assert script.recall([["a", "b"], ["c", "d"]], [frozenset({"x", "a"}), frozenset({"d"})], 1) == 0.5
+
+    # the accepted texts of a query: its target, its own translation when the corpus holds it (t3's
+    # German sentence1 is t4's sentence2) and the other label-1 sentence2 of the same English sentence1
+    def rows(*items: tuple[str, str, int]) -> list[LabeledPair]:
+        return [LabeledPair(a, b, label, i + 2, Path("test.tsv"), f"t{i + 1}") for i, (a, b, label) in enumerate(items)]
+
+    pairs_en = rows(("q", "p1", 1), ("q", "n1", 0), ("q", "p2", 1), ("r", "s", 0))
+    pairs_de = rows(("q de", "p1 de", 1), ("q de", "n1 de", 0), ("q de", "p2 de", 1), ("r de", "q de", 0))
+    found = script.retrieval_set(pairs_en, pairs_de, None)
+    assert found.queries == ["q", "q"] and found.targets == ["p1 de", "p2 de"]
+    assert found.accepted == [frozenset({"p1 de", "p2 de", "q de"})] * 2  # n1 de: label 0, not accepted
     script.main(["--bi", str(tiny_model_dir), "--cross", str(cross_dir), "--data-dir", str(root),
                  "--languages", "en,de", "--limit", "2", "--top-k", "4", "--name", "smoke",
                  "--output-dir", str(tmp_path)])  # fmt: skip
@@ -189,12 +202,14 @@ def test_the_rerank_benchmark_runs_on_tiny_models(tiny_model_dir: Path, cross_di
     de = document["languages"]["de"]
     assert de["queries"] == 2 and de["corpus"] == 6  # the label-1 pairs (first 2); NS left out of the corpus
     assert document["languages"]["en"]["queries"] == 2
-    assert set(de["reranked"]) == {"recall@1", "recall@10"} and de["ms_per_query"]["rerank"] > 0
+    assert set(de["reranked"]) == {"recall@1", "recall@10", "recall_any@1", "recall_any@10"}
+    assert de["ms_per_query"]["rerank"] > 0
+    assert all(de[name]["recall_any@1"] >= de[name]["recall@1"] for name in ("bi", "reranked"))
     assert de["bi"]["recall@10"] == de["reranked"]["recall@10"]  # 4 hits searched, reordered: the same set
     cpu = document["machine"]["cpu"]
     assert cpu["model"] and set(cpu["flags"]) == set(script.CPU_FLAGS) and cpu["available_cpus"] >= 1
     assert cpu["model"] in (tmp_path / "smoke.md").read_text()
-    assert "| de | 2 | 6 |" in (tmp_path / "smoke.md").read_text()
+    assert "| de | 2 | 6 | 2.00 |" in (tmp_path / "smoke.md").read_text()
 
 
 def test_the_rerank_benchmark_refuses_bad_input_in_one_error_line(
