@@ -70,11 +70,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        parse_precisions(args.precisions)  # refused before the model loads
+        precisions = parse_precisions(args.precisions)  # refused before the model loads
         config = load_train_config(args.config)
         if not isinstance(config, CrossEncoderTrainConfig):
             raise ParaxlError(f"{args.config} is not a cross-encoder config (model.kind: cross_encoder)")
-        report = measure(args, config)
+        report = measure(args, config, precisions)
     except ParaxlError as exc:
         print(f"error: {exc}")
         return 2
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def measure(args: argparse.Namespace, config: CrossEncoderTrainConfig) -> dict[str, Any]:
+def measure(args: argparse.Namespace, config: CrossEncoderTrainConfig, precisions: list[str]) -> dict[str, Any]:
     import torch
 
     rows = read_train_pairs(config.data, args.data_dir, seed=config.seed).rows
@@ -95,7 +95,7 @@ def measure(args: argparse.Namespace, config: CrossEncoderTrainConfig) -> dict[s
     plans = epoch_plans(lengths, config.batch_size, config.seed)
     optimizer = torch.optim.AdamW(model.model.parameters(), lr=config.lr)
     train_step(model, optimizer, [rows[i] for i in plans["random"][0]])  # untimed: AdamW's state, first calls
-    variants = [(sampler, precision) for precision in parse_precisions(args.precisions) for sampler in SAMPLERS]
+    variants = [(sampler, precision) for precision in precisions for sampler in SAMPLERS]
     seconds: dict[tuple[str, str], list[float]] = {variant: [] for variant in variants}
     for round_index in range(args.rounds):
         for sampler, precision in variants if round_index % 2 == 0 else variants[::-1]:
@@ -188,7 +188,7 @@ def train_step(model: Any, optimizer: Any, pairs: list[LabeledPair], bf16: bool 
     labels = torch.tensor([float(pair.label or 0) for pair in pairs])
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = model.model(**features).logits.view(-1)  # (batch,)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)  # fp32 under autocast
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

@@ -112,12 +112,9 @@ def retrieval_set(english: Sequence[Any], target: Sequence[Any], limit: int | No
     return RetrievalSet(queries[:limit], targets[:limit], corpus, accepted[:limit])
 
 
-def recall(ranked: Sequence[Sequence[str]], answers: Sequence[str | Collection[str]], k: int) -> float:
-    """Share of queries with an answer among their first ``k`` hits (an answer: one text, or a set of them)."""
-    found = []
-    for hits, answer in zip(ranked, answers, strict=True):
-        texts = {answer} if isinstance(answer, str) else set(answer)
-        found.append(bool(texts & set(list(hits)[:k])))
+def recall(ranked: Sequence[Sequence[str]], answers: Sequence[Collection[str]], k: int) -> float:
+    """Share of queries with one of their answer texts among their first ``k`` hits."""
+    found = [not set(texts).isdisjoint(list(hits)[:k]) for hits, texts in zip(ranked, answers, strict=True)]
     return float(np.mean(found)) if found else float("nan")
 
 
@@ -144,7 +141,7 @@ def run_language(
         reranked.append([item.hit.text or "" for item in order])
     out: dict[str, Any] = {"queries": len(data.queries), "corpus": len(data.corpus)}
     for name, ranked in (("bi", bi_ranked), ("reranked", reranked)):
-        out[name] = {f"recall@{k}": recall(ranked, data.targets, k) for k in RECALL_AT}
+        out[name] = {f"recall@{k}": recall(ranked, [{target} for target in data.targets], k) for k in RECALL_AT}
         out[name] |= {f"recall_any@{k}": recall(ranked, data.accepted, k) for k in RECALL_AT}
     out["accepted_per_query"] = float(np.mean([len(texts) for texts in data.accepted])) if data.accepted else 0.0
     out["ms_per_query"] = {

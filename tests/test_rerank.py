@@ -181,8 +181,8 @@ def test_the_rerank_benchmark_runs_on_tiny_models(tiny_model_dir: Path, cross_di
     write_pawsx(root / "pawsx" / "resplit" / "en" / "test.tsv", english)
     write_pawsx(root / "pawsx" / "resplit" / "de" / "test.tsv", german)
     script = load_benchmark_script("bench_rerank")
-    assert script.recall([["a", "b"], ["c", "d"]], ["b", "x"], 1) == 0.0
-    assert script.recall([["a", "b"], ["c", "d"]], ["b", "c"], 2) == 1.0
+    assert script.recall([["a", "b"], ["c", "d"]], [{"b"}, {"x"}], 1) == 0.0
+    assert script.recall([["a", "b"], ["c", "d"]], [{"b"}, {"c"}], 2) == 1.0
     assert script.recall([["a", "b"], ["c", "d"]], [frozenset({"x", "a"}), frozenset({"d"})], 1) == 0.5
 
     # the accepted texts of a query: its target, its own translation when the corpus holds it (t3's

@@ -1,8 +1,8 @@
 """A line of training progress at most once a minute, for runs whose progress bar is hidden.
 
 transformers' Trainer shows progress only through tqdm, which paraxl turns off when stderr is not a
-terminal (``nohup``, CI, a scheduler's log file), so a cross-encoder epoch of ~20 min on a CPU
-was silent until its end. :class:`StepLog` is the Trainer callback that prints, at most every
+terminal (``nohup``, CI, a scheduler's log file), so a cross-encoder epoch of ~15 min on a CPU
+was silent until its end. :func:`step_log` makes the Trainer callback that prints, at most every
 ``every_seconds``, the global step, the epoch, the mean seconds per step of this sitting and the
 time left at that rate.
 """
@@ -28,7 +28,8 @@ def step_log(
     """A ``TrainerCallback`` calling ``say(progress_line(...))`` at most every ``every_seconds``.
 
     The rate is measured from this sitting's first step (a resumed run's earlier steps took an
-    unknown time), so the first line comes after the first full interval.
+    unknown time), so the first line comes after the first full interval; it includes the epoch-end
+    validation and checkpoints, which the time left has to cover too.
     """
     from transformers import TrainerCallback
 
