@@ -32,6 +32,13 @@ from paraxl.errors import InputError
 REQUIRED = ("score", "gold", "languages")
 
 
+class Agreement(NamedTuple):
+    pairs: int
+    positive_share: float
+    auc: float | None  # None where only one class occurs
+    accuracy_at_0_5: float
+
+
 class ScoredPair(NamedTuple):
     score: float
     gold: int
@@ -69,23 +76,18 @@ def _parse(row: dict[str, str], path: Path, line: int) -> ScoredPair:
     return ScoredPair(score, int(row["gold"]), direction_of(row["languages"] or ""))
 
 
-def agreement(pairs: Sequence[ScoredPair]) -> dict[str, float | int | None]:
-    """AUC (None where only one class occurs), accuracy at 0.5, counts; ``pairs`` is not empty."""
+def agreement(pairs: Sequence[ScoredPair]) -> Agreement:
+    """AUC, accuracy at 0.5 and counts of ``pairs`` (not empty)."""
     gold = [pair.gold for pair in pairs]
     scores = [pair.score for pair in pairs]
     auc = float(roc_auc_score(gold, scores)) if 0 < sum(gold) < len(gold) else None
     correct = sum((pair.score > 0.5) == bool(pair.gold) for pair in pairs)
-    return {
-        "pairs": len(pairs),
-        "positive_share": sum(gold) / len(gold),
-        "auc": auc,
-        "accuracy_at_0_5": correct / len(pairs),
-    }
+    return Agreement(len(pairs), sum(gold) / len(gold), auc, correct / len(pairs))
 
 
-def report(pairs: Sequence[ScoredPair]) -> dict[str, dict[str, float | int | None]]:
+def report(pairs: Sequence[ScoredPair]) -> dict[str, Agreement]:
     """One row per direction that has pairs, then ``all``."""
-    rows = {}
+    rows: dict[str, Agreement] = {}
     for name in ("en→xx", "xx→en", "xx→yy"):
         chosen = [pair for pair in pairs if pair.direction == name]
         if chosen:
@@ -94,7 +96,7 @@ def report(pairs: Sequence[ScoredPair]) -> dict[str, dict[str, float | int | Non
     return rows
 
 
-def markdown(rows: dict[str, dict[str, float | int | None]], source: Path) -> str:
+def markdown(rows: dict[str, Agreement], source: Path) -> str:
     lines = [
         f"Teacher agreement with the implied labels of `{source.name}`",
         "",
@@ -102,9 +104,8 @@ def markdown(rows: dict[str, dict[str, float | int | None]], source: Path) -> st
         "|---|---|---|---|---|",
     ]
     for name, row in rows.items():
-        auc = "-" if row["auc"] is None else f"{row['auc']:.4f}"
-        accuracy = 100 * float(row["accuracy_at_0_5"] or 0.0)  # never None; `or` only narrows the type
-        lines.append(f"| {name} | {row['pairs']} | {row['positive_share']:.3f} | {auc} | {accuracy:.2f} |")
+        auc = "-" if row.auc is None else f"{row.auc:.4f}"
+        lines.append(f"| {name} | {row.pairs} | {row.positive_share:.3f} | {auc} | {100 * row.accuracy_at_0_5:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -123,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / f"{args.name}.json").write_text(
-        json.dumps({"source": str(args.labelled), "rows": rows}, indent=2)
+        json.dumps(
+            {"source": str(args.labelled), "rows": {name: row._asdict() for name, row in rows.items()}}, indent=2
+        )
     )
     text = markdown(rows, args.labelled)
     (args.output_dir / f"{args.name}.md").write_text(text)

@@ -38,21 +38,21 @@ def test_auc_and_accuracy_match_a_naive_count(tmp_path: Path) -> None:
     ]
     pairs = teacher_agreement.read_scored(_write(tmp_path / "s.tsv", rows))
     report = teacher_agreement.report(pairs)
-    assert report["all"]["auc"] == pytest.approx(_naive_auc(pairs))
+    assert report["all"].auc == pytest.approx(_naive_auc(pairs))
     for name in ("en→xx", "xx→en", "xx→yy"):
         chosen = [p for p in pairs if p.direction == name]
-        assert report[name]["pairs"] == len(chosen)
-        assert report[name]["auc"] == pytest.approx(_naive_auc(chosen))
+        assert report[name].pairs == len(chosen)
+        assert report[name].auc == pytest.approx(_naive_auc(chosen))
         expected = sum((p.score > 0.5) == (p.gold == 1) for p in chosen) / len(chosen)
-        assert report[name]["accuracy_at_0_5"] == pytest.approx(expected)
-    assert sum(report[name]["pairs"] for name in ("en→xx", "xx→en", "xx→yy")) == 300  # type: ignore[misc]
+        assert report[name].accuracy_at_0_5 == pytest.approx(expected)
+    assert sum(report[name].pairs for name in ("en→xx", "xx→en", "xx→yy")) == 300
 
 
 def test_one_class_has_no_auc_and_empty_directions_are_left_out(tmp_path: Path) -> None:
     pairs = teacher_agreement.read_scored(_write(tmp_path / "s.tsv", [("0.9", "en-de", "1"), ("0.2", "en-fr", "1")]))
     report = teacher_agreement.report(pairs)
     assert list(report) == ["en→xx", "all"]
-    assert report["all"]["auc"] is None and report["all"]["accuracy_at_0_5"] == 0.5
+    assert report["all"].auc is None and report["all"].accuracy_at_0_5 == 0.5
 
 
 def test_main_writes_json_and_markdown(tmp_path: Path) -> None:
