@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import itertools
 import json
@@ -36,7 +37,7 @@ from paraxl.training.distillation import TeacherScores
 from paraxl.training.draws import pairs_drawn_by
 from paraxl.training.layout import StepLayout, TranslationPositives, pair_layout
 from paraxl.training.pair_labels import Labeller, cross_encoder_labeller, label_pairs
-from paraxl.training.teacher_scores import drawn_pairs, translation_pairs
+from paraxl.training.teacher_scores import DrawnPair, drawn_pairs, translation_pairs
 from paraxl.training.trainer import train
 
 from .test_serve_cross_encoder import save_tiny_cross_encoder
@@ -435,25 +436,47 @@ def test_silver_pairs_drawn_by_refusals(tmp_path: Path, extra: tuple[str, ...], 
     assert code == 2 and message in err and not (tmp_path / "s.tsv").exists()
 
 
+def scores_file(path: Path, pairs: Sequence[DrawnPair]) -> Path:
+    """A teacher file scoring ``pairs``: 0.9 for a paraphrase, 0 for a label-0 partner."""
+    rows = "".join(f"{pair.first}\t{pair.second}\t{pair.gold * 0.9:g}\n" for pair in pairs)
+    path.write_text("sentence1\tsentence2\tscore\n" + rows, encoding="utf-8")
+    return path
+
+
 def test_a_teacher_file_of_the_drawn_pairs_covers_the_run_and_a_stale_one_is_reported(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     data = tagged_pawsx(tmp_path / "data", ids=7)
-    listed = pairs_drawn_by([drawing_config(tiny_model_dir, tmp_path / "unused")], data, "all")
-    full = tmp_path / "listed.tsv"
-    full.write_text(
-        "sentence1\tsentence2\tscore\n" + "".join(f"{p.first}\t{p.second}\t{p.gold * 0.9:g}\n" for p in listed),
-        encoding="utf-8",
-    )
-    for name, scores in (("listed", full), ("stale", teacher_file(tmp_path / "stale.tsv", data))):
+    unused = drawing_config(tiny_model_dir, tmp_path / "unused")
+    files = {
+        "listed": scores_file(tmp_path / "listed.tsv", pairs_drawn_by([unused], data, "all")),
+        # the cross-lingual silver pairs alone: the in-unit pairs stay unscored on purpose, no warning
+        "translation": scores_file(tmp_path / "translation.tsv", pairs_drawn_by([unused], data, "translation")),
+        "stale": teacher_file(tmp_path / "stale.tsv", data),
+    }
+    for name, scores in files.items():
         config = drawing_config(tiny_model_dir, tmp_path / name, distill={"scores": str(scores), "weight": 1.0})
         said = io.StringIO()
         train(config, data_dir=data, show_progress=False, console=Console(file=said, width=400))
-        coverage = json.loads((tmp_path / name / "summary.json").read_text())["teacher_coverage"]["main"]
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        coverage = summary["teacher_coverage"]["main"]
+        # the teacher file is one of the files the run read, hashed: rewriting it changes the record
+        hashed = {Path(record["path"]).name: record["sha256"] for record in summary["data_files"]}
+        assert hashed[scores.name] == hashlib.sha256(scores.read_bytes()).hexdigest()
         assert coverage["drawn"] == 5 * 2 * 3 * 2  # steps x mini-batches x anchors x (positive + negative)
+        kinds = coverage["kinds"]
+        assert kinds["in-unit"]["drawn"] > 0 and kinds["translation"]["drawn"] > 0  # rate 0.5 draws both
+        assert kinds["in-unit"]["drawn"] + kinds["translation"]["drawn"] == coverage["drawn"]
+        warned = "pairs got no distillation target: was the file listed for this config" in said.getvalue()
         if name == "listed":
             assert coverage["scored"] == coverage["drawn"] and coverage["share"] == 1.0
-            assert "the teacher scored 60 of the 60 pairs drawn (100.0%)\n" in said.getvalue()
+            assert "the teacher scored 60 of the 60 pairs drawn (100.0%)" in said.getvalue()
+            assert not warned
+        elif name == "translation":
+            assert kinds["translation"]["scored"] == kinds["translation"]["drawn"]
+            assert kinds["in-unit"]["scored"] == 0
+            assert coverage["scored"] == kinds["translation"]["drawn"] < coverage["drawn"]
+            assert not warned
         else:
             assert coverage["scored"] < 10
-            assert "most pairs got no distillation target: was the file listed for this config" in said.getvalue()
+            assert warned

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -100,48 +100,3 @@ def _rows(path: Path) -> Iterator[tuple[int, str, str, float]]:
                 yield line, first, second, score
         except UnicodeDecodeError as exc:
             raise InputError(f"not UTF-8 text ({exc.reason})", path) from None
-
-
-# a run whose teacher scored fewer of its drawn pairs than this is told so: the file was most
-# likely listed for another config or seed (`paraxl silver-pairs --drawn-by` lists the right ones)
-LOW_COVERAGE = 0.5
-
-
-@dataclass
-class TeacherCoverage:
-    """How many of the pairs a run's steps drew (each anchor with its positive and explicit negatives)
-    its teacher file scored, per task: an unscored pair only loses its distillation term, so a
-    teacher file listed for another config or seed would otherwise change the run without a word."""
-
-    counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (scored, drawn)
-
-    def add(self, task: str, layout: StepLayout, targets: torch.Tensor) -> None:
-        """``targets``: the step's (n, 1 + e) teacher scores (:meth:`TeacherScores.targets`)."""
-        drawn = int((candidate_columns(layout) >= 0).sum())
-        scored = int(torch.isfinite(targets).sum())
-        before = self.counts.get(task, (0, 0))
-        self.counts[task] = (before[0] + scored, before[1] + drawn)
-
-    def record(self) -> dict[str, dict[str, float | int]] | None:
-        """``{task: {"scored", "drawn", "share"}}`` over the steps counted (None: no teacher)."""
-        if not self.counts:
-            return None
-        return {
-            task: {"scored": scored, "drawn": drawn, "share": scored / drawn if drawn else 0.0}
-            for task, (scored, drawn) in self.counts.items()
-        }
-
-    def notes(self) -> list[str]:
-        """One line per task: its share of drawn pairs the teacher scored, and a warning below LOW_COVERAGE."""
-        lines = []
-        for task, (scored, drawn) in self.counts.items():
-            share = scored / drawn if drawn else 0.0
-            where = f"task {task}: " if len(self.counts) > 1 else ""
-            line = f"{where}the teacher scored {scored} of the {drawn} pairs drawn ({share:.1%})"
-            if share < LOW_COVERAGE:
-                line += (
-                    "; most pairs got no distillation target: was the file listed for this config and seed? "
-                    "(`paraxl silver-pairs --drawn-by CONFIG` lists the pairs a run draws)"
-                )
-            lines.append(line)
-        return lines

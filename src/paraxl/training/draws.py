@@ -26,7 +26,7 @@ from paraxl.training.checkpoint import TaskProgress
 from paraxl.training.config import TrainConfig
 from paraxl.training.layout import StepLayout
 from paraxl.training.tasks import TrainingTask, load_tasks, next_step, schedule_for, total_steps
-from paraxl.training.teacher_scores import DrawnPair, PairScope, drawn_pairs
+from paraxl.training.teacher_scores import DrawnPair, PairScope, in_unit_keys
 
 PairKey = frozenset[str]  # an unordered pair: the teacher file is read in either order
 
@@ -65,7 +65,7 @@ def pairs_drawn_by(configs: Iterable[TrainConfig], data_dir: Path | None, scope:
             if isinstance(task.needs, ScoredPairSteps):
                 continue  # a graded pair's two texts are not paraphrases by construction: no gold to give
             if task.index not in known:
-                known[task.index] = (_text_languages(task.data.units), _in_unit_keys(task.data.units))
+                known[task.index] = (_text_languages(task.data.units), in_unit_keys(task.data.units))
             languages, in_unit = known[task.index]
             for first, second, gold in layout_pairs(layout):
                 key = frozenset((first, second))
@@ -89,10 +89,6 @@ def _text_languages(units: Sequence[TextUnit]) -> dict[str, str]:
         for text in unit.negatives:
             found.setdefault(text, unit.languages[0] if unit.languages else "")
     return found
-
-
-def _in_unit_keys(units: Sequence[TextUnit]) -> set[PairKey]:
-    return {frozenset((pair.first, pair.second)) for pair in drawn_pairs(units, "in-unit")}
 
 
 def _languages(languages: dict[str, str], first: str, second: str) -> str:

@@ -25,6 +25,7 @@ draws from ``(seed, i, epoch[, batch])`` instead, so two tasks on the same data 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from paraxl.training.config import DistillConfig, TaskConfig, TrainConfig
 from paraxl.training.data_loading import load_training_data
 from paraxl.training.distillation import TeacherScores
 from paraxl.training.layout import StepLayout, TranslationPositives, step_layout
+from paraxl.training.teacher_scores import in_unit_keys
 
 Teacher = tuple[TeacherScores, DistillConfig]  # the teacher's scores, read once, and how to distil them
 Sampling = Literal["proportional", "round_robin"]
@@ -110,6 +112,19 @@ class TrainingTask:
     @property
     def examples_per_step(self) -> int:
         return self.config.batch_size * self.config.mini_batches_per_step
+
+    @functools.cached_property
+    def in_unit_pairs(self) -> set[frozenset[str]]:
+        """This task's in-unit pairs (any other drawn pair is a translation pair), built on first use:
+        only runs with a teacher count their pairs by kind (:mod:`paraxl.training.teacher_coverage`)."""
+        return in_unit_keys(self.data.units)
+
+    @property
+    def files_read(self) -> list[Path]:
+        """Every file that decides this task's steps: its data and, with ``distill``, the teacher's
+        scores (a teacher file rewritten under the same path changes the run, so it is hashed too)."""
+        teacher = [self.teacher[0].source] if self.teacher is not None else []
+        return [Path(source) for source in self.data.sources] + teacher
 
     def layout_rng(self, seed: int, epoch: int, batch: int) -> np.random.Generator:
         """The generator that draws the texts of the step starting at ``(epoch, batch)``: a pure

@@ -73,6 +73,11 @@ def translation_pairs(units: Sequence[TextUnit]) -> list[DrawnPair]:
     return drawn_pairs(units, "translation")
 
 
+def in_unit_keys(units: Sequence[TextUnit]) -> set[frozenset[str]]:
+    """The in-unit pairs as unordered keys: a drawn pair outside this set is a translation pair."""
+    return {frozenset((pair.first, pair.second)) for pair in drawn_pairs(units, "in-unit")}
+
+
 def paraphrase_pairs(units: Sequence[TextUnit]) -> set[frozenset[str]]:
     """The pairs of two texts of one unit: the paraphrases among :func:`training_pairs`."""
     return {frozenset(pair) for unit in units for pair in itertools.combinations(unit.texts, 2)}

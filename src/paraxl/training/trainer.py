@@ -47,7 +47,6 @@ from paraxl.training.checkpoint import (
     save_checkpoint,
 )
 from paraxl.training.config import TrainConfig
-from paraxl.training.distillation import TeacherCoverage
 from paraxl.training.distributed import DistContext, init_distributed, pick_device, shutdown_distributed
 from paraxl.training.objective import step_loss
 from paraxl.training.optimizer import build_optimizer
@@ -72,6 +71,7 @@ from paraxl.training.tasks import (
     task_summary,
     total_steps,
 )
+from paraxl.training.teacher_coverage import TeacherCoverage
 from paraxl.training.validation import PairValidation
 
 EMBED_CHUNK = 32  # texts per forward pass when caching embeddings (the memory bound)
@@ -91,7 +91,8 @@ class TrainSummary:
     last_validation: dict[str, float] | None
     skipped_rows: int
     dropped_units: int
-    data_files: list[dict[str, Any]]  # path (relative to the data dir), sha256, bytes of each file read
+    # path (relative to the data dir), sha256, bytes of each file read, the teacher scores included
+    data_files: list[dict[str, Any]]
     precision: str = "fp32"  # what `precision` resolved to on this machine (auto: bf16 where native)
     threads: dict[str, Any] = field(default_factory=dict)  # torch intra-/inter-op threads, physical cores
     # multi-task runs: per task its name, weight, steps, examples, sampler position, data files;
@@ -99,7 +100,7 @@ class TrainSummary:
     tasks: list[dict[str, Any]] | None = None
     # runs with `distill`: per task the pairs drawn and how many the teacher scored, over the steps
     # this process trained (a resumed run: since the resume); None (and absent) without a teacher
-    teacher_coverage: dict[str, dict[str, float | int]] | None = None
+    teacher_coverage: dict[str, dict[str, object]] | None = None
 
     def record(self) -> dict[str, Any]:
         """The JSON object of ``summary.json``."""
@@ -210,7 +211,7 @@ class _Run:
         progress = task_progress(state, tasks)
         loop = _Loop(tasks, schedule, validation, total)
         total_seconds = base_elapsed + self._train_steps(loop, model, optimizer, scheduler, state, progress)
-        files = [data_file_records(task.data.sources, self.data_dir) for task in tasks]
+        files = [data_file_records(task.files_read, self.data_dir) for task in tasks]
         summary = TrainSummary(
             output_dir=str(self.output),
             steps=state.step,
@@ -344,7 +345,7 @@ class _Run:
         layout = task.layout(config.seed, step_batches)
         targets = None if task.teacher is None else (task.teacher[0].targets(layout), task.teacher[1])
         if targets is not None:
-            self.coverage.add(task.name, layout, targets[0])
+            self.coverage.add(task.name, layout, targets[0], task.in_unit_pairs)
         section = task.config
         optimizer.zero_grad(set_to_none=True)
         loss = accumulate_step_gradient(
