@@ -5,7 +5,8 @@ binary cross-entropy (:mod:`paraxl.training.cross_encoder`), so its config has n
 bi-encoder's group, loss, mining or step keys: the model, the pairs (the bi-encoder's ``pawsx`` and
 ``pairs`` data kinds, read as labelled pairs; PAWS-X resplit train may add cross-lingual pairs of
 the same ids, ``data.cross_lingual``), the batch size, learning rate, whole epochs, seed,
-the output folder and an optional PAWS-X validation after every epoch. The warm-up (10 % of the
+the output folder, an optional PAWS-X validation after every epoch and optional retrieval
+negatives (pairs a retriever ranks high that are not paraphrases: a reranker's training data). The warm-up (10 % of the
 steps, then linear decay) is fixed: it is the benchmark script's, whose checkpoint folders such a
 run continues (see :func:`resume_settings`).
 
@@ -102,6 +103,27 @@ class CrossEncoderPawsxData(PawsxData):
         return list(chosen or self.languages or PAWSX_LANGUAGES)
 
 
+class RetrievalNegatives(_Strict):
+    """Label-0 pairs of each sentence1 with the sentences a bi-encoder retrieves for it among the
+    language's sentence2s, its gold paraphrases left out (:mod:`paraxl.training.retrieval_negatives`).
+
+    PAWS-X's label-0 pairs are word swaps of their sentence1, so a cross-encoder trained on them
+    alone never sees a sentence about something else, and scores such pairs higher than word swaps
+    (RESULTS.md, issue 28): the very candidates a retriever hands a reranker. These are they.
+    """
+
+    # the retriever whose candidates the cross-encoder will rerank: a sentence embedder (folder or spec)
+    miner: str
+    per_query: int = Field(default=1, ge=1, le=100)  # negatives per distinct sentence1 with a paraphrase
+    # candidates: the miner's top range_max (None: sentence-transformers' default, 10 x per_query + the
+    # most paraphrases of one sentence1)
+    range_max: int | None = Field(default=None, ge=1)
+    # a candidate within this share of the query's lowest paraphrase cosine is left out as a likely
+    # unlabelled paraphrase (NV-Retriever's TopK-PercPos, 0.05)
+    relative_margin: float = Field(default=0.05, ge=0.0, lt=1.0)
+    batch_size: int = Field(default=64, ge=1)  # sentences per forward pass of the miner
+
+
 # the labelled pairs it trains on: the bi-encoder's data kinds that hold pairs with 0/1 labels
 CrossEncoderData = Annotated[CrossEncoderPawsxData | PairsData, Field(discriminator="kind")]
 
@@ -122,6 +144,8 @@ class CrossEncoderTrainConfig(_Strict):
     # bf16 autocast in the trainer's forward passes; auto: bf16 where the hardware has it natively
     # (AVX-512-BF16 / AMX, a bf16 GPU), fp32 elsewhere, as the bi-encoder's `precision`
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    # with a miner: label-0 pairs of each sentence1 with what that retriever finds for it (a reranker's negatives)
+    retrieval_negatives: RetrievalNegatives | None = None
 
     @field_validator("data")
     @classmethod
@@ -141,11 +165,14 @@ class CrossEncoderTrainConfig(_Strict):
         return isinstance(self.data, PawsxData) or self.validation is not None
 
 
-def resume_settings(config: CrossEncoderTrainConfig, precision: str = "fp32") -> dict[str, Any]:
+def resume_settings(
+    config: CrossEncoderTrainConfig, precision: str = "fp32", miner_fingerprint: str | None = None
+) -> dict[str, Any]:
     """What a resumed run must share with the sittings before it (``resume.json``'s ``settings``).
 
     ``precision``: what the config's ``precision`` resolved to on this machine (an ``auto`` run
     resumed where it resolves otherwise is refused, not continued at another precision).
+    ``miner_fingerprint``: the weights of ``retrieval_negatives.miner`` (another miner, other pairs).
 
     PAWS-X resplit train pairs read strictly give the dict ``benchmarks/cross_encoder_pawsx.py``
     writes (no train limit, the languages), so a run of this config continues that script's
@@ -166,6 +193,11 @@ def resume_settings(config: CrossEncoderTrainConfig, precision: str = "fp32") ->
         rows["length_grouped"] = True
     if precision != "fp32":  # likewise
         rows["precision"] = precision
+    if config.retrieval_negatives is not None:  # likewise
+        rows["retrieval_negatives"] = {
+            **config.retrieval_negatives.model_dump(mode="json", exclude={"batch_size"}),
+            "miner_fingerprint": miner_fingerprint,
+        }
     return run_settings(
         model.name, config.epochs, config.batch_size, config.lr, model.max_seq_length, config.seed, rows
     )

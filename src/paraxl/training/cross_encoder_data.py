@@ -43,6 +43,8 @@ class TrainPairs:
     skipped_rows: int  # bad rows skipped (data.on_error: skip)
     files: list[Path]
     cross_lingual: dict[str, int] = field(default_factory=dict)  # cross-lingual pairs per "A-B" (in ``rows``)
+    # label-0 pairs mined per language (training.retrieval_negatives), last in ``rows``
+    retrieval_negatives: dict[str, int] = field(default_factory=dict)
 
 
 def read_train_pairs(spec: PawsxData | PairsData, data_dir: Path | None, *, seed: int = 0) -> TrainPairs:

@@ -52,6 +52,7 @@ from paraxl.training.cross_encoder_config import CrossEncoderTrainConfig, resume
 from paraxl.training.cross_encoder_data import TrainPairs, read_train_pairs, read_validation, validate, validation_files
 from paraxl.training.distributed import pick_device
 from paraxl.training.precision import resolve_precision
+from paraxl.training.retrieval_negatives import with_retrieval_negatives
 from paraxl.training.run_files import write_json
 
 SUMMARY_FILE = "summary.json"
@@ -90,11 +91,15 @@ def train_cross_encoder_config(
     pairs = read_train_pairs(config.data, folder, seed=config.seed)
     validation = read_validation(config.validation, folder) if config.validation is not None else None
     model_folder = resolve_model_folder(config.model.name)
+    miner = config.retrieval_negatives
+    miner_fingerprint = None if miner is None else model_folder_fingerprint(resolve_model_folder(miner.miner))
     if overwrite:  # only now: a config that fails on its data or model leaves the earlier run as it was
         remove_run(output)
     precision = resolve_precision(config.precision, pick_device("auto"))  # the device the Trainer picks
-    settings = resume_settings(config, precision)
-    resume = read_resume(output, settings)
+    settings = resume_settings(config, precision, miner_fingerprint)
+    resume = read_resume(output, settings)  # before mining: a refused resume costs no miner time
+    if miner is not None:
+        pairs = with_retrieval_negatives(pairs, miner, say)
     write_json(output / "config.json", config.model_dump(mode="json"))
     loaded = load_for_training(model_folder, config.model.max_seq_length, config.seed, say)
     say(
@@ -211,6 +216,7 @@ def run_record(
             "pairs_total": len(pairs.rows),
             "untranslated_left_out": pairs.untranslated,
             "cross_lingual_pairs": pairs.cross_lingual,  # per "A-B", included in pairs_total
+            "retrieval_negatives": pairs.retrieval_negatives,  # label-0 pairs per language, included too
             "skipped_rows": pairs.skipped_rows,
             "files": data_file_records(files, data_dir),
         },
