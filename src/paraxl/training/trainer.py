@@ -98,8 +98,9 @@ class TrainSummary:
     # multi-task runs: per task its name, weight, steps, examples, sampler position, data files;
     # None (and absent from summary.json) for one task
     tasks: list[dict[str, Any]] | None = None
-    # runs with `distill`: per task the pairs drawn and how many the teacher scored, over the steps
-    # this process trained (a resumed run: since the resume); None (and absent) without a teacher
+    # runs with `distill`: per task (and kind of pair) the pairs drawn and how many the teacher
+    # scored, over the steps this process trained (a resumed run: since the resume); None (and
+    # absent) without a teacher
     teacher_coverage: dict[str, dict[str, object]] | None = None
 
     def record(self) -> dict[str, Any]:
