@@ -91,15 +91,15 @@ def train_cross_encoder_config(
     pairs = read_train_pairs(config.data, folder, seed=config.seed)
     validation = read_validation(config.validation, folder) if config.validation is not None else None
     model_folder = resolve_model_folder(config.model.name)
-    miner = config.retrieval_negatives
-    miner_fingerprint = None if miner is None else model_folder_fingerprint(resolve_model_folder(miner.miner))
+    miner_folder = _miner_folder(config)
+    miner_fingerprint = None if miner_folder is None else model_folder_fingerprint(miner_folder)
     if overwrite:  # only now: a config that fails on its data or model leaves the earlier run as it was
         remove_run(output)
     precision = resolve_precision(config.precision, pick_device("auto"))  # the device the Trainer picks
     settings = resume_settings(config, precision, miner_fingerprint)
     resume = read_resume(output, settings)  # before mining: a refused resume costs no miner time
-    if miner is not None:
-        pairs = with_retrieval_negatives(pairs, miner, say)
+    if config.retrieval_negatives is not None and miner_folder is not None:
+        pairs = with_retrieval_negatives(pairs, config.retrieval_negatives, miner_folder, say)
     write_json(output / "config.json", config.model_dump(mode="json"))
     loaded = load_for_training(model_folder, config.model.max_seq_length, config.seed, say)
     say(
@@ -139,6 +139,13 @@ def train_cross_encoder_config(
     return CrossEncoderSummary(
         str(output), outcome.steps, len(pairs.rows), config.epochs, training["examples_per_second"], accuracies, record
     )
+
+
+def _miner_folder(config: CrossEncoderTrainConfig) -> Path | None:
+    """The folder of ``retrieval_negatives.miner`` (None without one), resolved once for both its
+    fingerprint and the mining."""
+    negatives = config.retrieval_negatives
+    return None if negatives is None else Path(resolve_model_folder(negatives.miner))
 
 
 def check_output_folder(output: Path, overwrite: bool) -> None:

@@ -26,7 +26,7 @@ from paraxl.training.checkpoint import TaskProgress
 from paraxl.training.config import TrainConfig
 from paraxl.training.layout import StepLayout
 from paraxl.training.tasks import TrainingTask, load_tasks, next_step, schedule_for, total_steps
-from paraxl.training.teacher_scores import DrawnPair, PairScope, in_unit_keys
+from paraxl.training.teacher_scores import DrawnPair, PairScope
 
 PairKey = frozenset[str]  # an unordered pair: the teacher file is read in either order
 
@@ -60,13 +60,13 @@ def pairs_drawn_by(configs: Iterable[TrainConfig], data_dir: Path | None, scope:
     seen: set[PairKey] = set()
     pairs: list[DrawnPair] = []
     for config in configs:
-        known: dict[int, tuple[dict[str, str], set[PairKey]]] = {}  # task index -> its texts' languages, in-unit pairs
+        languages_of: dict[int, dict[str, str]] = {}  # task index -> its texts' languages
         for task, layout in run_layouts(config, data_dir):
             if isinstance(task.needs, ScoredPairSteps):
                 continue  # a graded pair's two texts are not paraphrases by construction: no gold to give
-            if task.index not in known:
-                known[task.index] = (_text_languages(task.data.units), in_unit_keys(task.data.units))
-            languages, in_unit = known[task.index]
+            if task.index not in languages_of:
+                languages_of[task.index] = _text_languages(task.data.units)
+            languages, in_unit = languages_of[task.index], task.in_unit_pairs  # the trainer's own kinds
             for first, second, gold in layout_pairs(layout):
                 key = frozenset((first, second))
                 if first == second or key in seen or not _in_scope(key in in_unit, scope):

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from paraxl.data.pairs import LabeledPair
-from paraxl.loading.specs import resolve_model_folder
 from paraxl.training.cross_encoder_config import RetrievalNegatives
 from paraxl.training.cross_encoder_data import TrainPairs
 
@@ -37,14 +36,15 @@ class MinedNegatives:
 
 
 def with_retrieval_negatives(
-    pairs: TrainPairs, spec: RetrievalNegatives, say: Callable[[str], None] = print
+    pairs: TrainPairs, spec: RetrievalNegatives, miner_folder: Path, say: Callable[[str], None] = print
 ) -> TrainPairs:
-    """``pairs`` with the mined negatives of its monolingual rows appended (counted per language)."""
+    """``pairs`` with the mined negatives of its monolingual rows appended (counted per language);
+    ``miner_folder``: ``spec.miner`` resolved (the caller has it already, for its fingerprint)."""
     monolingual = pairs.rows[: sum(pairs.pairs.values())]  # the rows are every language's, then the cross-lingual
     by_language: dict[str, list[LabeledPair]] = {}
     for row in monolingual:
         by_language.setdefault(row.language, []).append(row)
-    mined = mine_negatives(by_language, Path(resolve_model_folder(spec.miner)), spec, say)
+    mined = mine_negatives(by_language, miner_folder, spec, say)
     return replace(pairs, rows=[*pairs.rows, *mined.rows], retrieval_negatives=mined.per_language)
 
 
