@@ -122,6 +122,10 @@ class RetrievalNegatives(_Strict):
     # unlabelled paraphrase (NV-Retriever's TopK-PercPos, 0.05)
     relative_margin: float = Field(default=0.05, ge=0.0, lt=1.0)
     batch_size: int = Field(default=64, ge=1)  # sentences per forward pass of the miner
+    # languages whose sentence1s also search every other language's sentence2s (PAWS-X ids give the
+    # gold paraphrases there): the candidates of a cross-lingual search, e.g. [en] for English queries
+    # against a German corpus; [] mines within each language only
+    cross_lingual_queries: list[str] = Field(default_factory=list)
 
 
 # the labelled pairs it trains on: the bi-encoder's data kinds that hold pairs with 0/1 labels
@@ -160,6 +164,25 @@ class CrossEncoderTrainConfig(_Strict):
             raise ValueError("a cross-encoder trains on 0/1 labels: `label` must name the label column")
         return data
 
+    @model_validator(mode="after")
+    def _queries_among_the_languages(self) -> CrossEncoderTrainConfig:
+        queries = [] if self.retrieval_negatives is None else self.retrieval_negatives.cross_lingual_queries
+        if not queries:
+            return self
+        # a query's gold paraphrases in another language come from the rows of the same id: PAWS-X's
+        # languages, or pair files named with their languages (aligned by their id column)
+        default = list(PAWSX_LANGUAGES) if isinstance(self.data, PawsxData) else []
+        languages = self.data.languages or default
+        if len(languages) < 2:
+            raise ValueError(
+                "retrieval_negatives.cross_lingual_queries needs at least two data languages "
+                "(pair files: name one language per file in `languages`)"
+            )
+        outside = sorted(set(queries) - set(languages))
+        if outside:
+            raise ValueError(f"retrieval_negatives.cross_lingual_queries {outside} are not among the data's languages")
+        return self
+
     @property
     def reads_data_dir(self) -> bool:
         return isinstance(self.data, PawsxData) or self.validation is not None
@@ -194,10 +217,10 @@ def resume_settings(
     if precision != "fp32":  # likewise
         rows["precision"] = precision
     if config.retrieval_negatives is not None:  # likewise
-        rows["retrieval_negatives"] = {
-            **config.retrieval_negatives.model_dump(mode="json", exclude={"batch_size"}),
-            "miner_fingerprint": miner_fingerprint,
-        }
+        negatives = config.retrieval_negatives.model_dump(mode="json", exclude={"batch_size"})
+        if not negatives["cross_lingual_queries"]:
+            del negatives["cross_lingual_queries"]  # absent: the settings of the runs from before the option
+        rows["retrieval_negatives"] = {**negatives, "miner_fingerprint": miner_fingerprint}
     return run_settings(
         model.name, config.epochs, config.batch_size, config.lr, model.max_seq_length, config.seed, rows
     )

@@ -43,7 +43,7 @@ class TrainPairs:
     skipped_rows: int  # bad rows skipped (data.on_error: skip)
     files: list[Path]
     cross_lingual: dict[str, int] = field(default_factory=dict)  # cross-lingual pairs per "A-B" (in ``rows``)
-    # label-0 pairs mined per language (training.retrieval_negatives), last in ``rows``
+    # label-0 pairs mined per search, a language or "A-B" (training.retrieval_negatives), last in ``rows``
     retrieval_negatives: dict[str, int] = field(default_factory=dict)
 
 

@@ -11,18 +11,24 @@ the query, nor one of its gold paraphrases, nor within ``relative_margin`` of it
 paraphrase's cosine (a likely unlabelled paraphrase). Mining is deterministic ("top" sampling),
 so a resumed run mines the same pairs again.
 
-Cross-lingual rows (``data.cross_lingual``) are not queries: the retriever's corpus is one
-language's sentences.
+A search across languages (English queries, a German corpus) hands its reranker other candidates:
+with ``cross_lingual_queries: [en]``, each English sentence1 with a paraphrase also queries every
+other language's sentence2s, its gold paraphrases there being the sentence2 of the same PAWS-X id
+where both rows say paraphrase (the cross-lingual evaluation's rule, ``cross_lingual_usable``); the
+mined rows are named "en-de" like the cross-lingual pairs of ``data.cross_lingual``, which are
+never queries themselves (the corpus of a search is one language's sentence2s).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from paraxl.data.cross_lingual_pairs import aligned_units, cell_name
 from paraxl.data.pairs import LabeledPair
+from paraxl.data.readers import cross_lingual_usable
 from paraxl.training.cross_encoder_config import RetrievalNegatives
 from paraxl.training.cross_encoder_data import TrainPairs
 
@@ -30,31 +36,72 @@ ANCHOR, CANDIDATE = "anchor", "positive"  # mine_hard_negatives' column names (a
 
 
 @dataclass(frozen=True)
+class Search:
+    """One search a reranker would sit behind: its queries' gold paraphrases and the corpus searched."""
+
+    name: str  # the language, or "A-B": sentence1s of A searching the sentence2s of B
+    paraphrases: list[LabeledPair]  # label 1; ``first`` a query, ``second`` a gold paraphrase in the corpus
+    corpus: list[str]  # distinct texts, in order of first appearance
+
+
+@dataclass(frozen=True)
 class MinedNegatives:
     rows: list[LabeledPair]  # label 0; path and line: the first row the query is sentence1 of
-    per_language: dict[str, int]
+    per_search: dict[str, int]  # per search: a language, or "A-B" across languages
 
 
 def with_retrieval_negatives(
     pairs: TrainPairs, spec: RetrievalNegatives, miner_folder: Path, say: Callable[[str], None] = print
 ) -> TrainPairs:
-    """``pairs`` with the mined negatives of its monolingual rows appended (counted per language);
+    """``pairs`` with the mined negatives of its monolingual rows' searches appended (counted per search);
     ``miner_folder``: ``spec.miner`` resolved (the caller has it already, for its fingerprint)."""
     monolingual = pairs.rows[: sum(pairs.pairs.values())]  # the rows are every language's, then the cross-lingual
     by_language: dict[str, list[LabeledPair]] = {}
     for row in monolingual:
         by_language.setdefault(row.language, []).append(row)
-    mined = mine_negatives(by_language, miner_folder, spec, say)
-    return replace(pairs, rows=[*pairs.rows, *mined.rows], retrieval_negatives=mined.per_language)
+    searches = monolingual_searches(by_language)
+    for language in spec.cross_lingual_queries:
+        searches += cross_lingual_searches(by_language, language)
+    mined = mine_negatives(searches, miner_folder, spec, say)
+    return replace(pairs, rows=[*pairs.rows, *mined.rows], retrieval_negatives=mined.per_search)
+
+
+def monolingual_searches(by_language: Mapping[str, Sequence[LabeledPair]]) -> list[Search]:
+    """Per language, its sentence1s with a paraphrase searching its sentence2s (both labels)."""
+    return [
+        Search(language, [pair for pair in pairs if pair.label == 1], _distinct(pair.second for pair in pairs))
+        for language, pairs in by_language.items()
+    ]
+
+
+def cross_lingual_searches(by_language: Mapping[str, Sequence[LabeledPair]], source: str) -> list[Search]:
+    """``source``'s sentence1s with a paraphrase searching each other language's sentence2s; a query's
+    gold paraphrases there: the sentence2 of each id whose rows in both languages say paraphrase."""
+    searches: list[Search] = []
+    for target, pairs in by_language.items():
+        if target == source:
+            continue
+        name = cell_name((source, target))
+        paraphrases = [
+            LabeledPair(unit[source].first, unit[target].second, 1, unit[source].line, unit[source].path, language=name)
+            for unit in aligned_units({source: by_language[source], target: pairs})
+            if len(unit) == 2 and unit[source].label == 1 and cross_lingual_usable(unit[source], unit[target])
+        ]
+        searches.append(Search(name, paraphrases, _distinct(pair.second for pair in pairs)))
+    return searches
+
+
+def _distinct(texts: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(texts))
 
 
 def mine_negatives(
-    by_language: Mapping[str, Sequence[LabeledPair]],
+    searches: Sequence[Search],
     miner_folder: Path,
     spec: RetrievalNegatives,
     say: Callable[[str], None] = print,
 ) -> MinedNegatives:
-    """Per language, up to ``spec.per_query`` label-0 pairs per distinct sentence1 with a paraphrase."""
+    """Per search, up to ``spec.per_query`` label-0 pairs per distinct query (named by the search)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
@@ -64,20 +111,21 @@ def mine_negatives(
     # otherwise give the corpus the model's document prompt (e5: "passage: "), another retriever
     prompt = miner.prompts.get(miner.default_prompt_name or "", "")
     rows: list[LabeledPair] = []
-    per_language: dict[str, int] = {}
-    for language, pairs in by_language.items():
-        paraphrases = [pair for pair in pairs if pair.label == 1]
-        if not paraphrases:
+    per_search: dict[str, int] = {}
+    for search in searches:
+        if not search.paraphrases:  # across languages: no id with a paraphrase row in both
+            say(f"mining retrieval negatives ({search.name or 'pairs'}): no paraphrase to query with, none mined")
             continue
-        corpus = list(dict.fromkeys(pair.second for pair in pairs))  # what a retriever would search
-        dataset = Dataset.from_dict(
-            {ANCHOR: [pair.first for pair in paraphrases], CANDIDATE: [pair.second for pair in paraphrases]}
+        queries, paraphrases = [pair.first for pair in search.paraphrases], [pair.second for pair in search.paraphrases]
+        dataset = Dataset.from_dict({ANCHOR: queries, CANDIDATE: paraphrases})
+        say(
+            f"mining retrieval negatives ({search.name or 'pairs'}): "
+            f"{len(dataset)} paraphrases, {len(search.corpus)} sentences"
         )
-        say(f"mining retrieval negatives ({language or 'pairs'}): {len(dataset)} paraphrases, {len(corpus)} sentences")
         mined = mine_hard_negatives(
             dataset,
             miner,
-            corpus=corpus,
+            corpus=search.corpus,
             num_negatives=spec.per_query,
             range_max=spec.range_max,
             relative_margin=spec.relative_margin,
@@ -88,10 +136,11 @@ def mine_negatives(
             batch_size=spec.batch_size,
             verbose=False,
         )
-        found = _negatives(mined.to_dict(), {pair.first: pair for pair in reversed(paraphrases)}, language)
+        first_rows = {pair.first: pair for pair in reversed(search.paraphrases)}
+        found = _negatives(mined.to_dict(), first_rows, search.name)
         rows += found
-        per_language[language] = len(found)
-    return MinedNegatives(rows, per_language)
+        per_search[search.name] = len(found)
+    return MinedNegatives(rows, per_search)
 
 
 def _negatives(mined: dict[str, list[Any]], source: Mapping[str, LabeledPair], language: str) -> list[LabeledPair]:
