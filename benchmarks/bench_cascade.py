@@ -51,6 +51,7 @@ import numpy as np
 from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages, pawsx_file
 from paraxl.decision.cascade import CascadeFit, CascadeScorer, fit_cascade
+from paraxl.decision.cascade_ceilings import band_ceiling, router_ceiling
 from paraxl.decision.fusion import FusionScorer, fit_fusion
 from paraxl.decision.model_scorers import bi_encoder_scorer, cross_encoder_scorer
 from paraxl.decision.scorers import PairScorer
@@ -139,6 +140,19 @@ def target_check(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "test_share_sent": target["test_share_sent"], "meets_bar": bool(within and share), "bar": BAR}  # fmt: skip
 
 
+def ceilings(parts: dict[str, Scores], rules: dict[str, Any], budgets: Sequence[float]) -> dict[str, Any]:
+    """Per budget (and the bar's 40 %), what no band and no router could beat on these *test* pairs,
+    each model at its validation threshold (:mod:`paraxl.decision.cascade_ceilings`): bounds, not results."""
+    rule = next(fitted.rule for fitted in rules.values() if isinstance(fitted, CascadeFit))
+    thresholds = (rule.bi_threshold, rule.cross_threshold)
+    out: dict[str, Any] = {}
+    for budget in sorted({*budgets, TARGET_MAX_SHARE}):
+        band, router = band_ceiling(parts, budget, *thresholds), router_ceiling(parts, budget, *thresholds)
+        out[f"{budget:g}"] = {"band": band.mean, "band_share": band.share, "router": router.mean,
+                              "router_share": router.share}  # fmt: skip
+    return out
+
+
 def score_rules(rules: dict[str, Any], parts: dict[str, Scores]) -> dict[str, dict[str, Any]]:
     """Test accuracy of each rule per part (a language or an en -> X cell), and its test share sent."""
     table: dict[str, dict[str, Any]] = {}
@@ -187,7 +201,7 @@ def monolingual(
     rows = single_models(bi_result, cross_result) | score_rules(rules, parts)
     n_test = sum(int(p[2].size) for p in parts.values())
     return {"rows": rows, "target": target_check(rows), "n_fit": int(fit_scores[2].size), "n_test": n_test,
-            "fit": fit, "test": test, "rules": rules}  # fmt: skip
+            "ceilings": ceilings(parts, rules, args.budget_list), "fit": fit, "test": test, "rules": rules}  # fmt: skip
 
 
 def cross_lingual(args: argparse.Namespace, bi: PairScorer, cross: PairScorer, mono: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +223,8 @@ def cross_lingual(args: argparse.Namespace, bi: PairScorer, cross: PairScorer, m
         rows[name] = {"accuracy": per, "mean": float(np.nanmean(list(per.values()))), "threshold": cut,
                       "test_share_sent": 0.0 if name == "bi" else 1.0}  # fmt: skip
     rows |= score_rules(rules, scored["test"])
-    return {"rows": rows, "target": target_check(rows), "n_fit": int(fit[2].size), "rules": rules}
+    bounds = ceilings(scored["test"], rules, args.budget_list)
+    return {"rows": rows, "target": target_check(rows), "n_fit": int(fit[2].size), "ceilings": bounds, "rules": rules}
 
 
 def per_thousand(call: Callable[[], object], pairs: int) -> float:
@@ -256,7 +271,7 @@ def markdown(document: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {100 * row['test_share_sent']:.1f} % | {100 * row['mean']:.2f} | {cells} | {ms} |"
             )
-        lines += ["", target_line(block["target"]), ""]
+        lines += ["", target_line(block["target"]), "", *ceiling_lines(block), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -269,6 +284,31 @@ def target_line(check: dict[str, Any]) -> str:
         f"the cross-encoder's {100 * check['cross_test_accuracy']:.2f}, sending "
         f"{100 * check['test_share_sent']:.1f} % of pairs: {verdict} the bar ({check['bar']})."
     )
+
+
+def ceiling_lines(block: dict[str, Any]) -> list[str]:
+    """The ceilings as a table, and whether any band could meet the bar (older JSONs have none)."""
+    bounds = block.get("ceilings")
+    if not bounds:
+        return []
+    lines = [
+        "Ceilings on the test pairs themselves (each model at its validation threshold; bounds, not results):",
+        "",
+        "| CE budget | best band: mean (share sent) | any router: mean (share sent) |",
+        "|---|---|---|",
+    ]
+    for budget, row in bounds.items():
+        band = f"{100 * row['band']:.2f} ({100 * row['band_share']:.1f} %)"
+        lines.append(
+            f"| {100 * float(budget):g} % | {band} | {100 * row['router']:.2f} ({100 * row['router_share']:.1f} %) |"
+        )
+    bar, needed = bounds[f"{TARGET_MAX_SHARE:g}"], block["rows"]["cross"]["mean"] - TARGET_MARGIN
+    if bar["band"] >= needed - 1e-12:
+        verdict = "a band that meets it exists on test (whether validation finds it: the target row)"
+    else:
+        verdict = "no cosine band at these thresholds meets it with these two models"
+    reached = f"At {100 * TARGET_MAX_SHARE:g} % sent, the best band on test reaches {100 * bar['band']:.2f}"
+    return [*lines, "", f"{reached} against the bar's {100 * needed:.2f}: {verdict}."]
 
 
 def plot(document: dict[str, Any], path: Path) -> None:
@@ -347,8 +387,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             ],
             args.data_dir,
         ),
-        "monolingual": {key: mono[key] for key in ("rows", "target", "n_fit", "n_test")},
-        "en_to_xx": {key: en_row[key] for key in ("rows", "target", "n_fit")} if en_row else None,
+        "monolingual": {key: mono[key] for key in ("rows", "target", "n_fit", "n_test", "ceilings")},
+        "en_to_xx": {key: en_row[key] for key in ("rows", "target", "n_fit", "ceilings")} if en_row else None,
         "timings": timings(bi, cross, mono, mono["rules"], args.timing_pairs),
         "seconds": time.perf_counter() - start,
         "machine": {"cpu": cpu_info(CPU_FLAGS)},

@@ -220,8 +220,17 @@ def test_the_cascade_benchmark_runs_on_tiny_models(bi_dir: Path, cross_dir: Path
         target, cross = block["rows"]["cascade@target"], block["rows"]["cross"]
         meets = target["mean"] >= cross["mean"] - 0.005 - 1e-12 and target["test_share_sent"] <= 0.4
         assert check["meets_bar"] is meets and check["test_share_sent"] == target["test_share_sent"]
+        ceilings = block["ceilings"]  # on the test pairs: no rule at the same thresholds beats them
+        assert list(ceilings) == [f"{b:g}" for b in budgets]  # the bar's 0.4 among them
+        for budget in budgets:
+            bound, row = ceilings[f"{budget:g}"], block["rows"][f"cascade@{budget:g}"]
+            assert bound["band"] <= bound["router"] + 1e-12 and bound["band_share"] <= budget + 1e-12
+            if row["test_share_sent"] <= budget:
+                assert row["mean"] <= bound["band"] + 1e-12
+        assert ceilings["1"]["band"] >= max(block["rows"]["bi"]["mean"], block["rows"]["cross"]["mean"]) - 1e-12
     markdown = (tmp_path / "smoke.md").read_text()
     assert markdown.count("| cascade@") == 14 and markdown.count("cascade@target: fitted for validation") == 2
+    assert markdown.count("Ceilings on the test pairs themselves") == 2 and "At 40 % sent, the best band" in markdown
     cpu = document["machine"]["cpu"]  # the shared report writer's CPU record (evaluation/bench_report.py)
     assert cpu["model"] in markdown and set(cpu["flags"]) == set(script.CPU_FLAGS) and cpu["available_cpus"] >= 1
     assert (tmp_path / "smoke.png").stat().st_size > 1000

@@ -89,14 +89,15 @@ class CascadeFit:
 
 
 @dataclass(frozen=True)
-class _Groups:
-    """Validation pairs grouped by distinct cosine, ascending: values (g,), pairs per group (g,),
-    gain per group (g,) = cross correct - bi correct, and the bi-encoder's correct count."""
+class BandGroups:
+    """Pairs grouped by distinct cosine, ascending: values (g,), pairs per group (g,), gain per group
+    (g,) = cross correct - bi correct (whole numbers; weighted: each pair's gain times its weight), and
+    the bi-encoder's correct count (weighted: its pairs' summed weight)."""
 
     values: FloatArray
     counts: IntArray
-    gains: IntArray
-    bi_correct: int
+    gains: FloatArray
+    bi_correct: float
 
     def edge(self, index: int) -> float:
         """The cosine between group ``index - 1`` and group ``index``; outside them -2 and 2, beyond any
@@ -125,15 +126,22 @@ def _validated(
     return cos, cross, gold.astype(bool)
 
 
-def _groups(cos: FloatArray, bi_right: BoolArray, cross_right: BoolArray) -> _Groups:
-    """Per distinct cosine (ascending): pair count and summed gain."""
+def band_groups(
+    cos: FloatArray, bi_right: BoolArray, cross_right: BoolArray, weights: FloatArray | None = None
+) -> BandGroups:
+    """Per distinct cosine (ascending): pair count and summed gain; ``weights`` (n,): what each pair
+    counts for (None: 1 each, the fit's accuracy; the ceilings weigh pairs by their language)."""
     values, inverse = np.unique(cos, return_inverse=True)  # (g,), (n,)
     counts = np.bincount(inverse, minlength=values.size).astype(np.int64)  # (g,)
-    gains = np.bincount(inverse, weights=cross_right.astype(np.int64) - bi_right, minlength=values.size)
-    return _Groups(values, counts, np.rint(gains).astype(np.int64), int(bi_right.sum()))
+    change = cross_right.astype(np.float64) - bi_right
+    if weights is None:
+        gains = np.rint(np.bincount(inverse, weights=change, minlength=values.size)).astype(np.float64)  # whole pairs
+        return BandGroups(values, counts, gains, float(bi_right.sum()))
+    gains = np.bincount(inverse, weights=change * weights, minlength=values.size).astype(np.float64)
+    return BandGroups(values, counts, gains, float(weights[bi_right].sum()))
 
 
-def best_band(groups: _Groups, width: int) -> tuple[int, int, int]:
+def best_band(groups: BandGroups, width: int) -> tuple[int, int, float]:
     """``(start, stop, gain)``: the group run ``[start, stop)`` of at most ``width`` pairs with the
     highest gain (ties: fewer pairs, then the lower run); ``(0, 0, 0)`` is the empty band.
 
@@ -162,7 +170,7 @@ def best_band(groups: _Groups, width: int) -> tuple[int, int, int]:
     return -best[2], best[3], best[0]
 
 
-def _band_pairs(groups: _Groups, start: int, stop: int) -> int:
+def _band_pairs(groups: BandGroups, start: int, stop: int) -> int:
     return int(groups.counts[start:stop].sum())
 
 
@@ -188,7 +196,7 @@ def fit_cascade(
     cos, cross, gold = _validated(cosines, cross_scores, labels)
     bi_threshold, bi_accuracy = best_threshold(cos, gold)
     cross_threshold, cross_accuracy = best_threshold(cross, gold)
-    groups = _groups(cos, (cos >= bi_threshold) == gold, (cross >= cross_threshold) == gold)
+    groups = band_groups(cos, (cos >= bi_threshold) == gold, (cross >= cross_threshold) == gold)
     n = int(cos.size)
     if budget is not None:
         if not (math.isfinite(budget) and 0.0 <= budget <= 1.0):
@@ -212,7 +220,7 @@ def fit_cascade(
     )
 
 
-def _smallest_band_reaching(groups: _Groups, target: float, n: int, cross_accuracy: float) -> tuple[int, int, int]:
+def _smallest_band_reaching(groups: BandGroups, target: float, n: int, cross_accuracy: float) -> tuple[int, int, float]:
     """The band of the fewest pairs whose accuracy reaches ``target`` (binary search on the width:
     the best gain within ``w`` pairs never falls as ``w`` grows)."""
     if not (math.isfinite(target) and 0.0 < target <= 1.0):
