@@ -85,3 +85,27 @@ def test_bad_budgets_and_mismatched_parts_are_refused() -> None:
         band_ceiling({"part0": (parts["part0"][0], np.zeros(4), parts["part0"][2])}, 0.5, 0.5, 0.0)
     with pytest.raises(InputError, match="no scored pairs"):
         band_ceiling({"empty": ([], [], [])}, 0.5, 0.5, 0.0)
+
+
+@pytest.mark.parametrize(
+    "cos, labels, message",
+    [([0.1, np.nan], [0, 1], "must be finite"), ([0.1, 0.2], [0, 2], "labels must be 0 or 1")],
+)
+def test_scores_a_fit_would_refuse_are_refused(cos: list[float], labels: list[int], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        router_ceiling({"part": (cos, [0.0, 0.0], labels)}, 0.5, BI_THRESHOLD, CROSS_THRESHOLD)
+
+
+def test_a_band_of_no_gain_is_not_chosen_over_sending_nothing_more() -> None:
+    """Weighted gains that cancel sum with float noise: +1/6 (a part of 3 pairs), then -1/36 and +1/36
+    (a part of 18) in cosine order give a 3-pair band 2.8e-17 above the 1-pair one."""
+    parts: dict[str, PartScores] = {
+        # cosine 0.2: the bi-encoder wrong, the cross-encoder right (+1/6); two pairs both get right
+        "three": ([0.2, 0.95, 0.95], [1.0, 1.0, 1.0], [1, 1, 1]),
+        # 0.25: only the bi-encoder right (-1/36); 0.3: only the cross-encoder right (+1/36); 16 at 0.9
+        # only the bi-encoder right
+        "eighteen": ([0.25, 0.3, *[0.9] * 16], [1.0, 1.0, *[-1.0] * 16], [0, 1, *[1] * 16]),
+    }
+    ceiling = band_ceiling(parts, 1.0, BI_THRESHOLD, CROSS_THRESHOLD)
+    assert ceiling.mean == pytest.approx(brute_force_band(parts, 1.0), abs=1e-12)
+    assert ceiling.share == pytest.approx(1 / 21)  # the one pair worth sending, not the band of equal gain

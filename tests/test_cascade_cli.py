@@ -222,11 +222,14 @@ def test_the_cascade_benchmark_runs_on_tiny_models(bi_dir: Path, cross_dir: Path
         assert check["meets_bar"] is meets and check["test_share_sent"] == target["test_share_sent"]
         ceilings = block["ceilings"]  # on the test pairs: no rule at the same thresholds beats them
         assert list(ceilings) == [f"{b:g}" for b in budgets]  # the bar's 0.4 among them
+        bounded = 0
         for budget in budgets:
             bound, row = ceilings[f"{budget:g}"], block["rows"][f"cascade@{budget:g}"]
             assert bound["band"] <= bound["router"] + 1e-12 and bound["band_share"] <= budget + 1e-12
-            if row["test_share_sent"] <= budget:
+            if row["test_share_sent"] <= budget:  # a rule bounded by the ceiling: it sends no more than it
                 assert row["mean"] <= bound["band"] + 1e-12
+                bounded += 1
+        assert bounded >= 1  # the full band (budget 1) at least
         assert ceilings["1"]["band"] >= max(block["rows"]["bi"]["mean"], block["rows"]["cross"]["mean"]) - 1e-12
     markdown = (tmp_path / "smoke.md").read_text()
     assert markdown.count("| cascade@") == 14 and markdown.count("cascade@target: fitted for validation") == 2

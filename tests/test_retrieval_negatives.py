@@ -4,6 +4,7 @@ mined pairs against a brute-force cosine ranking, never a gold paraphrase, count
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from paraxl.cli.main import app
 from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import read_pawsx_pairs
+from paraxl.errors import InputError
 from paraxl.io.rows import RowPolicy
 from paraxl.training.cross_encoder_config import CrossEncoderTrainConfig, RetrievalNegatives, resume_settings
 from paraxl.training.retrieval_negatives import (
@@ -54,11 +56,16 @@ def translated_pawsx(tmp_path: Path) -> Path:
 
 
 def brute_force(
-    paraphrases: list[tuple[str, str]], corpus: list[str], model_dir: Path, per_query: int, margin: float
+    paraphrases: list[tuple[str, str]],
+    corpus: list[str],
+    model_dir: Path,
+    per_query: int,
+    margin: float,
+    unlabelled: frozenset[tuple[str, str]] = frozenset(),
 ) -> dict[str, list[str]]:
     """The oracle: for each query with a paraphrase, cosines to every corpus text, the query and its
     paraphrases left out, candidates above (weakest paraphrase's cosine) x (1 - margin) left out, the
-    best ``per_query`` of the rest in order."""
+    best ``per_query`` of the rest in order, then any (query, text) pair in ``unlabelled`` dropped."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(model_dir))
@@ -74,7 +81,8 @@ def brute_force(
         weakest = min(cosines[text] for text in gold[query])
         ceiling = weakest - abs(weakest) * margin
         allowed = [t for t in corpus if t != query and t not in gold[query] and cosines[t] <= ceiling]
-        expected[query] = sorted(allowed, key=lambda text: -cosines[text])[:per_query]
+        top = sorted(allowed, key=lambda text: -cosines[text])[:per_query]
+        expected[query] = [text for text in top if (query, text) not in unlabelled]
     return expected
 
 
@@ -124,8 +132,13 @@ def test_cross_lingual_queries_search_the_other_languages_sentence2s_with_gold_b
         if en.key == de.key and en.label == de.label == 1
     ]
     assert paraphrases and len(paraphrases) < sum(row.label for row in by_language["en"])  # flipped ids left out
+    # a flipped id's German sentence2 has no known label for its English sentence1: never a negative
+    unlabelled = frozenset(
+        (en.first, de.second) for en in by_language["en"] for de in german if en.key == de.key and en.label != de.label
+    )
     corpus = list(dict.fromkeys(row.second for row in german))
-    expected = brute_force(paraphrases, corpus, tiny_model_dir, per_query=2, margin=0.0)
+    expected = brute_force(paraphrases, corpus, tiny_model_dir, per_query=2, margin=0.0, unlabelled=unlabelled)
+    assert expected != brute_force(paraphrases, corpus, tiny_model_dir, per_query=2, margin=0.0)  # some dropped
     assert mined_by_query(mined, "en-de") == {query: texts for query, texts in expected.items() if texts}
     assert all(pair.second.endswith(" de") and pair.label == 0 for pair in mined.rows)  # German corpus only
     assert mined.per_search == {"en-de": len(mined.rows)} and mined.rows
@@ -209,11 +222,25 @@ def test_a_run_with_cross_lingual_queries_mines_each_search_and_counts_it(tiny_m
     assert summary["settings"]["retrieval_negatives"]["cross_lingual_queries"] == ["en"]
 
 
+def test_cross_lingual_searches_refuse_what_they_cannot_align(tmp_path: Path) -> None:
+    by_language = pawsx_rows(tmp_path)
+    with pytest.raises(InputError, match="no usable 'fr' pairs"):
+        cross_lingual_searches(by_language, "fr")
+    keyless = {**by_language, "en": [replace(by_language["en"][0], key=None), *by_language["en"][1:]]}
+    with pytest.raises(InputError, match="need an id on every pair") as error:
+        cross_lingual_searches(keyless, "en")
+    assert error.value.line == by_language["en"][0].line  # where the row without an id is
+    searches = cross_lingual_searches(by_language, "en")
+    with pytest.raises(InputError, match="the same search twice"):
+        mine_negatives([*searches, *searches], tmp_path / "never-loaded", RetrievalNegatives(miner="m"))
+
+
 @pytest.mark.parametrize(
     "data, queries, message",
     [
         ({"kind": "pawsx", "languages": ["en", "de"]}, ["fr"], r"\['fr'\] are not among"),
         ({"kind": "pawsx", "languages": ["en"]}, ["en"], "at least two data languages"),
+        ({"kind": "pawsx", "languages": ["en", "de"]}, ["en", "en"], "names a language twice"),
         ({"kind": "pairs", "paths": ["a.tsv", "b.tsv"]}, ["en"], "name one language per file"),
         ({"kind": "pairs", "paths": ["a.tsv", "b.tsv"], "languages": ["en", "de"]}, ["de", "fr"], "'fr'"),
     ],

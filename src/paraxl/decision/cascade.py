@@ -150,7 +150,9 @@ def best_band(groups: BandGroups, width: int) -> tuple[int, int, float]:
     moves right, so a deque keeps the start with the smallest ``D`` (the latest among equals: fewer pairs).
     """
     count_sums = np.concatenate([[0], np.cumsum(groups.counts)]).tolist()
-    gain_sums = np.concatenate([[0], np.cumsum(groups.gains)]).tolist()
+    # rounded: weighted gains (the ceilings) sum with float noise, which would let a band of no real
+    # gain beat the empty one; whole-number gains (every fit) are untouched
+    gain_sums = np.round(np.concatenate([[0], np.cumsum(groups.gains)]), 12).tolist()
     best = (0, 0, 0, 0)  # (gain, -pairs, -start, stop) compared as a key; the empty band first
     window: deque[int] = deque()
     first_allowed = 0

@@ -3,7 +3,8 @@
 A cascade fitted on validation that misses its bar on test leaves a question open: was the band
 unlucky, or can no band do it with these two models? Both ceilings are computed on the pairs they
 are scored on, with each model at a given threshold (the validation-fitted ones, which every
-cascade ``fit_cascade`` makes uses), so they bound a fitted rule and are never a result:
+cascade ``fit_cascade`` makes uses), so they bound a fitted rule that sends at most B of these pairs
+(a band fitted on validation at B can send more of them) and are never a result:
 
 - **band ceiling** at budget B: the best cosine band chosen on these very pairs, holding at most B
   of them (the fit's own search, :func:`~paraxl.decision.cascade.best_band`, run on the pairs it is
@@ -56,6 +57,12 @@ def _pooled(parts: Mapping[str, PartScores], bi_threshold: float, cross_threshol
     arrays = [part for part in arrays if part[2].size]
     if not arrays:
         raise InputError("no scored pairs to bound a cascade on")
+    if not all(np.isfinite(part[i]).all() for part in arrays for i in (0, 1)):
+        raise InputError("cosines and cross-encoder scores must be finite")
+    if not all(np.isin(part[2], (0, 1)).all() for part in arrays):
+        raise InputError("labels must be 0 or 1")
+    if not (math.isfinite(bi_threshold) and math.isfinite(cross_threshold)):
+        raise InputError(f"thresholds must be finite, got {bi_threshold:g} and {cross_threshold:g}")
     cos, cross, labels = (np.concatenate([part[i] for part in arrays]) for i in range(3))
     weights = np.concatenate([np.full(part[2].size, 1.0 / (len(arrays) * part[2].size)) for part in arrays])
     gold = labels.astype(bool)

@@ -105,7 +105,8 @@ class CrossEncoderPawsxData(PawsxData):
 
 class RetrievalNegatives(_Strict):
     """Label-0 pairs of each sentence1 with the sentences a bi-encoder retrieves for it among the
-    language's sentence2s, its gold paraphrases left out (:mod:`paraxl.training.retrieval_negatives`).
+    language's sentence2s (with ``cross_lingual_queries``, other languages' too), its gold paraphrases
+    left out (:mod:`paraxl.training.retrieval_negatives`).
 
     PAWS-X's label-0 pairs are word swaps of their sentence1, so a cross-encoder trained on them
     alone never sees a sentence about something else, and scores such pairs higher than word swaps
@@ -173,7 +174,9 @@ class CrossEncoderTrainConfig(_Strict):
         # languages, or pair files named with their languages (aligned by their id column)
         default = list(PAWSX_LANGUAGES) if isinstance(self.data, PawsxData) else []
         languages = self.data.languages or default
-        if len(languages) < 2:
+        if len(set(queries)) < len(queries):
+            raise ValueError(f"retrieval_negatives.cross_lingual_queries names a language twice: {queries}")
+        if len(set(languages)) < 2:
             raise ValueError(
                 "retrieval_negatives.cross_lingual_queries needs at least two data languages "
                 "(pair files: name one language per file in `languages`)"

@@ -223,7 +223,7 @@ def run_record(
             "pairs_total": len(pairs.rows),
             "untranslated_left_out": pairs.untranslated,
             "cross_lingual_pairs": pairs.cross_lingual,  # per "A-B", included in pairs_total
-            "retrieval_negatives": pairs.retrieval_negatives,  # label-0 pairs per language, included too
+            "retrieval_negatives": pairs.retrieval_negatives,  # label-0 pairs per search (language, "A-B"), in it too
             "skipped_rows": pairs.skipped_rows,
             "files": data_file_records(files, data_dir),
         },

@@ -12,11 +12,14 @@ paraphrase's cosine (a likely unlabelled paraphrase). Mining is deterministic ("
 so a resumed run mines the same pairs again.
 
 A search across languages (English queries, a German corpus) hands its reranker other candidates:
-with ``cross_lingual_queries: [en]``, each English sentence1 with a paraphrase also queries every
-other language's sentence2s, its gold paraphrases there being the sentence2 of the same PAWS-X id
-where both rows say paraphrase (the cross-lingual evaluation's rule, ``cross_lingual_usable``); the
-mined rows are named "en-de" like the cross-lingual pairs of ``data.cross_lingual``, which are
-never queries themselves (the corpus of a search is one language's sentence2s).
+with ``cross_lingual_queries: [en]``, each English sentence1 of an id whose rows in English and in
+German both say paraphrase also queries the German sentence2s, its gold paraphrases there being the
+German sentence2 of each such id (the cross-lingual evaluation's rule, ``cross_lingual_usable``);
+the German sentence2 of an id whose two rows disagree on the label is neither gold nor negative.
+Likewise for every other language. The mined rows are named "en-de" like the cross-lingual pairs of
+``data.cross_lingual``, which are never queries themselves (the corpus of a search is one
+language's sentence2s). Everything is mined from the rows the run trains on (its data section), so
+no other split is read.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from paraxl.data.cross_lingual_pairs import aligned_units, cell_name
 from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import cross_lingual_usable
+from paraxl.errors import InputError
 from paraxl.training.cross_encoder_config import RetrievalNegatives
 from paraxl.training.cross_encoder_data import TrainPairs
 
@@ -42,6 +46,9 @@ class Search:
     name: str  # the language, or "A-B": sentence1s of A searching the sentence2s of B
     paraphrases: list[LabeledPair]  # label 1; ``first`` a query, ``second`` a gold paraphrase in the corpus
     corpus: list[str]  # distinct texts, in order of first appearance
+    # (query, corpus text) pairs of no known label, never mined as negatives: across languages, the
+    # sentence1 and sentence2 of one id whose rows disagree on the label
+    unlabelled: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -75,19 +82,32 @@ def monolingual_searches(by_language: Mapping[str, Sequence[LabeledPair]]) -> li
 
 
 def cross_lingual_searches(by_language: Mapping[str, Sequence[LabeledPair]], source: str) -> list[Search]:
-    """``source``'s sentence1s with a paraphrase searching each other language's sentence2s; a query's
-    gold paraphrases there: the sentence2 of each id whose rows in both languages say paraphrase."""
+    """``source``'s sentence1s searching each other language's sentence2s. A query's gold paraphrases
+    there: the sentence2 of each id whose rows in both languages say paraphrase (the queries are the
+    sentence1s of such ids); the sentence2 of an id whose rows disagree is no negative either."""
+    rows = by_language.get(source)
+    if not rows:
+        raise InputError(f"retrieval_negatives.cross_lingual_queries: no usable {source!r} pairs to query with")
+    keyless = next((pair for pair in rows if pair.key is None), None)
+    if keyless is not None:  # ids align the languages; a pair file without an id column cannot be aligned
+        raise InputError(
+            "cross_lingual_queries need an id on every pair to align languages", keyless.path, keyless.line
+        )
     searches: list[Search] = []
     for target, pairs in by_language.items():
         if target == source:
             continue
         name = cell_name((source, target))
+        units = [unit for unit in aligned_units({source: rows, target: pairs}) if len(unit) == 2]
         paraphrases = [
             LabeledPair(unit[source].first, unit[target].second, 1, unit[source].line, unit[source].path, language=name)
-            for unit in aligned_units({source: by_language[source], target: pairs})
-            if len(unit) == 2 and unit[source].label == 1 and cross_lingual_usable(unit[source], unit[target])
+            for unit in units
+            if unit[source].label == 1 and cross_lingual_usable(unit[source], unit[target])
         ]
-        searches.append(Search(name, paraphrases, _distinct(pair.second for pair in pairs)))
+        unlabelled = frozenset(
+            (unit[source].first, unit[target].second) for unit in units if unit[source].label != unit[target].label
+        )
+        searches.append(Search(name, paraphrases, _distinct(pair.second for pair in pairs), unlabelled))
     return searches
 
 
@@ -102,6 +122,9 @@ def mine_negatives(
     say: Callable[[str], None] = print,
 ) -> MinedNegatives:
     """Per search, up to ``spec.per_query`` label-0 pairs per distinct query (named by the search)."""
+    names = [search.name for search in searches]
+    if len(set(names)) < len(names):
+        raise InputError(f"the same search twice among {names}: its negatives would be mined twice")
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
@@ -137,7 +160,11 @@ def mine_negatives(
             verbose=False,
         )
         first_rows = {pair.first: pair for pair in reversed(search.paraphrases)}
-        found = _negatives(mined.to_dict(), first_rows, search.name)
+        found = [
+            pair
+            for pair in _negatives(mined.to_dict(), first_rows, search.name)
+            if (pair.first, pair.second) not in search.unlabelled
+        ]
         rows += found
         per_search[search.name] = len(found)
     return MinedNegatives(rows, per_search)
