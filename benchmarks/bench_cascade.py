@@ -51,7 +51,7 @@ import numpy as np
 from paraxl.data.pairs import LabeledPair
 from paraxl.data.readers import PAWSX_LANGUAGES, parse_languages, pawsx_file
 from paraxl.decision.cascade import CascadeFit, CascadeScorer, fit_cascade
-from paraxl.decision.cascade_ceilings import band_ceiling, router_ceiling
+from paraxl.decision.cascade_ceilings import CascadeCeilings
 from paraxl.decision.fusion import FusionScorer, fit_fusion
 from paraxl.decision.model_scorers import bi_encoder_scorer, cross_encoder_scorer
 from paraxl.decision.scorers import PairScorer
@@ -144,10 +144,10 @@ def ceilings(parts: dict[str, Scores], rules: dict[str, Any], budgets: Sequence[
     """Per budget (and the bar's 40 %), what no band and no router could beat on these *test* pairs,
     each model at its validation threshold (:mod:`paraxl.decision.cascade_ceilings`): bounds, not results."""
     rule = next(fitted.rule for fitted in rules.values() if isinstance(fitted, CascadeFit))
-    thresholds = (rule.bi_threshold, rule.cross_threshold)
+    bounds = CascadeCeilings(parts, rule.bi_threshold, rule.cross_threshold)
     out: dict[str, Any] = {}
     for budget in sorted({*budgets, TARGET_MAX_SHARE}):
-        band, router = band_ceiling(parts, budget, *thresholds), router_ceiling(parts, budget, *thresholds)
+        band, router = bounds.band(budget), bounds.router(budget)
         out[f"{budget:g}"] = {"band": band.mean, "band_share": band.share, "router": router.mean,
                               "router_share": router.share}  # fmt: skip
     return out

@@ -8,10 +8,18 @@ import itertools
 import numpy as np
 import pytest
 
-from paraxl.decision.cascade_ceilings import PartScores, band_ceiling, router_ceiling
+from paraxl.decision.cascade_ceilings import CascadeCeilings, Ceiling, PartScores
 from paraxl.errors import InputError
 
 BI_THRESHOLD, CROSS_THRESHOLD = 0.5, 0.0
+
+
+def band_ceiling(parts: dict[str, PartScores], budget: float) -> Ceiling:
+    return CascadeCeilings(parts, BI_THRESHOLD, CROSS_THRESHOLD).band(budget)
+
+
+def router_ceiling(parts: dict[str, PartScores], budget: float) -> Ceiling:
+    return CascadeCeilings(parts, BI_THRESHOLD, CROSS_THRESHOLD).router(budget)
 
 
 def random_parts(seed: int, sizes: tuple[int, ...]) -> dict[str, PartScores]:
@@ -62,7 +70,7 @@ def brute_force_router(parts: dict[str, PartScores], budget: float) -> float:
 @pytest.mark.parametrize("budget", [0.0, 0.2, 0.45, 1.0])
 def test_the_band_ceiling_is_the_best_band_of_its_budget(seed: int, budget: float) -> None:
     parts = random_parts(seed, (9, 14, 20))
-    ceiling = band_ceiling(parts, budget, BI_THRESHOLD, CROSS_THRESHOLD)
+    ceiling = band_ceiling(parts, budget)
     assert ceiling.mean == pytest.approx(brute_force_band(parts, budget), abs=1e-12)
     assert ceiling.share <= budget + 1e-12
 
@@ -71,20 +79,20 @@ def test_the_band_ceiling_is_the_best_band_of_its_budget(seed: int, budget: floa
 @pytest.mark.parametrize("budget", [0.0, 0.25, 0.5, 1.0])
 def test_the_router_ceiling_is_the_best_of_every_set_of_pairs_sent(seed: int, budget: float) -> None:
     parts = random_parts(seed, (3, 4, 6))  # 13 pairs: every subset is enumerated
-    router = router_ceiling(parts, budget, BI_THRESHOLD, CROSS_THRESHOLD)
+    router = router_ceiling(parts, budget)
     assert router.mean == pytest.approx(brute_force_router(parts, budget), abs=1e-12)
-    assert router.mean >= band_ceiling(parts, budget, BI_THRESHOLD, CROSS_THRESHOLD).mean - 1e-12
+    assert router.mean >= band_ceiling(parts, budget).mean - 1e-12
     assert router.share <= budget + 1e-12
 
 
 def test_bad_budgets_and_mismatched_parts_are_refused() -> None:
     parts = random_parts(0, (5,))
     with pytest.raises(InputError, match="budget"):
-        router_ceiling(parts, 1.5, BI_THRESHOLD, CROSS_THRESHOLD)
+        router_ceiling(parts, 1.5)
     with pytest.raises(InputError, match="part0: 5 cosines, 4 cross-encoder scores"):
-        band_ceiling({"part0": (parts["part0"][0], np.zeros(4), parts["part0"][2])}, 0.5, 0.5, 0.0)
+        band_ceiling({"part0": (parts["part0"][0], np.zeros(4), parts["part0"][2])}, 0.5)
     with pytest.raises(InputError, match="no scored pairs"):
-        band_ceiling({"empty": ([], [], [])}, 0.5, 0.5, 0.0)
+        band_ceiling({"empty": ([], [], [])}, 0.5)
 
 
 @pytest.mark.parametrize(
@@ -93,7 +101,7 @@ def test_bad_budgets_and_mismatched_parts_are_refused() -> None:
 )
 def test_scores_a_fit_would_refuse_are_refused(cos: list[float], labels: list[int], message: str) -> None:
     with pytest.raises(InputError, match=message):
-        router_ceiling({"part": (cos, [0.0, 0.0], labels)}, 0.5, BI_THRESHOLD, CROSS_THRESHOLD)
+        router_ceiling({"part": (cos, [0.0, 0.0], labels)}, 0.5)
 
 
 def test_a_band_of_no_gain_is_not_chosen_over_sending_nothing_more() -> None:
@@ -106,6 +114,6 @@ def test_a_band_of_no_gain_is_not_chosen_over_sending_nothing_more() -> None:
         # only the bi-encoder right
         "eighteen": ([0.25, 0.3, *[0.9] * 16], [1.0, 1.0, *[-1.0] * 16], [0, 1, *[1] * 16]),
     }
-    ceiling = band_ceiling(parts, 1.0, BI_THRESHOLD, CROSS_THRESHOLD)
+    ceiling = band_ceiling(parts, 1.0)
     assert ceiling.mean == pytest.approx(brute_force_band(parts, 1.0), abs=1e-12)
     assert ceiling.share == pytest.approx(1 / 21)  # the one pair worth sending, not the band of equal gain

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -159,22 +160,25 @@ def test_a_mined_negative_is_never_a_gold_paraphrase_and_names_its_querys_row(
         assert (pair.path, pair.line) == (source.path, source.line)
 
 
+def train_with_negatives(
+    model_dir: Path, tmp_path: Path, data: Path, languages: list[str], negatives: dict[str, object], search: str
+) -> dict[str, Any]:
+    """One epoch of a tiny cross-encoder on ``languages`` with ``negatives``; its summary.json, once
+    the run succeeded and said it mined ``search`` (e.g. "(en-de)")."""
+    data_section = {"kind": "pawsx", "languages": languages}
+    config = write_config(tmp_path / "ce.yaml", model_dir, data_section, epochs=1, retrieval_negatives=negatives)
+    result = runner.invoke(app, ["train", str(config), "--data-dir", str(data)])
+    assert result.exit_code == 0, result.stderr
+    assert f"mining retrieval negatives {search}" in result.stderr
+    summary: dict[str, Any] = json.loads((tmp_path / "run" / "summary.json").read_text())
+    return summary
+
+
 def test_a_run_with_retrieval_negatives_trains_on_them_and_records_them(tiny_model_dir: Path, tmp_path: Path) -> None:
     data = fake_pawsx(tmp_path / "data")
     # the tiny model ranks its few allowed candidates low: the whole corpus, no margin
     negatives = {"miner": str(tiny_model_dir), "per_query": 1, "range_max": 64, "relative_margin": 0.0}
-    config = write_config(
-        tmp_path / "ce.yaml",
-        tiny_model_dir,
-        {"kind": "pawsx", "languages": ["en"]},
-        epochs=1,
-        retrieval_negatives=negatives,
-    )
-    result = runner.invoke(app, ["train", str(config), "--data-dir", str(data)])
-    assert result.exit_code == 0, result.stderr
-    assert "mining retrieval negatives (en)" in result.stderr
-
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary = train_with_negatives(tiny_model_dir, tmp_path, data, ["en"], negatives, "(en)")
     mined = summary["data"]["retrieval_negatives"]["en"]
     assert mined > 0 and summary["data"]["pairs_total"] == summary["data"]["pairs"]["en"] + mined
     settings = summary["settings"]["retrieval_negatives"]
@@ -204,18 +208,7 @@ def test_bad_retrieval_negatives_settings_are_refused(field: str, value: object)
 def test_a_run_with_cross_lingual_queries_mines_each_search_and_counts_it(tiny_model_dir: Path, tmp_path: Path) -> None:
     data = translated_pawsx(tmp_path)
     negatives = {"miner": str(tiny_model_dir), "range_max": 64, "relative_margin": 0.0, "cross_lingual_queries": ["en"]}
-    config = write_config(
-        tmp_path / "ce.yaml",
-        tiny_model_dir,
-        {"kind": "pawsx", "languages": ["en", "de"]},
-        epochs=1,
-        retrieval_negatives=negatives,
-    )
-    result = runner.invoke(app, ["train", str(config), "--data-dir", str(data)])
-    assert result.exit_code == 0, result.stderr
-    assert "mining retrieval negatives (en-de)" in result.stderr
-
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary = train_with_negatives(tiny_model_dir, tmp_path, data, ["en", "de"], negatives, "(en-de)")
     mined = summary["data"]["retrieval_negatives"]
     assert set(mined) == {"en", "de", "en-de"} and mined["en-de"] > 0
     assert summary["data"]["pairs_total"] == sum(summary["data"]["pairs"].values()) + sum(mined.values())

@@ -31,7 +31,6 @@ from paraxl.decision.cascade import band_groups, best_band
 from paraxl.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 PartScores = tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike]  # (cosines, cross scores, 0/1 labels), each (n,)
 
 
@@ -41,55 +40,45 @@ class Ceiling:
     share: float  # share of all pairs sent to the cross-encoder
 
 
-@dataclass(frozen=True)
-class _Pooled:
-    cos: FloatArray  # (n,) every part's pairs, parts in order
-    bi_right: BoolArray  # (n,) the bi-encoder right at its threshold
-    cross_right: BoolArray  # (n,) the cross-encoder right at its threshold
-    weights: FloatArray  # (n,) 1 / (parts x the pair's part size): they sum to 1
+class CascadeCeilings:
+    """The ceilings of one set of scored parts, each model at its threshold: pooled, weighted and
+    grouped by cosine once, then asked per budget."""
 
+    def __init__(self, parts: Mapping[str, PartScores], bi_threshold: float, cross_threshold: float) -> None:
+        arrays = [tuple(np.asarray(column, dtype=np.float64).reshape(-1) for column in part) for part in parts.values()]
+        for name, (cos, cross, labels) in zip(parts, arrays, strict=True):
+            if not cos.size == cross.size == labels.size:
+                raise InputError(f"{name}: {cos.size} cosines, {cross.size} cross-encoder scores, {labels.size} labels")
+        arrays = [part for part in arrays if part[2].size]
+        if not arrays:
+            raise InputError("no scored pairs to bound a cascade on")
+        if not all(np.isfinite(part[i]).all() for part in arrays for i in (0, 1)):
+            raise InputError("cosines and cross-encoder scores must be finite")
+        if not all(np.isin(part[2], (0, 1)).all() for part in arrays):
+            raise InputError("labels must be 0 or 1")
+        if not (math.isfinite(bi_threshold) and math.isfinite(cross_threshold)):
+            raise InputError(f"thresholds must be finite, got {bi_threshold:g} and {cross_threshold:g}")
+        cos, cross, labels = (np.concatenate([part[i] for part in arrays]) for i in range(3))
+        # (n,) 1 / (parts x the pair's part size): they sum to 1, a sum of them is a mean over parts
+        weights = np.concatenate([np.full(part[2].size, 1.0 / (len(arrays) * part[2].size)) for part in arrays])
+        gold = labels.astype(bool)
+        bi_right, cross_right = (cos >= bi_threshold) == gold, (cross >= cross_threshold) == gold
+        self.n = int(cos.size)
+        self.groups = band_groups(cos, bi_right, cross_right, weights)
+        self.router_gains = np.sort(weights[cross_right & ~bi_right])[::-1]  # heaviest first
 
-def _pooled(parts: Mapping[str, PartScores], bi_threshold: float, cross_threshold: float) -> _Pooled:
-    arrays = [tuple(np.asarray(column, dtype=np.float64).reshape(-1) for column in part) for part in parts.values()]
-    for name, (cos, cross, labels) in zip(parts, arrays, strict=True):
-        if not cos.size == cross.size == labels.size:
-            raise InputError(f"{name}: {cos.size} cosines, {cross.size} cross-encoder scores, {labels.size} labels")
-    arrays = [part for part in arrays if part[2].size]
-    if not arrays:
-        raise InputError("no scored pairs to bound a cascade on")
-    if not all(np.isfinite(part[i]).all() for part in arrays for i in (0, 1)):
-        raise InputError("cosines and cross-encoder scores must be finite")
-    if not all(np.isin(part[2], (0, 1)).all() for part in arrays):
-        raise InputError("labels must be 0 or 1")
-    if not (math.isfinite(bi_threshold) and math.isfinite(cross_threshold)):
-        raise InputError(f"thresholds must be finite, got {bi_threshold:g} and {cross_threshold:g}")
-    cos, cross, labels = (np.concatenate([part[i] for part in arrays]) for i in range(3))
-    weights = np.concatenate([np.full(part[2].size, 1.0 / (len(arrays) * part[2].size)) for part in arrays])
-    gold = labels.astype(bool)
-    return _Pooled(cos, (cos >= bi_threshold) == gold, (cross >= cross_threshold) == gold, weights)
+    def band(self, budget: float) -> Ceiling:
+        """The best cosine band of at most ``budget`` of these pairs, chosen on them."""
+        start, stop, gain = best_band(self.groups, _width(budget, self.n))
+        return Ceiling(self.groups.bi_correct + gain, int(self.groups.counts[start:stop].sum()) / self.n)
+
+    def router(self, budget: float) -> Ceiling:
+        """The best any router could do sending at most ``budget`` of these pairs to the cross-encoder."""
+        sent = min(_width(budget, self.n), self.router_gains.size)
+        return Ceiling(self.groups.bi_correct + float(self.router_gains[:sent].sum()), sent / self.n)
 
 
 def _width(budget: float, n: int) -> int:
     if not (math.isfinite(budget) and 0.0 <= budget <= 1.0):
         raise InputError(f"the cross-encoder budget is a share of pairs in [0, 1], got {budget:g}")
     return math.floor(budget * n + 1e-9)
-
-
-def band_ceiling(
-    parts: Mapping[str, PartScores], budget: float, bi_threshold: float, cross_threshold: float
-) -> Ceiling:
-    """The best cosine band of at most ``budget`` of these pairs, chosen on them."""
-    pooled = _pooled(parts, bi_threshold, cross_threshold)
-    groups = band_groups(pooled.cos, pooled.bi_right, pooled.cross_right, pooled.weights)
-    start, stop, gain = best_band(groups, _width(budget, pooled.cos.size))
-    return Ceiling(groups.bi_correct + gain, int(groups.counts[start:stop].sum()) / pooled.cos.size)
-
-
-def router_ceiling(
-    parts: Mapping[str, PartScores], budget: float, bi_threshold: float, cross_threshold: float
-) -> Ceiling:
-    """The best any router could do sending at most ``budget`` of these pairs to the cross-encoder."""
-    pooled = _pooled(parts, bi_threshold, cross_threshold)
-    gains = np.sort(pooled.weights[pooled.cross_right & ~pooled.bi_right])[::-1]  # heaviest first
-    sent = min(_width(budget, pooled.cos.size), gains.size)
-    return Ceiling(float(pooled.weights[pooled.bi_right].sum() + gains[:sent].sum()), sent / pooled.cos.size)

@@ -93,12 +93,13 @@ def cross_lingual_searches(by_language: Mapping[str, Sequence[LabeledPair]], sou
         raise InputError(
             "cross_lingual_queries need an id on every pair to align languages", keyless.path, keyless.line
         )
+    aligned = [unit for unit in aligned_units(by_language) if source in unit]  # once, for every target
     searches: list[Search] = []
     for target, pairs in by_language.items():
         if target == source:
             continue
         name = cell_name((source, target))
-        units = [unit for unit in aligned_units({source: rows, target: pairs}) if len(unit) == 2]
+        units = [unit for unit in aligned if target in unit]
         paraphrases = [
             LabeledPair(unit[source].first, unit[target].second, 1, unit[source].line, unit[source].path, language=name)
             for unit in units
