@@ -274,6 +274,7 @@ from paraxl.cli import (  # noqa: E402, F401
     mine_command,
     onnx_commands,
     pi_commands,
+    profiles_command,
     search_commands,
     serve_command,
     soup_command,
