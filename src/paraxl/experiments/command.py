@@ -82,4 +82,5 @@ def run_table_request(request: TableRequest, log: Callable[[str], None] = print)
         reported=read_reported(request.results_dir / f"{table.spec.name}.json"),
         log=log,
     )
-    return write_report(table.spec.name, table.spec.title, records, request.results_dir)
+    paired = [(pair.variant, pair.against) for pair in table.spec.paired]
+    return write_report(table.spec.name, table.spec.title, records, request.results_dir, paired)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from paraxl.errors import InputError
 from paraxl.evaluation.profile import PROFILE
 from paraxl.evaluation.scores import TaskScores, number
+from paraxl.experiments.paired import paired_columns, paired_markdown
 from paraxl.experiments.records import RunRecord
 from paraxl.experiments.runner import mean_std
 from paraxl.io.atomic import atomic_path, write_json_atomic
@@ -200,13 +201,29 @@ def read_reported(path: Path) -> list[dict[str, Any]]:
     return runs
 
 
-def write_report(name: str, title: str, records: list[dict[str, Any]], folder: Path) -> tuple[Path, Path]:
-    """``folder/<name>.json`` (records and aggregate) and ``folder/<name>.md``."""
+def write_report(
+    name: str, title: str, records: list[dict[str, Any]], folder: Path, paired: Sequence[tuple[str, str]] = ()
+) -> tuple[Path, Path]:
+    """``folder/<name>.json`` (records and aggregate) and ``folder/<name>.md``.
+
+    ``paired``: (variant, against) pairs compared seed by seed after the main table.
+    """
     variants = aggregate(records)
+    comparisons = [
+        (variant, against, paired_columns(records, COLUMNS, variant, against)) for variant, against in paired
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"
-    document = {"table": name, "variants": variants, "runs": records}
+    document: dict[str, Any] = {"table": name, "variants": variants, "runs": records}
+    if comparisons:
+        document["paired"] = [
+            {"variant": variant, "against": against, "columns": [c.to_json() for c in columns]}
+            for variant, against, columns in comparisons
+        ]
     write_json_atomic(json_path, document, indent=2, trailing_newline=False)
+    text = markdown(title or name, variants)
+    for variant, against, columns in comparisons:
+        text += "\n".join(paired_markdown(variant, against, columns)) + "\n"
     with atomic_path(md_path, suffix=".md") as tmp:
-        tmp.write_text(markdown(title or name, variants), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
     return json_path, md_path

@@ -13,6 +13,7 @@ Example::
       - {name: st-mnrl, trainer: sentence-transformers, overrides: [loss.explicit_negatives=0]}
       - {name: am-m0.3, overrides: [loss.kind=additive_margin, loss.margin=0.3]}
       - {name: am-m0.3-soup, trainer: soup, soup_of: am-m0.3, soup_seeds: [42, 43, 44]}
+    paired: [{variant: am-m0.3, against: st-mnrl}]   # optional: differences seed by seed
 
 A ``soup`` variant trains nothing: it averages the weights of another variant's runs at
 ``soup_seeds`` (kept with ``--keep-models``) and evaluates that one model.
@@ -75,6 +76,13 @@ class Variant(_Strict):
         return self
 
 
+class PairedSpec(_Strict):
+    """Compare ``variant`` with ``against`` seed by seed (differences, t-interval, paired t-test)."""
+
+    variant: str
+    against: str
+
+
 class TableSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._+-]+$")
     title: str = ""
@@ -83,6 +91,7 @@ class TableSpec(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     variants: list[Variant] = Field(min_length=1)
+    paired: list[PairedSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> TableSpec:
@@ -94,6 +103,11 @@ class TableSpec(_Strict):
         for variant in self.variants:
             if variant.soup_of is not None and variant.soup_of not in trained:
                 raise ValueError(f"{variant.name}: soup_of {variant.soup_of!r} is not a trained variant of this table")
+        for pair in self.paired:
+            unknown = [name for name in (pair.variant, pair.against) if name not in names]
+            if unknown or pair.variant == pair.against:
+                problem = f"{unknown[0]!r} is not a variant of this table" if unknown else "a variant against itself"
+                raise ValueError(f"paired {pair.variant} against {pair.against}: {problem}")
         return self
 
 
