@@ -6,6 +6,7 @@ Oracles: scipy's ``ttest_rel`` on the two variants' raw scores (not their differ
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,15 @@ def test_one_seed_or_equal_differences_give_no_test() -> None:
     one = paired_column("x", [42], [0.5])
     assert (one.mean, one.std, one.low, one.high, one.p_value, one.wins) == (0.5, None, None, None, None, 1)
     same = paired_column("x", [1, 2, 3], [-0.2, -0.2, -0.2])
-    assert same.std == pytest.approx(0.0, abs=1e-15) and same.p_value is None and same.wins == 0
-    assert same.low == pytest.approx(-0.2) and same.high == pytest.approx(-0.2)
+    assert (same.mean, same.std, same.p_value, same.low, same.high, same.wins) == (-0.2, 0.0, None, None, None, 0)
+
+
+def test_wins_follow_the_columns_better_direction() -> None:
+    lower = paired_column("alignment", [1, 2, 3], [-0.1, -0.05, 0.02], higher_is_better=False, digits=3)
+    assert lower.wins == 2  # two seeds lowered it, which is better for alignment
+    assert paired_column("acc", [1, 2, 3], [-0.1, -0.05, 0.02]).wins == 1
+    text = "\n".join(paired_markdown("a", "b", [lower]))
+    assert "alignment (lower is better)" in text and "-0.100, -0.050, +0.020" in text
 
 
 def test_paired_columns_of_the_committed_paper_2_runs_read_the_records_by_key() -> None:
@@ -71,8 +79,24 @@ def test_paired_columns_of_the_committed_paper_2_runs_read_the_records_by_key() 
     assert list(bucc.seeds) == seeds
     expected = [100 * (score("mpcl-K2", s, "bucc") - score("single-positive", s, "bucc")) for s in seeds]
     assert list(bucc.differences) == pytest.approx(expected, rel=1e-12)
-    # a variant with no run at a seed drops that seed; unknown variants give nothing
+    # unknown variants give nothing
     assert paired_columns(runs, COLUMNS, "off-the-shelf", "nowhere") == []
+
+
+def test_a_seed_missing_a_run_or_a_score_is_left_out() -> None:
+    runs = core_runs()
+    seeds = sorted({r["seed"] for r in runs if r["variant"] == "mpcl-K2"})
+    assert len(seeds) >= 2
+    dropped_run = [r for r in runs if not (r["variant"] == "mpcl-K2" and r["seed"] == seeds[-1])]
+    for column in paired_columns(dropped_run, COLUMNS, "mpcl-K2", "single-positive"):
+        assert seeds[-1] not in column.seeds
+    no_bucc = copy.deepcopy(runs)
+    for run in no_bucc:
+        if run["variant"] == "mpcl-K2" and run["seed"] == seeds[0]:
+            del run["scores"]["bucc"]
+    columns = {c.title: c for c in paired_columns(no_bucc, COLUMNS, "mpcl-K2", "single-positive")}
+    assert seeds[0] not in columns["BUCC zh-en F1"].seeds
+    assert seeds[0] in columns["Tatoeba-36 acc."].seeds
 
 
 def test_markdown_and_json_of_a_report_carry_the_comparison(tmp_path: Path) -> None:
@@ -96,6 +120,7 @@ def test_markdown_and_json_of_a_report_carry_the_comparison(tmp_path: Path) -> N
         ("[{variant: am, against: nothing}]", "'nothing' is not a variant"),
         ("[{variant: am, against: am}]", "against itself"),
         ("[{variant: am}]", "paired.0.against"),
+        ("[{variant: am, against: off-the-shelf}]", "'off-the-shelf' is not trained per seed"),
     ],
 )
 def test_bad_paired_blocks_name_the_problem_and_the_file(tmp_path: Path, paired: str, message: str) -> None:

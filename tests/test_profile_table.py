@@ -23,8 +23,8 @@ from paraxl.evaluation.profile_table import (
     ProfileTable,
     parse_row,
     profile_cell,
-    profile_markdown,
     profile_row,
+    profiles_markdown,
 )
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "eval"
@@ -39,13 +39,17 @@ def bucc_f1(folder: Path) -> float:
 
 
 def seed_folder(tmp_path: Path, name: str, bucc: float, drop: tuple[str, ...] = ()) -> Path:
-    """A copy of the tuned model's folder whose BUCC zh-en F1 is ``bucc`` (as another seed would give)."""
+    """A copy of the tuned model's folder as another seed would give: its own fingerprint, BUCC F1 ``bucc``."""
     folder = tmp_path / name
     shutil.copytree(TUNED, folder, ignore=shutil.ignore_patterns(*(f"{task}.json" for task in drop)))
-    path = folder / "bucc.json"
-    document: dict[str, Any] = copy.deepcopy(json.loads(path.read_text(encoding="utf-8")))
-    document["scores"]["per_pair"]["zh-en"]["f1"] = bucc
-    path.write_text(json.dumps(document), encoding="utf-8")
+    for path in folder.glob("*.json"):
+        document: dict[str, Any] = copy.deepcopy(json.loads(path.read_text(encoding="utf-8")))
+        if "task" not in document:
+            continue
+        document["model"]["fingerprint"] = f"fingerprint-of-{name}"
+        if path.name == "bucc.json":
+            document["scores"]["per_pair"]["zh-en"]["f1"] = bucc
+        path.write_text(json.dumps(document), encoding="utf-8")
     return folder
 
 
@@ -75,14 +79,20 @@ def test_seed_folders_give_mean_and_sample_std_and_a_partial_column_says_so(tmp_
     assert (bucc.count, bucc.of) == (3, 3)
     korsts = row.cells["korsts"]  # two of three folders have sts.json
     assert (korsts.count, korsts.of) == (2, 3) and korsts.std == 0.0
-    markdown = profile_markdown(ProfileTable((row,)))
+    # a "2 of 3" cell never competes for best: the base row is best on KorSTS though lower
+    against_base = ProfileTable((row, profile_row("base", [BASE])))
+    assert against_base.best("korsts") == {"base"} and against_base.best("bucc_zh_en") == {"base"}
+    markdown = profiles_markdown(ProfileTable((row,)))
     assert f"{np.mean(np.array(f1s) * 100):.2f} ± {np.std(np.array(f1s) * 100, ddof=1):.2f}" in markdown
     assert "(2 of 3)" in markdown
 
 
-def test_ties_are_all_best_and_a_column_nobody_has_has_no_best() -> None:
-    table = ProfileTable((profile_row("a", [TUNED]), profile_row("b", [TUNED]), profile_row("base", [BASE])))
+def test_ties_are_all_best_and_a_column_nobody_has_has_no_best(tmp_path: Path) -> None:
+    copy_of_tuned = tmp_path / "copy"
+    shutil.copytree(TUNED, copy_of_tuned)  # another folder of the same results: a tie, in another row
+    table = ProfileTable((profile_row("a", [TUNED]), profile_row("b", [copy_of_tuned]), profile_row("base", [BASE])))
     assert table.best("sib200_in") == {"a", "b"}
+    assert ProfileTable((profile_row("alone", [TUNED]),)).best("sib200_in") == set()  # one row: no best
     cell = profile_cell([None, None])
     assert (cell.mean, cell.std, cell.count, cell.of) == (None, None, 0, 2)
     document = table.to_json()
@@ -90,6 +100,35 @@ def test_ties_are_all_best_and_a_column_nobody_has_has_no_best() -> None:
     cells = {row["name"]: row["cells"]["sib200_in"] for row in document["rows"]}
     assert cells["a"]["best"] and cells["b"]["best"] and not cells["base"]["best"]
     assert cells["a"]["change"] is None  # no reference row
+
+
+def test_one_model_twice_in_a_row_is_refused(tmp_path: Path) -> None:
+    copy_of_tuned = tmp_path / "copy"
+    shutil.copytree(TUNED, copy_of_tuned)
+    for folders in ([TUNED, TUNED], [TUNED, copy_of_tuned]):
+        with pytest.raises(InputError, match="the same model as") as caught:
+            profile_row("tuned", folders)
+        assert caught.value.path == str(folders[1])
+
+
+def without_fingerprints(source: Path, target: Path, spec: dict[str, str] | None = None) -> Path:
+    """A copy of ``source``'s result files whose model records have no fingerprint (older results)."""
+    target.mkdir()
+    for path in source.glob("*.json"):
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if "task" in document:
+            document["model"]["fingerprint"] = None
+            document["model"]["spec"] = (spec or {}).get(path.stem, document["model"]["spec"])
+        (target / path.name).write_text(json.dumps(document), encoding="utf-8")
+    return target
+
+
+def test_results_without_a_fingerprint_are_told_apart_by_spec(tmp_path: Path) -> None:
+    same = profile_row("same", [without_fingerprints(TUNED, tmp_path / "same")])
+    assert same.folders[0].fingerprint is None and same.cells["bucc_zh_en"].count == 1
+    mixed = without_fingerprints(TUNED, tmp_path / "mixed", {"bucc": "another-model"})
+    with pytest.raises(InputError, match="two models: 'another-model' here"):
+        profile_row("mixed", [mixed])
 
 
 def test_a_folder_of_two_models_is_refused_naming_the_file(tmp_path: Path) -> None:
@@ -133,16 +172,17 @@ def test_duplicate_names_an_unknown_reference_and_empty_folders_are_refused(tmp_
 
 def test_cli_prints_and_writes_the_table(tmp_path: Path) -> None:
     out = tmp_path / "out"
+    other = seed_folder(tmp_path, "seed-43", bucc_f1(TUNED))  # a second seed with the same BUCC F1
     result = runner.invoke(
         app,
-        ["profiles", "--row", f"base={BASE}", "--row", f"tuned={TUNED},{TUNED}", "--reference", "base", "-o", str(out)],
+        ["profiles", "--row", f"base={BASE}", "--row", f"tuned={TUNED},{other}", "--reference", "base", "-o", str(out)],
     )
     assert result.exit_code == 0, result.output
     assert "Change against base" in result.output
     document = json.loads((out / "profiles.json").read_text(encoding="utf-8"))
     tuned = document["rows"][1]
     assert tuned["name"] == "tuned" and len(tuned["folders"]) == 2
-    assert tuned["cells"]["bucc_zh_en"]["std"] == 0.0  # the same folder twice
+    assert tuned["cells"]["bucc_zh_en"]["std"] == 0.0  # two seeds of one F1
     change = tuned["cells"]["bucc_zh_en"]["change"]
     assert change == pytest.approx(100 * (bucc_f1(TUNED) - bucc_f1(BASE)), rel=1e-12)
     assert (out / "profiles.md").read_text(encoding="utf-8") in result.output

@@ -25,14 +25,14 @@ def profiles_command(
     ] = None,
 ) -> None:
     """Lay the profile columns of several evaluated models side by side: mean ± std over seeds, best in bold."""
-    from paraxl.evaluation.profile_table import ProfileTable, parse_row, profile_markdown, profile_row
+    from paraxl.evaluation.profile_table import ProfileTable, parse_row, profile_row, profiles_markdown
     from paraxl.io.atomic import atomic_path, write_json_atomic
     from paraxl.io.outputs import check_output
 
     if output_dir is not None:
         check_output(output_dir, "folder")
     table = ProfileTable(tuple(profile_row(*parse_row(text)) for text in rows), reference)
-    markdown = profile_markdown(table)
+    markdown = profiles_markdown(table)
     print(markdown, end="")
     if output_dir is not None:
         write_json_atomic(output_dir / "profiles.json", table.to_json(), indent=1, ensure_ascii=False, allow_nan=False)

@@ -63,7 +63,7 @@ def folder_documents(folder: Path) -> tuple[FolderModel, list[ResultDocument]]:
         if not path.is_file():
             continue
         document = read_result(path)
-        if documents and document.model.fingerprint != documents[0].model.fingerprint:
+        if documents and _identity(document) != _identity(documents[0]):
             first = documents[0]
             raise InputError(
                 f"holds results of two models: {document.model.spec!r} here and {first.model.spec!r} in "
@@ -80,8 +80,15 @@ def folder_documents(folder: Path) -> tuple[FolderModel, list[ResultDocument]]:
     return model, documents
 
 
+def _identity(document: ResultDocument) -> str:
+    """Which model a result is of: its folder fingerprint, or its spec where none was recorded."""
+    return document.model.fingerprint or f"spec:{document.model.spec}"
+
+
 @dataclass(frozen=True)
 class ProfileTableRow:
+    """One model: its folders (one per seed) and the cell of every profile column."""
+
     name: str
     folders: tuple[FolderModel, ...]
     cells: Mapping[str, ProfileCell]  # by column key
@@ -92,6 +99,14 @@ def profile_row(name: str, folders: Sequence[Path]) -> ProfileTableRow:
     if not folders:
         raise InputError(f"profile row {name!r} names no folder")
     read = [folder_documents(folder) for folder in folders]
+    seen: dict[str, Path] = {}
+    for model, documents in read:  # one seed twice would count twice and shrink the spread
+        identity = _identity(documents[0])
+        if identity in seen:
+            raise InputError(
+                f"profile row {name!r}: the same model as {seen[identity]} (each folder is one seed)", model.folder
+            )
+        seen[identity] = model.folder
     values = [profile_values(documents) for _, documents in read]
     cells = {c.key: profile_cell([v[c.key] for v in values]) for c in PROFILE}
     return ProfileTableRow(name, tuple(model for model, _ in read), cells)
@@ -99,6 +114,8 @@ def profile_row(name: str, folders: Sequence[Path]) -> ProfileTableRow:
 
 @dataclass(frozen=True)
 class ProfileTable:
+    """Rows of distinct names, and optionally the row that changes are measured against."""
+
     rows: tuple[ProfileTableRow, ...]
     reference: str | None = None  # the row the changes are against
 
@@ -110,10 +127,16 @@ class ProfileTable:
             raise InputError(f"reference row {self.reference!r} is not one of the rows {names}")
 
     def best(self, key: str) -> set[str]:
-        """The rows with the highest mean in a column (every column is higher-is-better); ties all count."""
-        means = {row.name: row.cells[key].mean for row in self.rows}
-        present = [m for m in means.values() if m is not None]
-        return {name for name, m in means.items() if present and m == max(present)}
+        """The rows with the highest mean in a column (every column is higher-is-better); ties all count.
+
+        Only cells over all of their row's seeds compete (a "1 of 3" mean is not comparable), and a
+        table of one row has no best.
+        """
+        full = {row.name: row.cells[key].mean for row in self.rows if row.cells[key].count == row.cells[key].of}
+        present = [m for m in full.values() if m is not None]
+        if len(self.rows) < 2 or not present:
+            return set()
+        return {name for name, m in full.items() if m == max(present)}
 
     def change(self, row: ProfileTableRow, key: str) -> float | None:
         """The row's mean minus the reference row's, in points; None without a reference or a number."""
@@ -154,7 +177,7 @@ def _header(columns: Sequence[ProfileColumn]) -> list[str]:
     return ["| model | seeds | " + " | ".join(c.title for c in columns) + " |", "|---|---|" + "---|" * len(columns)]
 
 
-def profile_markdown(table: ProfileTable) -> str:
+def profiles_markdown(table: ProfileTable) -> str:
     """The rows (best mean per column in bold), then the changes against the reference row if any."""
     lines = _header(PROFILE)
     for row in table.rows:

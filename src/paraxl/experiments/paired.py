@@ -4,8 +4,9 @@ Two variants that ran the same seeds share everything but what the variant names
 the initialisation of anything new), so their difference at one seed is a paired sample and the
 seed-to-seed noise that both share cancels. Per column: the differences at the seeds both ran, their
 mean, sample standard deviation, the 95 % confidence interval of the mean difference (Student's t,
-``n - 1`` degrees of freedom), how many seeds the variant won, and the two-sided paired t-test's p
-(``scipy.stats.ttest_rel``). With 3 seeds the interval is wide, which is the honest answer: a claim
+``n - 1`` degrees of freedom), how many seeds the variant won (in the column's better direction:
+alignment is lower-is-better), and the two-sided paired t-test's p (``scipy.stats.ttest_rel``).
+Non-finite scores are left out, as a missing one. With 3 seeds the interval is wide, which is the honest answer: a claim
 is "held" when the interval lies above 0, "not shown" when it holds 0, and a claimed gain outside
 the interval is one these runs rule out at that confidence.
 """
@@ -32,6 +33,10 @@ class TableColumn(Protocol):
     def title(self) -> str: ...
     @property
     def scale(self) -> float: ...
+    @property
+    def digits(self) -> int: ...
+    @property
+    def higher_is_better(self) -> bool: ...
     def value(self, scores: Scores) -> float | None: ...
 
 
@@ -44,32 +49,38 @@ class PairedColumn:
     differences: tuple[float, ...]
     mean: float
     std: float | None  # None below two seeds
-    low: float | None  # 95 % confidence interval of the mean difference; None below two seeds
+    low: float | None  # 95 % confidence interval of the mean difference; None below two seeds or without spread
     high: float | None
-    wins: int  # seeds where the variant scored higher
-    p_value: float | None  # two-sided paired t-test; None below two seeds or with identical differences
+    wins: int  # seeds where the variant scored better (higher, or lower where lower is better)
+    p_value: float | None  # two-sided paired t-test; None below two seeds or without spread
+    higher_is_better: bool = True
+    digits: int = 2  # the column's printed decimals
 
     def to_json(self) -> dict[str, Any]:
         return {**vars(self), "seeds": list(self.seeds), "differences": list(self.differences)}
 
 
-def paired_column(title: str, seeds: Sequence[int], differences: Sequence[float]) -> PairedColumn:
+def paired_column(
+    title: str, seeds: Sequence[int], differences: Sequence[float], higher_is_better: bool = True, digits: int = 2
+) -> PairedColumn:
     """Mean, sample std, t-interval, wins and paired-t p of one column's per-seed differences."""
     n = len(differences)
-    mean = math.fsum(differences) / n
+    # equal differences have no spread: exactly 0, not the float noise of (d - mean) that would give a
+    # t-test with p ~ 1e-32 and a zero-width interval for three copies of one number
+    spread = max(differences) != min(differences)
+    mean = math.fsum(differences) / n if spread else differences[0]
     std = low = high = p_value = None
     if n > 1:
-        # equal differences have no spread: exactly 0, not the float noise of (d - mean) that would
-        # give a t-test with p ~ 1e-32 for three copies of one number
-        spread = max(differences) != min(differences)
         std = math.sqrt(math.fsum((d - mean) ** 2 for d in differences) / (n - 1)) if spread else 0.0
+    if std:
         half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
         low, high = mean - half, mean + half
-        if std > 0:
-            # ttest_rel(a, b) tests mean(a - b) = 0; passing the differences against zeros is the same test
-            p_value = float(stats.ttest_rel(list(differences), [0.0] * n).pvalue)
-    wins = sum(d > 0 for d in differences)
-    return PairedColumn(title, tuple(seeds), tuple(differences), mean, std, low, high, wins, p_value)
+        # ttest_rel(a, b) tests mean(a - b) = 0; the differences against zeros is the same test
+        p_value = float(stats.ttest_rel(list(differences), [0.0] * n).pvalue)
+    wins = sum((d > 0) if higher_is_better else (d < 0) for d in differences)
+    return PairedColumn(
+        title, tuple(seeds), tuple(differences), mean, std, low, high, wins, p_value, higher_is_better, digits
+    )
 
 
 def paired_columns(
@@ -85,7 +96,7 @@ def paired_columns(
     for column in columns:
         seeds, differences = _differences(column, shared, by_seed[variant], by_seed[against])
         if seeds:
-            found.append(paired_column(column.title, seeds, differences))
+            found.append(paired_column(column.title, seeds, differences, column.higher_is_better, column.digits))
     return found
 
 
@@ -96,13 +107,19 @@ def _differences(
     differences: list[float] = []
     for seed in shared:
         a, b = column.value(mine[seed]), column.value(theirs[seed])
-        if a is not None and b is not None:
+        if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
             seeds.append(seed)
             differences.append((a - b) * column.scale)
     return seeds, differences
 
 
-def paired_markdown(variant: str, against: str, columns: Sequence[PairedColumn], digits: int = 2) -> list[str]:
+def _p_text(p_value: float | None) -> str:
+    if p_value is None:
+        return "-"
+    return "< 0.001" if p_value < 0.001 else f"{p_value:.3f}"
+
+
+def paired_markdown(variant: str, against: str, columns: Sequence[PairedColumn]) -> list[str]:
     """A table of one paired comparison: per column the differences, their mean, std, 95 % interval, wins, p."""
     if not columns:
         return ["", f"`{variant}` − `{against}`: no seed where both have a score."]
@@ -112,18 +129,18 @@ def paired_markdown(variant: str, against: str, columns: Sequence[PairedColumn],
         "",
     ]
     lines += ["| column | seeds | differences | mean | std | 95 % interval | wins | paired t p |", "|" + "---|" * 8]
-    number = f"{{:+.{digits}f}}".format
     for c in columns:
+        number = f"{{:+.{c.digits}f}}".format
         interval = "-" if c.low is None or c.high is None else f"[{number(c.low)}, {number(c.high)}]"
         cells = [
-            c.title,
+            c.title if c.higher_is_better else f"{c.title} (lower is better)",
             ", ".join(map(str, c.seeds)),
             ", ".join(number(d) for d in c.differences),
             number(c.mean),
-            "-" if c.std is None else f"{c.std:.{digits}f}",
+            "-" if c.std is None else f"{c.std:.{c.digits}f}",
             interval,
             f"{c.wins} of {len(c.seeds)}",
-            "-" if c.p_value is None else f"{c.p_value:.3f}",
+            _p_text(c.p_value),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

@@ -46,6 +46,7 @@ class Column:
     pick: Pick
     scale: float = 100.0
     digits: int = 2
+    higher_is_better: bool = True  # alignment (a mean squared distance) is lower-is-better
 
     def value(self, scores: Mapping[str, TaskScores]) -> float | None:
         """This column's number in one run's scores; None (printed "-") when the run lacks it."""
@@ -60,7 +61,7 @@ COLUMNS: list[Column] = [
     Column("en→xx acc.", "pawsx", _extra("en_to_xx_accuracy")),
     Column("en→xx acc., own threshold", "pawsx", _extra("en_to_xx_own_threshold_accuracy")),
     Column("all cross-lingual acc.", "pawsx", _extra("cross_lingual_accuracy")),
-    Column("alignment", "align", _headline, 1.0, 3),
+    Column("alignment", "align", _headline, 1.0, 3, higher_is_better=False),
     Column("Tatoeba-112 acc.", "tatoeba", _headline),
     Column("Tatoeba-36 acc.", "tatoeba36", _headline),
     Column("T36: ar de es fr hi ru zh", "tatoeba36", _subset("xnli_trained_in_transfer")),

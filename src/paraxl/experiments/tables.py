@@ -105,9 +105,16 @@ class TableSpec(_Strict):
                 raise ValueError(f"{variant.name}: soup_of {variant.soup_of!r} is not a trained variant of this table")
         for pair in self.paired:
             unknown = [name for name in (pair.variant, pair.against) if name not in names]
-            if unknown or pair.variant == pair.against:
-                problem = f"{unknown[0]!r} is not a variant of this table" if unknown else "a variant against itself"
-                raise ValueError(f"paired {pair.variant} against {pair.against}: {problem}")
+            untrained = [name for name in (pair.variant, pair.against) if name not in unknown and name not in trained]
+            if unknown:
+                problem = f"{unknown[0]!r} is not a variant of this table"
+            elif pair.variant == pair.against:
+                problem = "a variant against itself"
+            elif untrained:  # "none" and "soup" run once, under the first seed: no seed to pair with
+                problem = f"{untrained[0]!r} is not trained per seed (trainer none or soup)"
+            else:
+                continue
+            raise ValueError(f"paired {pair.variant} against {pair.against}: {problem}")
         return self
 
 
