@@ -15,7 +15,10 @@ from paraxl.cli.common import app, cli_errors, say
 def profiles_command(
     rows: Annotated[
         list[str],
-        typer.Option("--row", help="NAME=FOLDER[,FOLDER...]: a model's `paraxl eval` folder, one per seed (repeat)"),
+        typer.Option(
+            "--row",
+            help="NAME=FOLDER[,FOLDER...]: a model's `paraxl eval` folder, one per seed (repeat; NAME without =)",
+        ),
     ],
     reference: Annotated[
         str | None, typer.Option(help="row name to print changes against (e.g. the off-the-shelf model)")
