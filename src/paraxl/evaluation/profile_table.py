@@ -16,6 +16,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,14 @@ class ProfileTable:
             raise InputError(f"reference row {self.reference!r} is not one of the rows {names}")
 
     def best(self, key: str) -> set[str]:
+        """The rows with the highest mean in a column (rules in :meth:`_best_of`); computed once per table."""
+        return self._winners[key]
+
+    @cached_property
+    def _winners(self) -> dict[str, set[str]]:
+        return {c.key: self._best_of(c.key) for c in PROFILE}
+
+    def _best_of(self, key: str) -> set[str]:
         """The rows with the highest mean in a column (every column is higher-is-better); ties all count.
 
         Only cells over all of their row's seeds compete (a "1 of 3" mean is not comparable), and a
